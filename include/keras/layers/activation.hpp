@@ -1,0 +1,127 @@
+// Activation(name), ReLU(max_value, negative_slope, threshold) and Softmax(axis=-1) layers.
+#pragma once
+#include <limits>
+
+#include "../ops/activations.hpp"
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+/// Applies an activation function by Keras name.
+template <class T = float>
+class Activation : public Layer<T> {
+ public:
+  KERAS_LAYER(Activation)
+  explicit Activation(std::string activation, std::string name = "")
+      : Layer<T>(std::move(name)), activation_(std::move(activation)), act_(ops::activation_from_name(activation_)) {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { ops::activation_forward(act_, *in[0], y); }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) ops::activation_backward(act_, *in[0], y, dy, *dx[0]);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["activation"] = activation_;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<Activation>(c.at("activation").get<std::string>(), c.value("name", ""));
+  }
+
+ private:
+  std::string activation_;
+  ops::Activation act_;
+};
+
+struct ReLUOptions {
+  std::optional<double> max_value;  ///< None: unbounded
+  double negative_slope = 0.0;
+  double threshold = 0.0;
+  std::string name;
+};
+
+/// Keras ReLU: max_value if x >= max_value; x if threshold <= x < max_value; else negative_slope*(x-threshold).
+template <class T = float>
+class ReLU : public Layer<T> {
+ public:
+  KERAS_LAYER(ReLU)
+  explicit ReLU(ReLUOptions o = {}) : Layer<T>(o.name), o_(o) {
+    if (o_.max_value && *o_.max_value < 0) throw ValueError("ReLU: max_value must be >= 0, got " + std::to_string(*o_.max_value));
+    if (o_.negative_slope < 0) throw ValueError("ReLU: negative_slope must be >= 0, got " + std::to_string(o_.negative_slope));
+  }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    ops::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) ops::relu_backward(*in[0], dy, *dx[0], max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["max_value"] = o_.max_value ? json(*o_.max_value) : json(nullptr);
+    c["negative_slope"] = o_.negative_slope;
+    c["threshold"] = o_.threshold;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    ReLUOptions o;
+    o.name = c.value("name", "");
+    if (c.contains("max_value") && c["max_value"].is_number()) o.max_value = c["max_value"].get<double>();
+    if (c.contains("negative_slope") && c["negative_slope"].is_number()) o.negative_slope = c["negative_slope"];
+    if (c.contains("threshold") && c["threshold"].is_number()) o.threshold = c["threshold"];
+    return std::make_shared<ReLU>(o);
+  }
+
+ private:
+  ReLUOptions o_;
+  T max_value() const { return o_.max_value ? static_cast<T>(*o_.max_value) : std::numeric_limits<T>::infinity(); }
+};
+
+/// Softmax over the last axis.
+template <class T = float>
+class Softmax : public Layer<T> {
+ public:
+  KERAS_LAYER(Softmax)
+  explicit Softmax(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    if (axis_ != -1 && axis_ != static_cast<int>(in[0].size()) - 1)
+      throw ValueError("layer '" + this->name() + "' (Softmax): only the last axis is supported, got axis " + std::to_string(axis_));
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    ops::activation_forward(ops::Activation::softmax, *in[0], y);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) ops::activation_backward(ops::Activation::softmax, *in[0], y, dy, *dx[0]);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["axis"] = axis_;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    int axis = -1;
+    if (c.contains("axis") && c["axis"].is_number_integer()) axis = c["axis"];
+    return std::make_shared<Softmax>(axis, c.value("name", ""));
+  }
+
+ private:
+  int axis_;
+};
+
+KERAS_REGISTER_LAYER(Activation)
+KERAS_REGISTER_LAYER(ReLU)
+KERAS_REGISTER_LAYER(Softmax)
+
+}  // namespace keras::layers

@@ -1,0 +1,189 @@
+// BatchNormalization over the last (channel) axis, as tf.keras:
+// - training (and the layer trainable): normalise with the batch's mean and (biased) variance,
+//   update moving_mean/moving_variance with `momentum`;
+// - inference, or a frozen layer (trainable false, TF 2 behaviour): use the moving statistics.
+// Weights, in Keras order: gamma (scale), beta (center), moving_mean, moving_variance.
+#pragma once
+#include <cmath>
+
+#include "initializers.hpp"
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+struct BatchNormalizationOptions {
+  int axis = -1;
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+  std::string name;
+};
+
+template <class T = float>
+class BatchNormalization : public Layer<T> {
+ public:
+  KERAS_LAYER(BatchNormalization)
+  explicit BatchNormalization(BatchNormalizationOptions o = {}) : Layer<T>(o.name), o_(o) {}
+
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    if (in[0].size() < 2 || in[0].back() < 0)
+      throw ShapeError("layer '" + this->name() + "' (BatchNormalization): needs a known channel axis, got " + shape_str(in[0]));
+    if (o_.axis != -1 && o_.axis != static_cast<int>(in[0].size()) - 1)
+      throw ValueError("layer '" + this->name() + "' (BatchNormalization): only the last axis is supported, got axis " + std::to_string(o_.axis));
+    return in[0];
+  }
+  Variable<T>* gamma() { return o_.scale ? this->variables_[0].get() : nullptr; }
+  Variable<T>* beta() { return o_.center ? this->variables_[o_.scale ? 1 : 0].get() : nullptr; }
+  Variable<T>& moving_mean() { return *this->variables_[this->variables_.size() - 2]; }
+  Variable<T>& moving_variance() { return *this->variables_.back(); }
+
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool training) override {
+    const Tensor<T>& x = *in.at(0);
+    const Index C = x.dim(-1), M = x.size() / C;
+    y.resize(x.shape());
+    batch_mode_ = training && this->trainable();
+    mean_.resize({C});
+    inv_std_.resize({C});
+    if (batch_mode_) {
+      batch_moments(x, M, C);
+      const T mom = static_cast<T>(o_.momentum);
+      moving_mean().value.array() = moving_mean().value.array() * mom + mean_.array() * (T(1) - mom);
+      moving_variance().value.array() = moving_variance().value.array() * mom + var_.array() * (T(1) - mom);
+      inv_std_.array() = (var_.array() + static_cast<T>(o_.epsilon)).rsqrt();
+    } else {
+      mean_ = moving_mean().value;
+      inv_std_.array() = (moving_variance().value.array() + static_cast<T>(o_.epsilon)).rsqrt();
+    }
+    // y = x * a + b with a = gamma * inv_std, b = beta - mean * a (vectorised over channels)
+    a_.resize({C});
+    b_.resize({C});
+    for (Index c = 0; c < C; ++c) {
+      T g = gamma() ? gamma()->value[c] : T(1);
+      T be = beta() ? beta()->value[c] : T(0);
+      a_[c] = g * inv_std_[c];
+      b_[c] = be - mean_[c] * a_[c];
+    }
+    const T* xp = x.data();
+    T* yp = y.data();
+    const T* a = a_.data();
+    const T* b = b_.data();
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
+    for (Index r = 0; r < M; ++r) {
+      const T* xr = xp + r * C;
+      T* yr = yp + r * C;
+      for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+    }
+  }
+
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    const Index C = x.dim(-1), M = x.size() / C;
+    // sums over rows of dy and dy * xhat, xhat = (x - mean) * inv_std
+    sum_dy_.resize({C});
+    sum_dy_xhat_.resize({C});
+    sum_dy_.setZero();
+    sum_dy_xhat_.setZero();
+    for (Index r = 0; r < M; ++r) {
+      const T* xr = x.data() + r * C;
+      const T* dr = dy.data() + r * C;
+      for (Index c = 0; c < C; ++c) {
+        sum_dy_[c] += dr[c];
+        sum_dy_xhat_[c] += dr[c] * (xr[c] - mean_[c]) * inv_std_[c];
+      }
+    }
+    if (this->needs_variable_grads()) {
+      if (gamma()) gamma()->grad.array() += sum_dy_xhat_.array();
+      if (beta()) beta()->grad.array() += sum_dy_.array();
+    }
+    if (!dx.at(0)) return;
+    dx[0]->resize(x.shape());
+    T* dxp = dx[0]->data();
+    if (!batch_mode_) {
+      // statistics are constants: dx = dy * gamma * inv_std
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
+      for (Index r = 0; r < M; ++r)
+        for (Index c = 0; c < C; ++c) dxp[r * C + c] = dy.data()[r * C + c] * a_[c];
+      return;
+    }
+    // dx = a * (dy - mean(dy) - xhat * mean(dy * xhat))
+    const T inv_m = T(1) / static_cast<T>(M);
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
+    for (Index r = 0; r < M; ++r) {
+      for (Index c = 0; c < C; ++c) {
+        T xhat = (x.data()[r * C + c] - mean_[c]) * inv_std_[c];
+        dxp[r * C + c] = a_[c] * (dy.data()[r * C + c] - sum_dy_[c] * inv_m - xhat * sum_dy_xhat_[c] * inv_m);
+      }
+    }
+  }
+
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["axis"] = o_.axis;
+    c["momentum"] = o_.momentum;
+    c["epsilon"] = o_.epsilon;
+    c["center"] = o_.center;
+    c["scale"] = o_.scale;
+    c["beta_initializer"] = initializers::Initializer("zeros").to_json();
+    c["gamma_initializer"] = initializers::Initializer("ones").to_json();
+    c["moving_mean_initializer"] = initializers::Initializer("zeros").to_json();
+    c["moving_variance_initializer"] = initializers::Initializer("ones").to_json();
+    for (const char* k : {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"}) c[k] = nullptr;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    BatchNormalizationOptions o;
+    o.name = c.value("name", "");
+    if (c.contains("axis")) {
+      auto& a = c["axis"];
+      int ax = a.is_array() ? (a.size() == 1 ? a[0].get<int>() : -99) : a.get<int>();
+      if (ax == -99) throw ValueError("BatchNormalization '" + o.name + "': several axes are not supported");
+      o.axis = ax;
+    }
+    o.momentum = c.value("momentum", 0.99);
+    o.epsilon = c.value("epsilon", 1e-3);
+    o.center = c.value("center", true);
+    o.scale = c.value("scale", true);
+    return std::make_shared<BatchNormalization>(o);
+  }
+
+ protected:
+  void build_variables(const std::vector<Shape>& in) override {
+    Index C = in[0].back();
+    if (o_.axis >= 0) o_.axis = -1;  // validated in compute_output_shape: it is the last axis
+    if (o_.scale) this->add_weight("gamma", {C}).value.setConstant(T(1));
+    if (o_.center) this->add_weight("beta", {C});
+    this->add_weight("moving_mean", {C}, false);
+    this->add_weight("moving_variance", {C}, false).value.setConstant(T(1));
+  }
+
+ private:
+  BatchNormalizationOptions o_;
+  bool batch_mode_ = false;
+  Tensor<T> mean_, var_, inv_std_, a_, b_, sum_dy_, sum_dy_xhat_;
+
+  void batch_moments(const Tensor<T>& x, Index M, Index C) {
+    var_.resize({C});
+    std::vector<double> s(C, 0.0), s2(C, 0.0);
+    for (Index r = 0; r < M; ++r) {
+      const T* xr = x.data() + r * C;
+      for (Index c = 0; c < C; ++c) s[c] += xr[c];
+    }
+    for (Index c = 0; c < C; ++c) mean_[c] = static_cast<T>(s[c] / M);
+    for (Index r = 0; r < M; ++r) {
+      const T* xr = x.data() + r * C;
+      for (Index c = 0; c < C; ++c) {
+        double d = xr[c] - mean_[c];
+        s2[c] += d * d;
+      }
+    }
+    for (Index c = 0; c < C; ++c) var_[c] = static_cast<T>(s2[c] / M);
+  }
+};
+
+KERAS_REGISTER_LAYER(BatchNormalization)
+
+}  // namespace keras::layers

@@ -1,0 +1,44 @@
+// Flatten: [N, d1, d2, ...] -> [N, d1*d2*...] (row-major, as channels_last Keras).
+#pragma once
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+template <class T = float>
+class Flatten : public Layer<T> {
+ public:
+  KERAS_LAYER(Flatten)
+  explicit Flatten(std::string name = "") : Layer<T>(std::move(name)) {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    if (in[0].size() < 2) throw ShapeError("layer '" + this->name() + "' (Flatten): expected input of rank >= 2, got " + shape_str(in[0]));
+    Index n = 1;
+    for (std::size_t i = 1; i < in[0].size(); ++i) {
+      if (in[0][i] < 0) return {in[0][0], -1};
+      n *= in[0][i];
+    }
+    return {in[0][0], n};
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    const Tensor<T>& x = *in.at(0);
+    y = x;
+    y.reshape({x.dim(0), x.dim(0) ? x.size() / x.dim(0) : 0});
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (!dx.at(0)) return;
+    *dx[0] = dy;
+    dx[0]->reshape(in[0]->shape());
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["data_format"] = "channels_last";
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(c.value("name", "")); }
+};
+
+KERAS_REGISTER_LAYER(Flatten)
+
+}  // namespace keras::layers

@@ -1,0 +1,249 @@
+// keras::layers::Layer<T>: the interface every layer implements, built-in or user-defined.
+//
+// A layer is built once from its input shapes (batch dimension first, -1 = unknown), then
+// called on batches: forward() writes its output into a buffer the model owns and reuses;
+// backward() receives d(loss)/d(output), writes d(loss)/d(input) for each input that needs it
+// (nullptr otherwise) and ADDS d(loss)/d(variable) into variable.grad when the variable is
+// trainable. A layer may keep what it needs from forward() for backward() (masks, im2col, ...).
+//
+// Writing a layer: derive from Layer<T>, put KERAS_LAYER(ClassName) in the class, implement
+// compute_output_shape, build_variables (optional), forward, backward, get_config; register it
+// with KERAS_REGISTER_LAYER (layers/registry.hpp) to load it from a saved model.
+#pragma once
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "../core/core.hpp"
+#include "../core/variable.hpp"
+
+namespace keras {
+
+using json = nlohmann::json;
+
+template <class T>
+class KerasTensor;
+
+namespace layers {
+
+namespace detail {
+/// Keras's automatic names: "dense", "dense_1", "dense_2", ... per snake_case class name.
+inline std::string unique_name(const std::string& class_name) {
+  static std::map<std::string, int> counters;
+  std::string base;
+  for (std::size_t i = 0; i < class_name.size(); ++i) {
+    char c = class_name[i];
+    bool upper = c >= 'A' && c <= 'Z';
+    if (upper && i > 0) {
+      char p = class_name[i - 1];
+      bool prev_lower_or_digit = (p >= 'a' && p <= 'z') || (p >= '0' && p <= '9');
+      bool next_lower = i + 1 < class_name.size() && class_name[i + 1] >= 'a' && class_name[i + 1] <= 'z';
+      bool prev_upper = p >= 'A' && p <= 'Z';
+      if (prev_lower_or_digit || (prev_upper && next_lower)) base += '_';
+    }
+    base += upper ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  int n = counters[base]++;
+  return n == 0 ? base : base + "_" + std::to_string(n);
+}
+}  // namespace detail
+
+template <class T = float>
+class Layer : public std::enable_shared_from_this<Layer<T>> {
+ public:
+  using Scalar = T;
+  using TensorT = Tensor<T>;
+  using Inputs = std::vector<const Tensor<T>*>;
+  using GradInputs = std::vector<Tensor<T>*>;
+
+  explicit Layer(std::string name = "") : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+  Layer(Layer&&) = default;
+  Layer& operator=(Layer&&) = default;
+
+  /// Keras class name, e.g. "Dense" (the key used in saved model configs).
+  virtual std::string class_name() const = 0;
+
+  const std::string& name() const {
+    if (name_.empty()) name_ = detail::unique_name(class_name());
+    return name_;
+  }
+  void set_name(const std::string& n) { name_ = n; }
+
+  // ---- shapes and building ------------------------------------------------------------------
+  /// Output shape (batch dimension first) for the given input shapes; throws ShapeError on misuse.
+  virtual Shape compute_output_shape(const std::vector<Shape>& input_shapes) const = 0;
+
+  /// Builds the layer (creates its variables) for these input shapes. Idempotent for equal
+  /// shapes; a built layer called with incompatible shapes throws a ShapeError naming it.
+  void build(const std::vector<Shape>& input_shapes) {
+    if (built_) {
+      check_input_shapes(input_shapes);
+      return;
+    }
+    output_shape_ = compute_output_shape(input_shapes);
+    build_variables(input_shapes);
+    input_shapes_ = input_shapes;
+    built_ = true;
+  }
+  void build(const Shape& input_shape) { build(std::vector<Shape>{input_shape}); }
+  bool built() const { return built_; }
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
+  const Shape& input_shape() const {
+    require_built("input_shape");
+    return input_shapes_.at(0);
+  }
+  const Shape& output_shape() const {
+    require_built("output_shape");
+    return output_shape_;
+  }
+  /// Number of inputs the layer takes (Add/Concatenate: 2 or more).
+  virtual bool multiple_inputs() const { return false; }
+
+  // ---- computation --------------------------------------------------------------------------
+  virtual void forward(const Inputs& inputs, Tensor<T>& output, bool training) = 0;
+  virtual void backward(const Inputs& inputs, const Tensor<T>& output, const Tensor<T>& grad_output,
+                        const GradInputs& grad_inputs) = 0;
+
+  /// Eager call on one tensor (builds on first use): y = layer(x).
+  Tensor<T> call(const Tensor<T>& x, bool training = false) {
+    build(with_unknown_batch(x.shape()));
+    check_input_shapes({x.shape()});
+    Tensor<T> y;
+    forward({&x}, y, training);
+    return y;
+  }
+
+  /// False when forward() in inference mode is not a pure function of the inputs and weights
+  /// (used to decide whether a frozen part's outputs may be cached).
+  virtual bool deterministic_in_inference() const { return true; }
+
+  // ---- variables ----------------------------------------------------------------------------
+  /// All variables of this layer (and of its sub-layers, for models), in Keras weight order.
+  virtual std::vector<Variable<T>*> variables() {
+    std::vector<Variable<T>*> r;
+    for (auto& v : variables_) r.push_back(v.get());
+    return r;
+  }
+  /// Variables the optimizer updates: intrinsic trainable ones of trainable layers.
+  virtual std::vector<Variable<T>*> trainable_variables() {
+    std::vector<Variable<T>*> r;
+    if (!trainable_) return r;
+    for (auto& v : variables_)
+      if (v->trainable) r.push_back(v.get());
+    return r;
+  }
+  std::vector<Variable<T>*> non_trainable_variables() {
+    auto all = variables();
+    auto tr = trainable_variables();
+    std::vector<Variable<T>*> r;
+    for (auto* v : all)
+      if (std::find(tr.begin(), tr.end(), v) == tr.end()) r.push_back(v);
+    return r;
+  }
+  Index count_params() const {
+    Index n = 0;
+    for (auto* v : const_cast<Layer*>(this)->variables()) n += v->value.size();
+    return n;
+  }
+
+  bool trainable() const { return trainable_; }
+  /// Freezes (false) or unfreezes the layer; a model applies it to all its layers, as Keras.
+  virtual void set_trainable(bool t) { trainable_ = t; }
+  /// Whether backward() must produce variable gradients.
+  bool needs_variable_grads() const { return trainable_ && !const_cast<Layer*>(this)->trainable_variables().empty(); }
+
+  /// Keras config (JSON-compatible): name, trainable, dtype and the layer's own arguments.
+  virtual json get_config() const {
+    return json{{"name", name()}, {"trainable", trainable_}, {"dtype", dtype_name()}};
+  }
+  static const char* dtype_name() { return sizeof(T) == 8 ? "float64" : "float32"; }
+
+  // ---- functional API ---------------------------------------------------------------------
+  KerasTensor<T> operator()(const KerasTensor<T>& x) &;
+  KerasTensor<T> operator()(const KerasTensor<T>& x) &&;
+  KerasTensor<T> operator()(const std::vector<KerasTensor<T>>& xs) &;
+  KerasTensor<T> operator()(const std::vector<KerasTensor<T>>& xs) &&;
+
+  /// Moves this layer into a shared_ptr (so a temporary layer can join a graph). KERAS_LAYER
+  /// implements it; layers without it must be created with std::make_shared.
+  virtual std::shared_ptr<Layer<T>> move_to_shared() {
+    throw StateError("layer '" + name() + "' (" + class_name() +
+                     ") cannot be moved into a model: add KERAS_LAYER(ClassName) to the class or create it with std::make_shared");
+  }
+
+ protected:
+  /// Creates the layer's variables. Called once by build().
+  virtual void build_variables(const std::vector<Shape>& input_shapes) {}
+
+  Variable<T>& add_weight(const std::string& name, const Shape& shape, bool trainable = true) {
+    auto v = std::make_unique<Variable<T>>();
+    v->name = name;
+    v->value.resize(shape);
+    v->value.setZero();
+    v->grad.resize(shape);
+    v->grad.setZero();
+    v->trainable = trainable;
+    variables_.push_back(std::move(v));
+    return *variables_.back();
+  }
+
+  void require_built(const char* what) const {
+    if (!built_) throw StateError("layer '" + name() + "': " + what + " is not available before the layer is built");
+  }
+  /// Checks that runtime/new input shapes agree with the shapes the layer was built for.
+  void check_input_shapes(const std::vector<Shape>& shapes) const {
+    if (shapes.size() != input_shapes_.size())
+      throw ShapeError("layer '" + name() + "' expects " + std::to_string(input_shapes_.size()) + " input(s), got " +
+                       std::to_string(shapes.size()));
+    for (std::size_t i = 0; i < shapes.size(); ++i)
+      if (!shapes_compatible(shapes[i], input_shapes_[i]))
+        throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected input shape " + shape_str(input_shapes_[i]) +
+                         ", got " + shape_str(shapes[i]));
+  }
+  static Shape with_unknown_batch(Shape s) {
+    if (!s.empty()) s[0] = -1;
+    return s;
+  }
+  /// Throws unless exactly n inputs were given.
+  void expect_inputs(const std::vector<Shape>& shapes, std::size_t n) const {
+    if (shapes.size() != n)
+      throw ShapeError("layer '" + name() + "' (" + class_name() + ") expects " + std::to_string(n) + " input(s), got " +
+                       std::to_string(shapes.size()));
+  }
+  /// Throws unless the input has the given rank (batch included).
+  void expect_rank(const Shape& s, std::size_t rank, const char* what = "input") const {
+    if (s.size() != rank)
+      throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected " + what + " of rank " + std::to_string(rank) +
+                       " (batch included), got shape " + shape_str(s));
+  }
+
+  /// For containers (models) that are built on construction.
+  void mark_built(const std::vector<Shape>& input_shapes, const Shape& output_shape) {
+    input_shapes_ = input_shapes;
+    output_shape_ = output_shape;
+    built_ = true;
+  }
+
+  std::vector<std::unique_ptr<Variable<T>>> variables_;
+
+ private:
+  mutable std::string name_;
+  bool trainable_ = true;
+  bool built_ = false;
+  std::vector<Shape> input_shapes_;
+  Shape output_shape_;
+};
+
+}  // namespace layers
+}  // namespace keras
+
+/// Put inside a layer class: its Keras class name and the ability to join a model as a temporary.
+#define KERAS_LAYER(ClassName)                                                                    \
+  std::string class_name() const override { return #ClassName; }                                  \
+  std::shared_ptr<::keras::layers::Layer<typename ClassName::Scalar>> move_to_shared() override { \
+    return std::make_shared<ClassName>(std::move(*this));                                         \
+  }

@@ -1,0 +1,114 @@
+// Merge layers: Add (element-wise sum of inputs of one shape) and Concatenate (along an axis).
+#pragma once
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+template <class T = float>
+class Add : public Layer<T> {
+ public:
+  KERAS_LAYER(Add)
+  explicit Add(std::string name = "") : Layer<T>(std::move(name)) {}
+  bool multiple_inputs() const override { return true; }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Add) should be called on a list of at least 2 inputs, got " + std::to_string(in.size()));
+    for (auto& s : in)
+      if (!shapes_compatible(s, in[0]))
+        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(s));
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    y = *in[0];
+    for (std::size_t i = 1; i < in.size(); ++i) {
+      if (in[i]->shape() != y.shape())
+        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(y.shape()) + " and " + shape_str(in[i]->shape()));
+      y.array() += in[i]->array();
+    }
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    for (auto* d : dx)
+      if (d) *d = dy;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(c.value("name", "")); }
+};
+
+template <class T = float>
+class Concatenate : public Layer<T> {
+ public:
+  KERAS_LAYER(Concatenate)
+  explicit Concatenate(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
+  bool multiple_inputs() const override { return true; }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Concatenate) should be called on a list of at least 2 inputs");
+    int rank = static_cast<int>(in[0].size());
+    int ax = axis_ < 0 ? axis_ + rank : axis_;
+    if (ax <= 0 || ax >= rank) throw ValueError("layer '" + this->name() + "' (Concatenate): invalid axis " + std::to_string(axis_) + " for inputs of rank " + std::to_string(rank));
+    Shape out = in[0];
+    for (std::size_t i = 1; i < in.size(); ++i) {
+      bool ok = static_cast<int>(in[i].size()) == rank;
+      for (int d = 0; ok && d < rank; ++d)
+        if (d != ax && in[i][d] >= 0 && in[0][d] >= 0 && in[i][d] != in[0][d]) ok = false;
+      if (!ok)
+        throw ShapeError("layer '" + this->name() + "' (Concatenate) requires inputs with matching shapes except for the concatenation axis. Received: " +
+                         shape_str(in[0]) + " and " + shape_str(in[i]));
+      out[ax] = (out[ax] < 0 || in[i][ax] < 0) ? -1 : out[ax] + in[i][ax];
+    }
+    return out;
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    std::vector<Shape> shapes;
+    for (auto* x : in) shapes.push_back(x->shape());
+    Shape out = compute_output_shape(shapes);
+    out[0] = in[0]->dim(0);
+    y.resize(out);
+    Index outer, inner_y;
+    split(out, outer, inner_y);
+    Index off = 0;
+    for (auto* x : in) {
+      Index o2, inner;
+      split(x->shape(), o2, inner);
+      for (Index o = 0; o < outer; ++o) std::copy(x->data() + o * inner, x->data() + (o + 1) * inner, y.data() + o * inner_y + off);
+      off += inner;
+    }
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    Index outer, inner_y;
+    split(dy.shape(), outer, inner_y);
+    Index off = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      Index o2, inner;
+      split(in[i]->shape(), o2, inner);
+      if (dx[i]) {
+        dx[i]->resize(in[i]->shape());
+        for (Index o = 0; o < outer; ++o)
+          std::copy(dy.data() + o * inner_y + off, dy.data() + o * inner_y + off + inner, dx[i]->data() + o * inner);
+      }
+      off += inner;
+    }
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["axis"] = axis_;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Concatenate>(c.value("axis", -1), c.value("name", "")); }
+
+ private:
+  int axis_;
+  /// outer = product of dims before the axis; inner = product of dims from the axis on.
+  void split(const Shape& s, Index& outer, Index& inner) const {
+    int rank = static_cast<int>(s.size());
+    int ax = axis_ < 0 ? axis_ + rank : axis_;
+    outer = 1;
+    inner = 1;
+    for (int d = 0; d < rank; ++d) (d < ax ? outer : inner) *= s[d];
+  }
+};
+
+KERAS_REGISTER_LAYER(Add)
+KERAS_REGISTER_LAYER(Concatenate)
+
+}  // namespace keras::layers

@@ -1,0 +1,159 @@
+// Reshape(target_shape), ZeroPadding2D(padding) and Rescaling(scale, offset).
+#pragma once
+#include "../ops/padding.hpp"
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+/// Reshape to target_shape (without batch; one dimension may be -1).
+template <class T = float>
+class Reshape : public Layer<T> {
+ public:
+  KERAS_LAYER(Reshape)
+  explicit Reshape(Shape target_shape, std::string name = "") : Layer<T>(std::move(name)), target_(std::move(target_shape)) {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    Index n = 1;
+    bool unknown_in = false;
+    for (std::size_t i = 1; i < in[0].size(); ++i) {
+      if (in[0][i] < 0) unknown_in = true;
+      else n *= in[0][i];
+    }
+    Shape out{in[0][0]};
+    int unknown = -1;
+    Index known = 1;
+    for (std::size_t i = 0; i < target_.size(); ++i) {
+      if (target_[i] == -1) {
+        if (unknown >= 0) throw ValueError("layer '" + this->name() + "' (Reshape): can only specify one unknown dimension in " + shape_str(target_));
+        unknown = static_cast<int>(i);
+      } else known *= target_[i];
+      out.push_back(target_[i]);
+    }
+    if (unknown_in) return out;
+    if (unknown >= 0) {
+      if (known == 0 || n % known) throw ShapeError("layer '" + this->name() + "' (Reshape): total size of the new array must be unchanged, input_shape = " + shape_str(in[0]) + ", output_shape = " + shape_str(target_));
+      out[unknown + 1] = n / known;
+    } else if (known != n) {
+      throw ShapeError("layer '" + this->name() + "' (Reshape): total size of the new array must be unchanged, input_shape = " + shape_str(in[0]) + ", output_shape = " + shape_str(target_));
+    }
+    return out;
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    Shape s = compute_output_shape({in[0]->shape()});
+    y = *in[0];
+    y.reshape(s);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (!dx.at(0)) return;
+    *dx[0] = dy;
+    dx[0]->reshape(in[0]->shape());
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["target_shape"] = target_;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    Shape t;
+    for (auto& d : c.at("target_shape")) t.push_back(d.is_null() ? -1 : d.get<Index>());
+    return std::make_shared<Reshape>(t, c.value("name", ""));
+  }
+
+ private:
+  Shape target_;
+};
+
+/// ZeroPadding2D: ((top, bottom), (left, right)) zeros around the spatial axes (NHWC).
+struct Padding2D {
+  Index top = 1, bottom = 1, left = 1, right = 1;
+  Padding2D() = default;
+  Padding2D(Index p) : top(p), bottom(p), left(p), right(p) {}  // NOLINT
+  Padding2D(Index h, Index w) : top(h), bottom(h), left(w), right(w) {}
+  Padding2D(std::pair<Index, Index> hw, std::pair<Index, Index> lr) : top(hw.first), bottom(hw.second), left(lr.first), right(lr.second) {}
+};
+
+template <class T = float>
+class ZeroPadding2D : public Layer<T> {
+ public:
+  KERAS_LAYER(ZeroPadding2D)
+  explicit ZeroPadding2D(Padding2D p = {}, std::string name = "") : Layer<T>(std::move(name)), p_(p) {
+    if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) throw ValueError("ZeroPadding2D: padding must be >= 0");
+  }
+  const Padding2D& padding() const { return p_; }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    this->expect_rank(in[0], 4);
+    Shape s = in[0];
+    if (s[1] >= 0) s[1] += p_.top + p_.bottom;
+    if (s[2] >= 0) s[2] += p_.left + p_.right;
+    return s;
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    ops::zero_padding2d_forward(*in[0], p_.top, p_.bottom, p_.left, p_.right, y);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) ops::zero_padding2d_backward(dy, p_.top, p_.bottom, p_.left, p_.right, *dx[0]);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["padding"] = json::array({json::array({p_.top, p_.bottom}), json::array({p_.left, p_.right})});
+    c["data_format"] = "channels_last";
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    if (c.value("data_format", "channels_last") != "channels_last")
+      throw ValueError("ZeroPadding2D '" + c.value("name", "") + "': only data_format channels_last is supported");
+    auto& p = c.at("padding");
+    Padding2D pd;
+    if (p.is_number()) pd = Padding2D(p.get<Index>());
+    else if (p.size() == 2 && p[0].is_number()) pd = Padding2D(p[0].get<Index>(), p[1].get<Index>());
+    else pd = Padding2D({p[0][0].get<Index>(), p[0][1].get<Index>()}, {p[1][0].get<Index>(), p[1][1].get<Index>()});
+    return std::make_shared<ZeroPadding2D>(pd, c.value("name", ""));
+  }
+
+ private:
+  Padding2D p_;
+};
+
+/// Rescaling: y = x * scale + offset (e.g. scale 1/127.5, offset -1 maps [0,255] to [-1,1]).
+template <class T = float>
+class Rescaling : public Layer<T> {
+ public:
+  KERAS_LAYER(Rescaling)
+  explicit Rescaling(double scale, double offset = 0.0, std::string name = "") : Layer<T>(std::move(name)), scale_(scale), offset_(offset) {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    y.resize(in[0]->shape());
+    y.array() = in[0]->array() * static_cast<T>(scale_) + static_cast<T>(offset_);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (!dx.at(0)) return;
+    dx[0]->resize(dy.shape());
+    dx[0]->array() = dy.array() * static_cast<T>(scale_);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["scale"] = scale_;
+    c["offset"] = offset_;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<Rescaling>(c.at("scale").get<double>(), c.value("offset", 0.0), c.value("name", ""));
+  }
+
+ private:
+  double scale_, offset_;
+};
+
+KERAS_REGISTER_LAYER(Reshape)
+KERAS_REGISTER_LAYER(ZeroPadding2D)
+KERAS_REGISTER_LAYER(Rescaling)
+
+}  // namespace keras::layers
