@@ -1,0 +1,28 @@
+# Python and Node (TF.js) reference tests. Included from tests/CMakeLists.txt.
+# Python needs h5py + numpy: Debian python3-h5py, run by /usr/bin/python3 (PIL optional:
+# python3-pil; without it JPEGs are decoded by jpeg-js through node).
+set(KERASCPP_PYTHON /usr/bin/python3 CACHE FILEPATH "Python with h5py and numpy for the reference tests")
+set(_kc_env "KERASCPP_SHARED_DIR=${KERASCPP_SHARED_DIR}")
+
+add_test(NAME py_converter
+  COMMAND ${KERASCPP_PYTHON} ${PROJECT_SOURCE_DIR}/tests/python/test_converter.py)
+add_test(NAME py_mobilenet_v2_ref
+  COMMAND ${KERASCPP_PYTHON} ${PROJECT_SOURCE_DIR}/tests/python/test_mobilenet_ref.py)
+set_tests_properties(py_converter py_mobilenet_v2_ref PROPERTIES ENVIRONMENT "${_kc_env}" TIMEOUT 120)
+
+find_program(KERASCPP_NODE node)
+if(KERASCPP_NODE)
+  # run_reference.sh installs tests/tfjs/node_modules with `npm ci` on first use (exit 77 = skip
+  # when node/npm are missing).
+  add_test(NAME tfjs_reference
+    COMMAND sh ${PROJECT_SOURCE_DIR}/tests/tfjs/run_reference.sh test)
+  set_tests_properties(tfjs_reference PROPERTIES ENVIRONMENT "${_kc_env}" TIMEOUT 300
+                       SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+  # Fixture for the C++ loader tests: TF.js-saved models with X.npy / Y.npy in
+  # ${PROJECT_BINARY_DIR}/tfjs_models/{mlp,cnn,nested}. Use in a C++ test with
+  #   set_tests_properties(test_xxx PROPERTIES FIXTURES_REQUIRED tfjs_models)
+  add_test(NAME tfjs_make_models
+    COMMAND sh ${PROJECT_SOURCE_DIR}/tests/tfjs/run_reference.sh models ${PROJECT_BINARY_DIR}/tfjs_models)
+  set_tests_properties(tfjs_make_models PROPERTIES FIXTURES_SETUP tfjs_models TIMEOUT 300
+                       SKIP_RETURN_CODE 77)
+endif()

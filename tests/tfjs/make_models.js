@@ -1,0 +1,160 @@
+'use strict';
+// node make_models.js OUT_DIR
+// Builds small models with tf.layers, gives every weight deterministic random non-trivial values
+// (BatchNormalization moving statistics included), saves each as OUT_DIR/<name>/model.json +
+// weights.bin (TF.js's own layers format, as model.save writes it) with a reference input
+// X.npy and TF.js's prediction Y.npy, for the C++ loader tests.
+//   mlp             Sequential Dense-relu / Dense-tanh / Dense-softmax
+//   cnn             Functional: Conv2D, BatchNormalization, ReLU(max_value 6), ZeroPadding2D,
+//                   DepthwiseConv2D (stride 2 valid; depth_multiplier 2 with bias), Add,
+//                   GlobalAveragePooling2D, Dense softmax
+//   nested          Sequential[ Functional "mobilenetv2_like" (InputLayer batch_input_shape,
+//                   MobileNetV2 layer names), GlobalAveragePooling2D, Dropout, Dense(5, softmax) ]
+const fs = require('fs');
+const path = require('path');
+const tf = require('@tensorflow/tfjs');
+const {fileSaveHandler, fileLoadHandler} = require('./tfjs_file_io');
+const {writeNpy} = require('./npy');
+
+// mulberry32: small deterministic PRNG (Math.random cannot be seeded)
+function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const uniform = (lo, hi) => lo + (hi - lo) * next();
+  const normal = () => {
+    const u = Math.max(next(), 1e-12), v = next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  };
+  return {next, uniform, normal};
+}
+
+function randomizeWeights(model, seed) {
+  const r = rng(seed);
+  const values = model.weights.map(w => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const name = w.originalName;
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; ++i) {
+      if (/moving_variance$/.test(name)) a[i] = r.uniform(0.5, 2.0);
+      else if (/moving_mean$/.test(name)) a[i] = 0.3 * r.normal();
+      else if (/gamma$/.test(name)) a[i] = r.uniform(0.5, 1.5);
+      else if (/(beta|bias)$/.test(name)) a[i] = 0.2 * r.normal();
+      else {  // kernels: ~ He-scaled so activations stay O(1)
+        const fanIn = w.shape.length === 4 ? w.shape[0] * w.shape[1] * (/depthwise/.test(name) ? 1 : w.shape[2])
+                                           : w.shape[0];
+        a[i] = r.normal() * Math.sqrt(2 / fanIn);
+      }
+    }
+    return tf.tensor(a, w.shape);
+  });
+  model.setWeights(values);
+}
+
+function randomInput(shape, seed) {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; ++i) a[i] = r.uniform(-1, 1);
+  return a;
+}
+
+function buildMlp() {
+  const m = tf.sequential({name: 'mlp'});
+  m.add(tf.layers.dense({units: 8, activation: 'relu', inputShape: [4], name: 'dense_1'}));
+  m.add(tf.layers.dense({units: 6, activation: 'tanh', name: 'dense_2'}));
+  m.add(tf.layers.dense({units: 3, activation: 'softmax', name: 'dense_3'}));
+  return {model: m, inputShape: [5, 4]};
+}
+
+function buildCnn() {
+  const inp = tf.input({shape: [12, 12, 3], name: 'input_image'});
+  let x = tf.layers.conv2d({filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: true,
+                            name: 'conv_a'}).apply(inp);                      // 6x6x8
+  x = tf.layers.batchNormalization({epsilon: 1e-3, momentum: 0.999, name: 'bn_a'}).apply(x);
+  x = tf.layers.reLU({maxValue: 6, name: 'relu6_a'}).apply(x);
+  x = tf.layers.zeroPadding2d({padding: [[0, 1], [0, 1]], name: 'pad_b'}).apply(x);  // 7x7x8
+  x = tf.layers.depthwiseConv2d({kernelSize: 3, strides: 2, padding: 'valid', useBias: false,
+                                 name: 'dw_b'}).apply(x);                     // 3x3x8
+  x = tf.layers.batchNormalization({epsilon: 1e-3, name: 'bn_b'}).apply(x);
+  const skip = tf.layers.reLU({maxValue: 6, name: 'relu6_b'}).apply(x);
+  let y = tf.layers.conv2d({filters: 8, kernelSize: 1, useBias: false, name: 'conv_c'}).apply(skip);
+  y = tf.layers.batchNormalization({epsilon: 1e-3, name: 'bn_c'}).apply(y);
+  x = tf.layers.add({name: 'add_c'}).apply([skip, y]);
+  x = tf.layers.depthwiseConv2d({kernelSize: 3, padding: 'same', depthMultiplier: 2, useBias: true,
+                                 name: 'dw_d'}).apply(x);                     // 3x3x16
+  x = tf.layers.globalAveragePooling2d({name: 'gap'}).apply(x);
+  const out = tf.layers.dense({units: 4, activation: 'softmax', name: 'probs'}).apply(x);
+  return {model: tf.model({inputs: inp, outputs: out, name: 'cnn'}), inputShape: [3, 12, 12, 3]};
+}
+
+function buildNested() {
+  // A MobileNetV2-like Functional base with the real layer names, then a classifier head.
+  const inp = tf.input({batchShape: [null, 16, 16, 3], name: 'input_1'});
+  const bn = name => tf.layers.batchNormalization({epsilon: 1e-3, momentum: 0.999, name});
+  const relu6 = name => tf.layers.reLU({maxValue: 6, name});
+  let x = tf.layers.conv2d({filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false,
+                            name: 'Conv1'}).apply(inp);                       // 8x8x8
+  x = relu6('Conv1_relu').apply(bn('bn_Conv1').apply(x));
+  // block 1: expand, pad, stride-2 valid depthwise, project (no add)
+  x = tf.layers.conv2d({filters: 16, kernelSize: 1, padding: 'same', useBias: false, name: 'block_1_expand'}).apply(x);
+  x = relu6('block_1_expand_relu').apply(bn('block_1_expand_BN').apply(x));
+  x = tf.layers.zeroPadding2d({padding: [[0, 1], [0, 1]], name: 'block_1_pad'}).apply(x);  // 9x9
+  x = tf.layers.depthwiseConv2d({kernelSize: 3, strides: 2, padding: 'valid', useBias: false,
+                                 name: 'block_1_depthwise'}).apply(x);        // 4x4x16
+  x = relu6('block_1_depthwise_relu').apply(bn('block_1_depthwise_BN').apply(x));
+  x = tf.layers.conv2d({filters: 8, kernelSize: 1, padding: 'same', useBias: false, name: 'block_1_project'}).apply(x);
+  const b1 = bn('block_1_project_BN').apply(x);                               // 4x4x8
+  // block 2: stride 1 with residual Add
+  x = tf.layers.conv2d({filters: 16, kernelSize: 1, padding: 'same', useBias: false, name: 'block_2_expand'}).apply(b1);
+  x = relu6('block_2_expand_relu').apply(bn('block_2_expand_BN').apply(x));
+  x = tf.layers.depthwiseConv2d({kernelSize: 3, strides: 1, padding: 'same', useBias: false,
+                                 name: 'block_2_depthwise'}).apply(x);
+  x = relu6('block_2_depthwise_relu').apply(bn('block_2_depthwise_BN').apply(x));
+  x = tf.layers.conv2d({filters: 8, kernelSize: 1, padding: 'same', useBias: false, name: 'block_2_project'}).apply(x);
+  x = bn('block_2_project_BN').apply(x);
+  x = tf.layers.add({name: 'block_2_add'}).apply([b1, x]);
+  x = tf.layers.conv2d({filters: 12, kernelSize: 1, useBias: false, name: 'Conv_1'}).apply(x);
+  x = relu6('out_relu').apply(bn('Conv_1_bn').apply(x));
+  const base = tf.model({inputs: inp, outputs: x, name: 'mobilenetv2_like'});
+
+  const m = tf.sequential({name: 'flowers_classifier'});
+  m.add(base);
+  m.add(tf.layers.globalAveragePooling2d({name: 'global_average_pooling2d'}));
+  m.add(tf.layers.dropout({rate: 0.2, name: 'dropout'}));
+  m.add(tf.layers.dense({units: 5, activation: 'softmax', name: 'dense'}));
+  return {model: m, inputShape: [2, 16, 16, 3]};
+}
+
+async function main() {
+  const outDir = process.argv[2];
+  if (!outDir) { console.error('usage: node make_models.js OUT_DIR'); process.exit(2); }
+  await tf.setBackend('cpu');
+  const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested};
+  let seed = 1;
+  for (const [name, build] of Object.entries(builders)) {
+    const {model, inputShape} = build();
+    randomizeWeights(model, 1000 + seed);
+    const x = tf.tensor(randomInput(inputShape, 2000 + seed), inputShape);
+    seed += 1;
+    const y = model.predict(x);
+    const dir = path.join(outDir, name);
+    await model.save(fileSaveHandler(dir));
+    writeNpy(path.join(dir, 'X.npy'), Float32Array.from(await x.data()), inputShape);
+    writeNpy(path.join(dir, 'Y.npy'), Float32Array.from(await y.data()), y.shape);
+    // round trip through our own loader: same prediction bit for bit
+    const back = await tf.loadLayersModel(fileLoadHandler(dir));
+    const y2 = back.predict(x);
+    const diff = (await tf.max(tf.abs(tf.sub(y, y2))).data())[0];
+    if (diff !== 0) throw new Error(`${name}: reloaded model predicts differently (max diff ${diff})`);
+    console.log(`${name}: ${model.countParams()} params, ${model.weights.length} weights, ` +
+                `X [${inputShape}] -> Y [${y.shape}] -> ${dir}`);
+  }
+}
+
+main().catch(e => { console.error(`make_models.js: error: ${e.stack || e}`); process.exit(1); });
