@@ -1,0 +1,311 @@
+// Metrics with running state: Mean, Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+// BinaryAccuracy, and losses used as metrics; plus Keras's "accuracy" resolution rule.
+//
+// Semantics follow Keras 3 (keras/src/metrics/accuracy_metrics.py, reduction_metrics.py,
+// keras/src/trainers/compile_utils.py); tf.keras 2.x behaves the same for everything here.
+//  * A MeanMetricWrapper-style metric computes one value per position, averages it per sample (over all
+//    non-batch positions), then keeps total += sum over samples, count += number of samples;
+//    result() = total / count (0 when count is 0, like Keras's divide_no_nan).
+//  * Argmax ties resolve to the first index, like tf.argmax / np.argmax.
+//  * BinaryAccuracy: y_pred > threshold (strictly) gives 1, compared for equality with y_true.
+//  * SparseCategoricalAccuracy: y_true holds class ids, shape y_pred.shape without the last axis or with a
+//    trailing 1; a sample matches when its id equals argmax(y_pred).
+//  * "accuracy" / "acc" (any case) resolve like Keras's compile(): binary when y_pred's last dim is 1, else
+//    sparse categorical when y_true has lower rank than y_pred or its last dim is 1, else categorical.
+//    The metric is named by the identifier as given ("acc" stays "acc").
+#pragma once
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../losses/losses.hpp"
+
+namespace keras::metrics {
+
+template <class T = float>
+class Metric {
+ public:
+  explicit Metric(std::string name) : name_(std::move(name)) {}
+  virtual ~Metric() = default;
+  /// The metric's name, used as its key in logs ("accuracy", "categorical_accuracy", "loss", ...).
+  virtual std::string name() const { return name_; }
+  /// Adds a batch. Metrics that do not take (y_true, y_pred), such as Mean, throw StateError.
+  virtual void update_state(const Tensor<T>& y_true, const Tensor<T>& y_pred) {
+    (void)y_true;
+    (void)y_pred;
+    throw StateError("Metric '" + name_ + "' does not take (y_true, y_pred)");
+  }
+  virtual double result() const = 0;
+  virtual void reset_state() = 0;
+
+ protected:
+  std::string name_;
+};
+
+/// Running weighted mean: update_state(value, count) adds `value` with weight `count` (e.g. a batch-mean loss
+/// weighted by the batch size).
+template <class T = float>
+class Mean : public Metric<T> {
+ public:
+  explicit Mean(std::string name = "mean") : Metric<T>(std::move(name)) {}
+  using Metric<T>::update_state;
+  void update_state(double value, double count = 1.0) {
+    if (!(count >= 0)) throw ValueError("Mean.update_state: count must be >= 0, got " + std::to_string(count));
+    total_ += value * count;
+    count_ += count;
+  }
+  double result() const override { return count_ > 0 ? total_ / count_ : 0.0; }
+  void reset_state() override { total_ = count_ = 0.0; }
+  double total() const { return total_; }
+  double count() const { return count_; }
+
+ private:
+  double total_ = 0.0, count_ = 0.0;
+};
+
+/// Base of metrics that average a per-sample value over all samples seen.
+template <class T = float>
+class MeanMetricWrapper : public Metric<T> {
+ public:
+  using Metric<T>::Metric;
+  void update_state(const Tensor<T>& y_true, const Tensor<T>& y_pred) override {
+    double sum = 0.0;
+    Index samples = 0;
+    batch(y_true, y_pred, sum, samples);
+    total_ += sum;
+    count_ += static_cast<double>(samples);
+  }
+  double result() const override { return count_ > 0 ? total_ / count_ : 0.0; }
+  void reset_state() override { total_ = count_ = 0.0; }
+  double total() const { return total_; }
+  double count() const { return count_; }
+
+ protected:
+  /// Adds the sum over samples of the per-sample value to `sum`, and the number of samples to `samples`.
+  virtual void batch(const Tensor<T>& y_true, const Tensor<T>& y_pred, double& sum, Index& samples) const = 0;
+
+  /// Samples = leading dimension (1 for rank 0/1 data).
+  static Index num_samples(const Shape& s) { return s.size() >= 2 ? s[0] : 1; }
+
+  /// Sums per-position matches averaged per sample: `positions` positions, `samples` samples.
+  template <class F>
+  static double per_sample_mean(Index positions, Index samples, F match) {
+    if (samples == 0 || positions == 0) return 0.0;
+    const Index per = positions / samples;
+    double sum = 0.0;
+    for (Index s = 0; s < samples; ++s) {
+      Index hits = 0;
+      for (Index p = s * per; p < (s + 1) * per; ++p) hits += match(p) ? 1 : 0;
+      sum += static_cast<double>(hits) / static_cast<double>(per);
+    }
+    return sum;
+  }
+
+  static Index argmax(const T* row, Index n) {
+    Index best = 0;
+    for (Index i = 1; i < n; ++i)
+      if (row[i] > row[best]) best = i;
+    return best;
+  }
+
+  void check_same(const Tensor<T>& y_true, const Tensor<T>& y_pred, bool allow_trailing_one) const {
+    const Shape &t = y_true.shape(), &p = y_pred.shape();
+    if (t == p) return;
+    auto drop1 = [](const Shape& a, const Shape& b) {
+      return a.size() == b.size() + 1 && a.back() == 1 && std::equal(b.begin(), b.end(), a.begin());
+    };
+    if (allow_trailing_one && (drop1(t, p) || drop1(p, t))) return;
+    throw ShapeError("Metric '" + this->name_ + "': y_true and y_pred shapes differ: y_true " + shape_str(t) +
+                     ", y_pred " + shape_str(p));
+  }
+
+ private:
+  double total_ = 0.0, count_ = 0.0;
+};
+
+/// keras.metrics.Accuracy: how often y_pred equals y_true exactly (element-wise).
+template <class T = float>
+class Accuracy : public MeanMetricWrapper<T> {
+ public:
+  explicit Accuracy(std::string name = "accuracy") : MeanMetricWrapper<T>(std::move(name)) {}
+
+ protected:
+  void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
+    this->check_same(yt, yp, true);
+    samples = this->num_samples(yp.shape());
+    sum = this->per_sample_mean(yp.size(), samples, [&](Index i) { return yt[i] == yp[i]; });
+  }
+};
+
+/// argmax(y_true) == argmax(y_pred) over the last axis.
+template <class T = float>
+class CategoricalAccuracy : public MeanMetricWrapper<T> {
+ public:
+  explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : MeanMetricWrapper<T>(std::move(name)) {}
+
+ protected:
+  void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
+    this->check_same(yt, yp, false);
+    if (yp.shape().empty() || yp.shape().back() == 0) {
+      samples = 0;
+      return;
+    }
+    const Index C = yp.shape().back(), rows = yp.size() / C;
+    samples = this->num_samples(yp.shape());
+    sum = this->per_sample_mean(rows, samples, [&](Index r) {
+      return this->argmax(yt.data() + r * C, C) == this->argmax(yp.data() + r * C, C);
+    });
+  }
+};
+
+/// y_true (class ids) == argmax(y_pred) over the last axis.
+template <class T = float>
+class SparseCategoricalAccuracy : public MeanMetricWrapper<T> {
+ public:
+  explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy")
+      : MeanMetricWrapper<T>(std::move(name)) {}
+
+ protected:
+  void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
+    const Shape& ps = yp.shape();
+    if (ps.empty()) throw ShapeError("Metric '" + this->name_ + "': y_pred must have a class axis, got " + shape_str(ps));
+    Shape lead(ps.begin(), ps.end() - 1), lead1 = lead;
+    lead1.push_back(1);
+    if (yt.shape() != lead && yt.shape() != lead1)
+      throw ShapeError("Metric '" + this->name_ + "': y_true must hold one class id per sample (shape " +
+                       shape_str(lead) + " or " + shape_str(lead1) + "), got y_true " + shape_str(yt.shape()) +
+                       " for y_pred " + shape_str(ps));
+    const Index C = ps.back(), rows = yt.size();
+    samples = this->num_samples(ps);
+    if (C == 0) return;
+    sum = this->per_sample_mean(rows, samples, [&](Index r) {
+      return static_cast<double>(yt[r]) == static_cast<double>(this->argmax(yp.data() + r * C, C));
+    });
+  }
+};
+
+/// (y_pred > threshold) == y_true.
+template <class T = float>
+class BinaryAccuracy : public MeanMetricWrapper<T> {
+ public:
+  explicit BinaryAccuracy(std::string name = "binary_accuracy", double threshold = 0.5)
+      : MeanMetricWrapper<T>(std::move(name)), threshold_(threshold) {}
+  double threshold() const { return threshold_; }
+
+ protected:
+  void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
+    this->check_same(yt, yp, true);
+    samples = this->num_samples(yp.shape());
+    sum = this->per_sample_mean(yp.size(), samples, [&](Index i) {
+      const double pred = static_cast<double>(yp[i]) > threshold_ ? 1.0 : 0.0;
+      return static_cast<double>(yt[i]) == pred;
+    });
+  }
+
+ private:
+  double threshold_;
+};
+
+/// A loss used as a metric (e.g. metrics=["mse"]): the batch loss weighted by the number of samples.
+template <class T = float>
+class LossMetric : public MeanMetricWrapper<T> {
+ public:
+  LossMetric(std::string name, std::unique_ptr<losses::Loss<T>> loss)
+      : MeanMetricWrapper<T>(std::move(name)), loss_(std::move(loss)) {}
+
+ protected:
+  void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
+    samples = this->num_samples(yp.shape());
+    sum = loss_->compute(yt, yp, nullptr) * static_cast<double>(samples);
+  }
+
+ private:
+  std::unique_ptr<losses::Loss<T>> loss_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+
+enum class AccuracyKind { Binary, SparseCategorical, Categorical };
+
+/// Keras's rule (compile_utils.is_binary_or_sparse_categorical) from the label and prediction shapes.
+inline AccuracyKind resolve_accuracy(const Shape& y_true_shape, const Shape& y_pred_shape) {
+  const Index t_last = y_true_shape.empty() ? -1 : y_true_shape.back();
+  const Index p_last = y_pred_shape.empty() ? -1 : y_pred_shape.back();
+  if (p_last == 1) return AccuracyKind::Binary;
+  if (y_true_shape.size() < y_pred_shape.size() || (t_last == 1 && p_last > 1)) return AccuracyKind::SparseCategorical;
+  return AccuracyKind::Categorical;
+}
+
+/// The same decision at compile time, when y_true's shape is not known yet: the loss stands in for it
+/// (sparse_categorical_crossentropy <=> labels are class ids). Binary when the output's last dim is 1.
+inline AccuracyKind resolve_accuracy(const std::string& loss_name, const Shape& output_shape) {
+  const Index p_last = output_shape.empty() ? -1 : output_shape.back();
+  if (p_last == 1) return AccuracyKind::Binary;
+  if (loss_name == "sparse_categorical_crossentropy" || loss_name == "SparseCategoricalCrossentropy")
+    return AccuracyKind::SparseCategorical;
+  if (p_last < 0 && (loss_name == "binary_crossentropy" || loss_name == "BinaryCrossentropy"))
+    return AccuracyKind::Binary;
+  return AccuracyKind::Categorical;
+}
+
+namespace detail {
+inline std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+template <class T>
+std::unique_ptr<Metric<T>> make_accuracy(AccuracyKind k, const std::string& name) {
+  switch (k) {
+    case AccuracyKind::Binary:
+      return std::make_unique<BinaryAccuracy<T>>(name);
+    case AccuracyKind::SparseCategorical:
+      return std::make_unique<SparseCategoricalAccuracy<T>>(name);
+    default:
+      return std::make_unique<CategoricalAccuracy<T>>(name);
+  }
+}
+template <class T>
+std::unique_ptr<Metric<T>> get_named(const std::string& name) {
+  if (name == "categorical_accuracy" || name == "CategoricalAccuracy")
+    return std::make_unique<CategoricalAccuracy<T>>();
+  if (name == "sparse_categorical_accuracy" || name == "SparseCategoricalAccuracy")
+    return std::make_unique<SparseCategoricalAccuracy<T>>();
+  if (name == "binary_accuracy" || name == "BinaryAccuracy") return std::make_unique<BinaryAccuracy<T>>();
+  if (name == "Accuracy") return std::make_unique<Accuracy<T>>();
+  if (name == "mse" || name == "mean_squared_error" || name == "categorical_crossentropy" ||
+      name == "sparse_categorical_crossentropy" || name == "binary_crossentropy")
+    return std::make_unique<LossMetric<T>>(name, losses::get<T>(name));
+  throw ValueError("Unknown metric function: '" + name +
+                   "'. Valid names: accuracy, acc, categorical_accuracy, sparse_categorical_accuracy, "
+                   "binary_accuracy, Accuracy, mse, mean_squared_error, categorical_crossentropy, "
+                   "sparse_categorical_crossentropy, binary_crossentropy");
+}
+}  // namespace detail
+
+/// A metric by Keras name, for a model compiled with `loss_name` whose output has shape `output_shape`
+/// ("accuracy"/"acc" resolved by resolve_accuracy(loss_name, output_shape)). Throws ValueError
+/// "Unknown metric function: 'x'. ..." for unknown names.
+template <class T = float>
+std::unique_ptr<Metric<T>> get(const std::string& name, const std::string& loss_name = "",
+                               const Shape& output_shape = {}) {
+  const std::string l = detail::lower(name);
+  if (l == "accuracy" || l == "acc") return detail::make_accuracy<T>(resolve_accuracy(loss_name, output_shape), name);
+  return detail::get_named<T>(name);
+}
+
+/// Like get(), resolving "accuracy" from the actual label and prediction shapes (Keras's exact rule).
+template <class T = float>
+std::unique_ptr<Metric<T>> get_for_shapes(const std::string& name, const Shape& y_true_shape,
+                                          const Shape& y_pred_shape) {
+  const std::string l = detail::lower(name);
+  if (l == "accuracy" || l == "acc")
+    return detail::make_accuracy<T>(resolve_accuracy(y_true_shape, y_pred_shape), name);
+  return detail::get_named<T>(name);
+}
+
+}  // namespace keras::metrics
