@@ -1,0 +1,316 @@
+// Conv2D kernels (forward and backward), NHWC, Keras kernel layout [KH, KW, C, F].
+//
+// The kernel [KH, KW, C, F] row-major *is* the GEMM matrix [KH*KW*C, F], so
+//   y[N*OH*OW, F] = im2col(x)[N*OH*OW, KH*KW*C] * W[KH*KW*C, F] (+ bias).
+// A 1x1 stride-1 unpadded convolution skips im2col: x is already the matrix [N*H*W, C].
+//
+// Work is cut into blocks of output rows (pixels). Each OpenMP thread takes whole blocks, builds
+// the block's im2col rows in its own slice of the caller-owned workspace (sized to stay in L2)
+// and runs a serial Eigen GEMM on it, so there is exactly one level of parallelism.
+//
+// Backward:
+//   dW[P, F] += im2col(x)^T * dy        (per-thread partial sums, reduced in thread order)
+//   db[F]    += sum of dy rows
+//   dx        = col2im(dy * W^T)        (scatter-add; threads own whole images, so no races)
+// Results are deterministic for a given thread count.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../core/threading.hpp"
+#include "gemm.hpp"
+#include "padding.hpp"
+
+namespace keras::ops {
+
+/// Caller-owned scratch memory for conv2d_forward / conv2d_backward. Buffers only grow; keep one
+/// per layer (or share one between layers run sequentially) and reuse it for every batch.
+template <class T>
+struct Conv2DWorkspace {
+  Tensor<T> col;      ///< per-thread im2col blocks [threads, block_rows, KH*KW*C]
+  Tensor<T> dcol;     ///< per-thread dcol blocks (backward)
+  Tensor<T> partial;  ///< per-thread partial sums of dkernel and dbias (backward)
+  /// Target size of one thread's im2col block; ~L2-sized blocks keep im2col + GEMM cache-hot.
+  Index block_bytes = 256 * 1024;
+
+  /// Bytes currently held.
+  Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size()); }
+};
+
+namespace detail {
+
+inline void grow(auto& t, Index n) {
+  if (t.size() < n) t.resize({n});
+}
+
+/// Rows per block: about `bytes` of im2col data, at least 16 and at most 4096, a multiple of 8.
+inline Index conv_block_rows(Index bytes, Index row_elems, Index elem_size, Index total_rows) {
+  Index r = bytes / std::max<Index>(1, row_elems * elem_size);
+  r = std::clamp<Index>(r, 16, 4096) / 8 * 8;
+  return std::max<Index>(1, std::min(r, total_rows));
+}
+
+/// Writes the im2col rows of output pixels [r0, r0+rows) into col (row stride P = KH*KW*C).
+template <class T>
+inline void im2col_rows(const Conv2DGeometry& g, const T* x, Index r0, Index rows, T* col) {
+  const Index C = g.in_c, KW = g.k_w, P = g.patch_size();
+  const Index ohw = g.out_h * g.out_w;
+  const bool contiguous_w = g.dil_w == 1;
+  for (Index r = r0; r < r0 + rows; ++r) {
+    const Index n = r / ohw, rem = r % ohw, oh = rem / g.out_w, ow = rem % g.out_w;
+    T* dst = col + (r - r0) * P;
+    const Index iw0 = ow * g.stride_w - g.pad_left;
+    for (Index kh = 0; kh < g.k_h; ++kh, dst += KW * C) {
+      const Index ih = oh * g.stride_h - g.pad_top + kh * g.dil_h;
+      if (ih < 0 || ih >= g.in_h) {
+        std::memset(dst, 0, sizeof(T) * KW * C);
+        continue;
+      }
+      const T* src_row = x + ((n * g.in_h + ih) * g.in_w) * C;
+      if (contiguous_w && iw0 >= 0 && iw0 + KW <= g.in_w) {
+        std::memcpy(dst, src_row + iw0 * C, sizeof(T) * KW * C);
+        continue;
+      }
+      for (Index kw = 0; kw < KW; ++kw) {
+        const Index iw = iw0 + kw * g.dil_w;
+        if (iw < 0 || iw >= g.in_w) std::memset(dst + kw * C, 0, sizeof(T) * C);
+        else std::memcpy(dst + kw * C, src_row + iw * C, sizeof(T) * C);
+      }
+    }
+  }
+}
+
+/// dx += col2im(dcol) for output pixels [r0, r0+rows).
+template <class T>
+inline void col2im_rows(const Conv2DGeometry& g, const T* dcol, Index r0, Index rows, T* dx) {
+  const Index C = g.in_c, KW = g.k_w, P = g.patch_size();
+  const Index ohw = g.out_h * g.out_w;
+  for (Index r = r0; r < r0 + rows; ++r) {
+    const Index n = r / ohw, rem = r % ohw, oh = rem / g.out_w, ow = rem % g.out_w;
+    const T* src = dcol + (r - r0) * P;
+    const Index iw0 = ow * g.stride_w - g.pad_left;
+    for (Index kh = 0; kh < g.k_h; ++kh, src += KW * C) {
+      const Index ih = oh * g.stride_h - g.pad_top + kh * g.dil_h;
+      if (ih < 0 || ih >= g.in_h) continue;
+      T* dst_row = dx + ((n * g.in_h + ih) * g.in_w) * C;
+      if (g.dil_w == 1 && iw0 >= 0 && iw0 + KW <= g.in_w) {
+        T* d = dst_row + iw0 * C;
+        const Index len = KW * C;
+#pragma omp simd
+        for (Index i = 0; i < len; ++i) d[i] += src[i];
+        continue;
+      }
+      for (Index kw = 0; kw < KW; ++kw) {
+        const Index iw = iw0 + kw * g.dil_w;
+        if (iw < 0 || iw >= g.in_w) continue;
+        T* d = dst_row + iw * C;
+        const T* s = src + kw * C;
+#pragma omp simd
+        for (Index i = 0; i < C; ++i) d[i] += s[i];
+      }
+    }
+  }
+}
+
+template <class T>
+inline void add_bias_rows(T* y, Index rows, Index F, const T* bias) {
+  for (Index r = 0; r < rows; ++r) {
+    T* yr = y + r * F;
+#pragma omp simd
+    for (Index f = 0; f < F; ++f) yr[f] += bias[f];
+  }
+}
+
+template <class T>
+inline void sum_rows_into(const T* a, Index rows, Index F, T* out) {
+  for (Index r = 0; r < rows; ++r) {
+    const T* ar = a + r * F;
+#pragma omp simd
+    for (Index f = 0; f < F; ++f) out[f] += ar[f];
+  }
+}
+
+inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* who) {
+  if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
+      g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || filters <= 0)
+    throw ValueError(std::string(who) + ": invalid geometry (use conv_geometry to build it)");
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Raw-pointer kernels. g.batch must be set. x [N,H,W,C], kernel [KH,KW,C,F], bias [F] or nullptr,
+// y [N,OH,OW,F] (overwritten).
+
+template <class T>
+void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* bias, T* y,
+                    Conv2DWorkspace<T>& ws) {
+  detail::check_geometry(g, filters, "conv2d_forward");
+  const Index F = filters, P = g.patch_size(), M = g.out_pixels();
+  if (M == 0) return;
+  const int nt = keras::get_num_threads();
+  const bool pointwise = g.is_pointwise();
+  // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.
+  const Index brows = detail::conv_block_rows(ws.block_bytes, pointwise ? P + F : P, sizeof(T), M);
+  const Index nblocks = (M + brows - 1) / brows;
+  if (!pointwise) detail::grow(ws.col, Index(std::min<Index>(nt, nblocks)) * brows * P);
+  T* colbase = pointwise ? nullptr : ws.col.data();
+  const int threads = static_cast<int>(std::min<Index>(nt, nblocks));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    T* col = pointwise ? nullptr : colbase + Index(detail::thread_id()) * brows * P;
+#pragma omp for schedule(static)
+    for (Index b = 0; b < nblocks; ++b) {
+      const Index r0 = b * brows, rows = std::min(brows, M - r0);
+      const T* lhs = x + r0 * P;
+      if (!pointwise) {
+        detail::im2col_rows(g, x, r0, rows, col);
+        lhs = col;
+      }
+      detail::gemm_block<T>(false, false, rows, F, P, T(1), lhs, P, kernel, F, T(0), y + r0 * F, F);
+      if (bias) detail::add_bias_rows(y + r0 * F, rows, F, bias);
+    }
+  }
+}
+
+/// dx (overwritten; nullptr to skip), dkernel (+=; nullptr to skip), dbias (+=; nullptr to skip).
+template <class T>
+void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* dy, T* dx,
+                     T* dkernel, T* dbias, Conv2DWorkspace<T>& ws) {
+  detail::check_geometry(g, filters, "conv2d_backward");
+  const Index F = filters, P = g.patch_size(), M = g.out_pixels();
+  const int nt = keras::get_num_threads();
+  if (dx) std::fill(dx, dx + g.in_size(), T(0));
+  if (M == 0 || (!dx && !dkernel && !dbias)) return;
+  const bool pointwise = g.is_pointwise();
+  const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);  // one thread's partial sums
+
+  if (pointwise) {
+    // dx = dy * W^T over rows (no overlap between rows); dW = x^T dy, db = colsum(dy) by row ranges.
+    const Index brows = detail::conv_block_rows(ws.block_bytes, P + F, sizeof(T), M);
+    const Index nblocks = (M + brows - 1) / brows;
+    const int threads = static_cast<int>(std::min<Index>(nt, nblocks));
+    if (part) {
+      detail::grow(ws.partial, threads * part);
+      std::fill(ws.partial.data(), ws.partial.data() + threads * part, T(0));
+    }
+    T* pbase = ws.partial.data();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      T* pw = part ? pbase + Index(detail::thread_id()) * part : nullptr;
+      T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+#pragma omp for schedule(static)
+      for (Index b = 0; b < nblocks; ++b) {
+        const Index r0 = b * brows, rows = std::min(brows, M - r0);
+        const T* dyb = dy + r0 * F;
+        if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dx + r0 * P, P);
+        if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dyb, F, T(1), pw, F);
+        if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
+      }
+    }
+    if (part)
+      for (int t = 0; t < threads; ++t) {
+        const T* pw = pbase + Index(t) * part;
+        if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+        if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+      }
+    return;
+  }
+
+  // General case. Units of work are whole images (col2im of different images never overlaps),
+  // each cut into blocks of output rows processed in order by the owning thread.
+  const Index ohw = g.out_h * g.out_w;
+  const Index brows = detail::conv_block_rows(ws.block_bytes, P, sizeof(T), ohw);
+  const Index nblk_img = (ohw + brows - 1) / brows;
+  const int threads = static_cast<int>(std::max<Index>(1, std::min<Index>(nt, g.batch)));
+  const bool need_col = dkernel != nullptr;
+  if (need_col) detail::grow(ws.col, threads * brows * P);
+  if (dx) detail::grow(ws.dcol, threads * brows * P);
+  if (part) {
+    detail::grow(ws.partial, threads * part);
+    std::fill(ws.partial.data(), ws.partial.data() + threads * part, T(0));
+  }
+  T* colbase = ws.col.data();
+  T* dcolbase = ws.dcol.data();
+  T* pbase = ws.partial.data();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const Index tid = detail::thread_id();
+    T* col = need_col ? colbase + tid * brows * P : nullptr;
+    T* dcol = dx ? dcolbase + tid * brows * P : nullptr;
+    T* pw = part ? pbase + tid * part : nullptr;
+    T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+#pragma omp for schedule(static)
+    for (Index n = 0; n < g.batch; ++n) {
+      for (Index b = 0; b < nblk_img; ++b) {
+        const Index r0 = n * ohw + b * brows, rows = std::min(brows, (n + 1) * ohw - r0);
+        const T* dyb = dy + r0 * F;
+        if (dkernel) {
+          detail::im2col_rows(g, x, r0, rows, col);
+          detail::gemm_block<T>(true, false, P, F, rows, T(1), col, P, dyb, F, T(1), pw, F);
+        }
+        if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
+        if (dx) {
+          detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dcol, P);
+          detail::col2im_rows(g, dcol, r0, rows, dx);
+        }
+      }
+    }
+  }
+  if (part)
+    for (int t = 0; t < threads; ++t) {
+      const T* pw = pbase + Index(t) * part;
+      if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+      if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor wrappers: check shapes, take the batch from x, resize outputs.
+
+namespace detail {
+template <class T>
+inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, const Tensor<T>* bias, const char* who) {
+  if (kernel.rank() != 4 || kernel.dim(0) != g.k_h || kernel.dim(1) != g.k_w || kernel.dim(2) != g.in_c)
+    throw ShapeError(std::string(who) + ": kernel shape " + shape_str(kernel.shape()) + " does not match " +
+                     shape_str({g.k_h, g.k_w, g.in_c, -1}));
+  if (bias && (bias->size() != kernel.dim(3)))
+    throw ShapeError(std::string(who) + ": bias shape " + shape_str(bias->shape()) + " does not match " +
+                     std::to_string(kernel.dim(3)) + " filters");
+}
+}  // namespace detail
+
+/// y is resized to [N, OH, OW, F]. g comes from conv_geometry (its batch is ignored).
+template <class T>
+void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const NoDeduce<Tensor<T>>* bias,
+                    Tensor<T>& y, Conv2DWorkspace<T>& ws) {
+  const Conv2DGeometry g = with_input(geom, x, "Conv2D");
+  detail::check_conv_kernel(g, kernel, bias, "Conv2D");
+  const Index F = kernel.dim(3);
+  y.resize({g.batch, g.out_h, g.out_w, F});
+  conv2d_forward(g, F, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ws);
+}
+
+/// dx resized to x's shape and overwritten; dkernel/dbias must already have the kernel/bias shape
+/// (gradients are accumulated). Pass nullptr for any gradient not needed.
+template <class T>
+void conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const Tensor<T>& dy,
+                     NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel, NoDeduce<Tensor<T>>* dbias, Conv2DWorkspace<T>& ws) {
+  const Conv2DGeometry g = with_input(geom, x, "Conv2D backward");
+  detail::check_conv_kernel(g, kernel, dbias, "Conv2D backward");
+  const Index F = kernel.dim(3);
+  if (dy.shape() != Shape{g.batch, g.out_h, g.out_w, F})
+    throw ShapeError("Conv2D backward: output gradient shape " + shape_str(dy.shape()) + " does not match " +
+                     shape_str({g.batch, g.out_h, g.out_w, F}));
+  if (dkernel && dkernel->shape() != kernel.shape())
+    throw ShapeError("Conv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) + " != " +
+                     shape_str(kernel.shape()));
+  if (dx) dx->resize(x.shape());
+  conv2d_backward(g, F, x.data(), kernel.data(), dy.data(), dx ? dx->data() : nullptr,
+                  dkernel ? dkernel->data() : nullptr, dbias ? dbias->data() : nullptr, ws);
+}
+
+}  // namespace keras::ops

@@ -1,0 +1,287 @@
+// DepthwiseConv2D kernels (forward and backward), NHWC.
+//
+// input [N,H,W,C], kernel [KH,KW,C,M] (M = depth_multiplier), bias [C*M], output [N,OH,OW,C*M] with
+// output channel c*M+m (Keras/TF order). For a kernel tap t = (kh,kw) the kernel row k[t, :] is
+// contiguous and indexed exactly like the output channels, so every inner loop runs over the
+// contiguous channel axis and vectorises (AVX2 FMAs with -march=native).
+//
+// Parallelism (OpenMP, keras::get_num_threads()):
+//   forward, dkernel/dbias: over output rows (n, oh); dkernel/dbias use per-thread partial sums
+//                           (caller-owned workspace) reduced in thread order -> deterministic.
+//   dx:                     gathered per input row (n, ih) -> no scatter, no races, overwrite.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../core/threading.hpp"
+#include "gemm.hpp"  // detail::thread_id
+#include "padding.hpp"
+
+namespace keras::ops {
+
+/// Caller-owned scratch for depthwise_conv2d_backward (per-thread partial sums). Only grows.
+template <class T>
+struct DepthwiseConv2DWorkspace {
+  Tensor<T> partial;
+};
+
+namespace detail {
+
+/// Valid tap range [lo, hi) along one axis for output position o: o*s - pad + k*d in [0, in).
+inline void tap_range(Index o, Index s, Index pad, Index d, Index K, Index in, Index& lo, Index& hi) {
+  const Index base = o * s - pad;  // input index of tap 0
+  lo = base >= 0 ? 0 : (-base + d - 1) / d;
+  const Index last = in - 1 - base;  // largest k*d allowed
+  hi = last < 0 ? 0 : std::min<Index>(K, last / d + 1);
+  if (hi < lo) hi = lo;
+}
+
+/// Channel block for register accumulation: 4 AVX registers.
+template <class T>
+inline constexpr Index dw_block = 32 / sizeof(T) * 4;
+
+/// y[0:CM] = bias + sum over taps of x_tap * k_tap for one output pixel, M == 1 (CM == C).
+template <class T>
+inline void dw_pixel_m1(const T* __restrict xrow0, Index xrow_stride, const T* __restrict k, const T* bias,
+                        T* __restrict yo, Index C, Index kh0, Index kh1, Index kw0, Index kw1, Index KW, Index dil_h,
+                        Index dil_w) {
+  constexpr Index CB = dw_block<T>;
+  Index c0 = 0;
+  for (; c0 + CB <= C; c0 += CB) {
+    T acc[CB];
+    if (bias)
+      for (Index j = 0; j < CB; ++j) acc[j] = bias[c0 + j];
+    else
+      for (Index j = 0; j < CB; ++j) acc[j] = T(0);
+    for (Index kh = kh0; kh < kh1; ++kh) {
+      const T* xr = xrow0 + kh * dil_h * xrow_stride + c0;
+      const T* kr = k + kh * KW * C + c0;
+      for (Index kw = kw0; kw < kw1; ++kw) {
+        const T* xp = xr + kw * dil_w * C;
+        const T* kp = kr + kw * C;
+#pragma omp simd
+        for (Index j = 0; j < CB; ++j) acc[j] += xp[j] * kp[j];
+      }
+    }
+    for (Index j = 0; j < CB; ++j) yo[c0 + j] = acc[j];
+  }
+  if (c0 < C) {
+    T* o = yo + c0;
+    const Index n = C - c0;
+    if (bias) std::memcpy(o, bias + c0, sizeof(T) * n);
+    else std::fill(o, o + n, T(0));
+    for (Index kh = kh0; kh < kh1; ++kh)
+      for (Index kw = kw0; kw < kw1; ++kw) {
+        const T* xp = xrow0 + kh * dil_h * xrow_stride + kw * dil_w * C + c0;
+        const T* kp = k + (kh * KW + kw) * C + c0;
+#pragma omp simd
+        for (Index j = 0; j < n; ++j) o[j] += xp[j] * kp[j];
+      }
+  }
+}
+
+inline void check_dw_geometry(const Conv2DGeometry& g, Index M, const char* who) {
+  if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
+      g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || M <= 0)
+    throw ValueError(std::string(who) + ": invalid geometry (use conv_geometry to build it)");
+}
+
+}  // namespace detail
+
+/// Raw-pointer forward. g.batch must be set. y [N,OH,OW,C*M] is overwritten; bias may be nullptr.
+template <class T>
+void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y) {
+  detail::check_dw_geometry(g, M, "depthwise_conv2d_forward");
+  const Index C = g.in_c, CM = C * M, KW = g.k_w;
+  const Index rows = g.batch * g.out_h;
+  const Index xrow_stride = g.in_w * C;
+#pragma omp parallel for schedule(static) num_threads(keras::get_num_threads()) if (rows * g.out_w * CM > 16384)
+  for (Index r = 0; r < rows; ++r) {
+    const Index n = r / g.out_h, oh = r % g.out_h;
+    Index kh0, kh1;
+    detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
+    const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
+    const T* ximg = x + n * g.in_h * xrow_stride;
+    for (Index ow = 0; ow < g.out_w; ++ow) {
+      Index kw0, kw1;
+      detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
+      const Index iw0 = ow * g.stride_w - g.pad_left;
+      T* yo = y + (r * g.out_w + ow) * CM;
+      // pointer to the (virtual) tap (0,0); only valid taps are dereferenced
+      const T* xrow0 = ximg + ih0 * xrow_stride + iw0 * C;
+      if (M == 1) {
+        detail::dw_pixel_m1(xrow0, xrow_stride, kernel, bias, yo, C, kh0, kh1, kw0, kw1, KW, g.dil_h, g.dil_w);
+        continue;
+      }
+      if (bias) std::memcpy(yo, bias, sizeof(T) * CM);
+      else std::fill(yo, yo + CM, T(0));
+      for (Index kh = kh0; kh < kh1; ++kh)
+        for (Index kw = kw0; kw < kw1; ++kw) {
+          const T* xp = xrow0 + kh * g.dil_h * xrow_stride + kw * g.dil_w * C;
+          const T* kp = kernel + (kh * KW + kw) * CM;
+          for (Index c = 0; c < C; ++c) {
+            const T xv = xp[c];
+#pragma omp simd
+            for (Index m = 0; m < M; ++m) yo[c * M + m] += xv * kp[c * M + m];
+          }
+        }
+    }
+  }
+}
+
+/// Raw-pointer backward. dx [N,H,W,C] overwritten (nullptr: skip); dkernel [KH,KW,C,M] and
+/// dbias [C*M] accumulated (nullptr: skip).
+template <class T>
+void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* dy, T* dx,
+                               T* dkernel, T* dbias, DepthwiseConv2DWorkspace<T>& ws) {
+  detail::check_dw_geometry(g, M, "depthwise_conv2d_backward");
+  const Index C = g.in_c, CM = C * M, KH = g.k_h, KW = g.k_w;
+  const Index xrow_stride = g.in_w * C;
+  const int nt = keras::get_num_threads();
+
+  if (dx) {
+    // dx[n, ih, iw, c] = sum over taps (kh, kw) hitting (ih, iw) of sum_m dy[n, oh, ow, c*M+m] * k[kh, kw, c, m]
+    const Index rows = g.batch * g.in_h;
+#pragma omp parallel for schedule(static) num_threads(nt) if (rows * g.in_w * CM > 16384)
+    for (Index r = 0; r < rows; ++r) {
+      const Index n = r / g.in_h, ih = r % g.in_h;
+      T* dxrow = dx + r * xrow_stride;
+      std::fill(dxrow, dxrow + xrow_stride, T(0));
+      for (Index kh = 0; kh < KH; ++kh) {
+        const Index t = ih + g.pad_top - kh * g.dil_h;  // = oh * stride_h
+        if (t < 0 || t % g.stride_h) continue;
+        const Index oh = t / g.stride_h;
+        if (oh >= g.out_h) continue;
+        const T* dyrow = dy + ((n * g.out_h + oh) * g.out_w) * CM;
+        for (Index kw = 0; kw < KW; ++kw) {
+          const T* kp = kernel + (kh * KW + kw) * CM;
+          // iw = ow*stride_w - pad_left + kw*dil_w  for ow in [0, OW), iw in [0, W)
+          const Index off = kw * g.dil_w - g.pad_left;
+          Index ow0 = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+          Index ow1 = std::min<Index>(g.out_w, (g.in_w - 1 - off) >= 0 ? (g.in_w - 1 - off) / g.stride_w + 1 : 0);
+          for (Index ow = ow0; ow < ow1; ++ow) {
+            const Index iw = ow * g.stride_w + off;
+            T* d = dxrow + iw * C;
+            const T* dyp = dyrow + ow * CM;
+            if (M == 1) {
+#pragma omp simd
+              for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
+            } else {
+              for (Index c = 0; c < C; ++c) {
+                T s = T(0);
+                for (Index m = 0; m < M; ++m) s += dyp[c * M + m] * kp[c * M + m];
+                d[c] += s;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  if (!dkernel && !dbias) return;
+  const Index kpart = dkernel ? KH * KW * CM : 0;
+  const Index part = kpart + (dbias ? CM : 0);
+  const Index rows = g.batch * g.out_h;
+  const int threads = static_cast<int>(std::max<Index>(1, std::min<Index>(nt, rows)));
+  if (ws.partial.size() < threads * part) ws.partial.resize({threads * part});
+  T* pbase = ws.partial.data();
+  std::fill(pbase, pbase + threads * part, T(0));
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows * g.out_w * CM > 16384)
+  {
+    T* pk = pbase + Index(detail::thread_id()) * part;
+    T* pb = pk + kpart;
+#pragma omp for schedule(static)
+    for (Index r = 0; r < rows; ++r) {
+      const Index n = r / g.out_h, oh = r % g.out_h;
+      Index kh0, kh1;
+      detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, KH, g.in_h, kh0, kh1);
+      const Index ih0 = oh * g.stride_h - g.pad_top;
+      const T* ximg = x + n * g.in_h * xrow_stride;
+      for (Index ow = 0; ow < g.out_w; ++ow) {
+        const T* dyp = dy + (r * g.out_w + ow) * CM;
+        if (dbias) {
+#pragma omp simd
+          for (Index j = 0; j < CM; ++j) pb[j] += dyp[j];
+        }
+        if (!dkernel) continue;
+        Index kw0, kw1;
+        detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
+        const Index iw0 = ow * g.stride_w - g.pad_left;
+        for (Index kh = kh0; kh < kh1; ++kh) {
+          const T* xr = ximg + (ih0 + kh * g.dil_h) * xrow_stride;
+          for (Index kw = kw0; kw < kw1; ++kw) {
+            const T* xp = xr + (iw0 + kw * g.dil_w) * C;
+            T* kp = pk + (kh * KW + kw) * CM;
+            if (M == 1) {
+#pragma omp simd
+              for (Index c = 0; c < C; ++c) kp[c] += xp[c] * dyp[c];
+            } else {
+              for (Index c = 0; c < C; ++c) {
+                const T xv = xp[c];
+                for (Index m = 0; m < M; ++m) kp[c * M + m] += xv * dyp[c * M + m];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  for (int t = 0; t < threads; ++t) {
+    const T* pk = pbase + Index(t) * part;
+    if (dkernel)
+      for (Index i = 0; i < kpart; ++i) dkernel[i] += pk[i];
+    if (dbias)
+      for (Index j = 0; j < CM; ++j) dbias[j] += pk[kpart + j];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor wrappers
+
+namespace detail {
+template <class T>
+inline void check_dw_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, const Tensor<T>* bias, const char* who) {
+  if (kernel.rank() != 4 || kernel.dim(0) != g.k_h || kernel.dim(1) != g.k_w || kernel.dim(2) != g.in_c)
+    throw ShapeError(std::string(who) + ": depthwise kernel shape " + shape_str(kernel.shape()) + " does not match " +
+                     shape_str({g.k_h, g.k_w, g.in_c, -1}));
+  if (bias && bias->size() != g.in_c * kernel.dim(3))
+    throw ShapeError(std::string(who) + ": bias shape " + shape_str(bias->shape()) + " does not match " +
+                     std::to_string(g.in_c * kernel.dim(3)) + " output channels");
+}
+}  // namespace detail
+
+/// y resized to [N, OH, OW, C*M]. g from conv_geometry (batch taken from x).
+template <class T>
+void depthwise_conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
+                              const NoDeduce<Tensor<T>>* bias, Tensor<T>& y) {
+  const Conv2DGeometry g = with_input(geom, x, "DepthwiseConv2D");
+  detail::check_dw_kernel(g, kernel, bias, "DepthwiseConv2D");
+  const Index M = kernel.dim(3);
+  y.resize({g.batch, g.out_h, g.out_w, g.in_c * M});
+  depthwise_conv2d_forward(g, M, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data());
+}
+
+/// dx resized to x's shape and overwritten; dkernel/dbias (already shaped) accumulated.
+template <class T>
+void depthwise_conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
+                               const Tensor<T>& dy, NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel, NoDeduce<Tensor<T>>* dbias,
+                               DepthwiseConv2DWorkspace<T>& ws) {
+  const Conv2DGeometry g = with_input(geom, x, "DepthwiseConv2D backward");
+  detail::check_dw_kernel(g, kernel, dbias, "DepthwiseConv2D backward");
+  const Index M = kernel.dim(3);
+  if (dy.shape() != Shape{g.batch, g.out_h, g.out_w, g.in_c * M})
+    throw ShapeError("DepthwiseConv2D backward: output gradient shape " + shape_str(dy.shape()) + " does not match " +
+                     shape_str({g.batch, g.out_h, g.out_w, g.in_c * M}));
+  if (dkernel && dkernel->shape() != kernel.shape())
+    throw ShapeError("DepthwiseConv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) + " != " +
+                     shape_str(kernel.shape()));
+  if (dx) dx->resize(x.shape());
+  depthwise_conv2d_backward(g, M, x.data(), kernel.data(), dy.data(), dx ? dx->data() : nullptr,
+                            dkernel ? dkernel->data() : nullptr, dbias ? dbias->data() : nullptr, ws);
+}
+
+}  // namespace keras::ops
