@@ -491,6 +491,11 @@ TEST_CASE("Dataset: slices, batch, unbatch, take, shuffle, map_random, cache, pr
   CHECK_THROWS_AS(collect(ragged.batch(2), 0), keras::ShapeError);
   CHECK_THROWS_AS(Dataset<float>::from_tensor_slices(x, Tensor<float>({3})), keras::ShapeError);
   CHECK_THROWS_AS(Dataset<float>().begin(), keras::StateError);
+  // An iterator keeps its pipeline alive after the Dataset is gone.
+  auto it = Dataset<float>::from_tensor_slices(x, y).map([](Batch<float> e) { return e; }).batch(3).begin(0);
+  Index rows = 0;
+  for (; it != Dataset<float>::iterator(); ++it) rows += it->x.dim(0);
+  CHECK(rows == 10);
 }
 
 TEST_CASE("image datasets cache as uint8 and prefetch across epochs", "[data]") {

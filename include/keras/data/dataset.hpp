@@ -74,6 +74,7 @@ struct DatasetInfo {
   std::vector<std::string> file_paths;   ///< the files of the source, in index order
   std::shared_ptr<SkipLog> skipped;      ///< unreadable files that were skipped
   bool uint8_images = false;             ///< x holds 8-bit image values (cache() may store uint8)
+  bool randomized = false;               ///< a map_random stage may change elements between epochs
 };
 
 /// Options of an indexed source (Dataset::from_indexed).
@@ -235,7 +236,11 @@ Tensor<T> stack(const std::vector<const Tensor<T>*>& parts, const char* what) {
                        " and " + shape_str(p->shape()) + " (resize them to one size, or use batch size 1)");
   Tensor<T> r(with_batch(s0, static_cast<Index>(parts.size())));
   const Index n = parts[0]->size();
-  for (std::size_t i = 0; i < parts.size(); ++i) std::memcpy(r.data() + i * n, parts[i]->data(), sizeof(T) * n);
+  const Index count = static_cast<Index>(parts.size());
+  // Large batches (images) are copied on all threads: the copy also first-touches the new buffer.
+  const int nt = (n * count * static_cast<Index>(sizeof(T)) >= (Index(1) << 20)) ? std::max(1, get_num_threads()) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (Index i = 0; i < count; ++i) std::memcpy(r.data() + i * n, parts[i]->data(), sizeof(T) * n);
   return r;
 }
 
@@ -588,12 +593,14 @@ class Dataset {
    private:
     friend class Dataset;
     struct State {
+      detail::NodePtr<T> keep;  // the pipeline outlives its iterators even if the Dataset does not
       std::unique_ptr<detail::Iterator<T>> it;
       Batch<T> current;
     };
     std::shared_ptr<State> state_;
-    explicit iterator(std::unique_ptr<detail::Iterator<T>> it) : state_(std::make_shared<State>()) {
-      state_->it = std::move(it);
+    iterator(detail::NodePtr<T> node, std::uint64_t epoch) : state_(std::make_shared<State>()) {
+      state_->keep = std::move(node);
+      state_->it = state_->keep->open(epoch);
       advance();
     }
     void advance() {
@@ -634,7 +641,10 @@ class Dataset {
   /// Applies fn to every element.
   Dataset map(std::function<Batch<T>(Batch<T>)> fn) const {
     if (!fn) throw ValueError("Dataset::map: empty function");
-    return map_random([fn](Batch<T> b, Random&) { return fn(std::move(b)); }, 0);
+    Dataset d = map_random([fn](Batch<T> b, Random&) { return fn(std::move(b)); }, 0);
+    auto info = std::make_shared<DatasetInfo>(*d.info_);
+    info->randomized = info_->randomized;
+    return Dataset(d.node(), info);
   }
   /// Applies fn(element, rng) with rng seeded from (seed, epoch, element index): random
   /// augmentation that is reproducible for a seed and different every epoch.
@@ -642,6 +652,7 @@ class Dataset {
     if (!fn) throw ValueError("Dataset::map_random: empty function");
     auto info = std::make_shared<DatasetInfo>(*info_);
     info->uint8_images = false;  // the function may change the value range
+    info->randomized = true;
     return Dataset(std::make_shared<detail::MapNode<T>>(node(), std::move(fn), seed ? *seed : next_global_seed()), info);
   }
   /// Stacks `batch_size` consecutive elements; the last batch may be smaller unless drop_remainder.
@@ -671,7 +682,7 @@ class Dataset {
   /// Starts the next epoch (epochs count up from 0 per Dataset, shared by its copies).
   iterator begin() const { return begin(epochs_->fetch_add(1)); }
   /// Iterates epoch `epoch` explicitly (does not advance the counter).
-  iterator begin(std::uint64_t epoch) const { return iterator(node()->open(epoch)); }
+  iterator begin(std::uint64_t epoch) const { return iterator(node(), epoch); }
   iterator end() const { return iterator(); }
 
   /// Number of elements when known (after batch(): number of batches).
@@ -684,6 +695,9 @@ class Dataset {
   /// A copy with other metadata (same pipeline).
   Dataset with_info(DatasetInfo info) const { return Dataset(node(), std::make_shared<DatasetInfo>(std::move(info))); }
   bool valid() const { return static_cast<bool>(node_); }
+  /// True when every epoch yields the same elements (up to order): no map_random stage.
+  /// fit() may then cache the outputs of a model's frozen part.
+  bool deterministic() const { return !info_->randomized; }
 
  private:
   Dataset(detail::NodePtr<T> n, std::shared_ptr<const DatasetInfo> info) : node_(std::move(n)), info_(std::move(info)) {}
