@@ -498,6 +498,36 @@ TEST_CASE("Dataset: slices, batch, unbatch, take, shuffle, map_random, cache, pr
   CHECK(rows == 10);
 }
 
+TEST_CASE("parallel sources keep the order, skip nullopt items and pass errors on", "[data]") {
+  keras::set_num_threads(3);
+  SourceOptions so;
+  so.parallel = true;
+  so.shuffle = true;
+  so.seed = 11;
+  so.chunk = 4;
+  auto read = [](Index i) -> std::optional<Batch<float>> {
+    if (i % 7 == 3) return std::nullopt;  // skipped item
+    return Batch<float>{Tensor<float>({1}, static_cast<float>(i)), {}};
+  };
+  auto par = Dataset<float>::from_indexed(100, read, so);
+  so.parallel = false;
+  auto seq = Dataset<float>::from_indexed(100, read, so);
+  for (std::uint64_t e : {0u, 1u}) {
+    auto a = flat_x(collect(par, e)), b = flat_x(collect(seq, e));
+    CHECK(a.size() == 86);
+    CHECK(a == b);
+  }
+  so.parallel = true;
+  auto bad = Dataset<float>::from_indexed(50, [](Index i) -> std::optional<Batch<float>> {
+    if (i == 20) throw keras::IOError("bad item 20");
+    return Batch<float>{Tensor<float>({1}, 0.f), {}};
+  }, so);
+  CHECK_THROWS_AS(collect(bad, 0), keras::IOError);
+  CHECK_THROWS_AS(collect(bad.batch(8).prefetch(2), 0), keras::IOError);
+  { auto it = par.batch(5).prefetch(1).begin(0); CHECK(it->x.dim(0) == 5); }  // early stop joins all threads
+  keras::set_num_threads(2);
+}
+
 TEST_CASE("image datasets cache as uint8 and prefetch across epochs", "[data]") {
   fs::path d = make_class_tree("cache", {6, 6, 6});
   auto o = quiet();

@@ -2,8 +2,8 @@
 //
 // Design: a Dataset is a cheap-to-copy handle (shared_ptr) to an immutable chain of nodes.
 //   source            N items read by index (in-memory tensors, image files, ...), optionally in a
-//                     fresh permutation every epoch and read in parallel chunks on
-//                     keras::get_num_threads() OpenMP threads;
+//                     fresh permutation every epoch, read ahead in order by
+//                     keras::get_num_threads() worker threads;
 //   map / map_random  per-element functions (map_random gets a Random seeded from
 //                     (seed, epoch, element index): deterministic whatever the threading);
 //   batch / unbatch   stack elements along a new first axis / split it again;
@@ -81,8 +81,8 @@ struct DatasetInfo {
 struct SourceOptions {
   bool shuffle = false;                ///< a new permutation of the indices every epoch
   std::optional<std::uint64_t> seed;   ///< shuffle seed (default: keras::next_global_seed())
-  bool parallel = false;               ///< read items on keras::get_num_threads() threads
-  Index chunk = 0;                     ///< items read together (0: 8 per thread)
+  bool parallel = false;               ///< read items on keras::get_num_threads() worker threads
+  Index chunk = 0;                     ///< parallel look-ahead is 2 * chunk items (0: 8 per thread)
   std::function<void(std::uint64_t epoch)> on_epoch_end;  ///< called once when an epoch's items are exhausted
 };
 
@@ -126,13 +126,27 @@ class SourceNode : public Node<T> {
   }
 
  private:
+  // Reads items in epoch order. Parallel sources run get_num_threads() worker threads that claim
+  // the next index, read it and park the result in a look-ahead window (at most `chunk` items
+  // ahead of the consumer); the consumer takes results in order. Workers block instead of
+  // spinning, so decoding overlaps batching and the model without barriers.
   struct It : Iterator<T> {
     const SourceNode* s;
     std::uint64_t epoch;
     std::vector<Index> order;
-    Index pos = 0;
-    std::deque<Batch<T>> ready;
+    Index pos = 0;  // next position handed to the consumer
     bool ended = false;
+    // parallel state
+    int nt = 1;
+    Index window = 1, claimed = 0;
+    std::vector<std::optional<Batch<T>>> slots;  // ring buffer of `window` results
+    std::vector<char> filled;
+    std::vector<std::exception_ptr> errors;
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+    std::vector<std::thread> workers;
+
     It(const SourceNode* src, std::uint64_t e) : s(src), epoch(e) {
       order.resize(static_cast<std::size_t>(s->n_));
       for (Index i = 0; i < s->n_; ++i) order[i] = i;
@@ -140,45 +154,78 @@ class SourceNode : public Node<T> {
         Random rng(mix_seed(s->seed_, epoch));
         for (Index i = s->n_ - 1; i > 0; --i) std::swap(order[i], order[rng.index(static_cast<std::uint64_t>(i) + 1)]);
       }
+      nt = s->opt_.parallel ? std::max(1, get_num_threads()) : 1;
+      if (nt > 1 && s->n_ > 1) {
+        window = std::max<Index>(s->opt_.chunk > 0 ? 2 * s->opt_.chunk : 8 * nt, 2 * nt);
+        slots.resize(static_cast<std::size_t>(window));
+        filled.assign(static_cast<std::size_t>(window), 0);
+        errors.resize(static_cast<std::size_t>(window));
+        for (int t = 0; t < nt; ++t) workers.emplace_back([this] { work(); });
+      }
+    }
+    ~It() override {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        stop = true;
+      }
+      cv.notify_all();
+      for (auto& w : workers) w.join();
+    }
+    void work() {
+      for (;;) {
+        Index k;
+        {
+          std::unique_lock<std::mutex> lock(m);
+          cv.wait(lock, [&] { return stop || (claimed < s->n_ && claimed < pos + window); });
+          if (stop) return;
+          k = claimed++;
+        }
+        std::optional<Batch<T>> got;
+        std::exception_ptr err;
+        try {
+          got = s->read_(order[k]);
+        } catch (...) {
+          err = std::current_exception();
+        }
+        {
+          std::lock_guard<std::mutex> lock(m);
+          const std::size_t slot = static_cast<std::size_t>(k % window);
+          slots[slot] = std::move(got);
+          errors[slot] = err;
+          filled[slot] = 1;
+        }
+        cv.notify_all();
+      }
     }
     bool next(Batch<T>& out) override {
-      while (ready.empty()) {
+      for (;;) {
         if (pos >= s->n_) {
           if (!ended && s->opt_.on_epoch_end) s->opt_.on_epoch_end(epoch);
           ended = true;
           return false;
         }
-        fill();
-      }
-      out = std::move(ready.front());
-      ready.pop_front();
-      return true;
-    }
-    void fill() {
-      const int nt = s->opt_.parallel ? std::max(1, get_num_threads()) : 1;
-      Index chunk = s->opt_.chunk > 0 ? s->opt_.chunk : 8 * nt;
-      if (!s->opt_.parallel && s->opt_.chunk <= 0) chunk = 1;
-      const Index count = std::min(chunk, s->n_ - pos);
-      std::vector<std::optional<Batch<T>>> got(static_cast<std::size_t>(count));
-      if (nt > 1 && count > 1) {
-        std::exception_ptr error;
-        std::mutex error_mutex;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (Index k = 0; k < count; ++k) {
-          try {
-            got[k] = s->read_(order[pos + k]);
-          } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex);
-            if (!error) error = std::current_exception();
-          }
+        std::optional<Batch<T>> got;
+        if (workers.empty()) {
+          got = s->read_(order[pos++]);
+        } else {
+          std::unique_lock<std::mutex> lock(m);
+          const std::size_t slot = static_cast<std::size_t>(pos % window);
+          cv.wait(lock, [&] { return filled[slot] != 0; });
+          got = std::move(slots[slot]);
+          slots[slot].reset();
+          filled[slot] = 0;
+          std::exception_ptr err = errors[slot];
+          errors[slot] = nullptr;
+          ++pos;
+          lock.unlock();
+          cv.notify_all();
+          if (err) std::rethrow_exception(err);
         }
-        if (error) std::rethrow_exception(error);
-      } else {
-        for (Index k = 0; k < count; ++k) got[k] = s->read_(order[pos + k]);
+        if (got) {
+          out = std::move(*got);
+          return true;
+        }
       }
-      pos += count;
-      for (auto& g : got)
-        if (g) ready.push_back(std::move(*g));
     }
   };
   Index n_;
