@@ -29,3 +29,12 @@ TEST_CASE("slice_rows copies a batch", "[core]") {
   CHECK(s[0] == 3);
   CHECK_THROWS_AS(t.slice_rows(2, 2), keras::ShapeError);
 }
+
+TEST_CASE("Copying an empty tensor gives an empty tensor", "[core]") {
+  Tensor<float> a;
+  Tensor<float> b = a;
+  CHECK(b.size() == 0);
+  std::vector<Tensor<float>> v;
+  v.assign(3, Tensor<float>());
+  CHECK(v[2].empty());
+}

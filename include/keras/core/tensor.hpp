@@ -46,7 +46,10 @@ class Tensor {
   Tensor(const Tensor& o) { *this = o; }
   Tensor(Tensor&& o) noexcept { swap(o); }
   Tensor& operator=(const Tensor& o) {
-    if (this != &o) {
+    if (this != &o && !o.data_) {  // default-constructed: empty
+      shape_ = o.shape_;
+      size_ = 0;
+    } else if (this != &o) {
       resize(o.shape_);
       if (size_) std::memcpy(data_.get(), o.data_.get(), sizeof(T) * size_);
     }

@@ -14,15 +14,15 @@ class Activation : public Layer<T> {
  public:
   KERAS_LAYER(Activation)
   explicit Activation(std::string activation, std::string name = "")
-      : Layer<T>(std::move(name)), activation_(std::move(activation)), act_(ops::activation_from_name(activation_)) {}
+      : Layer<T>(std::move(name)), activation_(std::move(activation)), act_(keras::activation_from_name(activation_)) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     return in[0];
   }
-  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { ops::activation_forward(act_, *in[0], y); }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { keras::activation_forward(act_, *in[0], y); }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
-    if (dx.at(0)) ops::activation_backward(act_, *in[0], y, dy, *dx[0]);
+    if (dx.at(0)) keras::activation_backward(act_, *in[0], y, dy, *dx[0]);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -35,7 +35,7 @@ class Activation : public Layer<T> {
 
  private:
   std::string activation_;
-  ops::Activation act_;
+  keras::Activation act_;
 };
 
 struct ReLUOptions {
@@ -59,11 +59,11 @@ class ReLU : public Layer<T> {
     return in[0];
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
-    ops::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
+    keras::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
-    if (dx.at(0)) ops::relu_backward(*in[0], dy, *dx[0], max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
+    if (dx.at(0)) keras::relu_backward(*in[0], dy, *dx[0], max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -99,11 +99,11 @@ class Softmax : public Layer<T> {
     return in[0];
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
-    ops::activation_forward(ops::Activation::softmax, *in[0], y);
+    keras::activation_forward(keras::Activation::Softmax, *in[0], y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
-    if (dx.at(0)) ops::activation_backward(ops::Activation::softmax, *in[0], y, dy, *dx[0]);
+    if (dx.at(0)) keras::activation_backward(keras::Activation::Softmax, *in[0], y, dy, *dx[0]);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();

@@ -35,6 +35,8 @@ class BatchNormalization : public Layer<T> {
       throw ValueError("layer '" + this->name() + "' (BatchNormalization): only the last axis is supported, got axis " + std::to_string(o_.axis));
     return in[0];
   }
+  /// A frozen BatchNormalization always uses its moving statistics.
+  bool cacheable() const override { return !this->trainable(); }
   Variable<T>* gamma() { return o_.scale ? this->variables_[0].get() : nullptr; }
   Variable<T>* beta() { return o_.center ? this->variables_[o_.scale ? 1 : 0].get() : nullptr; }
   Variable<T>& moving_mean() { return *this->variables_[this->variables_.size() - 2]; }

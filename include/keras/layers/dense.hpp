@@ -21,7 +21,7 @@ class Dense : public Layer<T> {
  public:
   KERAS_LAYER(Dense)
   explicit Dense(Index units, DenseOptions o = {})
-      : Layer<T>(o.name), units_(units), o_(std::move(o)), act_(ops::activation_from_name(o_.activation)) {
+      : Layer<T>(o.name), units_(units), o_(std::move(o)), act_(keras::activation_from_name(o_.activation)) {
     if (units <= 0) throw ValueError("Dense: units must be positive, got " + std::to_string(units));
   }
 
@@ -44,20 +44,20 @@ class Dense : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     Shape s = x.shape();
     s.back() = units_;
-    Tensor<T>& z = act_ == ops::Activation::linear ? y : z_;
+    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
     z.resize(s);
     auto X = x.matrix();
     auto Z = z.matrix();
     Z.noalias() = X * kernel().value.matrix();
     if (o_.use_bias) Z.rowwise() += bias().value.matrix(1, units_).row(0);
-    if (act_ != ops::Activation::linear) ops::activation_forward(act_, z_, y);
+    if (act_ != keras::Activation::Linear) keras::activation_forward(act_, z_, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     const Tensor<T>* dz = &dy;
-    if (act_ != ops::Activation::linear) {
-      ops::activation_backward(act_, z_, y, dy, dz_);
+    if (act_ != keras::Activation::Linear) {
+      keras::activation_backward(act_, z_, y, dy, dz_);
       dz = &dz_;
     }
     auto DZ = dz->matrix();
@@ -107,7 +107,7 @@ class Dense : public Layer<T> {
  private:
   Index units_;
   DenseOptions o_;
-  ops::Activation act_;
+  keras::Activation act_;
   Tensor<T> z_, dz_;
 };
 

@@ -15,6 +15,7 @@ class Dropout : public Layer<T> {
     if (rate < 0 || rate >= 1) throw ValueError("Dropout: rate must be in [0, 1), got " + std::to_string(rate));
   }
   double rate() const { return rate_; }
+  bool cacheable() const override { return rate_ == 0; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     return in[0];

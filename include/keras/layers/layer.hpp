@@ -110,16 +110,17 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
   /// Eager call on one tensor (builds on first use): y = layer(x).
   Tensor<T> call(const Tensor<T>& x, bool training = false) {
-    build(with_unknown_batch(x.shape()));
-    check_input_shapes({x.shape()});
+    if (built_) check_input_shapes({x.shape()});
+    else build(with_unknown_batch(x.shape()));
     Tensor<T> y;
     forward({&x}, y, training);
     return y;
   }
 
-  /// False when forward() in inference mode is not a pure function of the inputs and weights
-  /// (used to decide whether a frozen part's outputs may be cached).
-  virtual bool deterministic_in_inference() const { return true; }
+  /// True when forward() is a pure function of the inputs and weights that gives the same result
+  /// in training and inference mode (false for Dropout, for BatchNormalization while trainable).
+  /// fit() caches the outputs of a frozen, cacheable leading part of a model.
+  virtual bool cacheable() const { return true; }
 
   // ---- variables ----------------------------------------------------------------------------
   /// All variables of this layer (and of its sub-layers, for models), in Keras weight order.

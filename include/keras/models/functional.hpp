@@ -75,12 +75,12 @@ KerasTensor<T> layers::Layer<T>::operator()(const std::vector<KerasTensor<T>>& x
   if (!self)
     throw StateError("layer '" + name() +
                      "' is not owned by a std::shared_ptr: call it as a temporary (Dense(4)(x)) or create it with std::make_shared");
-  return detail::call_symbolic<T>(self, xs);
+  return keras::detail::call_symbolic<T>(self, xs);
 }
 template <class T>
 KerasTensor<T> layers::Layer<T>::operator()(const std::vector<KerasTensor<T>>& xs) && {
   auto self = this->weak_from_this().lock();
-  return detail::call_symbolic<T>(self ? self : this->move_to_shared(), xs);
+  return keras::detail::call_symbolic<T>(self ? self : this->move_to_shared(), xs);
 }
 
 /// A directed acyclic graph of layer calls, executed in topological order, with buffers that are
@@ -162,21 +162,7 @@ class Graph {
       throw ShapeError("model expects " + std::to_string(inputs_.size()) + " input(s), got " + std::to_string(inputs.size()));
     buffers_.resize(nodes_.size());
     values_.assign(nodes_.size(), nullptr);
-    std::vector<const Tensor<T>*> ins;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      auto& n = nodes_[i];
-      if (n.input_index >= 0) {
-        const Tensor<T>* x = inputs[n.input_index];
-        if (!shapes_compatible(x->shape(), n.shape))
-          throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
-        values_[i] = x;
-        continue;
-      }
-      ins.clear();
-      for (int j : n.inputs) ins.push_back(values_[j]);
-      n.layer->forward(ins, buffers_[i], training);
-      values_[i] = &buffers_[i];
-    }
+    run(0, static_cast<int>(nodes_.size()) - 1, inputs, training);
   }
   const Tensor<T>& output(std::size_t k = 0) const { return *values_.at(outputs_.at(k)); }
   const Tensor<T>& value(int node) const { return *values_.at(node); }
@@ -238,12 +224,37 @@ class Graph {
     }
   }
 
-  /// True when nothing upstream of the output is trainable and every layer is deterministic in
-  /// inference mode: the graph's inference outputs are then a fixed function of its inputs.
-  bool frozen_and_deterministic() const {
-    for (auto& nd : nodes_)
-      if (!nd.layer->trainable_variables().empty() || !nd.layer->deterministic_in_inference()) return false;
-    return true;
+  /// The frozen leading part of a single-input graph: the last node k such that every node up to
+  /// k has no trainable variables and is cacheable, and every later node reads only nodes >= k.
+  /// Nodes after k then depend on the input only through node k. Returns -1 if there is none.
+  int frozen_prefix_end() const {
+    if (inputs_.size() != 1 || outputs_.size() != 1) return -1;
+    int best = -1;
+    for (int k = 0; k < static_cast<int>(nodes_.size()); ++k) {
+      auto& nd = nodes_[k];
+      if (nd.input_index < 0 && (!nd.layer->trainable_variables().empty() || !nd.layer->cacheable())) break;
+      if (k == outputs_[0]) break;
+      bool cut = nd.input_index < 0;
+      for (std::size_t i = k + 1; cut && i < nodes_.size(); ++i)
+        for (int j : nodes_[i].inputs)
+          if (j < k) cut = false;
+      if (cut) best = k;
+    }
+    return best;
+  }
+  /// Runs nodes up to and including `last` (inference mode) and returns node `last`'s value.
+  const Tensor<T>& forward_until(int last, const Tensor<T>& x) {
+    buffers_.resize(nodes_.size());
+    values_.assign(nodes_.size(), nullptr);
+    run(0, last, {&x}, false);
+    return *values_[last];
+  }
+  /// Runs the nodes after `first`, taking `value` as node `first`'s output.
+  void forward_from(int first, const Tensor<T>& value, bool training) {
+    buffers_.resize(nodes_.size());
+    values_.assign(nodes_.size(), nullptr);
+    values_[first] = &value;
+    run(first + 1, static_cast<int>(nodes_.size()) - 1, {}, training);
   }
 
  private:
@@ -253,6 +264,23 @@ class Graph {
   std::vector<const Tensor<T>*> values_;
   std::vector<char> flows_, has_grad_;
 
+  void run(int first, int last, const std::vector<const Tensor<T>*>& inputs, bool training) {
+    std::vector<const Tensor<T>*> ins;
+    for (int i = first; i <= last; ++i) {
+      auto& n = nodes_[i];
+      if (n.input_index >= 0) {
+        const Tensor<T>* x = inputs.at(n.input_index);
+        if (!shapes_compatible(x->shape(), n.shape))
+          throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
+        values_[i] = x;
+        continue;
+      }
+      ins.clear();
+      for (int j : n.inputs) ins.push_back(values_[j]);
+      n.layer->forward(ins, buffers_[i], training);
+      values_[i] = &buffers_[i];
+    }
+  }
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {
     for (int j : ins) nodes_[j].consumers++;
     nodes_.push_back(Node{std::move(layer), std::move(ins), 0, std::move(shape), input_index});

@@ -11,9 +11,11 @@
 #include <sstream>
 
 #include "../callbacks/callback.hpp"
+#include "../callbacks/progbar.hpp"
 #include "../losses/losses.hpp"
 #include "../metrics/metrics.hpp"
 #include "../optimizers/optimizers.hpp"
+#include "../data/dataset.hpp"
 #include "functional.hpp"
 
 namespace keras {
@@ -30,6 +32,11 @@ struct FitOptions {
   int verbose = 1;                    ///< 0 silent, 1 progress bar, 2 one line per epoch
   int initial_epoch = 0;
   std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;
+  /// Compute the outputs of a frozen leading part (frozen layers or nested model) once per sample
+  /// and train the rest on them (exact when the data are not augmented; see docs).
+  bool cache_frozen = true;
+  /// Upper bound for the cached features' memory; above it fit() runs uncached.
+  double cache_max_bytes = 4.0 * (1 << 30);
 };
 
 /// A source of (x, y) batches for one pass: in-memory tensors or (later) datasets.
@@ -84,6 +91,53 @@ class TensorBatchSource : public BatchSource<T> {
     for (Index i = 0; i < n; ++i)
       std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row, dst.data() + i * row);
   }
+};
+
+/// Batches of a data::Dataset (each element is one batch, as after .batch()).
+template <class T>
+class DatasetBatchSource : public BatchSource<T> {
+ public:
+  explicit DatasetBatchSource(data::Dataset<T> ds, Index max_steps = -1) : ds_(std::move(ds)), max_steps_(max_steps) {
+    if (auto c = ds_.cardinality()) steps_ = *c;
+    if (max_steps_ > 0) steps_ = steps_ > 0 ? std::min(steps_, max_steps_) : max_steps_;
+  }
+  Index steps() const override { return steps_; }
+  void begin_epoch(int) override {
+    if (max_steps_ > 0 && it_ != ds_.end() && it_started_) return;  // steps_per_epoch: keep drawing from the same pass
+    it_ = ds_.begin();
+    it_started_ = true;
+    taken_ = 0;
+    count_ = 0;
+  }
+  bool next(Tensor<T>& x, Tensor<T>& y) override {
+    if (max_steps_ > 0 && taken_ >= max_steps_) {
+      taken_ = 0;
+      return false;
+    }
+    if (it_ == ds_.end()) {
+      if (max_steps_ > 0 && count_ > 0) {  // dataset exhausted mid-epoch: start a new pass
+        it_ = ds_.begin();
+        count_ = 0;
+      }
+      if (it_ == ds_.end()) {
+        it_started_ = false;
+        if (steps_ <= 0) steps_ = taken_;
+        return false;
+      }
+    }
+    x = std::move(it_->x);
+    y = std::move(it_->y);
+    ++it_;
+    ++taken_;
+    ++count_;
+    return true;
+  }
+
+ private:
+  data::Dataset<T> ds_;
+  Index max_steps_, steps_ = 0, taken_ = 0, count_ = 0;
+  typename data::Dataset<T>::iterator it_;
+  bool it_started_ = false;
 };
 
 namespace detail {
@@ -156,9 +210,9 @@ class Model : public layers::Layer<T> {
     graph_.backward({&dy}, dx);
   }
   bool multiple_inputs() const override { return graph_.inputs().size() > 1; }
-  bool deterministic_in_inference() const override {
+  bool cacheable() const override {
     for (auto& l : graph_.layers())
-      if (!l->deterministic_in_inference()) return false;
+      if (!l->cacheable()) return false;
     return true;
   }
   std::vector<Variable<T>*> variables() override {
@@ -227,13 +281,19 @@ class Model : public layers::Layer<T> {
     return *loss_;
   }
   bool stop_training = false;
+  /// User metadata saved with the model (TF.js userDefinedMetadata), e.g. {"class_names": [...]}.
+  json metadata;
 
   /// One optimizer step on one batch; returns the batch loss.
   double train_on_batch(const Tensor<T>& x, const Tensor<T>& y) {
     require_compiled("train_on_batch");
-    ensure_built(x.shape());
-    check_batch(x, y, "train_on_batch");
-    graph_.forward({&x}, true);
+    if (cache_cut_ >= 0) {
+      graph_.forward_from(cache_cut_, x, true);
+    } else {
+      ensure_built(x.shape());
+      check_batch(x, y, "train_on_batch");
+      graph_.forward({&x}, true);
+    }
     const Tensor<T>& pred = graph_.output();
     double l = loss_->compute(y, pred, &dpred_);
     auto vars = trainable_variables();
@@ -255,23 +315,119 @@ class Model : public layers::Layer<T> {
     Index n_train = n - n_val;
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+    const Tensor<T>* vx = o.validation_data ? &o.validation_data->first : n_val > 0 ? &x : nullptr;
+    const Tensor<T>* vy = o.validation_data ? &o.validation_data->second : n_val > 0 ? &y : nullptr;
+    if (o.validation_data) check_batch(*vx, *vy, "fit(validation_data)");
+    Index v_begin = o.validation_data ? 0 : n_train, v_count = vx ? (o.validation_data ? vx->dim(0) : n_val) : 0;
+    int cut = o.cache_frozen ? graph_.frozen_prefix_end() : -1;
+    if (cut >= 0) {
+      // Same batches and order as the uncached run: features in sample order, same shuffling seed.
+      TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
+      TensorBatchSource<T> vplain(vx ? *vx : x, vy, v_begin, v_count, o.batch_size, false, 0);
+      FeatureCache fc;
+      if (build_cache(cut, plain, vx ? &vplain : nullptr, o, fc)) {
+        TensorBatchSource<T> train(fc.x, &fc.y, 0, fc.x.dim(0), o.batch_size, o.shuffle, seed);
+        TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vx ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
+        return run_cached(cut, train, vx ? &val : nullptr, o);
+      }
+    }
     TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
     std::unique_ptr<TensorBatchSource<T>> val;
-    if (o.validation_data) {
-      check_batch(o.validation_data->first, o.validation_data->second, "fit(validation_data)");
-      val = std::make_unique<TensorBatchSource<T>>(o.validation_data->first, &o.validation_data->second, 0,
-                                                   o.validation_data->first.dim(0), o.batch_size, false, 0);
-    } else if (n_val > 0) {
-      val = std::make_unique<TensorBatchSource<T>>(x, &y, n_train, n_val, o.batch_size, false, 0);
+    if (vx) val = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+    return fit_sources(train, val.get(), o);
+  }
+
+  /// fit on a dataset of (x, y) batches, e.g. from utils::image_dataset_from_directory.
+  /// Frozen-part caching applies when the dataset is deterministic (no random augmentation):
+  /// the features of one pass are computed once, then shuffled per epoch with o.seed.
+  History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt,
+              Index steps_per_epoch = -1) {
+    require_compiled("fit");
+    if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    int cut = o.cache_frozen && steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic())
+                  ? graph_.frozen_prefix_end() : -1;
+    DatasetBatchSource<T> train(ds, steps_per_epoch);
+    std::unique_ptr<DatasetBatchSource<T>> val;
+    if (validation) val = std::make_unique<DatasetBatchSource<T>>(*validation);
+    if (cut >= 0) {
+      FeatureCache fc;
+      if (build_cache(cut, train, val.get(), o, fc)) {
+        Index bs = std::max<Index>(1, fc.batch);
+        std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+        TensorBatchSource<T> ctrain(fc.x, &fc.y, 0, fc.x.dim(0), bs, o.shuffle, seed);
+        TensorBatchSource<T> cval(fc.vx, &fc.vy, 0, val ? fc.vx.dim(0) : 0, bs, false, 0);
+        return run_cached(cut, ctrain, val ? &cval : nullptr, o);
+      }
     }
     return fit_sources(train, val.get(), o);
+  }
+  Logs evaluate(const data::Dataset<T>& ds) {
+    require_compiled("evaluate");
+    DatasetBatchSource<T> src(ds);
+    return evaluate_source(src);
+  }
+  Tensor<T> predict(const data::Dataset<T>& ds) {
+    DatasetBatchSource<T> src(ds);
+    return predict_source(src);
+  }
+
+  /// Outputs of the frozen leading part for a whole pass of a source (features and targets).
+  struct FeatureCache {
+    Tensor<T> x, y, vx, vy;
+    Index batch = 0;  ///< size of the first training batch
+  };
+  /// Fills the cache; false (and fit runs uncached) if the features would exceed cache_max_bytes.
+  bool build_cache(int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o, FeatureCache& fc) {
+    Shape fs = graph_.nodes()[cut].shape;
+    double per_sample = sizeof(T);
+    for (std::size_t i = 1; i < fs.size(); ++i) per_sample *= static_cast<double>(fs[i]);
+    auto t0 = std::chrono::steady_clock::now();
+    auto collect = [&](BatchSource<T>& src, Tensor<T>& fx, Tensor<T>& fy) {
+      std::vector<Tensor<T>> xs, ys;
+      Tensor<T> xb, yb;
+      src.begin_epoch(0);
+      double bytes = 0;
+      while (src.next(xb, yb)) {
+        if (!fc.batch) fc.batch = xb.dim(0);
+        xs.push_back(graph_.forward_until(cut, xb));
+        ys.push_back(yb);
+        bytes += per_sample * static_cast<double>(xb.dim(0));
+        if (bytes > o.cache_max_bytes) return false;
+      }
+      fx = concat_rows(xs);
+      fy = concat_rows(ys);
+      return true;
+    };
+    if (!collect(train, fc.x, fc.y)) return false;
+    if (val && !collect(*val, fc.vx, fc.vy)) return false;
+    if (o.verbose) {
+      double mb = per_sample * static_cast<double>(fc.x.dim(0) + (val ? fc.vx.dim(0) : 0)) / (1 << 20);
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("Cached the outputs of the frozen layers up to '%s' %s for %lld samples (%.1f MB) in %.1fs; training the rest on them.\n",
+                  graph_.nodes()[cut].layer->name().c_str(), shape_str(fs).c_str(), static_cast<long long>(fc.x.dim(0) + (val ? fc.vx.dim(0) : 0)),
+                  mb, secs);
+      std::fflush(stdout);
+    }
+    return true;
+  }
+  /// fit_sources on cached features: the graph runs from node `cut` on.
+  History run_cached(int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
+    cache_cut_ = cut;
+    try {
+      History h = fit_sources(train, val, o);
+      cache_cut_ = -1;
+      return h;
+    } catch (...) {
+      cache_cut_ = -1;
+      throw;
+    }
   }
 
   /// The training loop over batch sources (tensors or datasets).
   History fit_sources(BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
     History h;
     auto cbs = o.callbacks;
-    if (o.verbose) cbs.insert(cbs.begin(), std::make_shared<EpochLogger>(o.verbose, std::cout));
+    if (o.verbose) cbs.insert(cbs.begin(), std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, o.verbose == 2 ? std::optional<bool>(false) : std::nullopt));
     std::map<std::string, double> params{{"epochs", o.epochs}, {"steps", static_cast<double>(train.steps())}, {"verbose", o.verbose}};
     for (auto& cb : cbs) {
       cb->set_model(this);
@@ -326,8 +482,12 @@ class Model : public layers::Layer<T> {
     Tensor<T> xb, yb;
     src.begin_epoch(0);
     while (src.next(xb, yb)) {
-      ensure_built(xb.shape());
-      graph_.forward({&xb}, false);
+      if (cache_cut_ >= 0) {
+        graph_.forward_from(cache_cut_, xb, false);
+      } else {
+        ensure_built(xb.shape());
+        graph_.forward({&xb}, false);
+      }
       const Tensor<T>& pred = graph_.output();
       if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
         throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
@@ -346,26 +506,16 @@ class Model : public layers::Layer<T> {
     return predict_source(src);
   }
   Tensor<T> predict_source(BatchSource<T>& src) {
-    Tensor<T> xb, yb, result;
+    Tensor<T> xb, yb;
     src.begin_epoch(0);
-    Index row = 0;
     std::vector<Tensor<T>> parts;
     while (src.next(xb, yb)) {
       ensure_built(xb.shape());
       graph_.forward({&xb}, false);
       parts.push_back(graph_.output());
-      row += xb.dim(0);
     }
     if (parts.empty()) throw ValueError("predict: no input samples");
-    Shape s = parts[0].shape();
-    s[0] = row;
-    result.resize(s);
-    Index off = 0;
-    for (auto& p : parts) {
-      std::copy(p.begin(), p.end(), result.data() + off);
-      off += p.size();
-    }
-    return result;
+    return concat_rows(parts);
   }
   /// One forward pass in inference mode (Keras's model(x)).
   const Tensor<T>& operator()(const Tensor<T>& x, bool training = false) {
@@ -449,6 +599,22 @@ class Model : public layers::Layer<T> {
   bool compiled_ = false;
   Tensor<T> dpred_;
   const Tensor<T>* last_pred_ = nullptr;
+  int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
+
+  static Tensor<T> concat_rows(const std::vector<Tensor<T>>& parts) {
+    if (parts.empty()) return Tensor<T>();
+    Shape s = parts[0].shape();
+    Index rows = 0;
+    for (auto& p : parts) rows += p.dim(0);
+    s[0] = rows;
+    Tensor<T> r(s);
+    Index off = 0;
+    for (auto& p : parts) {
+      std::copy(p.begin(), p.end(), r.data() + off);
+      off += p.size();
+    }
+    return r;
+  }
 
   void require_compiled(const char* what) const {
     if (!compiled_) throw StateError(std::string(what) + ": you must compile model '" + this->name() + "' first (model.compile(...))");
@@ -483,37 +649,6 @@ class Model : public layers::Layer<T> {
     return l;
   }
 
-  /// Minimal verbose output (one line per epoch); callbacks/progbar.hpp has Keras's progress bar.
-  class EpochLogger : public callbacks::Callback<T> {
-   public:
-    EpochLogger(int verbose, std::ostream& os) : os_(os) {}
-    void on_epoch_begin(int epoch, const Logs&) override {
-      start_ = std::chrono::steady_clock::now();
-      os_ << "Epoch " << epoch + 1 << "/" << static_cast<int>(this->params_["epochs"]) << "\n";
-    }
-    void on_epoch_end(int, Logs& logs) override {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      int steps = static_cast<int>(this->params_["steps"]);
-      os_ << steps << "/" << steps << " - " << static_cast<int>(secs + 0.5) << "s - " << static_cast<int>(1000 * secs / std::max(1, steps))
-          << "ms/step";
-      for (auto& k : ordered_keys(logs)) os_ << " - " << k << ": " << detail::fmt4(logs[k]);
-      os_ << "\n" << std::flush;
-    }
-    static std::vector<std::string> ordered_keys(const Logs& logs) {
-      std::vector<std::string> ks;
-      if (logs.count("loss")) ks.push_back("loss");
-      for (auto& [k, v] : logs)
-        if (k != "loss" && k.rfind("val_", 0) != 0) ks.push_back(k);
-      if (logs.count("val_loss")) ks.push_back("val_loss");
-      for (auto& [k, v] : logs)
-        if (k != "val_loss" && k.rfind("val_", 0) == 0) ks.push_back(k);
-      return ks;
-    }
-
-   private:
-    std::ostream& os_;
-    std::chrono::steady_clock::time_point start_;
-  };
 };
 
 }  // namespace keras

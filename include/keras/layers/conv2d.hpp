@@ -1,0 +1,158 @@
+// Conv2D: 2-d convolution over NHWC inputs with a [kh, kw, in, filters] kernel (Keras layout).
+// k x k kernels run as im2col + GEMM, 1 x 1 kernels as one GEMM (ops/conv2d.hpp).
+#pragma once
+#include "../ops/activations.hpp"
+#include "../ops/conv2d.hpp"
+#include "initializers.hpp"
+#include "layer.hpp"
+#include "registry.hpp"
+
+namespace keras::layers {
+
+/// A (height, width) pair: Size2(3) is 3x3, Size2(2, 1) is 2x1.
+struct Size2 {
+  Index h = 1, w = 1;
+  Size2() = default;
+  Size2(Index k) : h(k), w(k) {}  // NOLINT: allows kernel_size = 3
+  Size2(Index h_, Index w_) : h(h_), w(w_) {}
+  json to_json() const { return json::array({h, w}); }
+  static Size2 from_json(const json& j) {
+    if (j.is_number()) return Size2(j.get<Index>());
+    if (j.is_array() && j.size() == 1) return Size2(j[0].get<Index>());
+    if (j.is_array() && j.size() == 2) return Size2(j[0].get<Index>(), j[1].get<Index>());
+    throw ValueError("expected an int or a pair of ints, got " + j.dump());
+  }
+};
+
+namespace detail {
+/// Output spatial shape for a conv/pool window; -1 stays -1.
+inline Shape conv_output_shape(const std::string& layer, const std::string& cls, const Shape& in, Size2 k, Size2 s,
+                               const std::string& padding, Size2 d, Index out_channels) {
+  if (in.size() != 4)
+    throw ShapeError("layer '" + layer + "' (" + cls + "): expected input of rank 4 (batch, rows, cols, channels), got shape " + shape_str(in));
+  Shape out{in[0], -1, -1, out_channels};
+  if (in[1] >= 0 && in[2] >= 0) {
+    auto g = ops::conv_geometry(in[1], in[2], std::max<Index>(in[3], 1), k.h, k.w, s.h, s.w, padding, d.h, d.w);
+    out[1] = g.out_h;
+    out[2] = g.out_w;
+  }
+  return out;
+}
+inline void check_positive(const std::string& cls, const char* what, Size2 v) {
+  if (v.h <= 0 || v.w <= 0) throw ValueError(cls + ": " + what + " must be positive, got (" + std::to_string(v.h) + ", " + std::to_string(v.w) + ")");
+}
+}  // namespace detail
+
+struct Conv2DOptions {
+  Size2 strides = 1;
+  std::string padding = "valid";
+  Size2 dilation_rate = 1;
+  std::string activation = "linear";
+  bool use_bias = true;
+  initializers::Initializer kernel_initializer = "glorot_uniform";
+  initializers::Initializer bias_initializer = "zeros";
+  std::string name;
+  std::optional<std::uint64_t> seed;
+};
+
+template <class T = float>
+class Conv2D : public Layer<T> {
+ public:
+  KERAS_LAYER(Conv2D)
+  Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
+      : Layer<T>(o.name), filters_(filters), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
+    if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
+    detail::check_positive("Conv2D", "kernel_size", k_);
+    detail::check_positive("Conv2D", "strides", o_.strides);
+    detail::check_positive("Conv2D", "dilation_rate", o_.dilation_rate);
+    ops::parse_padding(o_.padding);
+  }
+  Variable<T>& kernel() { return *this->variables_.at(0); }
+  Variable<T>* bias() { return o_.use_bias ? this->variables_.at(1).get() : nullptr; }
+  Index filters() const { return filters_; }
+
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    Shape out = detail::conv_output_shape(this->name(), "Conv2D", in[0], k_, o_.strides, o_.padding, o_.dilation_rate, filters_);
+    if (in[0][3] < 0) throw ShapeError("layer '" + this->name() + "' (Conv2D): the channel dimension of the input must be known, got " + shape_str(in[0]));
+    return out;
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    const Tensor<T>& x = *in.at(0);
+    update_geometry(x);
+    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
+    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ws_);
+    if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    const Tensor<T>* dz = &dy;
+    if (act_ != keras::Activation::Linear) {
+      activation_backward(act_, z_, y, dy, dz_);
+      dz = &dz_;
+    }
+    bool vg = this->needs_variable_grads();
+    ops::conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["filters"] = filters_;
+    c["kernel_size"] = k_.to_json();
+    c["strides"] = o_.strides.to_json();
+    c["padding"] = o_.padding;
+    c["data_format"] = "channels_last";
+    c["dilation_rate"] = o_.dilation_rate.to_json();
+    c["groups"] = 1;
+    c["activation"] = o_.activation;
+    c["use_bias"] = o_.use_bias;
+    c["kernel_initializer"] = o_.kernel_initializer.to_json();
+    c["bias_initializer"] = o_.bias_initializer.to_json();
+    for (const char* k : {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"}) c[k] = nullptr;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    Conv2DOptions o;
+    o.name = c.value("name", "");
+    if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
+    o.padding = c.value("padding", "valid");
+    if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
+    if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
+    o.use_bias = c.value("use_bias", true);
+    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+      throw ValueError("Conv2D '" + o.name + "': only data_format channels_last is supported");
+    if (c.contains("groups") && c["groups"].is_number() && c["groups"].get<int>() != 1)
+      throw ValueError("Conv2D '" + o.name + "': groups != 1 is not supported");
+    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null()) o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
+    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+    return std::make_shared<Conv2D>(c.at("filters").get<Index>(), Size2::from_json(c.at("kernel_size")), o);
+  }
+
+ protected:
+  void build_variables(const std::vector<Shape>& in) override {
+    Index cin = in[0][3];
+    auto& k = this->add_weight("kernel", {k_.h, k_.w, cin, filters_});
+    double rf = static_cast<double>(k_.h * k_.w);
+    o_.kernel_initializer.fill(k.value, rf * cin, rf * filters_, o_.seed ? *o_.seed : next_global_seed());
+    if (o_.use_bias) o_.bias_initializer.fill(this->add_weight("bias", {filters_}).value, 1, 1, next_global_seed());
+  }
+
+ private:
+  Index filters_;
+  Size2 k_;
+  Conv2DOptions o_;
+  keras::Activation act_;
+  ops::Conv2DGeometry geom_;
+  ops::Conv2DWorkspace<T> ws_;
+  Tensor<T> z_, dz_;
+  void update_geometry(const Tensor<T>& x) {
+    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (Conv2D): expected a 4-d input, got " + shape_str(x.shape()));
+    if (geom_.in_h != x.dim(1) || geom_.in_w != x.dim(2) || geom_.in_c != x.dim(3))
+      geom_ = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k_.h, k_.w, o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h,
+                                 o_.dilation_rate.w);
+  }
+};
+
+KERAS_REGISTER_LAYER(Conv2D)
+
+}  // namespace keras::layers

@@ -1,0 +1,122 @@
+// DepthwiseConv2D: one k x k filter per input channel (times depth_multiplier), NHWC,
+// kernel [kh, kw, C, multiplier], output channel c*multiplier + m (Keras/TF order).
+// Direct loops vectorised over the channel axis (ops/depthwise_conv2d.hpp).
+#pragma once
+#include "../ops/depthwise_conv2d.hpp"
+#include "conv2d.hpp"
+
+namespace keras::layers {
+
+struct DepthwiseConv2DOptions {
+  Size2 strides = 1;
+  std::string padding = "valid";
+  Index depth_multiplier = 1;
+  Size2 dilation_rate = 1;
+  std::string activation = "linear";
+  bool use_bias = true;
+  initializers::Initializer depthwise_initializer = "glorot_uniform";
+  initializers::Initializer bias_initializer = "zeros";
+  std::string name;
+  std::optional<std::uint64_t> seed;
+};
+
+template <class T = float>
+class DepthwiseConv2D : public Layer<T> {
+ public:
+  KERAS_LAYER(DepthwiseConv2D)
+  explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
+      : Layer<T>(o.name), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
+    if (o_.depth_multiplier <= 0) throw ValueError("DepthwiseConv2D: depth_multiplier must be positive, got " + std::to_string(o_.depth_multiplier));
+    detail::check_positive("DepthwiseConv2D", "kernel_size", k_);
+    detail::check_positive("DepthwiseConv2D", "strides", o_.strides);
+    detail::check_positive("DepthwiseConv2D", "dilation_rate", o_.dilation_rate);
+    ops::parse_padding(o_.padding);
+  }
+  Variable<T>& depthwise_kernel() { return *this->variables_.at(0); }
+  Variable<T>& kernel() { return depthwise_kernel(); }
+  Variable<T>* bias() { return o_.use_bias ? this->variables_.at(1).get() : nullptr; }
+
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    Shape out = detail::conv_output_shape(this->name(), "DepthwiseConv2D", in[0], k_, o_.strides, o_.padding, o_.dilation_rate,
+                                          in[0].size() == 4 ? in[0][3] * o_.depth_multiplier : -1);
+    if (in[0][3] < 0) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): the channel dimension of the input must be known, got " + shape_str(in[0]));
+    return out;
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    const Tensor<T>& x = *in.at(0);
+    update_geometry(x);
+    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
+    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z);
+    if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    const Tensor<T>* dz = &dy;
+    if (act_ != keras::Activation::Linear) {
+      activation_backward(act_, z_, y, dy, dz_);
+      dz = &dz_;
+    }
+    bool vg = this->needs_variable_grads();
+    ops::depthwise_conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["kernel_size"] = k_.to_json();
+    c["strides"] = o_.strides.to_json();
+    c["padding"] = o_.padding;
+    c["data_format"] = "channels_last";
+    c["dilation_rate"] = o_.dilation_rate.to_json();
+    c["depth_multiplier"] = o_.depth_multiplier;
+    c["activation"] = o_.activation;
+    c["use_bias"] = o_.use_bias;
+    c["depthwise_initializer"] = o_.depthwise_initializer.to_json();
+    c["bias_initializer"] = o_.bias_initializer.to_json();
+    for (const char* k : {"depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint", "bias_constraint"}) c[k] = nullptr;
+    return c;
+  }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    DepthwiseConv2DOptions o;
+    o.name = c.value("name", "");
+    if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
+    o.padding = c.value("padding", "valid");
+    if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
+    if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
+    o.use_bias = c.value("use_bias", true);
+    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+      throw ValueError("DepthwiseConv2D '" + o.name + "': only data_format channels_last is supported");
+    if (c.contains("depth_multiplier") && c["depth_multiplier"].is_number()) o.depth_multiplier = c["depth_multiplier"].get<Index>();
+    if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null()) o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
+    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+    return std::make_shared<DepthwiseConv2D>(Size2::from_json(c.at("kernel_size")), o);
+  }
+
+ protected:
+  void build_variables(const std::vector<Shape>& in) override {
+    Index cin = in[0][3];
+    const Index M = o_.depth_multiplier;
+    auto& k = this->add_weight("depthwise_kernel", {k_.h, k_.w, cin, M});
+    double rf = static_cast<double>(k_.h * k_.w);  // Keras: fan_in = kh*kw*C, fan_out = kh*kw*M
+    o_.depthwise_initializer.fill(k.value, rf * cin, rf * M, o_.seed ? *o_.seed : next_global_seed());
+    if (o_.use_bias) o_.bias_initializer.fill(this->add_weight("bias", {cin * M}).value, 1, 1, next_global_seed());
+  }
+
+ private:
+  Size2 k_;
+  DepthwiseConv2DOptions o_;
+  keras::Activation act_;
+  ops::Conv2DGeometry geom_;
+  ops::DepthwiseConv2DWorkspace<T> ws_;
+  Tensor<T> z_, dz_;
+  void update_geometry(const Tensor<T>& x) {
+    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " + shape_str(x.shape()));
+    if (geom_.in_h != x.dim(1) || geom_.in_w != x.dim(2) || geom_.in_c != x.dim(3))
+      geom_ = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k_.h, k_.w, o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h,
+                                 o_.dilation_rate.w);
+  }
+};
+
+KERAS_REGISTER_LAYER(DepthwiseConv2D)
+
+}  // namespace keras::layers

@@ -1,0 +1,107 @@
+// Gradient checks of the convolutional layer set (every layer MobileNetV2 needs) in double.
+#include "layer_check.hpp"
+
+#include <keras/layers/conv2d.hpp>
+#include <keras/layers/depthwise_conv2d.hpp>
+#include <keras/layers/pooling.hpp>
+#include <keras/layers/batch_normalization.hpp>
+#include <keras/layers/merge.hpp>
+#include <keras/layers/reshaping.hpp>
+
+using namespace keras;
+using testing::random_tensor;
+using testing::require_gradients_ok;
+
+TEST_CASE("Conv2D gradients: kernels, strides, paddings, bias, activation", "[layers][conv][gradcheck]") {
+  Random rng(10);
+  struct Case { Index k_h, k_w, s_h, s_w; const char* padding; bool bias; const char* act; Index h, w; };
+  for (auto c : {Case{3, 3, 1, 1, "same", true, "linear", 5, 5}, Case{3, 3, 2, 2, "same", false, "linear", 6, 6},
+                 Case{3, 3, 2, 2, "valid", true, "tanh", 7, 6}, Case{1, 1, 1, 1, "same", false, "linear", 4, 3},
+                 Case{1, 1, 2, 2, "valid", true, "linear", 5, 5}, Case{2, 3, 2, 1, "same", true, "sigmoid", 5, 4},
+                 Case{5, 5, 1, 1, "same", true, "linear", 4, 4}}) {
+    layers::Conv2D<double> conv(3, {c.k_h, c.k_w}, {.strides = {c.s_h, c.s_w}, .padding = c.padding, .activation = c.act, .use_bias = c.bias});
+    INFO("kernel " << c.k_h << "x" << c.k_w << " stride " << c.s_h << "," << c.s_w << " " << c.padding);
+    require_gradients_ok(conv, {random_tensor({2, c.h, c.w, 2}, rng)});
+  }
+}
+
+TEST_CASE("DepthwiseConv2D gradients, depth_multiplier 1 and 2", "[layers][conv][gradcheck]") {
+  Random rng(11);
+  for (Index m : {1, 2})
+    for (Index s : {1, 2})
+      for (const char* pad : {"same", "valid"}) {
+        layers::DepthwiseConv2D<double> dw(3, {.strides = {s, s}, .padding = pad, .depth_multiplier = m, .use_bias = (m == 2)});
+        INFO("multiplier " << m << " stride " << s << " " << pad);
+        require_gradients_ok(dw, {random_tensor({2, 6, 5, 3}, rng)});
+      }
+}
+
+TEST_CASE("BatchNormalization gradients in training and inference mode, and frozen", "[layers][gradcheck]") {
+  Random rng(12);
+  layers::BatchNormalization<double> bn_train;
+  require_gradients_ok(bn_train, {random_tensor({3, 2, 2, 4}, rng)}, /*training=*/true);
+  layers::BatchNormalization<double> bn_infer({.center = false});
+  require_gradients_ok(bn_infer, {random_tensor({3, 2, 2, 4}, rng)}, false);
+  layers::BatchNormalization<double> bn2({.scale = false});
+  require_gradients_ok(bn2, {random_tensor({5, 3}, rng)}, true);
+}
+
+TEST_CASE("BatchNormalization: batch statistics in training, moving statistics when frozen", "[layers]") {
+  layers::BatchNormalization<double> bn({.momentum = 0.5, .epsilon = 0.0});
+  Tensor<double> x({4, 1}, {1, 2, 3, 6});  // mean 3, variance 3.5
+  bn.build(Shape{-1, 1});
+  Tensor<double> y;
+  bn.forward({&x}, y, true);
+  CHECK(y[0] == Approx((1 - 3) / std::sqrt(3.5)));
+  CHECK(bn.moving_mean().value[0] == Approx(0.5 * 0 + 0.5 * 3));
+  CHECK(bn.moving_variance().value[0] == Approx(0.5 * 1 + 0.5 * 3.5));
+  bn.set_trainable(false);  // frozen: inference mode even when training
+  bn.forward({&x}, y, true);
+  CHECK(y[0] == Approx((1 - 1.5) / std::sqrt(2.25)));
+  CHECK(bn.moving_mean().value[0] == Approx(1.5));
+}
+
+TEST_CASE("Pooling, padding, merge and reshaping gradients", "[layers][gradcheck]") {
+  Random rng(13);
+  // distinct values so max pooling has no ties
+  Tensor<double> x({2, 6, 5, 3});
+  std::vector<double> vals(x.size());
+  for (Index i = 0; i < x.size(); ++i) vals[i] = 0.01 * static_cast<double>(i);
+  std::shuffle(vals.begin(), vals.end(), rng.engine());
+  std::copy(vals.begin(), vals.end(), x.data());
+  for (const char* pad : {"valid", "same"}) {
+    layers::MaxPooling2D<double> mp({2, 2}, {.padding = pad});
+    require_gradients_ok(mp, {x});
+    layers::AveragePooling2D<double> ap({3, 3}, {.strides = {{2, 2}}, .padding = pad});
+    require_gradients_ok(ap, {x});
+  }
+  layers::GlobalAveragePooling2D<double> gap;
+  require_gradients_ok(gap, {x});
+  layers::GlobalMaxPooling2D<double> gmp;
+  require_gradients_ok(gmp, {x});
+  layers::ZeroPadding2D<double> zp(layers::Padding2D({0, 1}, {2, 1}));
+  require_gradients_ok(zp, {x});
+  CHECK(zp.compute_output_shape({{-1, 6, 5, 3}}) == Shape{-1, 7, 8, 3});
+  layers::Add<double> add;
+  require_gradients_ok(add, {random_tensor({2, 3}, rng), random_tensor({2, 3}, rng), random_tensor({2, 3}, rng)});
+  layers::Concatenate<double> cat;
+  require_gradients_ok(cat, {random_tensor({2, 2, 3}, rng), random_tensor({2, 2, 1}, rng)});
+  layers::Concatenate<double> cat1(1);
+  require_gradients_ok(cat1, {random_tensor({2, 2, 3}, rng), random_tensor({2, 4, 3}, rng)});
+  layers::Reshape<double> rs({-1, 2});
+  require_gradients_ok(rs, {random_tensor({2, 3, 2}, rng)});
+  layers::Rescaling<double> sc(1.0 / 127.5, -1.0);
+  require_gradients_ok(sc, {random_tensor({2, 4}, rng)});
+}
+
+TEST_CASE("Merge and reshape layers report bad shapes", "[layers][errors]") {
+  layers::Add<float> add({"my_add"});
+  CHECK_THROWS_AS(add.compute_output_shape({{-1, 3}, {-1, 4}}), ShapeError);
+  layers::Reshape<float> rs({5});
+  CHECK_THROWS_AS(rs.compute_output_shape({{-1, 2, 3}}), ShapeError);
+  layers::Conv2D<float> conv(4, 3, {.name = "c"});
+  CHECK_THROWS_AS(conv.compute_output_shape({{-1, 5, 5}}), ShapeError);
+  CHECK_THROWS_AS(layers::Conv2D<float>(4, 3, {.padding = "full"}), ValueError);
+  layers::Conv2D<float> big(4, 7, {.padding = "valid"});
+  CHECK_THROWS_AS(big.compute_output_shape({{-1, 5, 5, 3}}), ValueError);
+}
