@@ -3,9 +3,90 @@
 #pragma once
 #include <limits>
 
+#include "../ops/pooling.hpp"
 #include "conv2d.hpp"
 
 namespace keras::layers {
+
+struct Pooling2DOptions {
+  std::optional<Size2> strides;  ///< default: pool_size
+  std::string padding = "valid";
+  std::string name;
+};
+
+namespace detail {
+/// MaxPooling2D / AveragePooling2D over [N, H, W, C] windows.
+template <class T, bool Max>
+class Pooling2D : public Layer<T> {
+ public:
+  Pooling2D(Size2 pool_size, Pooling2DOptions o) : Layer<T>(o.name), pool_(pool_size), o_(std::move(o)) {
+    check_positive(Max ? "MaxPooling2D" : "AveragePooling2D", "pool_size", pool_);
+    if (o_.strides) check_positive(Max ? "MaxPooling2D" : "AveragePooling2D", "strides", *o_.strides);
+    ops::parse_padding(o_.padding);
+  }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    this->expect_inputs(in, 1);
+    return conv_output_shape(this->name(), this->class_name(), in[0], pool_, strides(), o_.padding, Size2(1), in[0].size() == 4 ? in[0][3] : -1);
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    const Tensor<T>& x = *in.at(0);
+    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
+    if (g_.in_h != x.dim(1) || g_.in_w != x.dim(2) || g_.in_c != x.dim(3))
+      g_ = ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
+    if constexpr (Max) ops::max_pool2d_forward(g_, x, y);
+    else ops::avg_pool2d_forward(g_, x, y);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    if (!dx.at(0)) return;
+    if constexpr (Max) ops::max_pool2d_backward(g_, *in[0], dy, *dx[0]);
+    else ops::avg_pool2d_backward(g_, dy, *dx[0]);
+  }
+  json get_config() const override {
+    json c = Layer<T>::get_config();
+    c["pool_size"] = pool_.to_json();
+    c["strides"] = strides().to_json();
+    c["padding"] = o_.padding;
+    c["data_format"] = "channels_last";
+    return c;
+  }
+  static Pooling2DOptions options_from_config(const json& c) {
+    Pooling2DOptions o;
+    o.name = c.value("name", "");
+    if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"]);
+    o.padding = c.value("padding", "valid");
+    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+      throw ValueError("pooling layer '" + o.name + "': only data_format channels_last is supported");
+    return o;
+  }
+
+ private:
+  Size2 pool_;
+  Pooling2DOptions o_;
+  ops::Pool2DGeometry g_;
+  Size2 strides() const { return o_.strides ? *o_.strides : pool_; }
+};
+}  // namespace detail
+
+template <class T = float>
+class MaxPooling2D : public detail::Pooling2D<T, true> {
+ public:
+  KERAS_LAYER(MaxPooling2D)
+  explicit MaxPooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, true>(pool_size, std::move(o)) {}
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<MaxPooling2D>(Size2::from_json(c.value("pool_size", json::array({2, 2}))), detail::Pooling2D<T, true>::options_from_config(c));
+  }
+};
+
+template <class T = float>
+class AveragePooling2D : public detail::Pooling2D<T, false> {
+ public:
+  KERAS_LAYER(AveragePooling2D)
+  explicit AveragePooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, false>(pool_size, std::move(o)) {}
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<AveragePooling2D>(Size2::from_json(c.value("pool_size", json::array({2, 2}))), detail::Pooling2D<T, false>::options_from_config(c));
+  }
+};
 
 struct GlobalPoolingOptions {
   bool keepdims = false;
@@ -101,6 +182,8 @@ class GlobalMaxPooling2D : public detail::GlobalPooling2D<T, true> {
   }
 };
 
+KERAS_REGISTER_LAYER(MaxPooling2D)
+KERAS_REGISTER_LAYER(AveragePooling2D)
 KERAS_REGISTER_LAYER(GlobalAveragePooling2D)
 KERAS_REGISTER_LAYER(GlobalMaxPooling2D)
 
