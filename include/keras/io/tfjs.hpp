@@ -6,6 +6,7 @@
 // load_model builds Sequential / Functional / nested models from the Keras config through the
 // layer registry and loads the weights by name; save_model writes the same format (float32).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -171,6 +172,10 @@ std::shared_ptr<Sequential<T>> sequential_from_config(const json& config) {
     first = false;
     m->add(layer_from_config<T>(lj));
   }
+  // A Sequential whose first layer is a (built) nested model takes that model's input shape, as
+  // Keras does; otherwise its later layers would have no weights to load until the first call.
+  if (!m->input_layer() && !m->layers().empty() && m->layers()[0]->built() && !m->layers()[0]->input_shapes().empty())
+    m->build_model(m->layers()[0]->input_shapes()[0]);
   return m;
 }
 
@@ -206,7 +211,7 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
       auto& lj = ls[i];
       std::string name = lj.contains("name") ? lj["name"].get<std::string>() : lj.at("config").at("name").get<std::string>();
       std::string cls = lj.at("class_name").get<std::string>();
-      auto& inbound = lj.value("inbound_nodes", json::array());
+      const json inbound = lj.value("inbound_nodes", json::array());
       if (cls == "InputLayer") {
         auto layer = std::dynamic_pointer_cast<layers::InputLayer<T>>(layer_from_config<T>(lj));
         auto node = std::make_shared<SymbolicNode<T>>();
@@ -371,7 +376,6 @@ void save_model(Model<T>& model, const std::string& dir) {
       data.append(reinterpret_cast<const char*>(&f), 4);
     }
   }
-  std::string previous_shards;
   json old;
   fs::path json_path = fs::path(dir) / "model.json";
   std::string shard = "group1-shard1of1.bin";
@@ -388,12 +392,25 @@ void save_model(Model<T>& model, const std::string& dir) {
             {"weightsManifest", json::array({{{"paths", json::array({shard})}, {"weights", weights}}})}};
   if (!model.metadata.is_null()) j["userDefinedMetadata"] = model.metadata;
   write_file_atomic(json_path.string(), j.dump());
+  // Only now remove what the previous model.json referenced, and what an interrupted save left
+  // behind: our temp files ("<name>.tmp<digits>") and our shards that no manifest refers to.
+  std::error_code ec;
   if (old.is_object() && old.contains("weightsManifest") && old["weightsManifest"].is_array())
     for (auto& g : old["weightsManifest"])
-      if (g.is_object() && g.contains("paths"))
+      if (g.is_object() && g.contains("paths") && g["paths"].is_array())
         for (auto& p : g["paths"])
           if (p.is_string() && p.get<std::string>() != shard && p.get<std::string>().find('/') == std::string::npos)
-            fs::remove(fs::path(dir) / p.get<std::string>());
+            fs::remove(fs::path(dir) / p.get<std::string>(), ec);
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f == shard) continue;
+    auto t = f.rfind(".tmp");
+    bool temp = t != std::string::npos && t + 4 < f.size() &&
+                std::all_of(f.begin() + static_cast<std::ptrdiff_t>(t + 4), f.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                (f.rfind("model.json", 0) == 0 || f.rfind("group1-shard1of1", 0) == 0);
+    bool orphan = f.rfind("group1-shard1of1-v", 0) == 0 && f.size() > 4 && f.compare(f.size() - 4, 4, ".bin") == 0;
+    if (temp || orphan) fs::remove(e.path(), ec);
+  }
 }
 
 }  // namespace keras::io

@@ -1,0 +1,417 @@
+// Model files: TF.js layers format in and out (load_model / save_model / load_weights), against
+// models written by TF.js itself (the ctest fixture tfjs_models) and read back by TF.js in Node.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <keras/io/npy.hpp>
+#include <keras/io/tfjs.hpp>
+#include <unistd.h>
+
+using namespace keras;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSource = KERASCPP_SOURCE_DIR;
+const std::string kBinary = KERASCPP_BINARY_DIR;
+
+/// A fresh scratch folder under the build tree, one per test case.
+fs::path scratch(const std::string& name) {
+  fs::path p = fs::path(kBinary) / "test_io_tmp" / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (Index i = 0; i < a.size(); ++i) m = std::max(m, static_cast<double>(std::abs(a[i] - b[i])));
+  return m;
+}
+
+bool bit_identical(const Tensor<float>& a, const Tensor<float>& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.size())) == 0;
+}
+
+std::string slurp(const fs::path& p) { return io::read_file(p.string()); }
+void spit(const fs::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(s.data(), static_cast<std::streamsize>(s.size()));
+}
+
+/// TF.js (Node) predicts `dir`'s model on x; nullopt when node is unavailable (exit 77).
+std::optional<Tensor<float>> tfjs_predict(const fs::path& dir, const Tensor<float>& x) {
+  io::save_npy((dir / "X_in.npy").string(), x);
+  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" + (dir / "X_in.npy").string() +
+                    "' '" + (dir / "Y_tfjs.npy").string() + "' > '" + (dir / "tfjs.log").string() + "' 2>&1";
+  int rc = std::system(cmd.c_str());
+  int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  if (code == 77) return std::nullopt;
+  INFO("TF.js log:\n" << slurp(dir / "tfjs.log"));
+  REQUIRE(code == 0);
+  return io::load_npy<float>((dir / "Y_tfjs.npy").string());
+}
+
+Tensor<float> random_input(const Shape& s, std::uint64_t seed) {
+  Random rng(seed);
+  Tensor<float> t(s);
+  for (auto& v : t) v = static_cast<float>(rng.uniform(-1, 1));
+  return t;
+}
+
+Tensor<float> one_hot_labels(Index n, Index classes, std::uint64_t seed) {
+  Random rng(seed);
+  Tensor<float> y({n, classes});
+  y.setZero();
+  for (Index i = 0; i < n; ++i) y.at({i, static_cast<Index>(rng.index(static_cast<std::uint64_t>(classes)))}) = 1;
+  return y;
+}
+
+/// A small Functional CNN with the layers MobileNetV2 needs.
+std::shared_ptr<Model<float>> small_cnn(const std::string& name, const std::string& input_name = "image") {
+  using namespace layers;
+  auto in = Input<float>({12, 12, 3}, input_name);
+  auto x = Conv2D(8, 3, {.strides = 2, .padding = "same", .name = name + "_conv_a"})(in);
+  x = BatchNormalization({.momentum = 0.9, .epsilon = 1e-3, .name = name + "_bn_a"})(x);
+  x = ReLU({.max_value = 6.0, .name = name + "_relu6_a"})(x);
+  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), name + "_pad_b")(x);
+  x = DepthwiseConv2D(3, {.strides = 2, .padding = "valid", .use_bias = false, .name = name + "_dw_b"})(x);
+  x = BatchNormalization({.momentum = 0.9, .name = name + "_bn_b"})(x);
+  auto skip = ReLU({.max_value = 6.0, .name = name + "_relu6_b"})(x);
+  auto y = Conv2D(8, 1, {.use_bias = false, .name = name + "_conv_c"})(skip);
+  y = BatchNormalization({.momentum = 0.9, .name = name + "_bn_c"})(y);
+  x = Add(name + "_add_c")({skip, y});
+  x = DepthwiseConv2D(3, {.padding = "same", .depth_multiplier = 2, .name = name + "_dw_d"})(x);
+  x = GlobalAveragePooling2D({.name = name + "_gap"})(x);
+  auto out = Dense(4, {.activation = "softmax", .name = name + "_probs"})(x);
+  return std::make_shared<Model<float>>(in, out, name);
+}
+
+void train_a_little(Model<float>& m, const Tensor<float>& x, Index classes) {
+  m.compile("adam", "categorical_crossentropy", {"accuracy"});
+  m.fit(x, one_hot_labels(x.dim(0), classes, 3), {.epochs = 2, .batch_size = 8, .seed = 4, .verbose = 0});
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no keras::Error thrown>";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+TEST_CASE("Models written by TF.js load and predict what TF.js predicts", "[io][tfjs]") {
+  fs::path root = fs::path(kBinary) / "tfjs_models";
+  if (!fs::exists(root / "nested" / "model.json")) {
+    WARN("no TF.js fixture in " << root.string() << " (run ctest, which runs tfjs_make_models first): skipped");
+    return;
+  }
+  for (std::string name : {"mlp", "cnn", "nested"}) {
+    SECTION(name) {
+      fs::path dir = root / name;
+      auto m = models::load_model(name == "cnn" ? (dir / "model.json").string() : dir.string());
+      auto x = io::load_npy<float>((dir / "X.npy").string());
+      auto y = io::load_npy<float>((dir / "Y.npy").string());
+      auto p = m->predict(x);
+      double d = max_abs_diff(p, y);
+      INFO(name << ": max |kerascpp - TF.js| = " << d);
+      CHECK(d <= 1e-5);
+      std::printf("TF.js model %-6s -> kerascpp: max abs diff %.3g\n", name.c_str(), d);
+      if (name == "nested") {
+        CHECK(m->class_name() == "Sequential");
+        auto base = std::dynamic_pointer_cast<Model<float>>(m->layers().at(0));
+        REQUIRE(base);
+        CHECK(base->name() == "mobilenetv2_like");
+        CHECK(base->get_layer("block_1_pad")->class_name() == "ZeroPadding2D");
+        CHECK(m->count_params() == 1577);
+      }
+      if (name == "cnn") {
+        CHECK(m->class_name() == "Functional");
+        CHECK(m->count_params() == 684);
+      }
+      // and what we write back out reloads bit for bit
+      fs::path again = scratch("fixture_" + name);
+      models::save_model(*m, again.string());
+      CHECK(bit_identical(models::load_model(again.string())->predict(x), p));
+    }
+  }
+}
+
+TEST_CASE("load_weights loads a TF.js weights manifest into a built model by name", "[io][tfjs]") {
+  fs::path dir = fs::path(kBinary) / "tfjs_models" / "cnn";
+  if (!fs::exists(dir / "model.json")) {
+    WARN("no TF.js fixture: skipped");
+    return;
+  }
+  using namespace layers;
+  // the same architecture as make_models.js's cnn, built in C++ with TF.js's layer names
+  auto in = Input<float>({12, 12, 3}, "input_image");
+  auto x = Conv2D(8, 3, {.strides = 2, .padding = "same", .name = "conv_a"})(in);
+  x = BatchNormalization({.momentum = 0.999, .name = "bn_a"})(x);
+  x = ReLU({.max_value = 6.0, .name = "relu6_a"})(x);
+  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), "pad_b")(x);
+  x = DepthwiseConv2D(3, {.strides = 2, .use_bias = false, .name = "dw_b"})(x);
+  x = BatchNormalization({.name = "bn_b"})(x);
+  auto skip = ReLU({.max_value = 6.0, .name = "relu6_b"})(x);
+  auto y = Conv2D(8, 1, {.use_bias = false, .name = "conv_c"})(skip);
+  y = BatchNormalization({.name = "bn_c"})(y);
+  x = Add("add_c")({skip, y});
+  x = DepthwiseConv2D(3, {.padding = "same", .depth_multiplier = 2, .name = "dw_d"})(x);
+  x = GlobalAveragePooling2D({.name = "gap"})(x);
+  auto out = Dense(4, {.activation = "softmax", .name = "probs"})(x);
+  Model<float> m(in, out, "cnn");
+  io::load_weights(m, dir.string());
+  auto d = max_abs_diff(m.predict(io::load_npy<float>((dir / "X.npy").string())), io::load_npy<float>((dir / "Y.npy").string()));
+  CHECK(d <= 1e-5);
+  // a model whose layer is missing from the file is an error naming it
+  auto in2 = Input<float>({4});
+  Model<float> other(in2, Dense(3, {.name = "not_in_file"})(in2));
+  std::string e = error_of([&] { io::load_weights(other, dir.string()); });
+  CHECK_THAT(e, Catch::Contains("not_in_file"));
+}
+
+TEST_CASE("Models saved by kerascpp reload bit-identically and load in TF.js", "[io][save]") {
+  set_random_seed(7);
+  auto x = random_input({32, 12, 12, 3}, 11);
+
+  SECTION("Functional CNN") {
+    auto m = small_cnn("small_cnn");
+    train_a_little(*m, x, 4);
+    m->metadata = {{"class_names", {"a", "b", "c", "d"}}};
+    auto p = m->predict(x);
+    fs::path dir = scratch("cnn");
+    models::save_model(*m, dir.string());
+    auto back = models::load_model(dir.string());
+    CHECK(back->class_name() == "Functional");
+    CHECK(back->count_params() == m->count_params());
+    CHECK(back->summary_string() == m->summary_string());
+    CHECK(back->metadata["class_names"].size() == 4);
+    auto p2 = back->predict(x);
+    CHECK(bit_identical(p, p2));
+    if (auto t = tfjs_predict(dir, x)) {
+      double d = max_abs_diff(*t, p);
+      std::printf("kerascpp Functional CNN -> TF.js: max abs diff %.3g\n", d);
+      CHECK(d <= 1e-5);
+    } else {
+      WARN("node not available: TF.js check skipped");
+    }
+  }
+
+  SECTION("Sequential containing a frozen Functional base") {
+    auto base = small_cnn("base", "input_1");
+    auto m = std::make_shared<Sequential<float>>("classifier");
+    m->add(Input<float>({12, 12, 3}, "classifier_input"));
+    m->add(std::static_pointer_cast<layers::Layer<float>>(base));
+    m->add(layers::Dropout<float>(0.3, 5, "dropout"));
+    m->add(layers::Dense<float>(3, {.activation = "softmax", .name = "head"}));
+    train_a_little(*m, x, 3);  // base trains too; then freeze it for saving
+    base->set_trainable(false);
+    auto p = m->predict(x);
+    fs::path dir = scratch("nested");
+    models::save_model(*m, dir.string());
+    auto back = models::load_model(dir.string());
+    CHECK(back->class_name() == "Sequential");
+    auto inner = std::dynamic_pointer_cast<Model<float>>(back->layers().at(0));
+    REQUIRE(inner);
+    CHECK_FALSE(inner->trainable());
+    CHECK(back->trainable_variables().size() == 2);
+    CHECK(bit_identical(back->predict(x), p));
+    if (auto t = tfjs_predict(dir, x)) {
+      double d = max_abs_diff(*t, p);
+      std::printf("kerascpp nested model -> TF.js: max abs diff %.3g\n", d);
+      CHECK(d <= 1e-5);
+    }
+  }
+}
+
+namespace {
+/// A tiny model and a hand-written manifest with quantized weights.
+void write_quantized(const fs::path& dir, const std::string& kernel_dtype) {
+  fs::create_directories(dir);
+  std::string bin;
+  json q;
+  if (kernel_dtype == "uint8") {
+    const std::uint8_t k[6] = {0, 1, 2, 100, 254, 255};
+    bin.append(reinterpret_cast<const char*>(k), 6);
+    q = {{"dtype", "uint8"}, {"scale", 0.5}, {"min", -2.0}};
+  } else if (kernel_dtype == "uint16") {
+    const std::uint16_t k[6] = {0, 1, 2, 100, 65534, 65535};
+    bin.append(reinterpret_cast<const char*>(k), 12);
+    q = {{"dtype", "uint16"}, {"scale", 0.25}, {"min", -1.0}};
+  } else {
+    // float16: 1.0, -2.0, 0.5, 65504 (max), 2^-24 (smallest subnormal), -0.0
+    const std::uint16_t k[6] = {0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x8000};
+    bin.append(reinterpret_cast<const char*>(k), 12);
+    q = {{"dtype", "float16"}};
+  }
+  const float b[2] = {0.25f, -0.75f};
+  bin.append(reinterpret_cast<const char*>(b), 8);
+  spit(dir / "w.bin", bin);
+  json topo = {{"class_name", "Sequential"},
+               {"config",
+                {{"name", "q"},
+                 {"layers", json::array({{{"class_name", "Dense"},
+                                          {"config", {{"units", 2}, {"name", "d"}, {"batch_input_shape", {nullptr, 3}}}}}})}}}};
+  json j = {{"format", "layers-model"},
+            {"modelTopology", topo},
+            {"weightsManifest",
+             json::array({{{"paths", {"w.bin"}},
+                           {"weights", json::array({{{"name", "d/kernel"}, {"shape", {3, 2}}, {"dtype", "float32"}, {"quantization", q}},
+                                                    {{"name", "d/bias"}, {"shape", {2}}, {"dtype", "float32"}}})}}})}};
+  spit(dir / "model.json", j.dump());
+}
+}  // namespace
+
+TEST_CASE("Quantized weights (uint8, uint16, float16) are dequantized", "[io][quantization]") {
+  fs::path root = scratch("quant");
+  auto kernel = [&](const std::string& dt) {
+    write_quantized(root / dt, dt);
+    auto m = models::load_model((root / dt).string());
+    auto d = std::dynamic_pointer_cast<layers::Layer<float>>(m->layers().at(0));
+    auto vars = d->variables();
+    REQUIRE(vars.size() == 2);
+    CHECK(vars[1]->value[0] == 0.25f);
+    CHECK(vars[1]->value[1] == -0.75f);
+    return std::vector<float>(vars[0]->value.begin(), vars[0]->value.end());
+  };
+  CHECK(kernel("uint8") == std::vector<float>{-2.0f, -1.5f, -1.0f, 48.0f, 125.0f, 125.5f});
+  CHECK(kernel("uint16") == std::vector<float>{-1.0f, -0.75f, -0.5f, 24.0f, 16382.5f, 16382.75f});
+  auto h = kernel("float16");
+  CHECK(h[0] == 1.0f);
+  CHECK(h[1] == -2.0f);
+  CHECK(h[2] == 0.5f);
+  CHECK(h[3] == 65504.0f);
+  CHECK(h[4] == std::ldexp(1.0f, -24));
+  CHECK(h[5] == 0.0f);
+  CHECK(std::signbit(h[5]));
+}
+
+TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][errors]") {
+  fs::path root = scratch("corrupt");
+  auto good = root / "good";
+  {
+    auto in = Input<float>({3}, "in");
+    Model<float> m(in, layers::Dense(2, {.name = "d"})(layers::Dense(4, {.activation = "relu", .name = "hidden"})(in)), "m");
+    models::save_model(m, good.string());
+  }
+  auto fresh = [&](const std::string& name) {
+    fs::path d = root / name;
+    fs::remove_all(d);
+    fs::copy(good, d);
+    return d;
+  };
+  auto shard_of = [](const fs::path& d) {
+    for (auto& e : fs::directory_iterator(d))
+      if (e.path().extension() == ".bin") return e.path();
+    FAIL("no shard");
+    return fs::path();
+  };
+  auto edit_json = [&](const fs::path& d, auto&& f) {
+    json j = json::parse(slurp(d / "model.json"));
+    f(j);
+    spit(d / "model.json", j.dump());
+  };
+  REQUIRE_NOTHROW(models::load_model(good.string()));
+
+  SECTION("truncated shard") {
+    auto d = fresh("truncated");
+    auto s = slurp(shard_of(d));
+    spit(shard_of(d), s.substr(0, s.size() - 6));
+    auto e = error_of([&] { models::load_model(d.string()); });
+    CHECK_THAT(e, Catch::Contains("truncated shard"));
+    CHECK_THAT(e, Catch::Contains("d/bias"));
+    // a shard of zero bytes too
+    spit(shard_of(d), "");
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("truncated"));
+  }
+  SECTION("manifest/shard size mismatch") {
+    auto d = fresh("longer");
+    spit(shard_of(d), slurp(shard_of(d)) + "extra");
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("size mismatch"));
+  }
+  SECTION("unknown layer class") {
+    auto d = fresh("unknown");
+    edit_json(d, [](json& j) { j["modelTopology"]["config"]["layers"][1]["class_name"] = "FancyDense"; });
+    auto e = error_of([&] { models::load_model(d.string()); });
+    CHECK_THAT(e, Catch::Contains("Unknown layer") && Catch::Contains("FancyDense"));
+  }
+  SECTION("wrong weight shape") {
+    auto d = fresh("shape");
+    edit_json(d, [](json& j) { j["weightsManifest"][0]["weights"][0]["shape"] = {4, 3}; });  // hidden/kernel is [3, 4]
+    auto e = error_of([&] { models::load_model(d.string()); });
+    CHECK_THAT(e, Catch::Contains("hidden") && Catch::Contains("kernel") && Catch::Contains("(3, 4)") && Catch::Contains("(4, 3)"));
+    // and a config that disagrees with the weights
+    auto d2 = fresh("units");
+    edit_json(d2, [](json& j) { j["modelTopology"]["config"]["layers"][2]["config"]["units"] = 3; });
+    CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("layer 'd'") && Catch::Contains("(4, 3)"));
+  }
+  SECTION("missing weight, unused weight") {
+    auto d = fresh("renamed");
+    edit_json(d, [](json& j) { j["weightsManifest"][0]["weights"][0]["name"] = "other/kernel"; });
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("hidden/kernel"));
+  }
+  SECTION("missing files") {
+    CHECK_THAT(error_of([&] { models::load_model((root / "nope").string()); }), Catch::Contains("does not exist"));
+    auto d = fresh("noshard");
+    fs::remove(shard_of(d));
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("no such file"));
+  }
+  SECTION("malformed JSON") {
+    auto d = fresh("badjson");
+    auto s = slurp(d / "model.json");
+    spit(d / "model.json", s.substr(0, s.size() / 2));
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("not valid JSON"));
+    spit(d / "model.json", "[1, 2]");
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("model.json"));
+    spit(d / "model.json", "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"config\": {}}]}}, "
+                           "\"weightsManifest\": []}");
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("class_name"));
+    spit(d / "model.json", "{\"modelTopology\": null, \"weightsManifest\": [{\"paths\": 3}]}");
+    CHECK(error_of([&] { models::load_model(d.string()); }) != "<no keras::Error thrown>");
+    spit(d / "model.json", "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": "
+                           "[{\"class_name\": \"Dense\", \"config\": {\"units\": \"many\", \"batch_input_shape\": [null, 3]}}]}},"
+                           " \"weightsManifest\": []}");
+    CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("Dense"));
+  }
+}
+
+TEST_CASE("save_model replaces a saved model crash-safely", "[io][save]") {
+  fs::path dir = scratch("resave");
+  auto in = Input<float>({3}, "in");
+  auto d = std::make_shared<layers::Dense<float>>(2, layers::DenseOptions{.name = "d"});
+  Model<float> m(in, (*d)(in), "m");
+  auto x = random_input({4, 3}, 1);
+  models::save_model(m, dir.string());
+  auto first_shard = json::parse(slurp(dir / "model.json"))["weightsManifest"][0]["paths"][0].get<std::string>();
+  auto p1 = m.predict(x);
+  for (auto& v : d->variables()[0]->value) v += 1.0f;
+  auto p2 = m.predict(x);
+  models::save_model(m, dir.string());
+  auto j = json::parse(slurp(dir / "model.json"));
+  auto second_shard = j["weightsManifest"][0]["paths"][0].get<std::string>();
+  // the new weights went to a new file; the old one was removed only after model.json was replaced
+  CHECK(second_shard != first_shard);
+  CHECK_FALSE(fs::exists(dir / first_shard));
+  int files = 0;
+  for (auto& e : fs::directory_iterator(dir)) {
+    ++files;
+    CHECK(e.path().string().find(".tmp") == std::string::npos);
+  }
+  CHECK(files == 2);
+  CHECK(bit_identical(models::load_model(dir.string())->predict(x), p2));
+  // A crash after the shard was written but before model.json was replaced leaves a stray
+  // shard: the folder still holds the complete previous model, and the next save cleans up.
+  spit(dir / "group1-shard1of1.bin.tmp123", "partial");
+  CHECK(bit_identical(models::load_model(dir.string())->predict(x), p2));
+  models::save_model(m, dir.string());
+  CHECK(bit_identical(models::load_model(dir.string())->predict(x), p2));
+  (void)p1;
+}
