@@ -26,3 +26,14 @@ if(KERASCPP_NODE)
   set_tests_properties(tfjs_make_models PROPERTIES FIXTURES_SETUP tfjs_models TIMEOUT 300
                        SKIP_RETURN_CODE 77)
 endif()
+
+# C++ model-file tests. test_io loads the TF.js-written fixture models (and runs TF.js on the
+# models it saves); test_cli runs the kerascpp tool (tools/kerascpp.cpp, target kerascpp_cli);
+# test_mobilenet_v2 runs the converter and the NumPy reference itself.
+# (Without node the fixture is not defined and test_io skips those checks.)
+set_tests_properties(test_io PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
+set_tests_properties(test_mobilenet_v2 PROPERTIES TIMEOUT 300)
+if(TARGET kerascpp_cli AND TARGET test_cli)
+  add_dependencies(test_cli kerascpp_cli)
+  set_tests_properties(test_cli PROPERTIES ENVIRONMENT "KERASCPP_CLI=$<TARGET_FILE:kerascpp_cli>" TIMEOUT 300)
+endif()
