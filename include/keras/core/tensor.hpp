@@ -141,7 +141,7 @@ class Tensor {
     Index row = s[0] ? size_ / s[0] : 0;
     s[0] = count;
     Tensor r(s);
-    if (count * row) std::memcpy(r.data(), data_.get() + begin * row, sizeof(T) * count * row);
+    if (count > 0 && row > 0) std::memcpy(r.data(), data_.get() + begin * row, sizeof(T) * count * row);
     return r;
   }
 

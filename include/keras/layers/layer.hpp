@@ -12,6 +12,7 @@
 #pragma once
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "../core/core.hpp"
 #include "../core/variable.hpp"
+#include "../ops/epilogue.hpp"
 
 namespace keras {
 
@@ -30,22 +32,18 @@ class KerasTensor;
 namespace layers {
 
 namespace detail {
+/// Keras's to_snake_case: "GlobalAveragePooling2D" -> "global_average_pooling2d", "ReLU" -> "re_lu".
+inline std::string snake_case(const std::string& name) {
+  static const std::regex first("(.)([A-Z][a-z]+)"), second("([a-z])([A-Z])");
+  std::string s = std::regex_replace(name, first, "$1_$2");
+  s = std::regex_replace(s, second, "$1_$2");
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 /// Keras's automatic names: "dense", "dense_1", "dense_2", ... per snake_case class name.
 inline std::string unique_name(const std::string& class_name) {
   static std::map<std::string, int> counters;
-  std::string base;
-  for (std::size_t i = 0; i < class_name.size(); ++i) {
-    char c = class_name[i];
-    bool upper = c >= 'A' && c <= 'Z';
-    if (upper && i > 0) {
-      char p = class_name[i - 1];
-      bool prev_lower_or_digit = (p >= 'a' && p <= 'z') || (p >= '0' && p <= '9');
-      bool next_lower = i + 1 < class_name.size() && class_name[i + 1] >= 'a' && class_name[i + 1] <= 'z';
-      bool prev_upper = p >= 'A' && p <= 'Z';
-      if (prev_lower_or_digit || (prev_upper && next_lower)) base += '_';
-    }
-    base += upper ? static_cast<char>(c - 'A' + 'a') : c;
-  }
+  std::string base = snake_case(class_name);
   int n = counters[base]++;
   return n == 0 ? base : base + "_" + std::to_string(n);
 }
@@ -121,6 +119,18 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// in training and inference mode (false for Dropout, for BatchNormalization while trainable).
   /// fit() caches the outputs of a frozen, cacheable leading part of a model.
   virtual bool cacheable() const { return true; }
+
+  // ---- inference fusion (models/functional.hpp) ---------------------------------------------
+  // In inference mode the Graph fuses conv -> [BatchNormalization] -> [ReLU] -> [Add] chains: the
+  // conv layer applies them as an epilogue to its output and the other nodes alias that output.
+  /// True when this layer can apply an ops::Epilogue to its output (conv layers without activation).
+  virtual bool accepts_epilogue() const { return false; }
+  /// Sets the epilogue for the following forward() calls; nullptr clears it.
+  virtual void set_epilogue(const ops::Epilogue<T>*) {}
+  /// For a per-channel affine layer (inference-mode BatchNormalization): y = x * scale + shift.
+  virtual bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) { return false; }
+  /// For a clamp activation (ReLU, ReLU6): y = min(max(x, lo), hi).
+  virtual bool clamp_range(T& lo, T& hi) const { return false; }
 
   // ---- variables ----------------------------------------------------------------------------
   /// All variables of this layer (and of its sub-layers, for models), in Keras weight order.
