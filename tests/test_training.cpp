@@ -106,6 +106,9 @@ TEST_CASE("fit on a Dataset trains, and caches only when the data are determinis
   CHECK(out.find("8/8 [") != std::string::npos);
   auto r = m->evaluate(ds);
   CHECK(r.count("accuracy"));
+  out = capture_stdout([&] { m->fit(ds, {.epochs = 2, .verbose = 2, .steps_per_epoch = 3}); });
+  CHECK(out.find("3/3 [") != std::string::npos);
+  CHECK(out.find("Epoch 2/2") != std::string::npos);
   auto aug = ds.map_random([](data::Batch<float> b, Random& rng) {
     for (auto& v : b.x) v += static_cast<float>(rng.normal(0, 0.01));
     return b;

@@ -31,6 +31,7 @@ struct FitOptions {
   std::optional<std::uint64_t> seed;  ///< shuffling seed; default draws from the global seed
   int verbose = 1;                    ///< 0 silent, 1 progress bar, 2 one line per epoch
   int initial_epoch = 0;
+  Index steps_per_epoch = -1;  ///< datasets: batches per epoch (-1: one full pass)
   std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;
   /// Compute the outputs of a frozen leading part (frozen layers or nested model) once per sample
   /// and train the rest on them (exact when the data are not augmented; see docs).
@@ -343,8 +344,8 @@ class Model : public layers::Layer<T> {
   /// fit on a dataset of (x, y) batches, e.g. from utils::image_dataset_from_directory.
   /// Frozen-part caching applies when the dataset is deterministic (no random augmentation):
   /// the features of one pass are computed once, then shuffled per epoch with o.seed.
-  History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt,
-              Index steps_per_epoch = -1) {
+  History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt) {
+    const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled("fit");
     if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
     int cut = o.cache_frozen && steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic())
