@@ -141,6 +141,7 @@ TEST_CASE("Models written by TF.js load and predict what TF.js predicts", "[io][
       fs::path again = scratch("fixture_" + name);
       models::save_model(*m, again.string());
       CHECK(bit_identical(models::load_model(again.string())->predict(x), p));
+      if (auto t = tfjs_predict(again, x)) CHECK(max_abs_diff(*t, y) <= 1e-5);  // and TF.js reads it back
     }
   }
 }
@@ -224,6 +225,17 @@ TEST_CASE("Models saved by kerascpp reload bit-identically and load in TF.js", "
     CHECK_FALSE(inner->trainable());
     CHECK(back->trainable_variables().size() == 2);
     CHECK(bit_identical(back->predict(x), p));
+    // weights named with model prefixes ("classifier/base/base_conv_a/kernel") load too
+    json j = json::parse(slurp(dir / "model.json"));
+    for (auto& w : j["weightsManifest"][0]["weights"]) {
+      std::string n = w["name"];
+      w["name"] = "classifier/" + std::string(n.rfind("base_", 0) == 0 ? "base/" : "") + n;
+    }
+    fs::path prefixed = scratch("nested_prefixed");
+    for (auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".bin") fs::copy(e.path(), prefixed / e.path().filename());
+    spit(prefixed / "model.json", j.dump());
+    CHECK(bit_identical(models::load_model(prefixed.string())->predict(x), p));
     if (auto t = tfjs_predict(dir, x)) {
       double d = max_abs_diff(*t, p);
       std::printf("kerascpp nested model -> TF.js: max abs diff %.3g\n", d);
@@ -352,6 +364,25 @@ TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][er
     auto d2 = fresh("units");
     edit_json(d2, [](json& j) { j["modelTopology"]["config"]["layers"][2]["config"]["units"] = 3; });
     CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("layer 'd'") && Catch::Contains("(4, 3)"));
+  }
+  SECTION("nonsense values") {
+    auto d = fresh("nonsense");
+    for (json shape : {json{-3, 4}, json{1000000000000000LL}, json{4611686018427387904LL}, json{"x"}}) {
+      edit_json(d, [&](json& j) { j["weightsManifest"][0]["weights"][0]["shape"] = shape; });
+      CHECK(error_of([&] { models::load_model(d.string()); }) != "<no keras::Error thrown>");
+    }
+    auto d2 = fresh("nonsense2");
+    edit_json(d2, [](json& j) { j["modelTopology"]["config"]["output_layers"] = {{"nowhere", 0, 0}}; });
+    CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("nowhere"));
+    edit_json(d2, [](json& j) { j["modelTopology"]["config"]["output_layers"] = {"nowhere", 0, 0}; });
+    CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("nowhere"));
+    auto d3 = fresh("nonsense3");
+    edit_json(d3, [](json& j) { j["modelTopology"]["config"]["layers"][1].erase("name"); j["modelTopology"]["config"]["layers"][1]["config"].erase("name"); });
+    CHECK(error_of([&] { models::load_model(d3.string()); }) != "<no keras::Error thrown>");
+    edit_json(d3, [](json& j) { j["modelTopology"]["config"]["layers"] = 7; });
+    CHECK(error_of([&] { models::load_model(d3.string()); }) != "<no keras::Error thrown>");
+    edit_json(d3, [](json& j) { j["modelTopology"] = {{"class_name", "Dense"}, {"config", {{"units", 2}}}}; });
+    CHECK_THAT(error_of([&] { models::load_model(d3.string()); }), Catch::Contains("Dense"));
   }
   SECTION("missing weight, unused weight") {
     auto d = fresh("renamed");

@@ -108,7 +108,7 @@ void preprocess(const keras::Model<float>& m, Tensor<float>& x) {
   std::string kind = p.is_string() ? p.get<std::string>() : p.dump();
   if (kind == "none" || kind.empty()) return;
   if (kind == "mobilenet_v2") {
-    keras::applications::mobilenet_v2::preprocess_input(x);
+    keras::applications::mobilenet_v2::preprocess_input_inplace(x);
     return;
   }
   throw keras::ValueError("model '" + m.name() + "': unknown metadata preprocessing '" + kind + "' (known: none, mobilenet_v2)");

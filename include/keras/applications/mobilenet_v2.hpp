@@ -116,14 +116,16 @@ std::shared_ptr<Model<T>> MobileNetV2(MobileNetV2Options o = {}) {
 namespace mobilenet_v2 {
 /// Scales pixels from [0, 255] to [-1, 1] (x / 127.5 - 1), in place.
 template <class T>
-void preprocess_input(Tensor<T>& x) {
+void preprocess_input_inplace(Tensor<T>& x) {
   x.array() = x.array() / static_cast<T>(127.5) - static_cast<T>(1);
 }
+/// Keras's preprocess_input: returns x / 127.5 - 1 (pixels [0, 255] -> [-1, 1]). (One overload
+/// only: a second, in-place overload taking Tensor<T>& would be chosen for every non-const
+/// argument and silently return void.)
 template <class T>
-Tensor<T> preprocess_input(const Tensor<T>& x) {
-  Tensor<T> y = x;
-  preprocess_input(y);
-  return y;
+[[nodiscard]] Tensor<T> preprocess_input(Tensor<T> x) {
+  preprocess_input_inplace(x);
+  return x;
 }
 }  // namespace mobilenet_v2
 

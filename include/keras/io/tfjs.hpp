@@ -68,6 +68,9 @@ inline void read_group(const json& group, const fs::path& dir, const std::string
     Index n = 1;
     for (auto& d : w.at("shape")) {
       nw.shape.push_back(d.get<Index>());
+      if (nw.shape.back() < 0 || (nw.shape.back() > 0 && n > static_cast<Index>(data.size()) / nw.shape.back() + 1))
+        throw IOError("'" + json_path + "': weight '" + nw.name + "' has an invalid shape " + shape_str(nw.shape) +
+                      " for shards of " + std::to_string(data.size()) + " bytes");
       n *= nw.shape.back();
     }
     std::string dtype = w.value("dtype", "float32");
@@ -84,7 +87,8 @@ inline void read_group(const json& group, const fs::path& dir, const std::string
     std::string stored = qdtype.empty() ? dtype : qdtype;
     std::size_t item = stored == "float32" || stored == "int32" ? 4 : stored == "float16" || stored == "uint16" ? 2 : stored == "uint8" || stored == "bool" ? 1 : 0;
     if (!item) throw IOError("'" + json_path + "': weight '" + nw.name + "' has unsupported dtype '" + stored + "'");
-    std::size_t bytes = item * static_cast<std::size_t>(n);
+    // (compared by element count first, so absurd shapes cannot overflow the byte count)
+    std::size_t bytes = static_cast<std::size_t>(n) <= data.size() ? item * static_cast<std::size_t>(n) : data.size() + 1;
     if (off + bytes > data.size())
       throw IOError("'" + json_path + "': weight '" + nw.name + "' needs bytes [" + std::to_string(off) + ", " + std::to_string(off + bytes) +
                     ") but the group's shards hold only " + std::to_string(data.size()) + " bytes (truncated shard?)");
@@ -240,14 +244,14 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
   }
   auto refs = [&](const json& list) {
     std::vector<KerasTensor<T>> r;
+    auto add = [&](const std::string& n) {
+      if (!outputs.count(n)) throw ValueError("model '" + config.value("name", "") + "' refers to unknown layer '" + n + "'");
+      r.push_back(outputs.at(n));
+    };
     // [[name, 0, 0], ...] or a single [name, 0, 0]
-    if (!list.empty() && list[0].is_string()) r.push_back(outputs.at(list[0].get<std::string>()));
+    if (!list.empty() && list[0].is_string()) add(list[0].get<std::string>());
     else
-      for (auto& e : list) {
-        auto n = e.at(0).get<std::string>();
-        if (!outputs.count(n)) throw ValueError("model '" + config.value("name", "") + "' refers to unknown layer '" + n + "'");
-        r.push_back(outputs.at(n));
-      }
+      for (auto& e : list) add(e.at(0).get<std::string>());
     return r;
   };
   return std::make_shared<Model<T>>(refs(config.at("input_layers")), refs(config.at("output_layers")), config.value("name", ""));
@@ -350,6 +354,8 @@ std::shared_ptr<Model<T>> load_model(const std::string& path) {
     m = model_from_config<T>(a.topology);
   } catch (const Error& e) {
     throw ValueError("'" + a.path + "': " + e.what());
+  } catch (const json::exception& e) {
+    throw ValueError("'" + a.path + "': malformed modelTopology: " + e.what());
   }
   assign_weights(*m, a.weights, a.path);
   if (a.metadata.is_object()) m->metadata = a.metadata;
