@@ -335,7 +335,8 @@ int main(int argc, char** argv) try {
   model->add(layers::Dense<float>(num_classes, {.activation = "softmax", .name = "predictions", .seed = o.seed}));
   model->metadata = {{"class_names", class_names},
                      {"image_size", {o.image_size, o.image_size}},
-                     {"preprocessing", "none: the model rescales raw [0, 255] RGB pixels itself"},
+                     {"preprocessing", "none"},  // the model rescales raw [0, 255] RGB pixels itself
+                     {"input", "RGB pixels in [0, 255]"},
                      {"validation", {{"validation_split", o.validation_split}, {"seed", o.seed}, {"files", "validation_files.txt"}}}};
   if (o.verbose) model->summary();
 

@@ -131,7 +131,7 @@ struct Series {
 /// A line chart of per-epoch values (x = epoch 1..n), with axes, grid, ticks and a legend.
 inline std::string svg_line_chart(const std::string& id, const std::string& title, const std::vector<Series>& series,
                                   int fine_tune_epoch = -1, bool unit_range = false) {
-  const double W = 520, H = 320, L = 56, R = 16, Tm = 34, B = 44;
+  const double W = 520, H = 330, L = 56, R = 16, Tm = 50, B = 44;
   std::size_t n = 0;
   double lo = INFINITY, hi = -INFINITY;
   for (auto& s : series) {
@@ -142,9 +142,13 @@ inline std::string svg_line_chart(const std::string& id, const std::string& titl
   if (!std::isfinite(lo)) lo = 0, hi = 1;
   if (unit_range) lo = std::min(lo, 1.0), hi = 1.0;
   if (hi - lo < 1e-9) hi = lo + 1;
-  double pad = (hi - lo) * 0.05;
-  lo = unit_range ? std::max(0.0, lo - pad) : std::max(0.0, lo - pad);
-  hi = unit_range ? hi : hi + pad;
+  // "nice" ticks: a step of 1, 2 or 5 times a power of ten, about 5 intervals
+  double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double tick = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  lo = std::max(0.0, std::floor(lo / tick) * tick);
+  hi = std::ceil(hi / tick - 1e-9) * tick;
+  if (unit_range) hi = std::min(hi, 1.0);
+  const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(tick) + 1e-9)));
   auto X = [&](double e) { return L + (n <= 1 ? 0.5 : (e - 1) / double(n - 1)) * (W - L - R); };
   auto Y = [&](double v) { return Tm + (hi - v) / (hi - lo) * (H - Tm - B); };
   std::ostringstream o;
@@ -152,11 +156,10 @@ inline std::string svg_line_chart(const std::string& id, const std::string& titl
     << "\" viewBox=\"0 0 " << W << " " << H << "\" role=\"img\" aria-label=\"" << html_escape(title) << "\">\n";
   o << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"chart-title\">" << html_escape(title) << "</text>\n";
   // horizontal grid + y ticks
-  for (int k = 0; k <= 5; ++k) {
-    double v = lo + (hi - lo) * k / 5.0;
+  for (double v = lo; v <= hi + tick * 1e-6; v += tick) {
     double y = Y(v);
     o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << fmt(y, 1) << "\" y2=\"" << fmt(y, 1) << "\"/>"
-      << "<text class=\"tick\" x=\"" << L - 6 << "\" y=\"" << fmt(y + 4, 1) << "\" text-anchor=\"end\">" << fmt(v, hi - lo < 0.5 ? 3 : 2)
+      << "<text class=\"tick\" x=\"" << L - 6 << "\" y=\"" << fmt(y + 4, 1) << "\" text-anchor=\"end\">" << fmt(v, decimals)
       << "</text>\n";
   }
   // x ticks (epochs)
@@ -182,9 +185,9 @@ inline std::string svg_line_chart(const std::string& id, const std::string& titl
       o << "<circle class=\"point " << s.css_class << "\" cx=\"" << fmt(X(double(i + 1)), 1) << "\" cy=\"" << fmt(Y(s.values[i]), 1)
         << "\" r=\"3\" fill=\"" << s.color << "\"><title>" << html_escape(s.name) << " epoch " << i + 1 << ": " << fmt(s.values[i])
         << "</title></circle>";
-    double ly = Tm + 8 + 18 * li++;
-    o << "\n<g class=\"legend\"><line x1=\"" << W - R - 130 << "\" x2=\"" << W - R - 110 << "\" y1=\"" << ly << "\" y2=\"" << ly
-      << "\" stroke=\"" << s.color << "\" stroke-width=\"3\"/><text x=\"" << W - R - 104 << "\" y=\"" << ly + 4 << "\">"
+    const double ly = 36, lx = L + 180.0 * li++;  // legend in one row under the title
+    o << "\n<g class=\"legend\"><line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly
+      << "\" stroke=\"" << s.color << "\" stroke-width=\"3\"/><text x=\"" << lx + 26 << "\" y=\"" << ly + 4 << "\">"
       << html_escape(s.name) << "</text></g>\n";
   }
   o << "</svg>\n";
