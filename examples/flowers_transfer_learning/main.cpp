@@ -61,6 +61,7 @@ struct Options {
   double fine_tune_lr = 1e-5;
   double label_smoothing = 0.1;  // of the fine-tuning stage
   bool flip = false;             // random horizontal flips in the fine-tuning stage
+  bool flip_copies = false;      // each training photo and its mirror image (keeps the feature cache)
   int threads = 0;
   int report_photos = 30;
   bool cache = true;
@@ -88,6 +89,8 @@ void usage(const char* argv0) {
             << "  --fine-tune-lr X      its Adam learning rate (default 1e-5)\n"
             << "  --label-smoothing X   its label smoothing (default 0.1)\n"
             << "  --flip                random horizontal flips in the fine-tuning stage (slower: no feature cache)\n"
+            << "  --flip-copies         instead, train the fine-tuning stage on every photo and its mirror image\n"
+            << "                        (deterministic, so the frozen part's outputs are still cached)\n"
             << "  --no-cache            do not cache the frozen layers' outputs (fit recomputes them every epoch)\n"
             << "  --report-photos N     validation photos in the report's grid (default 30)\n"
             << "  --threads N           threads (default: all cores)\n"
@@ -121,6 +124,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--fine-tune-lr") o.fine_tune_lr = std::stod(need(i));
     else if (a == "--label-smoothing") o.label_smoothing = std::stod(need(i));
     else if (a == "--flip") o.flip = true;
+    else if (a == "--flip-copies") o.flip_copies = true;
     else if (a == "--no-cache") o.cache = false;
     else if (a == "--report-photos") o.report_photos = std::stoi(need(i));
     else if (a == "--threads") o.threads = std::stoi(need(i));
@@ -367,13 +371,29 @@ int main(int argc, char** argv) try {
     }
     std::cout << "\nFine-tuning the top " << (n - first) << " of " << n << " layers of " << base->name() << " (from '"
               << base_layers[first]->name() << "'), learning rate " << o.fine_tune_lr << ", label smoothing " << o.label_smoothing
-              << (o.flip ? ", random horizontal flips" : "") << "\n";
+              << (o.flip ? ", random horizontal flips" : o.flip_copies ? ", mirrored copies" : "") << "\n";
     // Train an inlined view of the same layers: fit() then caches the frozen lower part of the base.
     auto flat = inlined(*model);
     flat->compile(optimizers::Adam<float>({.learning_rate = o.fine_tune_lr}),
                   losses::CategoricalCrossentropy<float>({.label_smoothing = o.label_smoothing}), {"accuracy"});
     data::Dataset<float> ft_train = train_ds;
-    if (o.flip)
+    if (o.flip_copies)  // deterministic: fit() still caches (2x the training features)
+      ft_train = train_ds
+                     .map([](data::Batch<float> b) {
+                       const Index n = b.x.dim(0), h = b.x.dim(1), w = b.x.dim(2), c = b.x.dim(3), row = b.x.size() / n;
+                       Shape sx = b.x.shape(), sy = b.y.shape();
+                       sx[0] = sy[0] = 2 * n;
+                       data::Batch<float> d{Tensor<float>(sx), Tensor<float>(sy)};
+                       std::copy(b.x.begin(), b.x.end(), d.x.data());
+                       std::copy(b.x.begin(), b.x.end(), d.x.data() + n * row);
+                       for (Index i = 0; i < n; ++i) data::flip_left_right(d.x.data() + (n + i) * row, h, w, c);
+                       std::copy(b.y.begin(), b.y.end(), d.y.data());
+                       std::copy(b.y.begin(), b.y.end(), d.y.data() + b.y.size());
+                       return d;
+                     })
+                     .unbatch()
+                     .batch(o.batch_size);
+    else if (o.flip)
       ft_train = train_ds.map_random([](data::Batch<float> b, Random& rng) {
         data::random_flip_left_right(b.x, rng);
         return b;
