@@ -20,6 +20,12 @@ class Activation : public Layer<T> {
     return in[0];
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { keras::activation_forward(act_, *in[0], y); }
+  bool clamp_range(T& lo, T& hi) const override {
+    if (act_ != keras::Activation::ReLU && act_ != keras::Activation::ReLU6) return false;
+    lo = T(0);
+    hi = act_ == keras::Activation::ReLU6 ? T(6) : std::numeric_limits<T>::infinity();
+    return true;
+  }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (dx.at(0)) keras::activation_backward(act_, *in[0], y, dy, *dx[0]);
@@ -60,6 +66,12 @@ class ReLU : public Layer<T> {
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     keras::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
+  }
+  bool clamp_range(T& lo, T& hi) const override {
+    if (o_.negative_slope != 0.0 || o_.threshold != 0.0) return false;
+    lo = T(0);
+    hi = max_value();
+    return true;
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {

@@ -80,6 +80,21 @@ class BatchNormalization : public Layer<T> {
     }
   }
 
+  /// Inference mode (moving statistics) as y = x * scale + shift.
+  bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) override {
+    if (!this->built()) return false;
+    const Index C = moving_mean().value.size();
+    scale.resize({C});
+    shift.resize({C});
+    for (Index c = 0; c < C; ++c) {
+      const T inv = T(1) / std::sqrt(moving_variance().value[c] + static_cast<T>(o_.epsilon));
+      const T a = (gamma() ? gamma()->value[c] : T(1)) * inv;
+      scale[c] = a;
+      shift[c] = (beta() ? beta()->value[c] : T(0)) - moving_mean().value[c] * a;
+    }
+    return true;
+  }
+
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);

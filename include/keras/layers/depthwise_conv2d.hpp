@@ -47,9 +47,11 @@ class DepthwiseConv2D : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     update_geometry(x);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z);
+    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ep_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
+  bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
+  void set_epilogue(const ops::Epilogue<T>* ep) override { ep_ = accepts_epilogue() ? ep : nullptr; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
@@ -109,6 +111,7 @@ class DepthwiseConv2D : public Layer<T> {
   ops::Conv2DGeometry geom_;
   ops::DepthwiseConv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
+  const ops::Epilogue<T>* ep_ = nullptr;  ///< fused BN/ReLU/Add (set by the Graph in inference)
   void update_geometry(const Tensor<T>& x) {
     if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " + shape_str(x.shape()));
     if (geom_.in_h != x.dim(1) || geom_.in_w != x.dim(2) || geom_.in_c != x.dim(3))

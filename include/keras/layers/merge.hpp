@@ -19,12 +19,17 @@ class Add : public Layer<T> {
     return in[0];
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
-    y = *in[0];
-    for (std::size_t i = 1; i < in.size(); ++i) {
-      if (in[i]->shape() != y.shape())
-        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(y.shape()) + " and " + shape_str(in[i]->shape()));
-      y.array() += in[i]->array();
-    }
+    for (std::size_t i = 1; i < in.size(); ++i)
+      if (in[i]->shape() != in[0]->shape())
+        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]->shape()) + " and " + shape_str(in[i]->shape()));
+    y.resize(in[0]->shape());
+    const Index n = y.size();
+    T* yp = y.data();
+    const T* a = in[0]->data();
+    const T* b = in[1]->data();
+#pragma omp parallel for simd schedule(static) num_threads(get_num_threads()) if (n > 262144)
+    for (Index i = 0; i < n; ++i) yp[i] = a[i] + b[i];
+    for (std::size_t i = 2; i < in.size(); ++i) y.array() += in[i]->array();
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {

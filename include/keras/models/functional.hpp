@@ -1,5 +1,6 @@
 // The Functional API: keras::Input, symbolic KerasTensors, and the layer graph a Model runs.
 #pragma once
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -156,12 +157,20 @@ class Graph {
     return r;
   }
 
+  /// Inference-mode fusion of conv -> [BatchNormalization] -> [ReLU] -> [Add] chains (on by
+  /// default; training-mode forward passes never fuse). Off: every layer runs on its own.
+  void set_fusion(bool on) { fusion_enabled_ = on; }
+  bool fusion_enabled() const { return fusion_enabled_; }
+  /// Number of fused chains the last forward pass ran.
+  int fused_chains() const { return static_cast<int>(std::count(fused_now_.begin(), fused_now_.end(), char(1))); }
+
   /// Runs the graph. Input shapes are checked against the model's inputs.
   void forward(const std::vector<const Tensor<T>*>& inputs, bool training) {
     if (inputs.size() != inputs_.size())
       throw ShapeError("model expects " + std::to_string(inputs_.size()) + " input(s), got " + std::to_string(inputs.size()));
     buffers_.resize(nodes_.size());
     values_.assign(nodes_.size(), nullptr);
+    fused_now_.assign(nodes_.size(), 0);
     run(0, static_cast<int>(nodes_.size()) - 1, inputs, training);
   }
   const Tensor<T>& output(std::size_t k = 0) const { return *values_.at(outputs_.at(k)); }
@@ -171,6 +180,20 @@ class Graph {
   /// input_grads[k] (nullptr = not needed) receives d(loss)/d(input k).
   void backward(const std::vector<const Tensor<T>*>& output_grads, const std::vector<Tensor<T>*>& input_grads) {
     const std::size_t n = nodes_.size();
+    if (std::find(fused_now_.begin(), fused_now_.end(), char(1)) != fused_now_.end()) {
+      // The last (inference) pass fused layers, so the intermediate values backward needs were
+      // never stored: recompute them layer by layer (rare: gradients of an inference pass).
+      int first = 0;
+      while (first < static_cast<int>(n) && !values_[first]) ++first;
+      std::vector<const Tensor<T>*> ins;
+      for (int i : inputs_) ins.push_back(values_[i]);
+      const bool was = fusion_enabled_;
+      fusion_enabled_ = false;
+      fused_now_.assign(n, 0);
+      if (first == 0) run(0, static_cast<int>(n) - 1, ins, false);
+      else run(first + 1, static_cast<int>(n) - 1, {}, false);
+      fusion_enabled_ = was;
+    }
     // Which nodes' gradients matter: those upstream of trainable variables or requested inputs.
     flows_.assign(n, 0);
     for (std::size_t i = 0; i < n; ++i) {
@@ -246,6 +269,7 @@ class Graph {
   const Tensor<T>& forward_until(int last, const Tensor<T>& x) {
     buffers_.resize(nodes_.size());
     values_.assign(nodes_.size(), nullptr);
+    fused_now_.assign(nodes_.size(), 0);
     run(0, last, {&x}, false);
     return *values_[last];
   }
@@ -253,6 +277,7 @@ class Graph {
   void forward_from(int first, const Tensor<T>& value, bool training) {
     buffers_.resize(nodes_.size());
     values_.assign(nodes_.size(), nullptr);
+    fused_now_.assign(nodes_.size(), 0);
     values_[first] = &value;
     run(first + 1, static_cast<int>(nodes_.size()) - 1, {}, training);
   }
@@ -264,10 +289,89 @@ class Graph {
   std::vector<const Tensor<T>*> values_;
   std::vector<char> flows_, has_grad_;
 
+  /// A fused chain starting at a conv node: its epilogue and the nodes that alias its output.
+  struct Chain {
+    int end = -1;                 ///< last node of the chain (-1: no chain at this node)
+    std::vector<int> members;     ///< the fused nodes after the conv, in order
+    int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
+    Tensor<T> scale, shift;
+    ops::Epilogue<T> ep;
+  };
+  std::vector<Chain> chains_;     ///< per node (only conv nodes may hold a chain)
+  std::vector<int> alias_of_;     ///< fused member -> its conv node; -1 otherwise
+  bool planned_ = false, fusion_enabled_ = true;
+
+  void plan_fusion() {
+    planned_ = true;
+    const int n = static_cast<int>(nodes_.size());
+    chains_.assign(n, Chain{});
+    alias_of_.assign(n, -1);
+    std::vector<int> consumer(n, -1);  // the single consuming node, if exactly one
+    std::vector<char> is_output(n, 0);
+    for (int o : outputs_) is_output[o] = 1;
+    for (int i = 0; i < n; ++i)
+      for (int j : nodes_[i].inputs) consumer[j] = nodes_[j].consumers == 1 ? i : -2;
+    auto next_of = [&](int cur) { return is_output[cur] || nodes_[cur].consumers != 1 ? -1 : consumer[cur]; };
+    for (int c = 0; c < n; ++c) {
+      if (nodes_[c].input_index >= 0 || !nodes_[c].layer->accepts_epilogue()) continue;
+      Chain ch;
+      int cur = c, nx = next_of(cur);
+      T lo, hi;
+      if (nx >= 0 && nodes_[nx].inputs.size() == 1 && nodes_[nx].layer->inference_affine(ch.scale, ch.shift)) {
+        ch.bn = cur = nx;
+        nx = next_of(cur);
+      }
+      if (nx >= 0 && nodes_[nx].inputs.size() == 1 && nodes_[nx].layer->clamp_range(lo, hi)) {
+        ch.relu = cur = nx;
+        nx = next_of(cur);
+      }
+      if (nx >= 0 && nodes_[nx].layer->class_name() == "Add" && nodes_[nx].inputs.size() == 2) {
+        const int other = nodes_[nx].inputs[0] == cur ? nodes_[nx].inputs[1] : nodes_[nx].inputs[0];
+        if (other < c && other != cur && nodes_[other].shape == nodes_[nx].shape) {
+          ch.add = cur = nx;
+          ch.residual = other;
+        }
+      }
+      if (cur == c) continue;
+      ch.end = cur;
+      for (int m : {ch.bn, ch.relu, ch.add})
+        if (m >= 0) {
+          ch.members.push_back(m);
+          alias_of_[m] = c;
+        }
+      chains_[c] = std::move(ch);
+    }
+  }
+
+  /// Sets up node c's fused epilogue for this pass; false when the chain cannot be used here.
+  bool prepare_chain(int c, int first, int last) {
+    Chain& ch = chains_[c];
+    if (ch.end < 0 || c < first || ch.end > last) return false;
+    if (ch.residual >= 0 && !values_[ch.residual]) return false;
+    ch.ep = ops::Epilogue<T>{};
+    if (ch.bn >= 0) {
+      if (!nodes_[ch.bn].layer->inference_affine(ch.scale, ch.shift)) return false;
+      ch.ep.scale = ch.scale.data();
+      ch.ep.shift = ch.shift.data();
+    }
+    if (ch.relu >= 0) {
+      ch.ep.clamp = nodes_[ch.relu].layer->clamp_range(ch.ep.lo, ch.ep.hi);
+      if (!ch.ep.clamp) return false;
+    }
+    if (ch.residual >= 0) ch.ep.residual = values_[ch.residual]->data();
+    return true;
+  }
+
   void run(int first, int last, const std::vector<const Tensor<T>*>& inputs, bool training) {
+    const bool fuse = !training && fusion_enabled_;
+    if (fuse && !planned_) plan_fusion();
     std::vector<const Tensor<T>*> ins;
     for (int i = first; i <= last; ++i) {
       auto& n = nodes_[i];
+      if (fuse && alias_of_[i] >= 0 && values_[alias_of_[i]] == &buffers_[alias_of_[i]] && fused_now_[alias_of_[i]]) {
+        values_[i] = values_[alias_of_[i]];  // computed by the conv's epilogue
+        continue;
+      }
       if (n.input_index >= 0) {
         const Tensor<T>* x = inputs.at(n.input_index);
         if (!shapes_compatible(x->shape(), n.shape))
@@ -277,10 +381,20 @@ class Graph {
       }
       ins.clear();
       for (int j : n.inputs) ins.push_back(values_[j]);
-      n.layer->forward(ins, buffers_[i], training);
+      const bool fused = fuse && prepare_chain(i, first, last);
+      if (fused) n.layer->set_epilogue(&chains_[i].ep);
+      try {
+        n.layer->forward(ins, buffers_[i], training);
+      } catch (...) {
+        if (fused) n.layer->set_epilogue(nullptr);
+        throw;
+      }
+      if (fused) n.layer->set_epilogue(nullptr);
+      if (fuse) fused_now_[i] = fused;
       values_[i] = &buffers_[i];
     }
   }
+  std::vector<char> fused_now_;  ///< per node: its last forward applied its chain's epilogue
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {
     for (int j : ins) nodes_[j].consumers++;
     nodes_.push_back(Node{std::move(layer), std::move(ins), 0, std::move(shape), input_index});

@@ -28,6 +28,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "../core/threading.hpp"
 
 namespace keras {
 
@@ -368,7 +369,9 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y, double max_value = std::nume
   const T* xp = x.data();
   T* yp = y.data();
   if (slope == T(0) && th == T(0)) {
-    detail::map_elements(xp, yp, n, [mx](T v) { return v > T(0) ? (v < mx ? v : mx) : T(0); });
+    // min/max form: vectorises to two AVX instructions per 8 floats
+#pragma omp parallel for simd schedule(static) num_threads(keras::get_num_threads()) if (n > 262144)
+    for (Index i = 0; i < n; ++i) yp[i] = std::min(std::max(xp[i], T(0)), mx);
   } else {
     detail::map_elements(xp, yp, n, [mx, slope, th](T v) {
       if (v >= mx) return mx;
@@ -386,6 +389,15 @@ void relu_backward(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dx,
   if (&dx != &dy) dx.resize(dy.shape());
   const T mx = std::isfinite(max_value) ? T(max_value) : std::numeric_limits<T>::infinity();
   const T slope = T(negative_slope), th = T(threshold);
+  if (slope == T(0) && th == T(0)) {
+    const Index n = dy.size();
+    const T* xp = x.data();
+    const T* gp = dy.data();
+    T* dp = dx.data();
+#pragma omp parallel for simd schedule(static) num_threads(keras::get_num_threads()) if (n > 262144)
+    for (Index i = 0; i < n; ++i) dp[i] = (xp[i] > T(0) && xp[i] < mx) ? gp[i] : T(0);
+    return;
+  }
   detail::map_grad(x.data(), x.data(), dy.data(), dx.data(), dy.size(), [mx, slope, th](T v, T, T g) {
     if (v >= mx) return T(0);
     if (v > th) return g;

@@ -21,6 +21,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
+#include "epilogue.hpp"
 #include "gemm.hpp"
 #include "padding.hpp"
 
@@ -145,9 +146,10 @@ inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* w
 // Raw-pointer kernels. g.batch must be set. x [N,H,W,C], kernel [KH,KW,C,F], bias [F] or nullptr,
 // y [N,OH,OW,F] (overwritten).
 
+/// ep (optional): fused epilogue applied to each block of output rows after the GEMM (and bias).
 template <class T>
 void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* bias, T* y,
-                    Conv2DWorkspace<T>& ws) {
+                    Conv2DWorkspace<T>& ws, const Epilogue<T>* ep = nullptr) {
   detail::check_geometry(g, filters, "conv2d_forward");
   const Index F = filters, P = g.patch_size(), M = g.out_pixels();
   if (M == 0) return;
@@ -172,6 +174,7 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
       }
       detail::gemm_block<T>(false, false, rows, F, P, T(1), lhs, P, kernel, F, T(0), y + r0 * F, F);
       if (bias) detail::add_bias_rows(y + r0 * F, rows, F, bias);
+      if (ep) ep->apply(y + r0 * F, r0, rows, F);
     }
   }
 }
@@ -286,12 +289,12 @@ inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, 
 /// y is resized to [N, OH, OW, F]. g comes from conv_geometry (its batch is ignored).
 template <class T>
 void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const NoDeduce<Tensor<T>>* bias,
-                    Tensor<T>& y, Conv2DWorkspace<T>& ws) {
+                    Tensor<T>& y, Conv2DWorkspace<T>& ws, const NoDeduce<Epilogue<T>>* ep = nullptr) {
   const Conv2DGeometry g = with_input(geom, x, "Conv2D");
   detail::check_conv_kernel(g, kernel, bias, "Conv2D");
   const Index F = kernel.dim(3);
   y.resize({g.batch, g.out_h, g.out_w, F});
-  conv2d_forward(g, F, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ws);
+  conv2d_forward(g, F, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ws, ep);
 }
 
 /// dx resized to x's shape and overwritten; dkernel/dbias must already have the kernel/bias shape

@@ -17,6 +17,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
+#include "epilogue.hpp"
 #include "gemm.hpp"  // detail::thread_id
 #include "padding.hpp"
 
@@ -92,8 +93,10 @@ inline void check_dw_geometry(const Conv2DGeometry& g, Index M, const char* who)
 }  // namespace detail
 
 /// Raw-pointer forward. g.batch must be set. y [N,OH,OW,C*M] is overwritten; bias may be nullptr.
+/// ep (optional): fused epilogue applied to each output row (n, oh) while it is cache-hot.
 template <class T>
-void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y) {
+void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y,
+                              const Epilogue<T>* ep) {
   detail::check_dw_geometry(g, M, "depthwise_conv2d_forward");
   const Index C = g.in_c, CM = C * M, KW = g.k_w;
   const Index rows = g.batch * g.out_h;
@@ -129,7 +132,12 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
           }
         }
     }
+    if (ep) ep->apply(y + r * g.out_w * CM, r * g.out_w, g.out_w, CM);
   }
+}
+template <class T>
+void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y) {
+  depthwise_conv2d_forward<T>(g, M, x, kernel, bias, y, nullptr);
 }
 
 /// Raw-pointer backward. dx [N,H,W,C] overwritten (nullptr: skip); dkernel [KH,KW,C,M] and
@@ -257,12 +265,12 @@ inline void check_dw_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, co
 /// y resized to [N, OH, OW, C*M]. g from conv_geometry (batch taken from x).
 template <class T>
 void depthwise_conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
-                              const NoDeduce<Tensor<T>>* bias, Tensor<T>& y) {
+                              const NoDeduce<Tensor<T>>* bias, Tensor<T>& y, const NoDeduce<Epilogue<T>>* ep = nullptr) {
   const Conv2DGeometry g = with_input(geom, x, "DepthwiseConv2D");
   detail::check_dw_kernel(g, kernel, bias, "DepthwiseConv2D");
   const Index M = kernel.dim(3);
   y.resize({g.batch, g.out_h, g.out_w, g.in_c * M});
-  depthwise_conv2d_forward(g, M, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data());
+  depthwise_conv2d_forward<T>(g, M, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ep);
 }
 
 /// dx resized to x's shape and overwritten; dkernel/dbias (already shaped) accumulated.

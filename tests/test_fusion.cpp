@@ -1,0 +1,170 @@
+// Inference-mode fusion of conv -> BatchNormalization -> ReLU(6) -> Add chains (models/functional.hpp):
+// fused and unfused passes agree, chains that must not fuse stay unfused, and gradients are right
+// both after a fused inference pass and in training mode.
+#include "layer_check.hpp"
+
+#include <keras/layers/activation.hpp>
+#include <keras/layers/batch_normalization.hpp>
+#include <keras/layers/conv2d.hpp>
+#include <keras/layers/depthwise_conv2d.hpp>
+#include <keras/layers/merge.hpp>
+#include <keras/layers/pooling.hpp>
+#include <keras/layers/reshaping.hpp>
+
+using namespace keras;
+
+namespace {
+
+template <class T>
+void randomise_bn(Model<T>& m, Random& rng) {
+  for (auto& l : m.layers())
+    if (auto* bn = dynamic_cast<layers::BatchNormalization<T>*>(l.get()))
+      for (Index c = 0; c < bn->moving_mean().value.size(); ++c) {
+        bn->gamma()->value[c] = T(rng.uniform(0.5, 1.5));
+        bn->beta()->value[c] = T(rng.uniform(-0.5, 0.5));
+        bn->moving_mean().value[c] = T(rng.uniform(-0.3, 0.3));
+        bn->moving_variance().value[c] = T(rng.uniform(0.5, 2.0));
+      }
+}
+
+/// A MobileNetV2-like net: conv/BN/ReLU6, depthwise (stride 1 and padded stride 2), a residual
+/// Add, a conv with bias + ReLU, a conv whose output feeds two layers (not fusable), Activation.
+template <class T>
+std::shared_ptr<Model<T>> small_net() {
+  using namespace layers;
+  const BatchNormalizationOptions bn{.momentum = 0.9, .epsilon = 1e-3};
+  auto in = Input<T>({10, 10, 4});
+  auto x = Conv2D<T>(8, 3, {.strides = {2, 2}, .padding = "same", .use_bias = false})(in);
+  x = BatchNormalization<T>(bn)(x);
+  x = ReLU<T>({.max_value = 6.0})(x);
+  auto skip = x;
+  auto y = Conv2D<T>(16, 1, {.use_bias = false})(x);
+  y = BatchNormalization<T>(bn)(y);
+  y = ReLU<T>({.max_value = 6.0})(y);
+  y = DepthwiseConv2D<T>(3, {.padding = "same", .use_bias = false})(y);
+  y = BatchNormalization<T>(bn)(y);
+  y = ReLU<T>({.max_value = 6.0})(y);
+  y = Conv2D<T>(8, 1, {.use_bias = false})(y);
+  y = BatchNormalization<T>(bn)(y);
+  x = Add<T>()({skip, y});  // conv -> BN -> Add(residual)
+  x = ZeroPadding2D<T>(Padding2D({0, 1}, {0, 1}))(x);
+  x = DepthwiseConv2D<T>(3, {.strides = {2, 2}, .use_bias = true})(x);
+  x = layers::Activation<T>("relu6")(x);  // depthwise (bias) -> Activation
+  auto shared = Conv2D<T>(6, 1)(x);  // two consumers: must not fuse
+  auto a = ReLU<T>()(shared);
+  auto b = BatchNormalization<T>(bn)(shared);
+  x = Add<T>()({a, b});
+  x = Conv2D<T>(5, 3, {.padding = "same", .activation = "relu"})(x);  // own activation: not fusable
+  x = BatchNormalization<T>(bn)(x);
+  x = GlobalAveragePooling2D<T>()(x);
+  return std::make_shared<Model<T>>(in, x);
+}
+
+template <class T>
+Tensor<T> random_input(Shape s, std::uint64_t seed) {
+  Random rng(seed);
+  Tensor<T> t(s);
+  for (auto& v : t) v = T(rng.uniform(-2, 2));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("Fused inference equals the unfused layer-by-layer pass", "[fusion]") {
+  set_random_seed(7);
+  auto m = small_net<float>();
+  Random rng(3);
+  randomise_bn(*m, rng);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (Index batch : {1, 3}) {
+      auto x = random_input<float>({batch, 10, 10, 4}, 11 + batch);
+      m->graph().set_fusion(false);
+      Tensor<float> ref = (*m)(x);
+      CHECK(m->graph().fused_chains() == 0);
+      m->graph().set_fusion(true);
+      Tensor<float> got = (*m)(x);
+      // conv/BN/ReLU, conv/BN/ReLU, dw/BN/ReLU, conv/BN/Add, dw/Activation
+      CHECK(m->graph().fused_chains() == 5);
+      REQUIRE(got.shape() == ref.shape());
+      double maxdiff = 0, scale = 0;
+      for (Index i = 0; i < ref.size(); ++i) {
+        maxdiff = std::max(maxdiff, double(std::abs(got[i] - ref[i])));
+        scale = std::max(scale, double(std::abs(ref[i])));
+      }
+      INFO("threads " << threads << " batch " << batch << " max diff " << maxdiff << " scale " << scale);
+      CHECK(maxdiff <= 1e-5 * std::max(1.0, scale));
+      // training mode never fuses (batch statistics), and matches the unfused training pass
+      Tensor<float> t1 = (*m)(x, true);
+      m->graph().set_fusion(false);
+      Tensor<float> t2 = (*m)(x, true);
+      m->graph().set_fusion(true);
+      for (Index i = 0; i < t1.size(); ++i) CHECK(t1[i] == t2[i]);
+    }
+  }
+  set_num_threads(2);
+}
+
+TEST_CASE("Gradients are right after a fused inference pass and in training", "[fusion][gradient]") {
+  set_random_seed(8);
+  auto m = small_net<double>();
+  Random rng(4);
+  randomise_bn(*m, rng);
+  auto x = random_input<double>({2, 10, 10, 4}, 5);
+  Tensor<double> w = random_input<double>({2, 5}, 6);
+  auto vars = m->trainable_variables();
+  auto grads = [&](bool fusion, bool training) {
+    m->graph().set_fusion(fusion);
+    for (auto* v : vars) v->grad.setZero();
+    Tensor<double> y, dx;
+    m->forward({&x}, y, training);
+    CHECK(m->graph().fused_chains() == (fusion && !training ? 5 : 0));
+    std::vector<Tensor<double>*> dxs{&dx};
+    m->backward({&x}, y, w, dxs);
+    std::vector<Tensor<double>> g{dx};
+    for (auto* v : vars) g.push_back(v->grad);
+    return g;
+  };
+  for (bool training : {false, true}) {
+    // BN moving statistics change in training passes: restore them between runs
+    std::vector<Tensor<double>> saved;
+    for (auto* v : m->variables()) saved.push_back(v->value);
+    auto restore = [&] {
+      auto all = m->variables();
+      for (std::size_t i = 0; i < all.size(); ++i) all[i]->value = saved[i];
+    };
+    auto gf = grads(true, training);
+    restore();
+    auto gu = grads(false, training);
+    restore();
+    REQUIRE(gf.size() == gu.size());
+    for (std::size_t k = 0; k < gf.size(); ++k) CHECK(testing::rel_error(gf[k], gu[k]) < 1e-12);
+    // numeric check of d/dx (inference: exact; training: BN batch statistics included)
+    m->graph().set_fusion(true);
+    auto loss = [&] {
+      Tensor<double> y;
+      m->forward({&x}, y, training);
+      restore();
+      double s = 0;
+      for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
+      return s;
+    };
+    Tensor<double> num(x.shape());
+    for (Index i = 0; i < x.size(); i += 7) {
+      const double old = x[i], eps = 1e-6;
+      x[i] = old + eps;
+      double fp = loss();
+      x[i] = old - eps;
+      double fm = loss();
+      x[i] = old;
+      num[i] = (fp - fm) / (2 * eps);
+    }
+    double diff = 0, scale = 1e-9;
+    for (Index i = 0; i < x.size(); i += 7) {
+      diff = std::max(diff, std::abs(num[i] - gf[0][i]));
+      scale = std::max(scale, std::abs(num[i]));
+    }
+    INFO("training " << training << " d/dx relative error " << diff / scale);
+    CHECK(diff / scale < 1e-5);
+  }
+}
