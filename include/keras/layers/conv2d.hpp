@@ -41,6 +41,47 @@ inline Shape conv_output_shape(const std::string& layer, const std::string& cls,
 inline void check_positive(const std::string& cls, const char* what, Size2 v) {
   if (v.h <= 0 || v.w <= 0) throw ValueError(cls + ": " + what + " must be positive, got (" + std::to_string(v.h) + ", " + std::to_string(v.w) + ")");
 }
+/// Constructor checks shared by the windowed layers (Conv2D, DepthwiseConv2D).
+inline void check_window_args(const std::string& cls, Size2 k, Size2 strides, Size2 dilation, const std::string& padding) {
+  check_positive(cls, "kernel_size", k);
+  check_positive(cls, "strides", strides);
+  check_positive(cls, "dilation_rate", dilation);
+  ops::parse_padding(padding);
+}
+/// Recomputes `g` when x's spatial shape or channels differ from the last call's.
+template <class T>
+void update_window_geometry(ops::Conv2DGeometry& g, const Tensor<T>& x, const std::string& layer, const std::string& cls, Size2 k,
+                            Size2 strides, const std::string& padding, Size2 dilation) {
+  if (x.rank() != 4) throw ShapeError("layer '" + layer + "' (" + cls + "): expected a 4-d input, got " + shape_str(x.shape()));
+  if (g.in_h != x.dim(1) || g.in_w != x.dim(2) || g.in_c != x.dim(3))
+    g = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k.h, k.w, strides.h, strides.w, padding, dilation.h, dilation.w);
+}
+/// The Keras config keys shared by Conv2D and DepthwiseConv2D.
+template <class O>
+void write_window_config(json& c, Size2 k, const O& o) {
+  c["kernel_size"] = k.to_json();
+  c["strides"] = o.strides.to_json();
+  c["padding"] = o.padding;
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = o.dilation_rate.to_json();
+  c["activation"] = o.activation;
+  c["use_bias"] = o.use_bias;
+  c["bias_initializer"] = o.bias_initializer.to_json();
+}
+template <class O>
+O read_window_options(const json& c, const char* cls) {
+  O o;
+  o.name = c.value("name", "");
+  if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
+  o.padding = c.value("padding", "valid");
+  if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
+  if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
+  o.use_bias = c.value("use_bias", true);
+  if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+    throw ValueError(std::string(cls) + " '" + o.name + "': only data_format channels_last is supported");
+  if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+  return o;
+}
 }  // namespace detail
 
 struct Conv2DOptions {
@@ -62,10 +103,7 @@ class Conv2D : public Layer<T> {
   Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
       : Layer<T>(o.name), filters_(filters), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
     if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
-    detail::check_positive("Conv2D", "kernel_size", k_);
-    detail::check_positive("Conv2D", "strides", o_.strides);
-    detail::check_positive("Conv2D", "dilation_rate", o_.dilation_rate);
-    ops::parse_padding(o_.padding);
+    detail::check_window_args("Conv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }
   Variable<T>& kernel() { return *this->variables_.at(0); }
   Variable<T>* bias() { return o_.use_bias ? this->variables_.at(1).get() : nullptr; }
@@ -79,7 +117,7 @@ class Conv2D : public Layer<T> {
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    update_geometry(x);
+    detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
     ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ws_, ep_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
@@ -100,33 +138,17 @@ class Conv2D : public Layer<T> {
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["filters"] = filters_;
-    c["kernel_size"] = k_.to_json();
-    c["strides"] = o_.strides.to_json();
-    c["padding"] = o_.padding;
-    c["data_format"] = "channels_last";
-    c["dilation_rate"] = o_.dilation_rate.to_json();
+    detail::write_window_config(c, k_, o_);
     c["groups"] = 1;
-    c["activation"] = o_.activation;
-    c["use_bias"] = o_.use_bias;
     c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    c["bias_initializer"] = o_.bias_initializer.to_json();
     for (const char* k : {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"}) c[k] = nullptr;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    Conv2DOptions o;
-    o.name = c.value("name", "");
-    if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
-    o.padding = c.value("padding", "valid");
-    if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
-    if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
-    o.use_bias = c.value("use_bias", true);
-    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
-      throw ValueError("Conv2D '" + o.name + "': only data_format channels_last is supported");
+    auto o = detail::read_window_options<Conv2DOptions>(c, "Conv2D");
     if (c.contains("groups") && c["groups"].is_number() && c["groups"].get<int>() != 1)
       throw ValueError("Conv2D '" + o.name + "': groups != 1 is not supported");
     if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null()) o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
     return std::make_shared<Conv2D>(c.at("filters").get<Index>(), Size2::from_json(c.at("kernel_size")), o);
   }
 
@@ -148,12 +170,6 @@ class Conv2D : public Layer<T> {
   ops::Conv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
   const ops::Epilogue<T>* ep_ = nullptr;  ///< fused BN/ReLU/Add (set by the Graph in inference)
-  void update_geometry(const Tensor<T>& x) {
-    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (Conv2D): expected a 4-d input, got " + shape_str(x.shape()));
-    if (geom_.in_h != x.dim(1) || geom_.in_w != x.dim(2) || geom_.in_c != x.dim(3))
-      geom_ = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k_.h, k_.w, o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h,
-                                 o_.dilation_rate.w);
-  }
 };
 
 KERAS_REGISTER_LAYER(Conv2D)

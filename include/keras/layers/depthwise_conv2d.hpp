@@ -27,10 +27,7 @@ class DepthwiseConv2D : public Layer<T> {
   explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
       : Layer<T>(o.name), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
     if (o_.depth_multiplier <= 0) throw ValueError("DepthwiseConv2D: depth_multiplier must be positive, got " + std::to_string(o_.depth_multiplier));
-    detail::check_positive("DepthwiseConv2D", "kernel_size", k_);
-    detail::check_positive("DepthwiseConv2D", "strides", o_.strides);
-    detail::check_positive("DepthwiseConv2D", "dilation_rate", o_.dilation_rate);
-    ops::parse_padding(o_.padding);
+    detail::check_window_args("DepthwiseConv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }
   Variable<T>& depthwise_kernel() { return *this->variables_.at(0); }
   Variable<T>& kernel() { return depthwise_kernel(); }
@@ -45,7 +42,7 @@ class DepthwiseConv2D : public Layer<T> {
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    update_geometry(x);
+    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
     ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ep_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
@@ -65,32 +62,16 @@ class DepthwiseConv2D : public Layer<T> {
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
-    c["kernel_size"] = k_.to_json();
-    c["strides"] = o_.strides.to_json();
-    c["padding"] = o_.padding;
-    c["data_format"] = "channels_last";
-    c["dilation_rate"] = o_.dilation_rate.to_json();
+    detail::write_window_config(c, k_, o_);
     c["depth_multiplier"] = o_.depth_multiplier;
-    c["activation"] = o_.activation;
-    c["use_bias"] = o_.use_bias;
     c["depthwise_initializer"] = o_.depthwise_initializer.to_json();
-    c["bias_initializer"] = o_.bias_initializer.to_json();
     for (const char* k : {"depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint", "bias_constraint"}) c[k] = nullptr;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    DepthwiseConv2DOptions o;
-    o.name = c.value("name", "");
-    if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
-    o.padding = c.value("padding", "valid");
-    if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
-    if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
-    o.use_bias = c.value("use_bias", true);
-    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
-      throw ValueError("DepthwiseConv2D '" + o.name + "': only data_format channels_last is supported");
+    auto o = detail::read_window_options<DepthwiseConv2DOptions>(c, "DepthwiseConv2D");
     if (c.contains("depth_multiplier") && c["depth_multiplier"].is_number()) o.depth_multiplier = c["depth_multiplier"].get<Index>();
     if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null()) o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
-    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
     return std::make_shared<DepthwiseConv2D>(Size2::from_json(c.at("kernel_size")), o);
   }
 
@@ -112,12 +93,6 @@ class DepthwiseConv2D : public Layer<T> {
   ops::DepthwiseConv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
   const ops::Epilogue<T>* ep_ = nullptr;  ///< fused BN/ReLU/Add (set by the Graph in inference)
-  void update_geometry(const Tensor<T>& x) {
-    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " + shape_str(x.shape()));
-    if (geom_.in_h != x.dim(1) || geom_.in_w != x.dim(2) || geom_.in_c != x.dim(3))
-      geom_ = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k_.h, k_.w, o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h,
-                                 o_.dilation_rate.w);
-  }
 };
 
 KERAS_REGISTER_LAYER(DepthwiseConv2D)
