@@ -155,11 +155,6 @@ inline std::string with_commas(Index v) {
   }
   return r;
 }
-inline std::string fmt4(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4f", v);
-  return b;
-}
 }  // namespace detail
 
 template <class T = float>
