@@ -7,7 +7,7 @@
 //   infer b=1/8/32   frozen model (inference: BN moving stats), model(x), images/s (median, best)
 //   train b=32       model trainable, BN in training mode, + Dense(5, softmax) head, CCE + Adam:
 //                    one train_on_batch (forward + backward + update), images/s
-// Each point is followed by an in-process reference: one Eigen GEMM [1024x512]x[512x420]
+// Each point is followed by an in-process reference: one GEMM [1024x512]x[512x420] (ops::gemm)
 // (0.44 GFLOP, the FLOPs of one MobileNetV2-192 image) on the same number of threads; "ratio" =
 // model images/s divided by reference GEMMs/s (training does ~3x the FLOPs of inference, so
 // a training ratio of 0.33 would match the GEMM's efficiency). Ratios are comparable across
@@ -72,11 +72,13 @@ void randomise_bn(keras::Model<float>& m, keras::Random& rng) {
   }
 }
 
-/// Reference: one Eigen GEMM of 0.44 GFLOP (Eigen's own threading, keras::set_num_threads sets it).
+/// Reference: one GEMM of 0.44 GFLOP, keras::ops::gemm (Eigen's kernel, split over
+/// keras::get_num_threads() threads).
 struct Reference {
   Eigen::MatrixXf a = Eigen::MatrixXf::Random(1024, 512), b = Eigen::MatrixXf::Random(512, 420), c{1024, 420};
   Stat run(double budget) {
-    return rate([&] { c.noalias() = a * b; }, 1.0, budget, 3, 5, 200);
+    return rate([&] { keras::ops::gemm<float>(false, false, 1024, 420, 512, 1.f, a.data(), 512, b.data(), 420, 0.f, c.data(), 420); },
+                1.0, budget, 3, 5, 200);
   }
 };
 
@@ -129,6 +131,7 @@ int main(int argc, char** argv) {
 
   auto base = keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
   randomise_bn(*base, rng);
+  if (const char* sl = std::getenv("KERAS_BENCH_SLICE")) base->graph().set_inference_slice(std::atoi(sl));
   const double gflop_img = 0.4401;
   Reference ref;
 
@@ -187,6 +190,7 @@ int main(int argc, char** argv) {
     for (int th = 1; th <= max_threads; ++th) {
       keras::set_num_threads(th);
       profile(*base, inputs[32]);
+      profile(*base, inputs[1]);
     }
   }
   return 0;

@@ -168,3 +168,121 @@ TEST_CASE("Gradients are right after a fused inference pass and in training", "[
     CHECK(diff / scale < 1e-5);
   }
 }
+
+namespace {
+
+/// An identity layer that keeps the default reentrant_inference() == false (as a user's layer
+/// that stores state in forward would).
+class Stateful : public layers::Layer<float> {
+ public:
+  KERAS_LAYER(Stateful)
+  Stateful() : Layer<float>("stateful") {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override { return in.at(0); }
+  void forward(const Inputs& in, Tensor<float>& y, bool) override {
+    calls++;
+    y = *in.at(0);
+  }
+  void backward(const Inputs&, const Tensor<float>&, const Tensor<float>& dy, const GradInputs& dx) override {
+    if (dx.at(0)) *dx[0] = dy;
+  }
+  int calls = 0;
+};
+
+/// A reentrant identity layer that throws on values above 100 (an error inside one batch slice).
+class Picky : public layers::Layer<float> {
+ public:
+  KERAS_LAYER(Picky)
+  Picky() : Layer<float>("picky") {}
+  Shape compute_output_shape(const std::vector<Shape>& in) const override { return in.at(0); }
+  bool reentrant_inference() const override { return true; }
+  void forward(const Inputs& in, Tensor<float>& y, bool) override {
+    for (float v : *in.at(0))
+      if (v > 100.f) throw ValueError("picky: value above 100");
+    y = *in.at(0);
+  }
+  void backward(const Inputs&, const Tensor<float>&, const Tensor<float>& dy, const GradInputs& dx) override {
+    if (dx.at(0)) *dx[0] = dy;
+  }
+};
+
+double max_rel_diff(const Tensor<float>& a, const Tensor<float>& b) {
+  double d = 0, s = 1;
+  for (Index i = 0; i < a.size(); ++i) {
+    d = std::max(d, double(std::abs(a[i] - b[i])));
+    s = std::max(s, double(std::abs(b[i])));
+  }
+  return d / s;
+}
+
+}  // namespace
+
+TEST_CASE("Inference split into batch slices over threads equals the unsliced pass", "[fusion][slices]") {
+  set_random_seed(9);
+  auto m = small_net<float>();
+  Random rng(5);
+  randomise_bn(*m, rng);
+  auto x = random_input<float>({7, 10, 10, 4}, 21);
+  m->graph().set_fusion(false);
+  Tensor<float> ref = (*m)(x);
+  CHECK_FALSE(m->graph().last_pass_sliced());
+  m->graph().set_fusion(true);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (Index slice : {0, 1, 2, 3, 7, 100}) {
+      m->graph().set_inference_slice(slice);
+      Tensor<float> got = (*m)(x);
+      const Index eff = slice > 0 ? slice : 0;
+      const bool expect_sliced = eff > 0 ? eff < 7 : threads > 1;  // auto: small net -> one slice per thread
+      INFO("threads " << threads << " slice " << slice);
+      CHECK(m->graph().last_pass_sliced() == expect_sliced);
+      CHECK(m->graph().fused_chains() == 5);
+      REQUIRE(got.shape() == ref.shape());
+      CHECK(max_rel_diff(got, ref) < 1e-5);
+    }
+  }
+  m->graph().set_inference_slice(0);
+
+  // forward_until / forward_from (fit's feature cache) slice too and agree with the full pass
+  set_num_threads(2);
+  m->set_trainable(false);
+  const int cut = m->graph().frozen_prefix_end();
+  REQUIRE(cut > 0);
+  m->graph().set_inference_slice(2);
+  Tensor<float> feat = m->graph().forward_until(cut, x);
+  CHECK(m->graph().last_pass_sliced());
+  m->graph().forward_from(cut, feat, false);
+  CHECK(m->graph().last_pass_sliced());
+  CHECK(max_rel_diff(m->graph().output(), ref) < 1e-5);
+  m->graph().set_inference_slice(0);
+}
+
+TEST_CASE("A layer that is not reentrant keeps inference unsliced; an error in a slice propagates", "[fusion][slices]") {
+  set_random_seed(10);
+  set_num_threads(2);
+  auto x = random_input<float>({6, 10, 10, 4}, 22);
+  {
+    auto in = Input<float>({10, 10, 4});
+    auto st = std::make_shared<Stateful>();
+    auto h = layers::Conv2D<float>(3, 3)(in);
+    h = (*st)(h);
+    auto m = std::make_shared<Model<float>>(in, layers::GlobalAveragePooling2D<float>()(h));
+    Tensor<float> got = (*m)(x);
+    CHECK_FALSE(m->graph().last_pass_sliced());
+    CHECK(st->calls == 1);
+    m->graph().set_fusion(false);
+    CHECK(max_rel_diff(got, (*m)(x)) == 0.0);
+  }
+  {
+    auto in = Input<float>({10, 10, 4});
+    auto h = layers::Conv2D<float>(3, 1, {.kernel_initializer = "ones"})(in);
+    h = Picky()(h);
+    auto m = std::make_shared<Model<float>>(in, layers::GlobalAveragePooling2D<float>()(h));
+    Tensor<float> ok = (*m)(x);
+    CHECK(m->graph().last_pass_sliced());
+    Tensor<float> bad = x;
+    for (Index i = 4 * 400; i < 5 * 400; ++i) bad[i] = 1000.f;  // sample 4 only
+    CHECK_THROWS_AS((*m)(bad), ValueError);
+    Tensor<float> again = (*m)(x);  // the model still works
+    CHECK(max_rel_diff(again, ok) == 0.0);
+  }
+}

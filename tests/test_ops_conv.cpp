@@ -462,3 +462,45 @@ TEST_CASE("DepthwiseConv2D backward: float vs double, deterministic across threa
   CHECK(max_abs_diff(dkf.cast<double>(), dk) <= 1e-4 * std::max(1.0, max_abs(dk)));
   CHECK(max_abs_diff(dbf.cast<double>(), db) <= 1e-4 * std::max(1.0, max_abs(db)));
 }
+
+TEST_CASE("Conv2D forward: small images split over the filters give the reference, epilogue included", "[ops][conv]") {
+  // Few output rows (6x6 = 36) and many filters: the work is cut over the filters when there are
+  // fewer row blocks than threads. The fused epilogue must then see the right channel offsets.
+  keras::Random rng(19);
+  const int saved = keras::get_num_threads();
+  struct C {
+    Index c, k, f;
+  };
+  for (C c : {C{160, 1, 96}, C{32, 3, 48}, C{64, 1, 1280}}) {
+    INFO("C " << c.c << " kernel " << c.k << " filters " << c.f);
+    auto x = random_tensor<double>({1, 6, 6, c.c}, rng);
+    auto k = random_tensor<double>({c.k, c.k, c.c, c.f}, rng);
+    auto b = random_tensor<double>({c.f}, rng);
+    auto scale = random_tensor<double>({c.f}, rng), shift = random_tensor<double>({c.f}, rng);
+    auto res = random_tensor<double>({1, 6, 6, c.f}, rng);
+    auto g = ops::conv_geometry(6, 6, c.c, c.k, c.k, 1, 1, "same");
+    auto ref = ref_conv(x, k, &b, 1, 1, "same");
+    Tensor<double> ref_ep = ref;
+    for (Index i = 0; i < ref_ep.size(); ++i) {
+      const Index ch = i % c.f;
+      ref_ep[i] = std::min(std::max(ref[i] * scale[ch] + shift[ch], 0.0), 0.5) + res[i];
+    }
+    ops::Epilogue<double> ep;
+    ep.scale = scale.data();
+    ep.shift = shift.data();
+    ep.clamp = true;
+    ep.lo = 0.0;
+    ep.hi = 0.5;
+    ep.residual = res.data();
+    for (int nt : {1, 2, 3}) {
+      keras::set_num_threads(nt);
+      ops::Conv2DWorkspace<double> ws;
+      Tensor<double> y;
+      ops::conv2d_forward(g, x, k, &b, y, ws);
+      CHECK(max_abs_diff(y, ref) < 1e-12);
+      ops::conv2d_forward(g, x, k, &b, y, ws, &ep);
+      CHECK(max_abs_diff(y, ref_ep) < 1e-12);
+    }
+  }
+  keras::set_num_threads(saved);
+}

@@ -19,6 +19,7 @@ class Activation : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { keras::activation_forward(act_, *in[0], y); }
   bool clamp_range(T& lo, T& hi) const override {
     if (act_ != keras::Activation::ReLU && act_ != keras::Activation::ReLU6) return false;
@@ -64,6 +65,7 @@ class ReLU : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     keras::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
   }
@@ -110,6 +112,7 @@ class Softmax : public Layer<T> {
       throw ValueError("layer '" + this->name() + "' (Softmax): only the last axis is supported, got axis " + std::to_string(axis_));
     return in[0];
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     keras::activation_forward(keras::Activation::Softmax, *in[0], y);
   }

@@ -68,17 +68,15 @@ class BatchNormalization : public Layer<T> {
       a_[c] = g * inv_std_[c];
       b_[c] = be - mean_[c] * a_[c];
     }
-    const T* xp = x.data();
-    T* yp = y.data();
-    const T* a = a_.data();
-    const T* b = b_.data();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-    for (Index r = 0; r < M; ++r) {
-      const T* xr = xp + r * C;
-      T* yr = yp + r * C;
-      for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
-    }
+    apply_affine(x, a_, b_, y);
   }
+  /// Reentrant: moving statistics folded into a local scale and shift.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+    Tensor<T> a, b;
+    inference_affine(a, b);
+    apply_affine(*in.at(0), a, b, y);
+  }
+  bool reentrant_inference() const override { return true; }
 
   /// Inference mode (moving statistics) as y = x * scale + shift.
   bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) override {
@@ -181,6 +179,22 @@ class BatchNormalization : public Layer<T> {
   BatchNormalizationOptions o_;
   bool batch_mode_ = false;
   Tensor<T> mean_, var_, inv_std_, a_, b_, sum_dy_, sum_dy_xhat_;
+
+  static void apply_affine(const Tensor<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, Tensor<T>& y) {
+    const Index C = x.dim(-1), M = x.size() / C;
+    y.resize(x.shape());
+    const T* xp = x.data();
+    T* yp = y.data();
+    const T* a = scale.data();
+    const T* b = shift.data();
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
+    for (Index r = 0; r < M; ++r) {
+      const T* xr = xp + r * C;
+      T* yr = yp + r * C;
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+    }
+  }
 
   void batch_moments(const Tensor<T>& x, Index M, Index C) {
     var_.resize({C});

@@ -119,11 +119,20 @@ class Conv2D : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ws_, ep_);
+    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ws_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
+  /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) override {
+    const Tensor<T>& x = *in.at(0);
+    ops::Conv2DGeometry g;
+    detail::update_window_geometry(g, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    ops::conv2d_forward(g, x, kernel().value, bias() ? &bias()->value : nullptr, y, ops::thread_workspace<T>(),
+                        act_ == keras::Activation::Linear ? ep : nullptr);
+    if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
+  }
+  bool reentrant_inference() const override { return true; }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
-  void set_epilogue(const ops::Epilogue<T>* ep) override { ep_ = accepts_epilogue() ? ep : nullptr; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
@@ -169,7 +178,6 @@ class Conv2D : public Layer<T> {
   ops::Conv2DGeometry geom_;
   ops::Conv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
-  const ops::Epilogue<T>* ep_ = nullptr;  ///< fused BN/ReLU/Add (set by the Graph in inference)
 };
 
 KERAS_REGISTER_LAYER(Conv2D)

@@ -1,6 +1,7 @@
 // Dense: y = activation(x · kernel + bias) over the last axis (any leading dimensions).
 #pragma once
 #include "../ops/activations.hpp"
+#include "../ops/gemm.hpp"
 #include "initializers.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
@@ -41,17 +42,16 @@ class Dense : public Layer<T> {
     return s;
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
-    const Tensor<T>& x = *in.at(0);
-    Shape s = x.shape();
-    s.back() = units_;
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    z.resize(s);
-    auto X = x.matrix();
-    auto Z = z.matrix();
-    Z.noalias() = X * kernel().value.matrix();
-    if (o_.use_bias) Z.rowwise() += bias().value.matrix(1, units_).row(0);
+    affine(*in.at(0), z);
     if (act_ != keras::Activation::Linear) keras::activation_forward(act_, z_, y);
   }
+  /// Reentrant: the activation is applied in place (no stored pre-activation).
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+    affine(*in.at(0), y);
+    if (act_ != keras::Activation::Linear) keras::activation_forward(act_, y, y);
+  }
+  bool reentrant_inference() const override { return true; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
@@ -60,14 +60,18 @@ class Dense : public Layer<T> {
       keras::activation_backward(act_, z_, y, dy, dz_);
       dz = &dz_;
     }
-    auto DZ = dz->matrix();
+    const Index K = x.dim(-1), M = x.size() / K, U = units_;
     if (this->needs_variable_grads()) {
-      kernel().grad.matrix().noalias() += x.matrix().transpose() * DZ;
-      if (o_.use_bias) bias().grad.matrix(1, units_).row(0) += DZ.colwise().sum();
+      ops::gemm<T>(true, false, K, U, M, T(1), x.data(), K, dz->data(), U, T(1), kernel().grad.data(), U);
+      if (o_.use_bias) {
+        T* bg = bias().grad.data();
+        for (Index r = 0; r < M; ++r)
+          for (Index u = 0; u < U; ++u) bg[u] += dz->data()[r * U + u];
+      }
     }
     if (dx.at(0)) {
       dx[0]->resize(x.shape());
-      dx[0]->matrix().noalias() = DZ * kernel().value.matrix().transpose();
+      ops::gemm<T>(false, true, M, K, U, T(1), dz->data(), U, kernel().value.data(), U, T(0), dx[0]->data(), K);
     }
   }
   json get_config() const override {
@@ -106,6 +110,22 @@ class Dense : public Layer<T> {
 
  private:
   Index units_;
+
+  /// z = x · kernel + bias (one GEMM over all leading dimensions).
+  void affine(const Tensor<T>& x, Tensor<T>& z) {
+    Shape s = x.shape();
+    s.back() = units_;
+    z.resize(s);
+    const Index K = x.dim(-1), M = x.size() / K, U = units_;
+    ops::gemm<T>(false, false, M, U, K, T(1), x.data(), K, kernel().value.data(), U, T(0), z.data(), U);
+    if (o_.use_bias) {
+      const T* b = bias().value.data();
+      for (Index r = 0; r < M; ++r) {
+        T* zr = z.data() + r * U;
+        for (Index u = 0; u < U; ++u) zr[u] += b[u];
+      }
+    }
+  }
   DenseOptions o_;
   keras::Activation act_;
   Tensor<T> z_, dz_;

@@ -44,11 +44,20 @@ class DepthwiseConv2D : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ep_);
+    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
+  /// Reentrant: local geometry, activation applied in place.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) override {
+    const Tensor<T>& x = *in.at(0);
+    ops::Conv2DGeometry g;
+    detail::update_window_geometry(g, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    ops::depthwise_conv2d_forward(g, x, kernel().value, bias() ? &bias()->value : nullptr, y,
+                                  act_ == keras::Activation::Linear ? ep : nullptr);
+    if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
+  }
+  bool reentrant_inference() const override { return true; }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
-  void set_epilogue(const ops::Epilogue<T>* ep) override { ep_ = accepts_epilogue() ? ep : nullptr; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
@@ -92,7 +101,6 @@ class DepthwiseConv2D : public Layer<T> {
   ops::Conv2DGeometry geom_;
   ops::DepthwiseConv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
-  const ops::Epilogue<T>* ep_ = nullptr;  ///< fused BN/ReLU/Add (set by the Graph in inference)
 };
 
 KERAS_REGISTER_LAYER(DepthwiseConv2D)

@@ -20,6 +20,9 @@ class Dropout : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
+  /// Inference: the identity (reentrant).
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override { y = *in.at(0); }
+  bool reentrant_inference() const override { return true; }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool training) override {
     const Tensor<T>& x = *in.at(0);
     applied_ = training && rate_ > 0;

@@ -20,6 +20,7 @@ class Flatten : public Layer<T> {
     }
     return {in[0][0], n};
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
     y = x;

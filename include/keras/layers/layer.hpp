@@ -120,13 +120,21 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// fit() caches the outputs of a frozen, cacheable leading part of a model.
   virtual bool cacheable() const { return true; }
 
-  // ---- inference fusion (models/functional.hpp) ---------------------------------------------
-  // In inference mode the Graph fuses conv -> [BatchNormalization] -> [ReLU] -> [Add] chains: the
-  // conv layer applies them as an epilogue to its output and the other nodes alias that output.
+  // ---- inference (models/functional.hpp) -----------------------------------------------------
+  /// Inference-mode forward. The Graph calls it for every inference pass. `ep` is a fused
+  /// epilogue (only ever given when accepts_epilogue() is true; nullptr otherwise): the Graph
+  /// fuses conv -> [BatchNormalization] -> [ReLU] -> [Add] chains into it and lets the other nodes
+  /// alias the conv's output. Default: forward(inputs, output, false).
+  virtual void forward_inference(const Inputs& inputs, Tensor<T>& output, const ops::Epilogue<T>* ep) {
+    forward(inputs, output, false);
+  }
+  /// True when forward_inference() may run concurrently from several threads on different batch
+  /// slices (it then touches no member state, and each sample's output depends only on that
+  /// sample). The Graph splits a large inference batch across threads only when every layer
+  /// says so; a custom layer keeps the safe default (false) unless it opts in.
+  virtual bool reentrant_inference() const { return false; }
   /// True when this layer can apply an ops::Epilogue to its output (conv layers without activation).
   virtual bool accepts_epilogue() const { return false; }
-  /// Sets the epilogue for the following forward() calls; nullptr clears it.
-  virtual void set_epilogue(const ops::Epilogue<T>*) {}
   /// For a per-channel affine layer (inference-mode BatchNormalization): y = x * scale + shift.
   virtual bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) { return false; }
   /// For a clamp activation (ReLU, ReLU6): y = min(max(x, lo), hi).

@@ -18,6 +18,7 @@ class Add : public Layer<T> {
         throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(s));
     return in[0];
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     for (std::size_t i = 1; i < in.size(); ++i)
       if (in[i]->shape() != in[0]->shape())
@@ -62,6 +63,7 @@ class Concatenate : public Layer<T> {
     }
     return out;
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     std::vector<Shape> shapes;
     for (auto* x : in) shapes.push_back(x->shape());

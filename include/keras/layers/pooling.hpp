@@ -36,6 +36,15 @@ class Pooling2D : public Layer<T> {
     if constexpr (Max) ops::max_pool2d_forward(g_, x, y);
     else ops::avg_pool2d_forward(g_, x, y);
   }
+  /// Reentrant: local geometry.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+    const Tensor<T>& x = *in.at(0);
+    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
+    const auto g = ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
+    if constexpr (Max) ops::max_pool2d_forward(g, x, y);
+    else ops::avg_pool2d_forward(g, x, y);
+  }
+  bool reentrant_inference() const override { return true; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
@@ -104,6 +113,7 @@ class GlobalPooling2D : public Layer<T> {
     this->expect_rank(in[0], 4);
     return keepdims_ ? Shape{in[0][0], 1, 1, in[0][3]} : Shape{in[0][0], in[0][3]};
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
     const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);

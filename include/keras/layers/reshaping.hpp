@@ -39,6 +39,7 @@ class Reshape : public Layer<T> {
     }
     return out;
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     Shape s = compute_output_shape({in[0]->shape()});
     y = *in[0];
@@ -90,6 +91,7 @@ class ZeroPadding2D : public Layer<T> {
     if (s[2] >= 0) s[2] += p_.left + p_.right;
     return s;
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     ops::zero_padding2d_forward(*in[0], p_.top, p_.bottom, p_.left, p_.right, y);
   }
@@ -128,6 +130,7 @@ class Rescaling : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
+  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     y.resize(in[0]->shape());
     y.array() = in[0]->array() * static_cast<T>(scale_) + static_cast<T>(offset_);

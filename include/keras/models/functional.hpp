@@ -1,6 +1,9 @@
 // The Functional API: keras::Input, symbolic KerasTensors, and the layer graph a Model runs.
 #pragma once
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -86,6 +89,15 @@ KerasTensor<T> layers::Layer<T>::operator()(const std::vector<KerasTensor<T>>& x
 
 /// A directed acyclic graph of layer calls, executed in topological order, with buffers that are
 /// kept and reused between batches. Model and Sequential own one.
+///
+/// Inference passes (training == false) take the fast path unless set_fusion(false):
+///  - conv -> [BatchNormalization] -> [ReLU] -> [Add] chains run fused (the conv's epilogue);
+///  - when every layer is reentrant_inference() and the batch has more samples than one slice, the
+///    batch is cut into slices of a few samples and each thread runs the whole graph on its own
+///    slices with single-threaded kernels (no synchronisation between layers, activations that
+///    stay in cache; on one thread the slices simply run in turn). Only the requested outputs are
+///    assembled at full batch size.
+/// Training passes run layer by layer, each layer's kernels using all threads.
 template <class T>
 class Graph {
  public:
@@ -157,41 +169,63 @@ class Graph {
     return r;
   }
 
-  /// Inference-mode fusion of conv -> [BatchNormalization] -> [ReLU] -> [Add] chains (on by
-  /// default; training-mode forward passes never fuse). Off: every layer runs on its own.
+  /// Inference-mode fast path (fusion and batch slicing, see the class comment): on by default;
+  /// training-mode forward passes never use it. Off: every layer runs forward() on its own.
   void set_fusion(bool on) { fusion_enabled_ = on; }
   bool fusion_enabled() const { return fusion_enabled_; }
-  /// Number of fused chains the last forward pass ran.
-  int fused_chains() const { return static_cast<int>(std::count(fused_now_.begin(), fused_now_.end(), char(1))); }
+  /// Samples per thread slice in fast inference passes (0: automatic). A value >= the batch size
+  /// switches slicing off.
+  void set_inference_slice(Index samples) { slice_ = samples; }
+  Index inference_slice() const { return slice_; }
+  /// Number of fused chains the last forward pass ran (per slice, when it was sliced).
+  int fused_chains() const { return static_cast<int>(std::count(main_.fused.begin(), main_.fused.end(), char(1))); }
+  /// Whether the last forward pass was cut into batch slices over threads.
+  bool last_pass_sliced() const { return sliced_; }
 
   /// Runs the graph. Input shapes are checked against the model's inputs.
   void forward(const std::vector<const Tensor<T>*>& inputs, bool training) {
     if (inputs.size() != inputs_.size())
       throw ShapeError("model expects " + std::to_string(inputs_.size()) + " input(s), got " + std::to_string(inputs.size()));
-    buffers_.resize(nodes_.size());
-    values_.assign(nodes_.size(), nullptr);
-    fused_now_.assign(nodes_.size(), 0);
-    run(0, static_cast<int>(nodes_.size()) - 1, inputs, training);
+    const int last = static_cast<int>(nodes_.size()) - 1;
+    begin_pass(training);
+    if (!training && run_sliced(0, last, inputs, -1, nullptr, outputs_)) return;
+    run(main_, 0, last, inputs, training);
   }
-  const Tensor<T>& output(std::size_t k = 0) const { return *values_.at(outputs_.at(k)); }
-  const Tensor<T>& value(int node) const { return *values_.at(node); }
+  const Tensor<T>& output(std::size_t k = 0) const { return *main_.values.at(outputs_.at(k)); }
+  /// A node's value after the last pass (a sliced pass keeps only the outputs).
+  const Tensor<T>& value(int node) const {
+    const Tensor<T>* v = main_.values.at(node);
+    if (!v) throw StateError("Graph::value: node '" + nodes_.at(node).layer->name() + "' was not kept by the last pass");
+    return *v;
+  }
 
   /// Back-propagates d(loss)/d(outputs). Layers add into their trainable variables' grads.
   /// input_grads[k] (nullptr = not needed) receives d(loss)/d(input k).
   void backward(const std::vector<const Tensor<T>*>& output_grads, const std::vector<Tensor<T>*>& input_grads) {
     const std::size_t n = nodes_.size();
-    if (std::find(fused_now_.begin(), fused_now_.end(), char(1)) != fused_now_.end()) {
-      // The last (inference) pass fused layers, so the intermediate values backward needs were
-      // never stored: recompute them layer by layer (rare: gradients of an inference pass).
+    if (fast_pass_) {
+      // The last pass was a fast inference pass (fused and/or sliced): the intermediate values
+      // and the layers' saved state that backward needs do not exist. Recompute them layer by
+      // layer in inference mode (rare: gradients of an inference pass).
       int first = 0;
-      while (first < static_cast<int>(n) && !values_[first]) ++first;
+      while (first < static_cast<int>(n) && !main_.values[first]) ++first;
       std::vector<const Tensor<T>*> ins;
-      for (int i : inputs_) ins.push_back(values_[i]);
+      for (int i : inputs_) ins.push_back(main_.values[i]);
+      const Tensor<T>* preset = first < static_cast<int>(n) ? main_.values[first] : nullptr;
       const bool was = fusion_enabled_;
       fusion_enabled_ = false;
-      fused_now_.assign(n, 0);
-      if (first == 0) run(0, static_cast<int>(n) - 1, ins, false);
-      else run(first + 1, static_cast<int>(n) - 1, {}, false);
+      begin_pass(false);
+      try {
+        if (first == 0) {
+          run(main_, 0, static_cast<int>(n) - 1, ins, false);
+        } else {
+          main_.values[first] = preset;
+          run(main_, first + 1, static_cast<int>(n) - 1, {}, false);
+        }
+      } catch (...) {
+        fusion_enabled_ = was;
+        throw;
+      }
       fusion_enabled_ = was;
     }
     // Which nodes' gradients matter: those upstream of trainable variables or requested inputs.
@@ -223,12 +257,12 @@ class Graph {
       scratch_.resize(std::max(scratch_.size(), nd.inputs.size()));
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];
-        ins.push_back(values_[j]);
+        ins.push_back(main_.values[j]);
         if (!flows_[j]) dins.push_back(nullptr);
         else if (nodes_[j].consumers == 1) dins.push_back(&grads_[j]);
         else dins.push_back(&scratch_[s]);
       }
-      nd.layer->backward(ins, *values_[ii], grads_[ii], dins);
+      nd.layer->backward(ins, *main_.values[ii], grads_[ii], dins);
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];
         if (!flows_[j]) continue;
@@ -241,7 +275,7 @@ class Graph {
       int i = inputs_[k];
       if (has_grad_[i]) *input_grads[k] = grads_[i];
       else {
-        input_grads[k]->resize(values_[i]->shape());
+        input_grads[k]->resize(main_.values[i]->shape());
         input_grads[k]->setZero();
       }
     }
@@ -267,35 +301,65 @@ class Graph {
   }
   /// Runs nodes up to and including `last` (inference mode) and returns node `last`'s value.
   const Tensor<T>& forward_until(int last, const Tensor<T>& x) {
-    buffers_.resize(nodes_.size());
-    values_.assign(nodes_.size(), nullptr);
-    fused_now_.assign(nodes_.size(), 0);
-    run(0, last, {&x}, false);
-    return *values_[last];
+    begin_pass(false);
+    if (!run_sliced(0, last, {&x}, -1, nullptr, {last})) run(main_, 0, last, {&x}, false);
+    return *main_.values[last];
   }
   /// Runs the nodes after `first`, taking `value` as node `first`'s output.
   void forward_from(int first, const Tensor<T>& value, bool training) {
-    buffers_.resize(nodes_.size());
-    values_.assign(nodes_.size(), nullptr);
-    fused_now_.assign(nodes_.size(), 0);
-    values_[first] = &value;
-    run(first + 1, static_cast<int>(nodes_.size()) - 1, {}, training);
+    const int last = static_cast<int>(nodes_.size()) - 1;
+    begin_pass(training);
+    main_.values[first] = &value;
+    if (!training && run_sliced(first + 1, last, {}, first, &value, outputs_)) return;
+    run(main_, first + 1, last, {}, training);
   }
 
  private:
   std::vector<Node> nodes_;
   std::vector<int> inputs_, outputs_;
-  std::vector<Tensor<T>> buffers_, grads_, scratch_;
-  std::vector<const Tensor<T>*> values_;
+  std::vector<Tensor<T>> grads_, scratch_;
   std::vector<char> flows_, has_grad_;
 
-  /// A fused chain starting at a conv node: its epilogue and the nodes that alias its output.
+  /// What one forward pass writes: per node its buffer, its value (its buffer, a model input or
+  /// an aliased conv output) and whether it ran with its chain's epilogue.
+  struct State {
+    std::vector<Tensor<T>> buffers;
+    std::vector<const Tensor<T>*> values;
+    std::vector<char> fused;
+    std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
+    std::vector<Tensor<T>> slice_inputs;
+    Tensor<T> slice_value;
+    void reset(std::size_t n) {
+      buffers.resize(n);
+      eps.resize(n);
+      values.assign(n, nullptr);
+      fused.assign(n, 0);
+    }
+  };
+  State main_;                 ///< the pass's values (all of them, or only the outputs when sliced)
+  std::vector<State> slices_;  ///< per thread, for sliced inference passes
+  bool fast_pass_ = false;     ///< the last pass used forward_inference (fused and/or sliced)
+  bool sliced_ = false;
+  Index slice_ = 0;
+
+  void begin_pass(bool training) {
+    main_.reset(nodes_.size());
+    fast_pass_ = !training && fusion_enabled_;
+    sliced_ = false;
+    if (fast_pass_) {
+      if (!planned_) plan_fusion();
+      refresh_chains();
+    }
+  }
+
+  /// A fused chain starting at a conv node: the nodes that alias its output and their parameters.
   struct Chain {
     int end = -1;                 ///< last node of the chain (-1: no chain at this node)
     std::vector<int> members;     ///< the fused nodes after the conv, in order
     int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
-    Tensor<T> scale, shift;
-    ops::Epilogue<T> ep;
+    Tensor<T> scale, shift;       ///< the BN's inference affine, refreshed every pass
+    T lo = T(0), hi = T(0);       ///< the ReLU's clamp range
+    bool ok = false;              ///< usable in this pass
   };
   std::vector<Chain> chains_;     ///< per node (only conv nodes may hold a chain)
   std::vector<int> alias_of_;     ///< fused member -> its conv node; -1 otherwise
@@ -343,58 +407,216 @@ class Graph {
     }
   }
 
-  /// Sets up node c's fused epilogue for this pass; false when the chain cannot be used here.
-  bool prepare_chain(int c, int first, int last) {
-    Chain& ch = chains_[c];
-    if (ch.end < 0 || c < first || ch.end > last) return false;
-    if (ch.residual >= 0 && !values_[ch.residual]) return false;
-    ch.ep = ops::Epilogue<T>{};
+  /// Recomputes every chain's BN affine and ReLU range (weights may have changed since the last
+  /// pass). Runs on the calling thread before any slice starts; slices only read the chains.
+  void refresh_chains() {
+    for (auto& ch : chains_) {
+      if (ch.end < 0) continue;
+      ch.ok = true;
+      if (ch.bn >= 0) ch.ok = nodes_[ch.bn].layer->inference_affine(ch.scale, ch.shift);
+      if (ch.ok && ch.relu >= 0) ch.ok = nodes_[ch.relu].layer->clamp_range(ch.lo, ch.hi);
+    }
+  }
+
+  /// Sets up node c's fused epilogue in `st` for this pass; false when the chain cannot be used.
+  bool prepare_chain(State& st, int c, int first, int last) {
+    const Chain& ch = chains_[c];
+    if (ch.end < 0 || !ch.ok || c < first || ch.end > last) return false;
+    if (ch.residual >= 0 && !st.values[ch.residual]) return false;
+    ops::Epilogue<T>& ep = st.eps[c];
+    ep = ops::Epilogue<T>{};
     if (ch.bn >= 0) {
-      if (!nodes_[ch.bn].layer->inference_affine(ch.scale, ch.shift)) return false;
-      ch.ep.scale = ch.scale.data();
-      ch.ep.shift = ch.shift.data();
+      ep.scale = ch.scale.data();
+      ep.shift = ch.shift.data();
     }
     if (ch.relu >= 0) {
-      ch.ep.clamp = nodes_[ch.relu].layer->clamp_range(ch.ep.lo, ch.ep.hi);
-      if (!ch.ep.clamp) return false;
+      ep.clamp = true;
+      ep.lo = ch.lo;
+      ep.hi = ch.hi;
     }
-    if (ch.residual >= 0) ch.ep.residual = values_[ch.residual]->data();
+    if (ch.residual >= 0) ep.residual = st.values[ch.residual]->data();
     return true;
   }
 
-  void run(int first, int last, const std::vector<const Tensor<T>*>& inputs, bool training) {
-    const bool fuse = !training && fusion_enabled_;
-    if (fuse && !planned_) plan_fusion();
+  /// Runs nodes [first, last] into `st`. Inference passes with fusion on use forward_inference.
+  void run(State& st, int first, int last, const std::vector<const Tensor<T>*>& inputs, bool training) {
+    const bool fast = !training && fusion_enabled_;
     std::vector<const Tensor<T>*> ins;
     for (int i = first; i <= last; ++i) {
       auto& n = nodes_[i];
-      if (fuse && alias_of_[i] >= 0 && values_[alias_of_[i]] == &buffers_[alias_of_[i]] && fused_now_[alias_of_[i]]) {
-        values_[i] = values_[alias_of_[i]];  // computed by the conv's epilogue
+      if (fast && alias_of_[i] >= 0 && st.fused[alias_of_[i]] && st.values[alias_of_[i]] == &st.buffers[alias_of_[i]]) {
+        st.values[i] = st.values[alias_of_[i]];  // computed by the conv's epilogue
         continue;
       }
       if (n.input_index >= 0) {
         const Tensor<T>* x = inputs.at(n.input_index);
         if (!shapes_compatible(x->shape(), n.shape))
           throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
-        values_[i] = x;
+        st.values[i] = x;
         continue;
       }
       ins.clear();
-      for (int j : n.inputs) ins.push_back(values_[j]);
-      const bool fused = fuse && prepare_chain(i, first, last);
-      if (fused) n.layer->set_epilogue(&chains_[i].ep);
-      try {
-        n.layer->forward(ins, buffers_[i], training);
-      } catch (...) {
-        if (fused) n.layer->set_epilogue(nullptr);
-        throw;
+      for (int j : n.inputs) ins.push_back(st.values[j]);
+      if (fast) {
+        const bool fused = prepare_chain(st, i, first, last);
+        n.layer->forward_inference(ins, st.buffers[i], fused ? &st.eps[i] : nullptr);
+        st.fused[i] = fused;
+      } else {
+        n.layer->forward(ins, st.buffers[i], training);
       }
-      if (fused) n.layer->set_epilogue(nullptr);
-      if (fuse) fused_now_[i] = fused;
-      values_[i] = &buffers_[i];
+      st.values[i] = &st.buffers[i];
     }
   }
-  std::vector<char> fused_now_;  ///< per node: its last forward applied its chain's epilogue
+
+  /// Copies samples [s0, s1) of x into out.
+  static void take_samples(const Tensor<T>& x, Index s0, Index s1, Tensor<T>& out) {
+    Shape sh = x.shape();
+    const Index per = sh[0] > 0 ? x.size() / sh[0] : 0;
+    sh[0] = s1 - s0;
+    out.resize(sh);
+    if (per) std::memcpy(out.data(), x.data() + s0 * per, sizeof(T) * per * (s1 - s0));
+  }
+
+  /// Fast inference pass over nodes [first, last] cut into batch slices run by separate threads.
+  /// Sources: the model inputs (first == 0) or the preset value of node `preset`. Assembles the
+  /// `sinks` at full batch size in main_. Returns false (nothing done) when slicing does not apply.
+  bool run_sliced(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
+                  const std::vector<int>& sinks) {
+    if (!fast_pass_ || omp_active()) return false;
+    const int nt = get_num_threads();
+    Index N = -1;  // every source must have the same batch size
+    auto same_batch = [&](const Tensor<T>* t) -> bool {
+      if (!t || t->rank() < 1) return false;
+      if (N < 0) N = t->dim(0);
+      return t->dim(0) == N;
+    };
+    if (preset >= 0 && !same_batch(preset_value)) return false;
+    for (auto* x : inputs)
+      if (!same_batch(x)) return false;
+    if (N < 2) return false;
+    for (int i = first; i <= last; ++i) {
+      const auto& nd = nodes_[i];
+      if (nd.input_index >= 0) {
+        const Tensor<T>* x = inputs.at(nd.input_index);
+        if (!shapes_compatible(x->shape(), nd.shape))
+          throw ShapeError("input '" + nd.layer->name() + "': expected shape " + shape_str(nd.shape) + ", got " + shape_str(x->shape()));
+        if (nd.shape.empty() || nd.shape[0] >= 0) return false;  // a fixed batch size
+      } else if (!nd.layer->reentrant_inference()) {
+        return false;
+      }
+    }
+    const Index slice = slice_ > 0 ? slice_ : auto_slice(first, last, inputs, preset_value, N, nt);
+    const Index nslices = (N + slice - 1) / slice;
+    if (nslices < 2) return false;
+    const int threads = static_cast<int>(std::min<Index>(nt, nslices));
+
+    const std::size_t n = nodes_.size();
+    slices_.resize(static_cast<std::size_t>(threads));
+    for (auto& st : slices_) st.slice_inputs.resize(inputs.size());
+    std::vector<char> sized(sinks.size(), 0), ran(static_cast<std::size_t>(threads), 0);
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      const int tid = omp_thread();
+      State& st = slices_[static_cast<std::size_t>(tid)];
+      std::vector<const Tensor<T>*> ins;
+#pragma omp for schedule(dynamic, 1)
+      for (Index k = 0; k < nslices; ++k) {
+        if (failed.load()) continue;
+        try {
+          const Index s0 = k * slice, s1 = std::min(N, s0 + slice);
+          st.reset(n);
+          ins.clear();
+          for (std::size_t j = 0; j < inputs.size(); ++j) {
+            take_samples(*inputs[j], s0, s1, st.slice_inputs[j]);
+            ins.push_back(&st.slice_inputs[j]);
+          }
+          if (preset >= 0) {
+            take_samples(*preset_value, s0, s1, st.slice_value);
+            st.values[preset] = &st.slice_value;
+          }
+          run(st, first, last, ins, false);
+          ran[static_cast<std::size_t>(tid)] = 1;
+          for (std::size_t q = 0; q < sinks.size(); ++q) {
+            const int sk = sinks[q];
+            if (sk == preset || nodes_[sk].input_index >= 0) continue;
+            const Tensor<T>& v = *st.values[sk];
+            Tensor<T>& full = main_.buffers[sk];
+#pragma omp critical(keras_graph_sink)
+            {
+              if (!sized[q]) {
+                Shape sh = v.shape();
+                sh.at(0) = N;
+                full.resize(sh);
+                sized[q] = 1;
+              }
+            }
+            if (v.rank() != full.rank() || v.dim(0) != s1 - s0 || v.size() / (s1 - s0) != full.size() / N)
+              throw ShapeError("layer '" + nodes_[sk].layer->name() + "': output " + shape_str(v.shape()) +
+                               " of a batch slice does not match " + shape_str(full.shape()));
+            const Index per = full.size() / N;
+            if (per) std::memcpy(full.data() + s0 * per, v.data(), sizeof(T) * per * (s1 - s0));
+          }
+        } catch (...) {
+#pragma omp critical(keras_graph_error)
+          {
+            if (!error) error = std::current_exception();
+          }
+          failed.store(true);
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    if (first == 0)
+      for (std::size_t k = 0; k < inputs_.size(); ++k) main_.values[inputs_[k]] = inputs.at(k);
+    for (int sk : sinks)
+      if (sk != preset && nodes_[sk].input_index < 0) main_.values[sk] = &main_.buffers[sk];
+    for (int t = 0; t < threads; ++t)
+      if (ran[static_cast<std::size_t>(t)]) {
+        main_.fused = slices_[static_cast<std::size_t>(t)].fused;
+        break;
+      }
+    sliced_ = true;
+    return true;
+  }
+  /// Automatic slice: as many samples as keep the largest activation of one slice within
+  /// kSliceBytes (so a layer's input and output stay in a core's L2 cache), at least 1, at most an
+  /// even share of the batch per thread. MobileNetV2 at 192-224 px gets 1 sample per slice (best
+  /// in bench_mobilenet: 1 > 2 > 4 > 8); small models get one slice per thread.
+  Index auto_slice(int first, int last, const std::vector<const Tensor<T>*>& inputs, const Tensor<T>* preset_value, Index N,
+                   int nt) const {
+    double per_sample = 0;  // elements of the largest activation of one sample
+    double src = 0;
+    for (auto* x : inputs) src = std::max(src, double(x->size()) / double(N));
+    if (preset_value) src = std::max(src, double(preset_value->size()) / double(N));
+    for (int i = first; i <= last; ++i) {
+      double e = 1;
+      const Shape& sh = nodes_[i].shape;
+      for (std::size_t d = 1; d < sh.size(); ++d) e *= sh[d] > 0 ? double(sh[d]) : -1.0;
+      if (e < 0) e = 16 * src;  // unknown dimensions (dynamic image size): a generous guess
+      per_sample = std::max(per_sample, e);
+    }
+    const double bytes = std::max(1.0, per_sample * sizeof(T));
+    const Index fit = static_cast<Index>(std::max(1.0, kSliceBytes / bytes));
+    return std::max<Index>(1, std::min<Index>(fit, (N + nt - 1) / nt));
+  }
+  static constexpr double kSliceBytes = 2.0 * 1024 * 1024;
+  static bool omp_active() {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return true;
+#endif
+  }
+  static int omp_thread() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {
     for (int j : ins) nodes_[j].consumers++;
     nodes_.push_back(Node{std::move(layer), std::move(ins), 0, std::move(shape), input_index});

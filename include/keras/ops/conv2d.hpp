@@ -41,6 +41,14 @@ struct Conv2DWorkspace {
   Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size()); }
 };
 
+/// The calling thread's workspace (reentrant inference: one per thread and scalar type, kept for
+/// the thread's lifetime; it holds at most one im2col block per kerascpp thread).
+template <class T>
+Conv2DWorkspace<T>& thread_workspace() {
+  thread_local Conv2DWorkspace<T> ws;
+  return ws;
+}
+
 namespace detail {
 
 inline void grow(auto& t, Index n) {
@@ -116,12 +124,13 @@ inline void col2im_rows(const Conv2DGeometry& g, const T* dcol, Index r0, Index 
   }
 }
 
+/// y[r, 0:nf] += bias[0:nf] for rows of stride ld.
 template <class T>
-inline void add_bias_rows(T* y, Index rows, Index F, const T* bias) {
+inline void add_bias_rows(T* y, Index rows, Index nf, const T* bias, Index ld) {
   for (Index r = 0; r < rows; ++r) {
-    T* yr = y + r * F;
+    T* yr = y + r * ld;
 #pragma omp simd
-    for (Index f = 0; f < F; ++f) yr[f] += bias[f];
+    for (Index f = 0; f < nf; ++f) yr[f] += bias[f];
   }
 }
 
@@ -147,6 +156,8 @@ inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* w
 // y [N,OH,OW,F] (overwritten).
 
 /// ep (optional): fused epilogue applied to each block of output rows after the GEMM (and bias).
+/// Work items are blocks of output rows; when there are fewer blocks than threads (small images,
+/// late layers) each block is also split over the filters, so every thread gets work.
 template <class T>
 void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* bias, T* y,
                     Conv2DWorkspace<T>& ws, const Epilogue<T>* ep = nullptr) {
@@ -158,23 +169,33 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.
   const Index brows = detail::conv_block_rows(ws.block_bytes, pointwise ? P + F : P, sizeof(T), M);
   const Index nblocks = (M + brows - 1) / brows;
-  if (!pointwise) detail::grow(ws.col, Index(std::min<Index>(nt, nblocks)) * brows * P);
+  // Filter split (multiples of 16 columns) when blocks alone cannot feed the threads and the
+  // product is big enough to be worth a second thread.
+  Index fparts = 1;
+  if (nblocks < nt && double(M) * double(F) * double(P) >= 2.0e5)
+    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / 16));
+  const Index items = nblocks * fparts;
+  const int threads = static_cast<int>(std::min<Index>(nt, items));
+  if (!pointwise) detail::grow(ws.col, Index(threads) * brows * P);
   T* colbase = pointwise ? nullptr : ws.col.data();
-  const int threads = static_cast<int>(std::min<Index>(nt, nblocks));
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     T* col = pointwise ? nullptr : colbase + Index(detail::thread_id()) * brows * P;
 #pragma omp for schedule(static)
-    for (Index b = 0; b < nblocks; ++b) {
+    for (Index it = 0; it < items; ++it) {
+      const Index b = it / fparts, fp = it % fparts;
       const Index r0 = b * brows, rows = std::min(brows, M - r0);
+      const Index f0 = (F * fp / fparts) / 16 * 16, f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / 16 * 16;
+      if (f1 <= f0) continue;
       const T* lhs = x + r0 * P;
       if (!pointwise) {
         detail::im2col_rows(g, x, r0, rows, col);
         lhs = col;
       }
-      detail::gemm_block<T>(false, false, rows, F, P, T(1), lhs, P, kernel, F, T(0), y + r0 * F, F);
-      if (bias) detail::add_bias_rows(y + r0 * F, rows, F, bias);
-      if (ep) ep->apply(y + r0 * F, r0, rows, F);
+      T* yb = y + r0 * F + f0;
+      detail::gemm_block<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F);
+      if (bias) detail::add_bias_rows(yb, rows, f1 - f0, bias + f0, F);
+      if (ep) ep->apply_block(yb, r0, rows, F, f0, f1 - f0);
     }
   }
 }

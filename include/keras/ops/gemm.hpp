@@ -6,7 +6,8 @@
 // that splits the work into independent blocks of C (rows of C when M is large, else columns), so
 // each thread packs its own panels and no Eigen call is ever nested inside another parallel region.
 // Called from inside a parallel region it simply runs serially on the calling thread.
-// Inside any active OpenMP region Eigen's GEMM is serial, which is how the conv kernels use it.
+// Eigen's own GEMM threading is switched off (keras::detail::keep_eigen_serial): every Eigen
+// product kerascpp runs is serial, and the threads are ours.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
@@ -86,9 +87,8 @@ inline bool in_parallel_region() {
 
 }  // namespace detail
 
-/// GEMM without threads of our own: serial inside a parallel region; outside one, Eigen may
-/// thread it itself (Eigen::setNbThreads, which keras::set_num_threads keeps in step).
-/// lda/ldb/ldc are the row strides of the stored (untransposed) matrices.
+/// Serial GEMM on the calling thread. lda/ldb/ldc are the row strides of the stored
+/// (untransposed) matrices.
 template <class T>
 void gemm_serial(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb,
                  T beta, T* C, Index ldc) {
