@@ -1,7 +1,7 @@
 // MobileNetV2-192 (include_top=false, pooling="avg") throughput, the real applications::MobileNetV2
 // graph with random weights and randomised BatchNorm moving statistics.
 //
-//   bench_mobilenet [max_threads=2] [seconds_per_point=1.5] [profile]
+//   bench_mobilenet [max_threads=2] [seconds_per_point=1.5] [profile|json]
 //
 // For threads 1..max_threads:
 //   infer b=1/8/32   frozen model (inference: BN moving stats), model(x), images/s (median, best)
@@ -13,6 +13,8 @@
 // a training ratio of 0.33 would match the GEMM's efficiency). Ratios are comparable across
 // noisy runs; absolute numbers are not.
 // "profile": per-layer times of one batch-32 inference (layers in graph order, top 25).
+// "json": one JSON line per point instead of the table, {"tool", "threads", "batch", "ips": [...]}
+//         like the peer scripts in ../shared/bench/peers (bench/compare_peers.py reads them).
 #include <keras/applications/mobilenet_v2.hpp>
 #include <keras/keras.hpp>
 
@@ -35,6 +37,7 @@ double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::dura
 
 struct Stat {
   double median = 0, best = 0;
+  std::vector<double> all;
 };
 
 /// Runs f (which processes `items` images) for ~`budget` seconds after `warm` warm-up calls.
@@ -48,8 +51,9 @@ Stat rate(F&& f, double items, double budget, int warm = 3, int min_reps = 3, in
     f();
     r.push_back(items / secs(t0, Clock::now()));
   }
+  std::vector<double> all = r;
   std::sort(r.begin(), r.end());
-  return {r[r.size() / 2], r.back()};
+  return {r[r.size() / 2], r.back(), all};
 }
 
 Tensor<float> random_tensor(const keras::Shape& s, keras::Random& rng, double lo, double hi) {
@@ -126,6 +130,14 @@ int main(int argc, char** argv) {
   const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const double budget = argc > 2 ? std::atof(argv[2]) : 1.5;
   const bool do_profile = argc > 3 && std::strcmp(argv[3], "profile") == 0;
+  const bool json = argc > 3 && std::strcmp(argv[3], "json") == 0;
+  auto emit = [&](const char* what, int th, Index b, const Stat& s) {
+    if (!json) return;
+    std::printf("{\"tool\": \"kerascpp %s\", \"threads\": %d, \"batch\": %ld, \"ips\": [", what, th, long(b));
+    for (std::size_t i = 0; i < s.all.size(); ++i) std::printf("%s%.3f", i ? ", " : "", s.all[i]);
+    std::printf("]}\n");
+    std::fflush(stdout);
+  };
   keras::Random rng(42);
   keras::set_random_seed(42);
 
@@ -162,7 +174,8 @@ int main(int argc, char** argv) {
       Stat s = rate([&] { (*base)(x); }, double(b), budget);
       Stat r = ref.run(budget / 3);
       rows.push_back({"inference", th, b, s, r});
-      std::printf("  [%d thr] inference b=%-2ld %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, long(b), s.median, s.best, r.median);
+      emit("infer", th, b, s);
+      if (!json) std::printf("  [%d thr] inference b=%-2ld %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, long(b), s.median, s.best, r.median);
       std::fflush(stdout);
     }
     base->set_trainable(true);
@@ -171,11 +184,13 @@ int main(int argc, char** argv) {
       Stat s = rate([&] { train_model->train_on_batch(x, y); }, 32.0, budget * 2, 3, 3, 10);
       Stat r = ref.run(budget / 3);
       rows.push_back({"train step", th, 32, s, r});
-      std::printf("  [%d thr] train     b=32 %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, s.median, s.best, r.median);
+      emit("train-full", th, 32, s);
+      if (!json) std::printf("  [%d thr] train     b=32 %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, s.median, s.best, r.median);
       std::fflush(stdout);
     }
   }
 
+  if (json) return 0;
   std::printf("\nMobileNetV2-192 (include_top=False, pooling=avg), %.4f GFLOP/img forward; reference = Eigen GEMM 1024x512x420 (0.44 GFLOP)\n",
               gflop_img);
   std::printf("| mode       | thr | batch | img/s median | img/s best | GFLOP/s | ref GEMM/s | ratio (img/s / ref) |\n");

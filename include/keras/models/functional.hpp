@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -186,13 +187,11 @@ class Graph {
   void forward(const std::vector<const Tensor<T>*>& inputs, bool training) {
     if (inputs.size() != inputs_.size())
       throw ShapeError("model expects " + std::to_string(inputs_.size()) + " input(s), got " + std::to_string(inputs.size()));
-    const int last = static_cast<int>(nodes_.size()) - 1;
-    begin_pass(training);
-    if (!training && run_sliced(0, last, inputs, -1, nullptr, outputs_)) return;
-    run(main_, 0, last, inputs, training);
+    pass(0, static_cast<int>(nodes_.size()) - 1, inputs, -1, nullptr, outputs_, training);
   }
   const Tensor<T>& output(std::size_t k = 0) const { return *main_.values.at(outputs_.at(k)); }
-  /// A node's value after the last pass (a sliced pass keeps only the outputs).
+  /// A node's value after the last pass. A fast inference pass keeps only the inputs and the
+  /// outputs (it reuses the other buffers); a training pass keeps every value.
   const Tensor<T>& value(int node) const {
     const Tensor<T>* v = main_.values.at(node);
     if (!v) throw StateError("Graph::value: node '" + nodes_.at(node).layer->name() + "' was not kept by the last pass");
@@ -301,17 +300,12 @@ class Graph {
   }
   /// Runs nodes up to and including `last` (inference mode) and returns node `last`'s value.
   const Tensor<T>& forward_until(int last, const Tensor<T>& x) {
-    begin_pass(false);
-    if (!run_sliced(0, last, {&x}, -1, nullptr, {last})) run(main_, 0, last, {&x}, false);
+    pass(0, last, {&x}, -1, nullptr, {last}, false);
     return *main_.values[last];
   }
   /// Runs the nodes after `first`, taking `value` as node `first`'s output.
   void forward_from(int first, const Tensor<T>& value, bool training) {
-    const int last = static_cast<int>(nodes_.size()) - 1;
-    begin_pass(training);
-    main_.values[first] = &value;
-    if (!training && run_sliced(first + 1, last, {}, first, &value, outputs_)) return;
-    run(main_, first + 1, last, {}, training);
+    pass(first + 1, static_cast<int>(nodes_.size()) - 1, {}, first, &value, outputs_, training);
   }
 
  private:
@@ -320,10 +314,13 @@ class Graph {
   std::vector<Tensor<T>> grads_, scratch_;
   std::vector<char> flows_, has_grad_;
 
-  /// What one forward pass writes: per node its buffer, its value (its buffer, a model input or
-  /// an aliased conv output) and whether it ran with its chain's epilogue.
+  /// What one forward pass writes: per node its value (its buffer, a model input or an aliased
+  /// conv output) and whether it ran with its chain's epilogue. Training passes give every node its
+  /// own buffer (backward reads them all); fast inference passes share a few pooled buffers
+  /// (Plan::slot), so a slice's working set stays small and cache-hot.
   struct State {
-    std::vector<Tensor<T>> buffers;
+    std::vector<Tensor<T>> buffers;  ///< per node (training and unfused passes)
+    std::vector<Tensor<T>> pool;     ///< per Plan slot (fast inference passes)
     std::vector<const Tensor<T>*> values;
     std::vector<char> fused;
     std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
@@ -352,6 +349,78 @@ class Graph {
     }
   }
 
+  /// One pass over nodes [first, last]: sources are the model inputs (first == 0) or the value of
+  /// node `preset`; `sinks` are the values the caller reads afterwards.
+  void pass(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
+            const std::vector<int>& sinks, bool training) {
+    begin_pass(training);
+    if (preset >= 0) main_.values[preset] = preset_value;
+    if (!fast_pass_) {
+      run(main_, first, last, inputs, training);
+      return;
+    }
+    make_plan(first, last, preset, sinks);
+    if (run_sliced(first, last, inputs, preset, preset_value, sinks)) return;
+    run_fast(main_, first, last, inputs);
+    // pooled buffers were reused: keep only what stays valid (sources and sinks)
+    std::vector<char> keep(nodes_.size(), 0);
+    for (int k : sinks) keep[k] = 1;
+    if (preset >= 0) keep[preset] = 1;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      if (!keep[i] && nodes_[i].input_index < 0) main_.values[i] = nullptr;
+  }
+
+  /// Buffer plan of a fast inference pass: which chains fuse, which nodes alias a fused conv, and
+  /// the pooled buffer (slot) each computed node writes. A slot is released after the last node
+  /// that reads it and reused (most recently released first); sinks keep theirs.
+  struct Plan {
+    std::vector<char> fuse;      ///< per node: the chain headed here runs fused
+    std::vector<int> member_of;  ///< per node: the fused conv computing it, or -1
+    std::vector<int> slot;       ///< per node: pooled buffer, or -1 (source, member, outside)
+    int slots = 0;
+  };
+  Plan plan_;
+
+  void make_plan(int first, int last, int preset, const std::vector<int>& sinks) {
+    const int n = static_cast<int>(nodes_.size());
+    Plan& p = plan_;
+    p.fuse.assign(n, 0);
+    p.member_of.assign(n, -1);
+    p.slot.assign(n, -1);
+    p.slots = 0;
+    for (int c = first; c <= last; ++c) {
+      const Chain& ch = chains_[c];
+      if (ch.end < 0 || !ch.ok || ch.end > last) continue;
+      if (ch.residual >= 0 && ch.residual < first && ch.residual != preset && nodes_[ch.residual].input_index < 0) continue;
+      p.fuse[c] = 1;
+      for (int m : ch.members) p.member_of[m] = c;
+    }
+    auto owner = [&](int v) { return p.member_of[v] >= 0 ? p.member_of[v] : v; };
+    auto computed = [&](int v) { return v >= first && v <= last && nodes_[v].input_index < 0; };
+    std::vector<int> end(n, -1);  // time (node index) of the last read of each owner's buffer
+    for (int u = first; u <= last; ++u) {
+      if (!computed(u)) continue;
+      const int t = owner(u);
+      for (int j : nodes_[u].inputs) end[owner(j)] = std::max(end[owner(j)], t);
+    }
+    for (int k : sinks) end[owner(k)] = std::numeric_limits<int>::max();
+    std::vector<std::vector<int>> release(n);
+    for (int v = first; v <= last; ++v)
+      if (computed(v) && p.member_of[v] < 0 && end[v] != std::numeric_limits<int>::max())
+        release[std::max(end[v], v)].push_back(v);
+    std::vector<int> free_slots;
+    for (int i = first; i <= last; ++i) {
+      if (!computed(i) || p.member_of[i] >= 0) continue;
+      if (free_slots.empty()) {
+        p.slot[i] = p.slots++;
+      } else {
+        p.slot[i] = free_slots.back();
+        free_slots.pop_back();
+      }
+      for (int v : release[i]) free_slots.push_back(p.slot[v]);
+    }
+  }
+
   /// A fused chain starting at a conv node: the nodes that alias its output and their parameters.
   struct Chain {
     int end = -1;                 ///< last node of the chain (-1: no chain at this node)
@@ -362,14 +431,12 @@ class Graph {
     bool ok = false;              ///< usable in this pass
   };
   std::vector<Chain> chains_;     ///< per node (only conv nodes may hold a chain)
-  std::vector<int> alias_of_;     ///< fused member -> its conv node; -1 otherwise
   bool planned_ = false, fusion_enabled_ = true;
 
   void plan_fusion() {
     planned_ = true;
     const int n = static_cast<int>(nodes_.size());
     chains_.assign(n, Chain{});
-    alias_of_.assign(n, -1);
     std::vector<int> consumer(n, -1);  // the single consuming node, if exactly one
     std::vector<char> is_output(n, 0);
     for (int o : outputs_) is_output[o] = 1;
@@ -399,10 +466,7 @@ class Graph {
       if (cur == c) continue;
       ch.end = cur;
       for (int m : {ch.bn, ch.relu, ch.add})
-        if (m >= 0) {
-          ch.members.push_back(m);
-          alias_of_[m] = c;
-        }
+        if (m >= 0) ch.members.push_back(m);
       chains_[c] = std::move(ch);
     }
   }
@@ -418,11 +482,9 @@ class Graph {
     }
   }
 
-  /// Sets up node c's fused epilogue in `st` for this pass; false when the chain cannot be used.
-  bool prepare_chain(State& st, int c, int first, int last) {
+  /// Node c's fused epilogue for this pass, in `st` (the residual is the slice's own value).
+  const ops::Epilogue<T>* make_epilogue(State& st, int c) {
     const Chain& ch = chains_[c];
-    if (ch.end < 0 || !ch.ok || c < first || ch.end > last) return false;
-    if (ch.residual >= 0 && !st.values[ch.residual]) return false;
     ops::Epilogue<T>& ep = st.eps[c];
     ep = ops::Epilogue<T>{};
     if (ch.bn >= 0) {
@@ -435,37 +497,54 @@ class Graph {
       ep.hi = ch.hi;
     }
     if (ch.residual >= 0) ep.residual = st.values[ch.residual]->data();
-    return true;
+    return &ep;
   }
 
-  /// Runs nodes [first, last] into `st`. Inference passes with fusion on use forward_inference.
+  /// Training or unfused pass: nodes [first, last] into `st`, each into its own buffer.
   void run(State& st, int first, int last, const std::vector<const Tensor<T>*>& inputs, bool training) {
-    const bool fast = !training && fusion_enabled_;
     std::vector<const Tensor<T>*> ins;
     for (int i = first; i <= last; ++i) {
       auto& n = nodes_[i];
-      if (fast && alias_of_[i] >= 0 && st.fused[alias_of_[i]] && st.values[alias_of_[i]] == &st.buffers[alias_of_[i]]) {
-        st.values[i] = st.values[alias_of_[i]];  // computed by the conv's epilogue
-        continue;
-      }
       if (n.input_index >= 0) {
-        const Tensor<T>* x = inputs.at(n.input_index);
-        if (!shapes_compatible(x->shape(), n.shape))
-          throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
-        st.values[i] = x;
+        st.values[i] = checked_input(n, inputs.at(n.input_index));
         continue;
       }
       ins.clear();
       for (int j : n.inputs) ins.push_back(st.values[j]);
-      if (fast) {
-        const bool fused = prepare_chain(st, i, first, last);
-        n.layer->forward_inference(ins, st.buffers[i], fused ? &st.eps[i] : nullptr);
-        st.fused[i] = fused;
-      } else {
-        n.layer->forward(ins, st.buffers[i], training);
-      }
+      n.layer->forward(ins, st.buffers[i], training);
       st.values[i] = &st.buffers[i];
     }
+  }
+
+  /// Fast inference pass (plan_ made for this range): forward_inference, fused chains, pooled
+  /// buffers.
+  void run_fast(State& st, int first, int last, const std::vector<const Tensor<T>*>& inputs) {
+    const Plan& p = plan_;
+    if (static_cast<int>(st.pool.size()) < p.slots) st.pool.resize(static_cast<std::size_t>(p.slots));
+    std::vector<const Tensor<T>*> ins;
+    for (int i = first; i <= last; ++i) {
+      auto& n = nodes_[i];
+      if (n.input_index >= 0) {
+        st.values[i] = checked_input(n, inputs.at(n.input_index));
+        continue;
+      }
+      if (p.member_of[i] >= 0) {
+        st.values[i] = st.values[p.member_of[i]];  // computed by the conv's epilogue
+        continue;
+      }
+      ins.clear();
+      for (int j : n.inputs) ins.push_back(st.values[j]);
+      Tensor<T>& out = st.pool[static_cast<std::size_t>(p.slot[i])];
+      n.layer->forward_inference(ins, out, p.fuse[i] ? make_epilogue(st, i) : nullptr);
+      st.fused[i] = p.fuse[i];
+      st.values[i] = &out;
+    }
+  }
+
+  static const Tensor<T>* checked_input(const Node& n, const Tensor<T>* x) {
+    if (!shapes_compatible(x->shape(), n.shape))
+      throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
+    return x;
   }
 
   /// Copies samples [s0, s1) of x into out.
@@ -482,7 +561,7 @@ class Graph {
   /// `sinks` at full batch size in main_. Returns false (nothing done) when slicing does not apply.
   bool run_sliced(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
                   const std::vector<int>& sinks) {
-    if (!fast_pass_ || omp_active()) return false;
+    if (!fast_pass_ || omp_active()) return false;  // plan_ is made for this range
     const int nt = get_num_threads();
     Index N = -1;  // every source must have the same batch size
     auto same_batch = [&](const Tensor<T>* t) -> bool {
@@ -536,7 +615,7 @@ class Graph {
             take_samples(*preset_value, s0, s1, st.slice_value);
             st.values[preset] = &st.slice_value;
           }
-          run(st, first, last, ins, false);
+          run_fast(st, first, last, ins);
           ran[static_cast<std::size_t>(tid)] = 1;
           for (std::size_t q = 0; q < sinks.size(); ++q) {
             const int sk = sinks[q];
