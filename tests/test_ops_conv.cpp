@@ -374,6 +374,10 @@ TEST_CASE("DepthwiseConv2D forward matches a direct-loop reference on many shape
   cases.push_back({1, 10, 10, 64, 3, 3, 2, 2, "same", 1});
   cases.push_back({1, 11, 10, 72, 3, 3, 2, 2, "valid", 1});
   cases.push_back({2, 7, 7, 20, 3, 3, 1, 1, "same", 3});
+  // several 4-pixel groups of the 3x3 interior kernel, stride 1 and 2, with border pixels
+  cases.push_back({1, 5, 20, 16, 3, 3, 1, 1, "same", 1});
+  cases.push_back({1, 13, 21, 48, 3, 3, 2, 2, "valid", 1});
+  cases.push_back({2, 9, 18, 24, 3, 3, 2, 2, "same", 1});
   for (Case c : cases) {
     if (c.out > 2 && c.c < 8) c.out = 1 + (++i % 2);  // depth multiplier 1 and 2
     INFO(describe(c));

@@ -10,6 +10,7 @@
 //                           (caller-owned workspace) reduced in thread order -> deterministic.
 //   dx:                     gathered per input row (n, ih) -> no scatter, no races, overwrite.
 #pragma once
+#include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -84,6 +85,65 @@ inline void dw_pixel_m1(const T* __restrict xrow0, Index xrow_stride, const T* _
   }
 }
 
+/// Interior pixels of one output row for the common MobileNet case: 3x3 kernel, M == 1,
+/// dilation 1, every tap inside the input. x00 points at the input of tap (0, 0) of the first pixel
+/// (channel 0), y at that pixel's output. The 9 kernel vectors of a channel block stay in
+/// registers and P pixels are computed at once (P independent FMA chains).
+template <class T, int S>
+inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict k,
+                               const T* __restrict bias, T* __restrict y, Index count) {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  constexpr Index V = Eigen::internal::unpacket_traits<Packet>::size;
+  constexpr Index P = 4;
+  using Eigen::internal::pmadd;
+  using Eigen::internal::ploadu;
+  using Eigen::internal::pstoreu;
+  Index c0 = 0;
+  for (; c0 + V <= C; c0 += V) {
+    Packet kk[9];
+    for (int t = 0; t < 9; ++t) kk[t] = ploadu<Packet>(k + t * C + c0);
+    const Packet b = bias ? ploadu<Packet>(bias + c0) : Eigen::internal::pset1<Packet>(T(0));
+    const T* xc = x00 + c0;
+    Index o = 0;
+    for (; o + P <= count; o += P) {
+      Packet a0 = b, a1 = b, a2 = b, a3 = b;
+      const T* xo = xc + o * S * C;
+#define KERAS_DW_TAP(t)                                                        \
+  {                                                                            \
+    const T* xt = xo + ((t) / 3) * xrow_stride + ((t) % 3) * C;                \
+    a0 = pmadd(ploadu<Packet>(xt), kk[t], a0);                                 \
+    a1 = pmadd(ploadu<Packet>(xt + S * C), kk[t], a1);                         \
+    a2 = pmadd(ploadu<Packet>(xt + 2 * S * C), kk[t], a2);                     \
+    a3 = pmadd(ploadu<Packet>(xt + 3 * S * C), kk[t], a3);                     \
+  }
+      KERAS_DW_TAP(0) KERAS_DW_TAP(1) KERAS_DW_TAP(2) KERAS_DW_TAP(3) KERAS_DW_TAP(4)
+      KERAS_DW_TAP(5) KERAS_DW_TAP(6) KERAS_DW_TAP(7) KERAS_DW_TAP(8)
+#undef KERAS_DW_TAP
+      T* yo = y + o * C + c0;
+      pstoreu(yo, a0);
+      pstoreu(yo + C, a1);
+      pstoreu(yo + 2 * C, a2);
+      pstoreu(yo + 3 * C, a3);
+    }
+    for (; o < count; ++o) {
+      Packet a0 = b;
+      const T* xo = xc + o * S * C;
+      for (int t = 0; t < 9; ++t) a0 = pmadd(ploadu<Packet>(xo + (t / 3) * xrow_stride + (t % 3) * C), kk[t], a0);
+      pstoreu(y + o * C + c0, a0);
+    }
+  }
+  if (c0 < C)  // leftover channels
+    for (Index o = 0; o < count; ++o) {
+      T* yo = y + o * C;
+      for (Index c = c0; c < C; ++c) yo[c] = bias ? bias[c] : T(0);
+      for (int t = 0; t < 9; ++t) {
+        const T* xp = x00 + (t / 3) * xrow_stride + (t % 3) * C + o * S * C;
+        const T* kp = k + t * C;
+        for (Index c = c0; c < C; ++c) yo[c] += xp[c] * kp[c];
+      }
+    }
+}
+
 inline void check_dw_geometry(const Conv2DGeometry& g, Index M, const char* who) {
   if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
       g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || M <= 0)
@@ -108,7 +168,26 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
     detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
     const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
     const T* ximg = x + n * g.in_h * xrow_stride;
+    // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
+    // the register-blocked kernel, the border pixels through the general loop below.
+    Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
+    if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 && kh1 == 3) {
+      fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+      fast1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
+      if (fast1 > fast0) {
+        const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+        T* y0 = y + (r * g.out_w + fast0) * CM;
+        if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
+        else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
+      } else {
+        fast0 = fast1 = 0;
+      }
+    }
     for (Index ow = 0; ow < g.out_w; ++ow) {
+      if (ow == fast0 && fast1 > fast0) {
+        ow = fast1 - 1;
+        continue;
+      }
       Index kw0, kw1;
       detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
       const Index iw0 = ow * g.stride_w - g.pad_left;
