@@ -391,7 +391,7 @@ class Graph {
     for (int c = first; c <= last; ++c) {
       const Chain& ch = chains_[c];
       if (ch.end < 0 || !ch.ok || ch.end > last) continue;
-      if (ch.residual >= 0 && ch.residual < first && ch.residual != preset && nodes_[ch.residual].input_index < 0) continue;
+      if (ch.residual >= 0 && ch.residual < first && ch.residual != preset) continue;  // no value in this pass
       p.fuse[c] = 1;
       for (int m : ch.members) p.member_of[m] = c;
     }

@@ -93,7 +93,7 @@ template <class T, int S>
 inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict k,
                                const T* __restrict bias, T* __restrict y, Index count) {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
-  constexpr Index V = Eigen::internal::unpacket_traits<Packet>::size;
+  constexpr Index V = Eigen::internal::packet_traits<T>::size;
   constexpr Index P = 4;
   using Eigen::internal::pmadd;
   using Eigen::internal::ploadu;
