@@ -1,6 +1,10 @@
 // Gradient checks of the convolutional layer set (every layer MobileNetV2 needs) in double.
 #include "layer_check.hpp"
 
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 #include <keras/layers/conv2d.hpp>
 #include <keras/layers/depthwise_conv2d.hpp>
 #include <keras/layers/pooling.hpp>
@@ -59,6 +63,69 @@ TEST_CASE("BatchNormalization: batch statistics in training, moving statistics w
   bn.forward({&x}, y, true);
   CHECK(y[0] == Approx((1 - 1.5) / std::sqrt(2.25)));
   CHECK(bn.moving_mean().value[0] == Approx(1.5));
+}
+
+TEST_CASE("BatchNormalization in float on large batches: statistics, output and gradients match a double reference, "
+          "for any thread count", "[layers]") {
+  // Big enough for the threaded, chunked reductions; a mean far from zero relative to the spread
+  // (100 +- 0.5) is where a one-pass E[x^2] - E[x]^2 in float would fail.
+  const Index N = 8, H = 40, W = 40, C = 24, M = N * H * W;
+  Random rng(13);
+  Tensor<float> x({N, H, W, C}), dy({N, H, W, C});
+  for (Index i = 0; i < x.size(); ++i) {
+    x[i] = static_cast<float>(100.0 + (i % C) + rng.uniform(-0.5, 0.5) * (1 + i % 3));
+    dy[i] = static_cast<float>(rng.uniform(-1, 1));
+  }
+  // double reference, two passes
+  std::vector<double> mean(C, 0.0), var(C, 0.0), sd(C, 0.0), sdx(C, 0.0);
+  for (Index r = 0; r < M; ++r)
+    for (Index c = 0; c < C; ++c) mean[c] += x[r * C + c] / double(M);
+  for (Index r = 0; r < M; ++r)
+    for (Index c = 0; c < C; ++c) var[c] += (x[r * C + c] - mean[c]) * (x[r * C + c] - mean[c]) / double(M);
+  const double eps = 1e-3;
+  std::vector<double> gamma(C), beta(C);
+  for (Index c = 0; c < C; ++c) gamma[c] = 0.5 + 0.1 * c, beta[c] = 0.2 * c - 1;
+  auto xhat = [&](Index r, Index c) { return (x[r * C + c] - mean[c]) / std::sqrt(var[c] + eps); };
+  for (Index r = 0; r < M; ++r)
+    for (Index c = 0; c < C; ++c) sd[c] += dy[r * C + c], sdx[c] += dy[r * C + c] * xhat(r, c);
+
+  std::vector<Tensor<float>> ys, dxs, dgammas, dbetas;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    layers::BatchNormalization<float> bn({.momentum = 0.0});
+    bn.build(Shape{-1, H, W, C});
+    for (Index c = 0; c < C; ++c) bn.gamma()->value[c] = float(gamma[c]), bn.beta()->value[c] = float(beta[c]);
+    Tensor<float> y, dx;
+    bn.forward({&x}, y, true);
+    bn.gamma()->grad.setZero();
+    bn.beta()->grad.setZero();
+    bn.backward({&x}, y, dy, {&dx});
+    INFO(threads << " threads");
+    for (Index c = 0; c < C; ++c) {
+      REQUIRE(bn.moving_mean().value[c] == Approx(mean[c]).epsilon(1e-6));
+      REQUIRE(bn.moving_variance().value[c] == Approx(var[c]).epsilon(1e-4));
+      REQUIRE(bn.beta()->grad[c] == Approx(sd[c]).epsilon(1e-4).margin(1e-2));
+      REQUIRE(bn.gamma()->grad[c] == Approx(sdx[c]).epsilon(1e-3).margin(1e-1));
+    }
+    double worst_y = 0, worst_dx = 0;
+    for (Index r = 0; r < M; ++r)
+      for (Index c = 0; c < C; ++c) {
+        const double a = gamma[c] / std::sqrt(var[c] + eps);
+        worst_y = std::max(worst_y, std::abs(y[r * C + c] - (gamma[c] * xhat(r, c) + beta[c])));
+        const double ref = a * (dy[r * C + c] - sd[c] / M - xhat(r, c) * sdx[c] / M);
+        worst_dx = std::max(worst_dx, std::abs(dx[r * C + c] - ref));
+      }
+    CHECK(worst_y < 1e-3);
+    CHECK(worst_dx < 1e-3);
+    ys.push_back(y), dxs.push_back(dx), dgammas.push_back(bn.gamma()->grad), dbetas.push_back(bn.beta()->grad);
+  }
+  set_num_threads(2);
+  for (std::size_t k = 1; k < ys.size(); ++k) {
+    CHECK(std::memcmp(ys[0].data(), ys[k].data(), sizeof(float) * ys[0].size()) == 0);
+    CHECK(std::memcmp(dxs[0].data(), dxs[k].data(), sizeof(float) * dxs[0].size()) == 0);
+    CHECK(std::memcmp(dgammas[0].data(), dgammas[k].data(), sizeof(float) * C) == 0);
+    CHECK(std::memcmp(dbetas[0].data(), dbetas[k].data(), sizeof(float) * C) == 0);
+  }
 }
 
 TEST_CASE("Pooling, padding, merge and reshaping gradients", "[layers][gradcheck]") {

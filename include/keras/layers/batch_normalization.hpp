@@ -4,7 +4,9 @@
 // - inference, or a frozen layer (trainable false, TF 2 behaviour): use the moving statistics.
 // Weights, in Keras order: gamma (scale), beta (center), moving_mean, moving_variance.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "initializers.hpp"
 #include "layer.hpp"
@@ -97,17 +99,29 @@ class BatchNormalization : public Layer<T> {
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     const Index C = x.dim(-1), M = x.size() / C;
-    // sums over rows of dy and dy * xhat, xhat = (x - mean) * inv_std
-    sum_dy_.resize({C});
-    sum_dy_xhat_.resize({C});
-    sum_dy_.setZero();
-    sum_dy_xhat_.setZero();
-    for (Index r = 0; r < M; ++r) {
-      const T* xr = x.data() + r * C;
-      const T* dr = dy.data() + r * C;
+    // sums over rows of dy and dy * xhat, xhat = (x - mean) * inv_std; needed for the batch-mode
+    // input gradient and for gamma/beta (a frozen layer's input gradient is dy * a alone)
+    if (!batch_mode_ && !this->needs_variable_grads()) {
+      if (!dx.at(0)) return;
+    } else {
+      column_sums(M, C, [&](Index r0, Index r1, double* __restrict s, double* __restrict q) {
+        const T* __restrict m = mean_.data();
+        for (Index r = r0; r < r1; ++r) {
+          const T* __restrict xr = x.data() + r * C;
+          const T* __restrict dr = dy.data() + r * C;
+#pragma omp simd
+          for (Index c = 0; c < C; ++c) {
+            const double g = static_cast<double>(dr[c]);
+            s[c] += g;
+            q[c] += g * (static_cast<double>(xr[c]) - static_cast<double>(m[c]));
+          }
+        }
+      });
+      sum_dy_.resize({C});
+      sum_dy_xhat_.resize({C});
       for (Index c = 0; c < C; ++c) {
-        sum_dy_[c] += dr[c];
-        sum_dy_xhat_[c] += dr[c] * (xr[c] - mean_[c]) * inv_std_[c];
+        sum_dy_[c] = static_cast<T>(sums_[c]);
+        sum_dy_xhat_[c] = static_cast<T>(sums_[C + c] * static_cast<double>(inv_std_[c]));
       }
     }
     if (this->needs_variable_grads()) {
@@ -116,22 +130,35 @@ class BatchNormalization : public Layer<T> {
     }
     if (!dx.at(0)) return;
     dx[0]->resize(x.shape());
-    T* dxp = dx[0]->data();
+    T* __restrict dxp = dx[0]->data();
+    const T* __restrict xp = x.data();
+    const T* __restrict gp = dy.data();
+    const T* __restrict a = a_.data();
     if (!batch_mode_) {
       // statistics are constants: dx = dy * gamma * inv_std
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-      for (Index r = 0; r < M; ++r)
-        for (Index c = 0; c < C; ++c) dxp[r * C + c] = dy.data()[r * C + c] * a_[c];
+      for (Index r = 0; r < M; ++r) {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) dxp[r * C + c] = gp[r * C + c] * a[c];
+      }
       return;
     }
-    // dx = a * (dy - mean(dy) - xhat * mean(dy * xhat))
+    // dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy - k1 - (x - mean) * k2 with
+    // k1 = a * mean(dy), k2 = a * inv_std * mean(dy * xhat)
     const T inv_m = T(1) / static_cast<T>(M);
+    k1_.resize({C});
+    k2_.resize({C});
+    for (Index c = 0; c < C; ++c) {
+      k1_[c] = a_[c] * sum_dy_[c] * inv_m;
+      k2_[c] = a_[c] * inv_std_[c] * sum_dy_xhat_[c] * inv_m;
+    }
+    const T* __restrict k1 = k1_.data();
+    const T* __restrict k2 = k2_.data();
+    const T* __restrict m = mean_.data();
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
     for (Index r = 0; r < M; ++r) {
-      for (Index c = 0; c < C; ++c) {
-        T xhat = (x.data()[r * C + c] - mean_[c]) * inv_std_[c];
-        dxp[r * C + c] = a_[c] * (dy.data()[r * C + c] - sum_dy_[c] * inv_m - xhat * sum_dy_xhat_[c] * inv_m);
-      }
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
     }
   }
 
@@ -178,7 +205,8 @@ class BatchNormalization : public Layer<T> {
  private:
   BatchNormalizationOptions o_;
   bool batch_mode_ = false;
-  Tensor<T> mean_, var_, inv_std_, a_, b_, sum_dy_, sum_dy_xhat_;
+  Tensor<T> mean_, var_, inv_std_, a_, b_, sum_dy_, sum_dy_xhat_, k1_, k2_;
+  std::vector<double> partial_, sums_, shift_;  // column_sums workspaces (kept: no per-batch allocation)
 
   static void apply_affine(const Tensor<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, Tensor<T>& y) {
     const Index C = x.dim(-1), M = x.size() / C;
@@ -196,22 +224,47 @@ class BatchNormalization : public Layer<T> {
     }
   }
 
+  /// Per-channel sums over the M rows of [M, C] data, in double, split into fixed chunks of rows
+  /// (their size depends on C only) that the threads share; the chunks' partial sums are added in
+  /// chunk order, so the result does not depend on the number of threads.
+  /// body(r0, r1, s, q) accumulates rows [r0, r1) into two zeroed length-C arrays s and q; the
+  /// totals land in sums_[0, C) and sums_[C, 2C).
+  template <class Body>
+  void column_sums(Index M, Index C, Body&& body) {
+    const Index rows = std::max<Index>(4, 16384 / std::max<Index>(C, 1));
+    const Index chunks = (M + rows - 1) / rows;
+    partial_.assign(static_cast<std::size_t>(chunks * 2 * C), 0.0);
+    double* part = partial_.data();
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
+    for (Index k = 0; k < chunks; ++k)
+      body(k * rows, std::min(M, (k + 1) * rows), part + k * 2 * C, part + k * 2 * C + C);
+    sums_.assign(static_cast<std::size_t>(2 * C), 0.0);
+    for (Index k = 0; k < chunks; ++k)
+      for (Index c = 0; c < 2 * C; ++c) sums_[c] += part[k * 2 * C + c];
+  }
+
+  /// Batch mean and biased variance in one pass: sums of d = x - x[0] and d^2 in double (shifting by
+  /// the first row keeps E[d^2] - E[d]^2 free of cancellation when the mean is large).
   void batch_moments(const Tensor<T>& x, Index M, Index C) {
     var_.resize({C});
-    std::vector<double> s(C, 0.0), s2(C, 0.0);
-    for (Index r = 0; r < M; ++r) {
-      const T* xr = x.data() + r * C;
-      for (Index c = 0; c < C; ++c) s[c] += xr[c];
-    }
-    for (Index c = 0; c < C; ++c) mean_[c] = static_cast<T>(s[c] / M);
-    for (Index r = 0; r < M; ++r) {
-      const T* xr = x.data() + r * C;
-      for (Index c = 0; c < C; ++c) {
-        double d = xr[c] - mean_[c];
-        s2[c] += d * d;
+    shift_.assign(x.data(), x.data() + C);
+    column_sums(M, C, [&](Index r0, Index r1, double* __restrict s, double* __restrict q) {
+      const double* __restrict sh = shift_.data();
+      for (Index r = r0; r < r1; ++r) {
+        const T* __restrict xr = x.data() + r * C;
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) {
+          const double d = static_cast<double>(xr[c]) - sh[c];
+          s[c] += d;
+          q[c] += d * d;
+        }
       }
+    });
+    for (Index c = 0; c < C; ++c) {
+      const double md = sums_[c] / static_cast<double>(M);
+      mean_[c] = static_cast<T>(shift_[c] + md);
+      var_[c] = static_cast<T>(std::max(0.0, sums_[C + c] / static_cast<double>(M) - md * md));
     }
-    for (Index c = 0; c < C; ++c) var_[c] = static_cast<T>(s2[c] / M);
   }
 };
 

@@ -369,9 +369,14 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y, double max_value = std::nume
   const T* xp = x.data();
   T* yp = y.data();
   if (slope == T(0) && th == T(0)) {
-    // min/max form: vectorises to two AVX instructions per 8 floats
+    // compare-and-select form: vectorises to a max and a min per packet (std::min/std::max on the
+    // temporary T(0) did not vectorise inside the simd loop); NaN propagates as with std::max/min
 #pragma omp parallel for simd schedule(static) num_threads(keras::get_num_threads()) if (n > 262144)
-    for (Index i = 0; i < n; ++i) yp[i] = std::min(std::max(xp[i], T(0)), mx);
+    for (Index i = 0; i < n; ++i) {
+      T v = xp[i];
+      v = v < T(0) ? T(0) : v;
+      yp[i] = mx < v ? mx : v;
+    }
   } else {
     detail::map_elements(xp, yp, n, [mx, slope, th](T v) {
       if (v >= mx) return mx;
