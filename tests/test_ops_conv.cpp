@@ -406,6 +406,10 @@ TEST_CASE("DepthwiseConv2D gradients match central differences", "[ops][depthwis
       {2, 6, 5, 3, 1, 1, 2, 2, "same", 2},  {1, 8, 7, 2, 5, 5, 1, 1, "same", 1},
       {1, 8, 8, 2, 3, 3, 1, 1, "same", 2, 2, 2}, {3, 5, 4, 2, 2, 2, 1, 2, "valid", 2},
       {1, 5, 6, 40, 3, 3, 1, 1, "same", 1},
+      // 3x3 interiors wide enough for the register-blocked backward paths (4-pixel blocks and a
+      // remainder, whole channel packets and leftover channels)
+      {2, 7, 11, 20, 3, 3, 1, 1, "valid", 1}, {1, 9, 10, 20, 3, 3, 2, 2, "same", 1},
+      {1, 8, 12, 17, 3, 3, 1, 2, "same", 1},
   };
   for (const Case& c : cases) {
     INFO(describe(c));
@@ -440,31 +444,34 @@ TEST_CASE("DepthwiseConv2D gradients match central differences", "[ops][depthwis
 
 TEST_CASE("DepthwiseConv2D backward: float vs double, deterministic across thread counts", "[ops][depthwise][grad]") {
   keras::Random rng(29);
-  auto x = random_tensor<double>({3, 12, 11, 40}, rng);
-  auto k = random_tensor<double>({3, 3, 40, 1}, rng);
-  auto g = ops::conv_geometry(12, 11, 40, 3, 3, 2, 2, "same");
-  auto r = random_tensor<double>({3, g.out_h, g.out_w, 40}, rng);
-  const int saved = keras::get_num_threads();
-  ops::DepthwiseConv2DWorkspace<double> ws;
-  Tensor<double> dx, dk(k.shape(), 0.0), db({40}, 0.0);
-  keras::set_num_threads(1);
-  ops::depthwise_conv2d_backward(g, x, k, r, &dx, &dk, &db, ws);
-  keras::set_num_threads(2);
-  Tensor<double> dx2, dk2(k.shape(), 0.0), db2({40}, 0.0);
-  ops::depthwise_conv2d_backward(g, x, k, r, &dx2, &dk2, &db2, ws);
-  CHECK(max_abs_diff(dx, dx2) < 1e-12);
-  CHECK(max_abs_diff(dk, dk2) < 1e-12);
-  CHECK(max_abs_diff(db, db2) < 1e-12);
-  Tensor<double> dk3(k.shape(), 0.0), db3({40}, 0.0);
-  ops::depthwise_conv2d_backward<double>(g, x, k, r, nullptr, &dk3, &db3, ws);
-  CHECK(max_abs_diff(dk2, dk3) == 0.0);  // bitwise deterministic for a fixed thread count
-  keras::set_num_threads(saved);
-  ops::DepthwiseConv2DWorkspace<float> wsf;
-  Tensor<float> dxf, dkf(k.shape(), 0.f), dbf({40}, 0.f);
-  ops::depthwise_conv2d_backward(g, x.cast<float>(), k.cast<float>(), r.cast<float>(), &dxf, &dkf, &dbf, wsf);
-  CHECK(max_abs_diff(dxf.cast<double>(), dx) <= 1e-4 * std::max(1.0, max_abs(dx)));
-  CHECK(max_abs_diff(dkf.cast<double>(), dk) <= 1e-4 * std::max(1.0, max_abs(dk)));
-  CHECK(max_abs_diff(dbf.cast<double>(), db) <= 1e-4 * std::max(1.0, max_abs(db)));
+  for (Index stride : {1, 2}) {
+    INFO("stride " << stride);
+    auto x = random_tensor<double>({3, 12, 11, 40}, rng);
+    auto k = random_tensor<double>({3, 3, 40, 1}, rng);
+    auto g = ops::conv_geometry(12, 11, 40, 3, 3, stride, stride, "same");
+    auto r = random_tensor<double>({3, g.out_h, g.out_w, 40}, rng);
+    const int saved = keras::get_num_threads();
+    ops::DepthwiseConv2DWorkspace<double> ws;
+    Tensor<double> dx, dk(k.shape(), 0.0), db({40}, 0.0);
+    keras::set_num_threads(1);
+    ops::depthwise_conv2d_backward(g, x, k, r, &dx, &dk, &db, ws);
+    keras::set_num_threads(2);
+    Tensor<double> dx2, dk2(k.shape(), 0.0), db2({40}, 0.0);
+    ops::depthwise_conv2d_backward(g, x, k, r, &dx2, &dk2, &db2, ws);
+    CHECK(max_abs_diff(dx, dx2) < 1e-12);
+    CHECK(max_abs_diff(dk, dk2) < 1e-12);
+    CHECK(max_abs_diff(db, db2) < 1e-12);
+    Tensor<double> dk3(k.shape(), 0.0), db3({40}, 0.0);
+    ops::depthwise_conv2d_backward<double>(g, x, k, r, nullptr, &dk3, &db3, ws);
+    CHECK(max_abs_diff(dk2, dk3) == 0.0);  // bitwise deterministic for a fixed thread count
+    keras::set_num_threads(saved);
+    ops::DepthwiseConv2DWorkspace<float> wsf;
+    Tensor<float> dxf, dkf(k.shape(), 0.f), dbf({40}, 0.f);
+    ops::depthwise_conv2d_backward(g, x.cast<float>(), k.cast<float>(), r.cast<float>(), &dxf, &dkf, &dbf, wsf);
+    CHECK(max_abs_diff(dxf.cast<double>(), dx) <= 1e-4 * std::max(1.0, max_abs(dx)));
+    CHECK(max_abs_diff(dkf.cast<double>(), dk) <= 1e-4 * std::max(1.0, max_abs(dk)));
+    CHECK(max_abs_diff(dbf.cast<double>(), db) <= 1e-4 * std::max(1.0, max_abs(db)));
+  }
 }
 
 TEST_CASE("Conv2D forward: small images split over the filters give the reference, epilogue included", "[ops][conv]") {

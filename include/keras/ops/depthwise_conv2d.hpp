@@ -28,6 +28,7 @@ namespace keras::ops {
 template <class T>
 struct DepthwiseConv2DWorkspace {
   Tensor<T> partial;
+  Tensor<T> flipped;  ///< 3x3 kernel rotated by 180 degrees (the stride-1 dx fast path)
 };
 
 namespace detail {
@@ -144,6 +145,44 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
     }
 }
 
+/// dkernel/dbias contributions of the interior pixels of one output row (3x3, M == 1, dilation 1,
+/// every tap inside the input): the 9 kernel-gradient vectors (and the bias gradient) of a channel
+/// block accumulate in registers over the row, then are added to dk [9, C] and db [C] (db may be
+/// nullptr). x00 and dy as in dw3x3_row_interior (x00: tap (0,0) of the first pixel; dy: its
+/// output gradient).
+template <class T, int S>
+inline void dw3x3_row_dkernel(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict dy,
+                              Index count, T* __restrict dk, T* __restrict db) {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  constexpr Index V = Eigen::internal::packet_traits<T>::size;
+  using Eigen::internal::padd;
+  using Eigen::internal::pmadd;
+  using Eigen::internal::ploadu;
+  using Eigen::internal::pstoreu;
+  Index c0 = 0;
+  for (; c0 + V <= C; c0 += V) {
+    Packet acc[9];
+    for (int t = 0; t < 9; ++t) acc[t] = Eigen::internal::pset1<Packet>(T(0));
+    Packet bacc = Eigen::internal::pset1<Packet>(T(0));
+    const T* xc = x00 + c0;
+    for (Index o = 0; o < count; ++o) {
+      const Packet g = ploadu<Packet>(dy + o * C + c0);
+      const T* xo = xc + o * S * C;
+      for (int t = 0; t < 9; ++t) acc[t] = pmadd(ploadu<Packet>(xo + (t / 3) * xrow_stride + (t % 3) * C), g, acc[t]);
+      bacc = padd(bacc, g);
+    }
+    for (int t = 0; t < 9; ++t) pstoreu(dk + t * C + c0, padd(ploadu<Packet>(dk + t * C + c0), acc[t]));
+    if (db) pstoreu(db + c0, padd(ploadu<Packet>(db + c0), bacc));
+  }
+  for (; c0 < C; ++c0)  // leftover channels
+    for (Index o = 0; o < count; ++o) {
+      const T g = dy[o * C + c0];
+      const T* xo = x00 + o * S * C + c0;
+      for (int t = 0; t < 9; ++t) dk[t * C + c0] += xo[(t / 3) * xrow_stride + (t % 3) * C] * g;
+      if (db) db[c0] += g;
+    }
+}
+
 inline void check_dw_geometry(const Conv2DGeometry& g, Index M, const char* who) {
   if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
       g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || M <= 0)
@@ -229,6 +268,16 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
   const Index xrow_stride = g.in_w * C;
   const int nt = keras::get_num_threads();
 
+  // 3x3, M == 1, dilation 1: register-blocked paths for the interior (the border goes through the
+  // general loops). Stride 1 dx is the forward kernel run on dy with the kernel rotated by 180 degrees.
+  const bool fast3x3 = M == 1 && KH == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2;
+  const bool fast_dx = fast3x3 && g.stride_h == 1 && g.stride_w == 1;
+  if (dx && fast_dx) {
+    if (ws.flipped.size() < 9 * C) ws.flipped.resize({9 * C});
+    for (Index t = 0; t < 9; ++t) std::memcpy(ws.flipped.data() + t * C, kernel + (8 - t) * C, sizeof(T) * C);
+  }
+  const Index dyrow_stride = g.out_w * CM;
+
   if (dx) {
     // dx[n, ih, iw, c] = sum over taps (kh, kw) hitting (ih, iw) of sum_m dy[n, oh, ow, c*M+m] * k[kh, kw, c, m]
     const Index rows = g.batch * g.in_h;
@@ -236,6 +285,37 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
     for (Index r = 0; r < rows; ++r) {
       const Index n = r / g.in_h, ih = r % g.in_h;
       T* dxrow = dx + r * xrow_stride;
+      // stride 1: dx[ih, iw] = sum_{a,b} k[2-a, 2-b] * dy[ih + pad_top - 2 + a, iw + pad_left - 2 + b]
+      const Index oh0 = ih + g.pad_top - 2, ow_off = g.pad_left - 2;
+      if (fast_dx && oh0 >= 0 && oh0 + 2 < g.out_h) {
+        // interior iw: iw + ow_off >= 0 and iw + ow_off + 2 < out_w
+        const Index f0 = std::max<Index>(0, -ow_off), f1 = std::min<Index>(g.in_w, g.out_w - 2 - ow_off);
+        if (f1 > f0) {
+          const T* dy00 = dy + (n * g.out_h + oh0) * dyrow_stride + (f0 + ow_off) * C;
+          detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, ws.flipped.data(), nullptr, dxrow + f0 * C, f1 - f0);
+          // the border pixels through the general loop below, on zeroed pixels
+          std::fill(dxrow, dxrow + f0 * C, T(0));
+          std::fill(dxrow + f1 * C, dxrow + xrow_stride, T(0));
+          for (Index kh = 0; kh < 3; ++kh) {
+            const T* dyrow = dy + (n * g.out_h + oh0 + 2 - kh) * dyrow_stride;
+            for (Index kw = 0; kw < 3; ++kw) {
+              const T* kp = kernel + (kh * 3 + kw) * C;
+              for (Index iw : {Index(0), f1}) {
+                const Index iw_end = iw == 0 ? f0 : g.in_w;
+                for (; iw < iw_end; ++iw) {
+                  const Index ow = iw + g.pad_left - kw;
+                  if (ow < 0 || ow >= g.out_w) continue;
+                  T* d = dxrow + iw * C;
+                  const T* dyp = dyrow + ow * C;
+#pragma omp simd
+                  for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
+                }
+              }
+            }
+          }
+          continue;
+        }
+      }
       std::fill(dxrow, dxrow + xrow_stride, T(0));
       for (Index kh = 0; kh < KH; ++kh) {
         const Index t = ih + g.pad_top - kh * g.dil_h;  // = oh * stride_h
@@ -288,7 +368,24 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
       detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, KH, g.in_h, kh0, kh1);
       const Index ih0 = oh * g.stride_h - g.pad_top;
       const T* ximg = x + n * g.in_h * xrow_stride;
+      Index fast0 = 0, fast1 = 0;  // interior pixels [fast0, fast1) of this row, as in the forward pass
+      if (fast3x3 && dkernel && kh0 == 0 && kh1 == 3) {
+        fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+        fast1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
+        if (fast1 > fast0) {
+          const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+          const T* dy0 = dy + (r * g.out_w + fast0) * CM;
+          if (g.stride_w == 1) detail::dw3x3_row_dkernel<T, 1>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
+          else detail::dw3x3_row_dkernel<T, 2>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
+        } else {
+          fast0 = fast1 = 0;
+        }
+      }
       for (Index ow = 0; ow < g.out_w; ++ow) {
+        if (ow == fast0 && fast1 > fast0) {
+          ow = fast1 - 1;
+          continue;
+        }
         const T* dyp = dy + (r * g.out_w + ow) * CM;
         if (dbias) {
 #pragma omp simd
