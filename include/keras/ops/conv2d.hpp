@@ -207,9 +207,10 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   detail::check_geometry(g, filters, "conv2d_backward");
   const Index F = filters, P = g.patch_size(), M = g.out_pixels();
   const int nt = keras::get_num_threads();
-  if (dx) std::fill(dx, dx + g.in_size(), T(0));
-  if (M == 0 || (!dx && !dkernel && !dbias)) return;
   const bool pointwise = g.is_pointwise();
+  // pointwise: every dx row is written by its GEMM (beta 0); otherwise col2im accumulates into dx
+  if (dx && (!pointwise || M == 0)) std::fill(dx, dx + g.in_size(), T(0));
+  if (M == 0 || (!dx && !dkernel && !dbias)) return;
   const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);  // one thread's partial sums
 
   if (pointwise) {
