@@ -101,9 +101,7 @@ class BatchNormalization : public Layer<T> {
     const Index C = x.dim(-1), M = x.size() / C;
     // sums over rows of dy and dy * xhat, xhat = (x - mean) * inv_std; needed for the batch-mode
     // input gradient and for gamma/beta (a frozen layer's input gradient is dy * a alone)
-    if (!batch_mode_ && !this->needs_variable_grads()) {
-      if (!dx.at(0)) return;
-    } else {
+    if (batch_mode_ || this->needs_variable_grads()) {
       column_sums(M, C, [&](Index r0, Index r1, double* __restrict s, double* __restrict q) {
         const T* __restrict m = mean_.data();
         for (Index r = r0; r < r1; ++r) {

@@ -293,26 +293,23 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
         if (f1 > f0) {
           const T* dy00 = dy + (n * g.out_h + oh0) * dyrow_stride + (f0 + ow_off) * C;
           detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, ws.flipped.data(), nullptr, dxrow + f0 * C, f1 - f0);
-          // the border pixels through the general loop below, on zeroed pixels
-          std::fill(dxrow, dxrow + f0 * C, T(0));
-          std::fill(dxrow + f1 * C, dxrow + xrow_stride, T(0));
-          for (Index kh = 0; kh < 3; ++kh) {
-            const T* dyrow = dy + (n * g.out_h + oh0 + 2 - kh) * dyrow_stride;
-            for (Index kw = 0; kw < 3; ++kw) {
-              const T* kp = kernel + (kh * 3 + kw) * C;
-              for (Index iw : {Index(0), f1}) {
-                const Index iw_end = iw == 0 ? f0 : g.in_w;
-                for (; iw < iw_end; ++iw) {
+          // the border pixels [iw0, iw1): zeroed, then every tap inside the output added
+          auto border = [&](Index iw0, Index iw1) {
+            std::fill(dxrow + iw0 * C, dxrow + iw1 * C, T(0));
+            for (Index iw = iw0; iw < iw1; ++iw)
+              for (Index kh = 0; kh < 3; ++kh)
+                for (Index kw = 0; kw < 3; ++kw) {
                   const Index ow = iw + g.pad_left - kw;
                   if (ow < 0 || ow >= g.out_w) continue;
                   T* d = dxrow + iw * C;
-                  const T* dyp = dyrow + ow * C;
+                  const T* dyp = dy + (n * g.out_h + oh0 + 2 - kh) * dyrow_stride + ow * C;
+                  const T* kp = kernel + (kh * 3 + kw) * C;
 #pragma omp simd
                   for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
                 }
-              }
-            }
-          }
+          };
+          border(0, f0);
+          border(f1, g.in_w);
           continue;
         }
       }
