@@ -1,4 +1,4 @@
-// Inference-mode fusion of conv -> BatchNormalization -> ReLU(6) -> Add chains (models/functional.hpp):
+// Inference-mode fusion of conv -> BatchNormalization -> ReLU(6) -> Add chains (engine/fusion.hpp):
 // fused and unfused passes agree, chains that must not fuse stay unfused, and gradients are right
 // both after a fused inference pass and in training mode.
 #include "layer_check.hpp"
@@ -171,8 +171,8 @@ TEST_CASE("Gradients are right after a fused inference pass and in training", "[
 
 namespace {
 
-/// An identity layer that keeps the default reentrant_inference() == false (as a user's layer
-/// that stores state in forward would).
+/// An identity layer that is not layers::ReentrantInference (as a user's layer that stores state
+/// in forward would).
 class Stateful : public layers::Layer<float> {
  public:
   KERAS_LAYER(Stateful)
@@ -189,12 +189,11 @@ class Stateful : public layers::Layer<float> {
 };
 
 /// A reentrant identity layer that throws on values above 100 (an error inside one batch slice).
-class Picky : public layers::Layer<float> {
+class Picky : public layers::Layer<float>, public layers::ReentrantInference {
  public:
   KERAS_LAYER(Picky)
   Picky() : Layer<float>("picky") {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override { return in.at(0); }
-  bool reentrant_inference() const override { return true; }
   void forward(const Inputs& in, Tensor<float>& y, bool) override {
     for (float v : *in.at(0))
       if (v > 100.f) throw ValueError("picky: value above 100");

@@ -13,7 +13,8 @@
 #include <map>
 #include <optional>
 
-#include "../keras.hpp"
+#include "../layers/builtin.hpp"
+#include "../models/sequential.hpp"
 #include "file_utils.hpp"
 
 namespace keras::io {

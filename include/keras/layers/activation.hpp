@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "../ops/activations.hpp"
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
@@ -10,7 +11,7 @@ namespace keras::layers {
 
 /// Applies an activation function by Keras name.
 template <class T = float>
-class Activation : public Layer<T> {
+class Activation : public Layer<T>, public ReentrantInference, public ClampActivation<T> {
  public:
   KERAS_LAYER(Activation)
   explicit Activation(std::string activation, std::string name = "")
@@ -19,7 +20,6 @@ class Activation : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override { keras::activation_forward(act_, *in[0], y); }
   bool clamp_range(T& lo, T& hi) const override {
     if (act_ != keras::Activation::ReLU && act_ != keras::Activation::ReLU6) return false;
@@ -54,7 +54,7 @@ struct ReLUOptions {
 
 /// Keras ReLU: max_value if x >= max_value; x if threshold <= x < max_value; else negative_slope*(x-threshold).
 template <class T = float>
-class ReLU : public Layer<T> {
+class ReLU : public Layer<T>, public ReentrantInference, public ClampActivation<T> {
  public:
   KERAS_LAYER(ReLU)
   explicit ReLU(ReLUOptions o = {}) : Layer<T>(o.name), o_(o) {
@@ -65,7 +65,6 @@ class ReLU : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     keras::relu_forward(*in[0], y, max_value(), static_cast<T>(o_.negative_slope), static_cast<T>(o_.threshold));
   }
@@ -102,7 +101,7 @@ class ReLU : public Layer<T> {
 
 /// Softmax over the last axis.
 template <class T = float>
-class Softmax : public Layer<T> {
+class Softmax : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Softmax)
   explicit Softmax(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
@@ -112,7 +111,6 @@ class Softmax : public Layer<T> {
       throw ValueError("layer '" + this->name() + "' (Softmax): only the last axis is supported, got axis " + std::to_string(axis_));
     return in[0];
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     keras::activation_forward(keras::Activation::Softmax, *in[0], y);
   }

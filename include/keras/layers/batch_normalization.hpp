@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "initializers.hpp"
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
@@ -24,7 +25,7 @@ struct BatchNormalizationOptions {
 };
 
 template <class T = float>
-class BatchNormalization : public Layer<T> {
+class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public AffineInference<T> {
  public:
   KERAS_LAYER(BatchNormalization)
   explicit BatchNormalization(BatchNormalizationOptions o = {}) : Layer<T>(o.name), o_(o) {}
@@ -73,12 +74,11 @@ class BatchNormalization : public Layer<T> {
     apply_affine(x, a_, b_, y);
   }
   /// Reentrant: moving statistics folded into a local scale and shift.
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
     Tensor<T> a, b;
     inference_affine(a, b);
     apply_affine(*in.at(0), a, b, y);
   }
-  bool reentrant_inference() const override { return true; }
 
   /// Inference mode (moving statistics) as y = x * scale + shift.
   bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) override {

@@ -4,6 +4,7 @@
 #include "../ops/activations.hpp"
 #include "../ops/conv2d.hpp"
 #include "initializers.hpp"
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
@@ -97,7 +98,7 @@ struct Conv2DOptions {
 };
 
 template <class T = float>
-class Conv2D : public Layer<T> {
+class Conv2D : public Layer<T>, public FusableConv<T> {
  public:
   KERAS_LAYER(Conv2D)
   Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
@@ -123,7 +124,9 @@ class Conv2D : public Layer<T> {
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
   /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) override {
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override { inference(in, y, nullptr); }
+  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override { inference(in, y, &ep); }
+  void inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) {
     const Tensor<T>& x = *in.at(0);
     ops::Conv2DGeometry g;
     detail::update_window_geometry(g, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
@@ -131,7 +134,6 @@ class Conv2D : public Layer<T> {
                         act_ == keras::Activation::Linear ? ep : nullptr);
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
-  bool reentrant_inference() const override { return true; }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {

@@ -3,6 +3,7 @@
 #include "../ops/activations.hpp"
 #include "../ops/gemm.hpp"
 #include "initializers.hpp"
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
@@ -18,7 +19,7 @@ struct DenseOptions {
 };
 
 template <class T = float>
-class Dense : public Layer<T> {
+class Dense : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Dense)
   explicit Dense(Index units, DenseOptions o = {})
@@ -47,11 +48,10 @@ class Dense : public Layer<T> {
     if (act_ != keras::Activation::Linear) keras::activation_forward(act_, z_, y);
   }
   /// Reentrant: the activation is applied in place (no stored pre-activation).
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
     affine(*in.at(0), y);
     if (act_ != keras::Activation::Linear) keras::activation_forward(act_, y, y);
   }
-  bool reentrant_inference() const override { return true; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);

@@ -21,7 +21,7 @@ struct DepthwiseConv2DOptions {
 };
 
 template <class T = float>
-class DepthwiseConv2D : public Layer<T> {
+class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
  public:
   KERAS_LAYER(DepthwiseConv2D)
   explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
@@ -48,7 +48,9 @@ class DepthwiseConv2D : public Layer<T> {
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
   /// Reentrant: local geometry, activation applied in place.
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) override {
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override { inference(in, y, nullptr); }
+  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override { inference(in, y, &ep); }
+  void inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) {
     const Tensor<T>& x = *in.at(0);
     ops::Conv2DGeometry g;
     detail::update_window_geometry(g, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
@@ -56,7 +58,6 @@ class DepthwiseConv2D : public Layer<T> {
                                   act_ == keras::Activation::Linear ? ep : nullptr);
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
-  bool reentrant_inference() const override { return true; }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {

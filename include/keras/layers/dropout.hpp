@@ -1,13 +1,14 @@
 // Dropout: in training, zeroes each input with probability `rate` and scales the rest by
 // 1/(1-rate) (inverted dropout); identity in inference.
 #pragma once
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
 namespace keras::layers {
 
 template <class T = float>
-class Dropout : public Layer<T> {
+class Dropout : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Dropout)
   explicit Dropout(double rate, std::optional<std::uint64_t> seed = std::nullopt, std::string name = "")
@@ -21,8 +22,7 @@ class Dropout : public Layer<T> {
     return in[0];
   }
   /// Inference: the identity (reentrant).
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override { y = *in.at(0); }
-  bool reentrant_inference() const override { return true; }
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override { y = *in.at(0); }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool training) override {
     const Tensor<T>& x = *in.at(0);
     applied_ = training && rate_ > 0;

@@ -1,12 +1,13 @@
 // Flatten: [N, d1, d2, ...] -> [N, d1*d2*...] (row-major, as channels_last Keras).
 #pragma once
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
 namespace keras::layers {
 
 template <class T = float>
-class Flatten : public Layer<T> {
+class Flatten : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Flatten)
   explicit Flatten(std::string name = "") : Layer<T>(std::move(name)) {}
@@ -20,7 +21,6 @@ class Flatten : public Layer<T> {
     }
     return {in[0][0], n};
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
     y = x;

@@ -9,10 +9,14 @@
 // Writing a layer: derive from Layer<T>, put KERAS_LAYER(ClassName) in the class, implement
 // compute_output_shape, build_variables (optional), forward, backward, get_config; register it
 // with KERAS_REGISTER_LAYER (layers/registry.hpp) to load it from a saved model.
+//
+// That is the whole interface. The engine's fast inference paths (batch slices on several
+// threads, fused conv epilogues) are optional interfaces in layers/fast_paths.hpp; calling a layer
+// on symbolic tensors (y = Dense(4)(x)) is defined by the engine (engine/keras_tensor.hpp).
 #pragma once
 #include <algorithm>
+#include <initializer_list>
 #include <map>
-#include <regex>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -20,23 +24,44 @@
 
 #include "../core/core.hpp"
 #include "../core/variable.hpp"
-#include "../ops/epilogue.hpp"
 
 namespace keras {
 
 using json = nlohmann::json;
 
-template <class T>
-class KerasTensor;
-
 namespace layers {
 
 namespace detail {
+inline bool ascii_upper(char c) { return c >= 'A' && c <= 'Z'; }
+inline bool ascii_lower(char c) { return c >= 'a' && c <= 'z'; }
 /// Keras's to_snake_case: "GlobalAveragePooling2D" -> "global_average_pooling2d", "ReLU" -> "re_lu".
+/// The two substitutions of Keras, re.sub("(.)([A-Z][a-z]+)", r"\1_\2") then
+/// re.sub("([a-z])([A-Z])", r"\1_\2"), scanned left to right without overlaps as re.sub does.
 inline std::string snake_case(const std::string& name) {
-  static const std::regex first("(.)([A-Z][a-z]+)"), second("([a-z])([A-Z])");
-  std::string s = std::regex_replace(name, first, "$1_$2");
-  s = std::regex_replace(s, second, "$1_$2");
+  std::string a;
+  for (std::size_t i = 0; i < name.size();) {
+    if (name[i] != '\n' && i + 2 < name.size() && ascii_upper(name[i + 1]) && ascii_lower(name[i + 2])) {
+      std::size_t j = i + 3;
+      while (j < name.size() && ascii_lower(name[j])) ++j;
+      a += name[i];
+      a += '_';
+      a.append(name, i + 1, j - i - 1);
+      i = j;
+    } else {
+      a += name[i++];
+    }
+  }
+  std::string s;
+  for (std::size_t i = 0; i < a.size();) {
+    if (ascii_lower(a[i]) && i + 1 < a.size() && ascii_upper(a[i + 1])) {
+      s += a[i];
+      s += '_';
+      s += a[i + 1];
+      i += 2;
+    } else {
+      s += a[i++];
+    }
+  }
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
@@ -120,26 +145,6 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// fit() caches the outputs of a frozen, cacheable leading part of a model.
   virtual bool cacheable() const { return true; }
 
-  // ---- inference (models/functional.hpp) -----------------------------------------------------
-  /// Inference-mode forward. The Graph calls it for every inference pass. `ep` is a fused
-  /// epilogue (only ever given when accepts_epilogue() is true; nullptr otherwise): the Graph
-  /// fuses conv -> [BatchNormalization] -> [ReLU] -> [Add] chains into it and lets the other nodes
-  /// alias the conv's output. Default: forward(inputs, output, false).
-  virtual void forward_inference(const Inputs& inputs, Tensor<T>& output, const ops::Epilogue<T>* ep) {
-    forward(inputs, output, false);
-  }
-  /// True when forward_inference() may run concurrently from several threads on different batch
-  /// slices (it then touches no member state, and each sample's output depends only on that
-  /// sample). The Graph splits a large inference batch across threads only when every layer
-  /// says so; a custom layer keeps the safe default (false) unless it opts in.
-  virtual bool reentrant_inference() const { return false; }
-  /// True when this layer can apply an ops::Epilogue to its output (conv layers without activation).
-  virtual bool accepts_epilogue() const { return false; }
-  /// For a per-channel affine layer (inference-mode BatchNormalization): y = x * scale + shift.
-  virtual bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) { return false; }
-  /// For a clamp activation (ReLU, ReLU6): y = min(max(x, lo), hi).
-  virtual bool clamp_range(T& lo, T& hi) const { return false; }
-
   // ---- variables ----------------------------------------------------------------------------
   /// All variables of this layer (and of its sub-layers, for models), in Keras weight order.
   virtual std::vector<Variable<T>*> variables() {
@@ -182,10 +187,17 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   static const char* dtype_name() { return sizeof(T) == 8 ? "float64" : "float32"; }
 
   // ---- functional API ---------------------------------------------------------------------
-  KerasTensor<T> operator()(const KerasTensor<T>& x) &;
-  KerasTensor<T> operator()(const KerasTensor<T>& x) &&;
-  KerasTensor<T> operator()(const std::vector<KerasTensor<T>>& xs) &;
-  KerasTensor<T> operator()(const std::vector<KerasTensor<T>>& xs) &&;
+  /// y = layer(x) on symbolic tensors (keras::Input and other layers' outputs) builds a graph.
+  /// The call itself is the engine's (keras::call_layer in engine/keras_tensor.hpp, found when the
+  /// argument's type is known), so this header knows nothing of graphs.
+  template <class X>
+  auto operator()(const X& x) & { return call_layer(*this, false, x); }
+  template <class X>
+  auto operator()(const X& x) && { return call_layer(*this, true, x); }
+  template <class X>
+  auto operator()(std::initializer_list<X> xs) & { return call_layer(*this, false, std::vector<X>(xs)); }
+  template <class X>
+  auto operator()(std::initializer_list<X> xs) && { return call_layer(*this, true, std::vector<X>(xs)); }
 
   /// Moves this layer into a shared_ptr (so a temporary layer can join a graph). KERAS_LAYER
   /// implements it; layers without it must be created with std::make_shared.

@@ -1,12 +1,13 @@
 // Merge layers: Add (element-wise sum of inputs of one shape) and Concatenate (along an axis).
 #pragma once
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
 namespace keras::layers {
 
 template <class T = float>
-class Add : public Layer<T> {
+class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
  public:
   KERAS_LAYER(Add)
   explicit Add(std::string name = "") : Layer<T>(std::move(name)) {}
@@ -18,7 +19,6 @@ class Add : public Layer<T> {
         throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(s));
     return in[0];
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     for (std::size_t i = 1; i < in.size(); ++i)
       if (in[i]->shape() != in[0]->shape())
@@ -41,7 +41,7 @@ class Add : public Layer<T> {
 };
 
 template <class T = float>
-class Concatenate : public Layer<T> {
+class Concatenate : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Concatenate)
   explicit Concatenate(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
@@ -63,7 +63,6 @@ class Concatenate : public Layer<T> {
     }
     return out;
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     std::vector<Shape> shapes;
     for (auto* x : in) shapes.push_back(x->shape());

@@ -17,7 +17,7 @@ struct Pooling2DOptions {
 namespace detail {
 /// MaxPooling2D / AveragePooling2D over [N, H, W, C] windows.
 template <class T, bool Max>
-class Pooling2D : public Layer<T> {
+class Pooling2D : public Layer<T>, public InferenceKernel<T> {
  public:
   Pooling2D(Size2 pool_size, Pooling2DOptions o) : Layer<T>(o.name), pool_(pool_size), o_(std::move(o)) {
     check_positive(Max ? "MaxPooling2D" : "AveragePooling2D", "pool_size", pool_);
@@ -37,14 +37,13 @@ class Pooling2D : public Layer<T> {
     else ops::avg_pool2d_forward(g_, x, y);
   }
   /// Reentrant: local geometry.
-  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>*) override {
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
     const Tensor<T>& x = *in.at(0);
     if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
     const auto g = ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
     if constexpr (Max) ops::max_pool2d_forward(g, x, y);
     else ops::avg_pool2d_forward(g, x, y);
   }
-  bool reentrant_inference() const override { return true; }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
@@ -105,7 +104,7 @@ struct GlobalPoolingOptions {
 namespace detail {
 /// Global average or max over the spatial axes of [N, H, W, C].
 template <class T, bool Max>
-class GlobalPooling2D : public Layer<T> {
+class GlobalPooling2D : public Layer<T>, public ReentrantInference {
  public:
   explicit GlobalPooling2D(GlobalPoolingOptions o) : Layer<T>(o.name), keepdims_(o.keepdims) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
@@ -113,7 +112,6 @@ class GlobalPooling2D : public Layer<T> {
     this->expect_rank(in[0], 4);
     return keepdims_ ? Shape{in[0][0], 1, 1, in[0][3]} : Shape{in[0][0], in[0][3]};
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
     const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);

@@ -1,6 +1,7 @@
 // Reshape(target_shape), ZeroPadding2D(padding) and Rescaling(scale, offset).
 #pragma once
 #include "../ops/padding.hpp"
+#include "fast_paths.hpp"
 #include "layer.hpp"
 #include "registry.hpp"
 
@@ -8,7 +9,7 @@ namespace keras::layers {
 
 /// Reshape to target_shape (without batch; one dimension may be -1).
 template <class T = float>
-class Reshape : public Layer<T> {
+class Reshape : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Reshape)
   explicit Reshape(Shape target_shape, std::string name = "") : Layer<T>(std::move(name)), target_(std::move(target_shape)) {}
@@ -39,7 +40,6 @@ class Reshape : public Layer<T> {
     }
     return out;
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     Shape s = compute_output_shape({in[0]->shape()});
     y = *in[0];
@@ -76,7 +76,7 @@ struct Padding2D {
 };
 
 template <class T = float>
-class ZeroPadding2D : public Layer<T> {
+class ZeroPadding2D : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(ZeroPadding2D)
   explicit ZeroPadding2D(Padding2D p = {}, std::string name = "") : Layer<T>(std::move(name)), p_(p) {
@@ -91,7 +91,6 @@ class ZeroPadding2D : public Layer<T> {
     if (s[2] >= 0) s[2] += p_.left + p_.right;
     return s;
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     ops::zero_padding2d_forward(*in[0], p_.top, p_.bottom, p_.left, p_.right, y);
   }
@@ -122,7 +121,7 @@ class ZeroPadding2D : public Layer<T> {
 
 /// Rescaling: y = x * scale + offset (e.g. scale 1/127.5, offset -1 maps [0,255] to [-1,1]).
 template <class T = float>
-class Rescaling : public Layer<T> {
+class Rescaling : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Rescaling)
   explicit Rescaling(double scale, double offset = 0.0, std::string name = "") : Layer<T>(std::move(name)), scale_(scale), offset_(offset) {}
@@ -130,7 +129,6 @@ class Rescaling : public Layer<T> {
     this->expect_inputs(in, 1);
     return in[0];
   }
-  bool reentrant_inference() const override { return true; }  ///< pure forward
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     y.resize(in[0]->shape());
     y.array() = in[0]->array() * static_cast<T>(scale_) + static_cast<T>(offset_);

@@ -93,7 +93,7 @@ class Sequential : public Model<T> {
   std::vector<std::shared_ptr<Layer>> layers_;
 
   void rebuild() {
-    this->graph_ = Graph<T>::chain(input_, layers_);
+    this->graph_ = engine::Graph<T>::chain(input_, layers_);
     this->mark_built_from_graph();
   }
 };

@@ -1,0 +1,104 @@
+// Fusion of conv -> [BatchNormalization] -> [ReLU] -> [Add] chains in inference passes: the
+// convolution applies the others as its epilogue (ops/epilogue.hpp) and the fused nodes alias its
+// output. Layers are recognised by the interfaces of layers/fast_paths.hpp, never by class name.
+#pragma once
+#include <vector>
+
+#include "topology.hpp"
+
+namespace keras::engine {
+
+/// A fused chain starting at a conv node: the nodes that alias its output and their parameters.
+template <class T>
+struct Chain {
+  int end = -1;                                     ///< last node of the chain (-1: no chain here)
+  std::vector<int> members;                         ///< the fused nodes after the conv, in order
+  int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
+  Tensor<T> scale, shift;                           ///< the BN's inference affine, refreshed every pass
+  T lo = T(0), hi = T(0);                           ///< the ReLU's clamp range
+  bool ok = false;                                  ///< usable in this pass
+};
+
+/// The chains of one topology, found once (plan) and refreshed before every fast pass.
+template <class T>
+class Fusion {
+ public:
+  bool planned() const { return planned_; }
+  const Chain<T>& chain(int node) const { return chains_[static_cast<std::size_t>(node)]; }
+
+  /// Finds the chains: a conv that accepts an epilogue, then (each optional, each the single
+  /// consumer of the previous and not a model output) an affine layer, a clamp, and a two-input
+  /// element-wise sum whose other input comes from before the conv and has the same shape.
+  void plan(const Topology<T>& g) {
+    planned_ = true;
+    const auto& nodes = g.nodes();
+    const int n = static_cast<int>(nodes.size());
+    chains_.assign(static_cast<std::size_t>(n), Chain<T>{});
+    std::vector<int> consumer(n, -1);  // the single consuming node, if exactly one
+    std::vector<char> is_output(n, 0);
+    for (int o : g.outputs()) is_output[o] = 1;
+    for (int i = 0; i < n; ++i)
+      for (int j : nodes[i].inputs) consumer[j] = nodes[j].consumers == 1 ? i : -2;
+    auto next_of = [&](int cur) { return is_output[cur] || nodes[cur].consumers != 1 ? -1 : consumer[cur]; };
+    for (int c = 0; c < n; ++c) {
+      if (nodes[c].input_index >= 0 || !nodes[c].conv || !nodes[c].conv->accepts_epilogue()) continue;
+      Chain<T> ch;
+      int cur = c, nx = next_of(cur);
+      T lo, hi;
+      if (nx >= 0 && nodes[nx].inputs.size() == 1 && nodes[nx].affine && nodes[nx].affine->inference_affine(ch.scale, ch.shift)) {
+        ch.bn = cur = nx;
+        nx = next_of(cur);
+      }
+      if (nx >= 0 && nodes[nx].inputs.size() == 1 && nodes[nx].clamp && nodes[nx].clamp->clamp_range(lo, hi)) {
+        ch.relu = cur = nx;
+        nx = next_of(cur);
+      }
+      if (nx >= 0 && nodes[nx].elementwise_sum && nodes[nx].inputs.size() == 2) {
+        const int other = nodes[nx].inputs[0] == cur ? nodes[nx].inputs[1] : nodes[nx].inputs[0];
+        if (other < c && other != cur && nodes[other].shape == nodes[nx].shape) {
+          ch.add = cur = nx;
+          ch.residual = other;
+        }
+      }
+      if (cur == c) continue;
+      ch.end = cur;
+      for (int m : {ch.bn, ch.relu, ch.add})
+        if (m >= 0) ch.members.push_back(m);
+      chains_[static_cast<std::size_t>(c)] = std::move(ch);
+    }
+  }
+
+  /// Recomputes every chain's BN affine and ReLU range (weights may have changed since the last
+  /// pass). Runs on the calling thread before any slice starts; slices only read the chains.
+  void refresh(const Topology<T>& g) {
+    const auto& nodes = g.nodes();
+    for (auto& ch : chains_) {
+      if (ch.end < 0) continue;
+      ch.ok = true;
+      if (ch.bn >= 0) ch.ok = nodes[ch.bn].affine->inference_affine(ch.scale, ch.shift);
+      if (ch.ok && ch.relu >= 0) ch.ok = nodes[ch.relu].clamp->clamp_range(ch.lo, ch.hi);
+    }
+  }
+
+  /// Node c's epilogue for a pass whose values are `values` (the residual is that pass's own).
+  void make_epilogue(int c, const std::vector<const Tensor<T>*>& values, ops::Epilogue<T>& ep) const {
+    const Chain<T>& ch = chain(c);
+    ep = ops::Epilogue<T>{};
+    if (ch.bn >= 0) {
+      ep.scale = ch.scale.data();
+      ep.shift = ch.shift.data();
+    }
+    if (ch.relu >= 0) {
+      ep.clamp = true;
+      ep.lo = ch.lo;
+      ep.hi = ch.hi;
+    }
+    if (ch.residual >= 0) ep.residual = values[ch.residual]->data();
+  }
+
+ private:
+  std::vector<Chain<T>> chains_;  ///< per node (only conv nodes may hold a chain)
+  bool planned_ = false;
+};
+
+}  // namespace keras::engine

@@ -1,0 +1,90 @@
+// One forward pass over a range of nodes, in one of two ways:
+//  - run_layers: every node into its own buffer with forward(training) (training passes, and
+//    inference with fusion off); backward reads them all afterwards;
+//  - run_fast: inference through the layers' fast paths (layers/fast_paths.hpp), fused chains and
+//    the pooled buffers of a BufferPlan; only the sources and sinks stay readable.
+#pragma once
+#include <vector>
+
+#include "plan.hpp"
+
+namespace keras::engine {
+
+/// What one forward pass writes: per node its value (its buffer, a model input or an aliased
+/// conv output) and whether it ran with its chain's epilogue.
+template <class T>
+struct PassState {
+  std::vector<Tensor<T>> buffers;  ///< per node (run_layers; sinks of sliced passes)
+  std::vector<Tensor<T>> pool;     ///< per BufferPlan slot (run_fast)
+  std::vector<const Tensor<T>*> values;
+  std::vector<char> fused;
+  std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
+  std::vector<Tensor<T>> slice_inputs;
+  Tensor<T> slice_value;
+  void reset(std::size_t n) {
+    buffers.resize(n);
+    eps.resize(n);
+    values.assign(n, nullptr);
+    fused.assign(n, 0);
+  }
+};
+
+template <class T>
+const Tensor<T>* checked_input(const Node<T>& n, const Tensor<T>* x) {
+  if (!shapes_compatible(x->shape(), n.shape))
+    throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
+  return x;
+}
+
+/// Nodes [first, last] into `st`, each with forward(training) into its own buffer.
+template <class T>
+void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last, const std::vector<const Tensor<T>*>& inputs,
+                bool training) {
+  std::vector<const Tensor<T>*> ins;
+  for (int i = first; i <= last; ++i) {
+    auto& n = g.nodes()[i];
+    if (n.input_index >= 0) {
+      st.values[i] = checked_input(n, inputs.at(n.input_index));
+      continue;
+    }
+    ins.clear();
+    for (int j : n.inputs) ins.push_back(st.values[j]);
+    n.layer->forward(ins, st.buffers[i], training);
+    st.values[i] = &st.buffers[i];
+  }
+}
+
+/// Fast inference pass over nodes [first, last] (`plan` made for this range): fused chains,
+/// inference kernels, pooled buffers.
+template <class T>
+void run_fast(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& p, PassState<T>& st, int first, int last,
+              const std::vector<const Tensor<T>*>& inputs) {
+  if (static_cast<int>(st.pool.size()) < p.slots) st.pool.resize(static_cast<std::size_t>(p.slots));
+  std::vector<const Tensor<T>*> ins;
+  for (int i = first; i <= last; ++i) {
+    auto& n = g.nodes()[i];
+    if (n.input_index >= 0) {
+      st.values[i] = checked_input(n, inputs.at(n.input_index));
+      continue;
+    }
+    if (p.member_of[i] >= 0) {
+      st.values[i] = st.values[p.member_of[i]];  // computed by the conv's epilogue
+      continue;
+    }
+    ins.clear();
+    for (int j : n.inputs) ins.push_back(st.values[j]);
+    Tensor<T>& out = st.pool[static_cast<std::size_t>(p.slot[i])];
+    if (p.fuse[i]) {
+      fusion.make_epilogue(i, st.values, st.eps[i]);
+      n.conv->forward_fused(ins, out, st.eps[i]);
+    } else if (n.kernel) {
+      n.kernel->forward_inference(ins, out);
+    } else {
+      n.layer->forward(ins, out, false);
+    }
+    st.fused[i] = p.fuse[i];
+    st.values[i] = &out;
+  }
+}
+
+}  // namespace keras::engine

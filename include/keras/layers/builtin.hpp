@@ -1,0 +1,16 @@
+// Every built-in layer (each header registers its class for load_model).
+#pragma once
+#include "activation.hpp"
+#include "batch_normalization.hpp"
+#include "conv2d.hpp"
+#include "dense.hpp"
+#include "depthwise_conv2d.hpp"
+#include "dropout.hpp"
+#include "flatten.hpp"
+#include "initializers.hpp"
+#include "input_layer.hpp"
+#include "layer.hpp"
+#include "merge.hpp"
+#include "pooling.hpp"
+#include "registry.hpp"
+#include "reshaping.hpp"

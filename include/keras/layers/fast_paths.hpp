@@ -1,0 +1,66 @@
+// Optional interfaces a layer implements to take the engine's fast inference paths: batch slices
+// run on several threads at once, and conv -> BatchNormalization -> ReLU -> Add chains fused into
+// the convolution's epilogue (engine/fusion.hpp). A custom layer needs none of them: without them
+// it runs layer by layer with forward(inputs, output, /*training=*/false), always correctly.
+//
+// The engine finds them with dynamic_cast once per node when it plans a graph, never by class name.
+#pragma once
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../ops/epilogue.hpp"
+
+namespace keras::layers {
+
+/// Marker: forward(inputs, output, false) may run concurrently from several threads on different
+/// batch slices. It then touches no member state, and each sample's output depends only on that
+/// sample. The engine splits a large inference batch across threads only when every layer of the
+/// pass is reentrant.
+class ReentrantInference {
+ public:
+  virtual ~ReentrantInference() = default;
+};
+
+/// A reentrant inference kernel separate from forward() (one that keeps nothing for backward, or
+/// uses the calling thread's workspace). The engine calls it instead of forward(.., false).
+template <class T>
+class InferenceKernel : public ReentrantInference {
+ public:
+  virtual void forward_inference(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output) = 0;
+};
+
+/// A convolution that can apply a fused epilogue (per-channel affine, clamp, residual add) to its
+/// output while it writes it.
+template <class T>
+class FusableConv : public InferenceKernel<T> {
+ public:
+  /// False when the layer has its own activation (the epilogue would run before it).
+  virtual bool accepts_epilogue() const = 0;
+  virtual void forward_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output, const ops::Epilogue<T>& ep) = 0;
+};
+
+/// A per-channel affine map in inference mode (BatchNormalization): y = x * scale + shift.
+template <class T>
+class AffineInference {
+ public:
+  virtual ~AffineInference() = default;
+  /// Fills scale and shift; false when the layer cannot be expressed so right now.
+  virtual bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) = 0;
+};
+
+/// A clamp activation: y = min(max(x, lo), hi) (ReLU, ReLU6).
+template <class T>
+class ClampActivation {
+ public:
+  virtual ~ClampActivation() = default;
+  /// Fills the range; false when the layer's current settings are not a plain clamp.
+  virtual bool clamp_range(T& lo, T& hi) const = 0;
+};
+
+/// Marker: the layer is the element-wise sum of its inputs (Add), fusable as a residual add.
+class ElementwiseSum {
+ public:
+  virtual ~ElementwiseSum() = default;
+};
+
+}  // namespace keras::layers

@@ -1,0 +1,316 @@
+// The trainer: what compile() sets (optimizer, loss, metrics) and the loops of fit, evaluate and
+// predict over batch sources (trainers/data_adapters.hpp), with callbacks (trainers/callback.hpp)
+// and the frozen-feature cache (trainers/feature_cache.hpp). Model keeps Keras's public face and
+// delegates here; the trainer reaches the model through its public API (graph(), variables, name).
+#pragma once
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../losses/losses.hpp"
+#include "../metrics/metrics.hpp"
+#include "../optimizers/optimizers.hpp"
+#include "callback.hpp"
+#include "data_adapters.hpp"
+#include "feature_cache.hpp"
+#include "progbar.hpp"
+
+namespace keras {
+
+/// Arguments of fit() (Keras's names and defaults).
+template <class T = float>
+struct FitOptions {
+  int epochs = 1;
+  Index batch_size = 32;
+  double validation_split = 0.0;  ///< fraction of the LAST samples (before shuffling) held out
+  std::optional<std::pair<Tensor<T>, Tensor<T>>> validation_data;
+  bool shuffle = true;
+  std::optional<std::uint64_t> seed;  ///< shuffling seed; default draws from the global seed
+  int verbose = 1;                    ///< 0 silent, 1 progress bar, 2 one line per epoch
+  int initial_epoch = 0;
+  Index steps_per_epoch = -1;  ///< datasets: batches per epoch (-1: one full pass)
+  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;
+  /// Compute the outputs of a frozen leading part (frozen layers or nested model) once per sample
+  /// and train the rest on them (exact when the data are not augmented; see docs).
+  bool cache_frozen = true;
+  /// Upper bound for the cached features' memory; above it fit() runs uncached.
+  double cache_max_bytes = 4.0 * (1 << 30);
+  /// Samples per forward pass of the frozen part while caching (0: the batch size). Small chunks
+  /// bound the memory of its activations (MobileNetV2 at 192x192: ~65 MB per sample).
+  Index cache_batch_size = 8;
+};
+
+namespace trainers {
+
+template <class T>
+class Trainer {
+ public:
+  using ModelT = Model<T>;
+
+  // ---- compile -----------------------------------------------------------------------------
+  void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer, std::shared_ptr<losses::Loss<T>> loss,
+               const std::vector<std::string>& metrics) {
+    if (!optimizer) throw ValueError("compile: optimizer is null");
+    if (!loss) throw ValueError("compile: loss is null");
+    optimizer_ = std::move(optimizer);
+    loss_ = std::move(loss);
+    metric_names_ = metrics;
+    compiled_ = true;
+  }
+  bool compiled() const { return compiled_; }
+  optimizers::Optimizer<T>& optimizer(const ModelT& m) const {
+    require_compiled(m, "optimizer");
+    return *optimizer_;
+  }
+  losses::Loss<T>& loss(const ModelT& m) const {
+    require_compiled(m, "loss");
+    return *loss_;
+  }
+
+  // ---- one step ----------------------------------------------------------------------------
+  /// One optimizer step on one batch; returns the batch loss.
+  double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
+    require_compiled(m, "train_on_batch");
+    auto& graph = m.graph();
+    if (cache_cut_ >= 0) {
+      graph.forward_from(cache_cut_, x, true);
+    } else {
+      m.ensure_built(x.shape());
+      check_batch(m, x, y, "train_on_batch");
+      graph.forward({&x}, true);
+    }
+    const Tensor<T>& pred = graph.output();
+    double l = loss_->compute(y, pred, &dpred_);
+    auto vars = m.trainable_variables();
+    for (auto* v : vars) v->grad.setZero();
+    graph.backward({&dpred_}, {});
+    optimizer_->apply_gradients(vars);
+    last_pred_ = &pred;
+    return l;
+  }
+
+  // ---- fit ---------------------------------------------------------------------------------
+  History fit(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o) {
+    require_compiled(m, "fit");
+    m.ensure_built(x.shape());
+    check_batch(m, x, y, "fit");
+    if (o.validation_split < 0 || o.validation_split >= 1)
+      throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    Index n = x.dim(0);
+    Index n_val = o.validation_data ? 0 : static_cast<Index>(static_cast<double>(n) * o.validation_split);
+    Index n_train = n - n_val;
+    if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
+    std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+    const Tensor<T>* vx = o.validation_data ? &o.validation_data->first : n_val > 0 ? &x : nullptr;
+    const Tensor<T>* vy = o.validation_data ? &o.validation_data->second : n_val > 0 ? &y : nullptr;
+    if (o.validation_data) check_batch(m, *vx, *vy, "fit(validation_data)");
+    Index v_begin = o.validation_data ? 0 : n_train, v_count = vx ? (o.validation_data ? vx->dim(0) : n_val) : 0;
+    int cut = o.cache_frozen ? m.graph().frozen_prefix_end() : -1;
+    if (cut >= 0) {
+      // Same batches and order as the uncached run: features in sample order, same shuffling seed.
+      TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
+      TensorBatchSource<T> vplain(vx ? *vx : x, vy, v_begin, v_count, o.batch_size, false, 0);
+      FeatureCache<T> fc;
+      if (build_feature_cache(m.graph(), cut, plain, vx ? &vplain : nullptr, o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+        TensorBatchSource<T> train(fc.x, &fc.y, 0, fc.x.dim(0), o.batch_size, o.shuffle, seed);
+        TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vx ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
+        return fit_cached(m, cut, train, vx ? &val : nullptr, o);
+      }
+    }
+    TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
+    std::unique_ptr<TensorBatchSource<T>> val;
+    if (vx) val = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+    return fit_sources(m, train, val.get(), o);
+  }
+
+  /// fit on a dataset of (x, y) batches. Frozen-part caching applies when the dataset is
+  /// deterministic (no random augmentation): the features of one pass are computed once, then
+  /// shuffled per epoch with o.seed.
+  History fit(ModelT& m, const data::Dataset<T>& ds, const FitOptions<T>& o, const std::optional<data::Dataset<T>>& validation) {
+    const Index steps_per_epoch = o.steps_per_epoch;
+    require_compiled(m, "fit");
+    if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    int cut = o.cache_frozen && steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic())
+                  ? m.graph().frozen_prefix_end()
+                  : -1;
+    DatasetBatchSource<T> train(ds, steps_per_epoch);
+    std::unique_ptr<DatasetBatchSource<T>> val;
+    if (validation) val = std::make_unique<DatasetBatchSource<T>>(*validation);
+    if (cut >= 0) {
+      FeatureCache<T> fc;
+      if (build_feature_cache(m.graph(), cut, train, val.get(), o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+        Index bs = std::max<Index>(1, fc.batch);
+        std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+        TensorBatchSource<T> ctrain(fc.x, &fc.y, 0, fc.x.dim(0), bs, o.shuffle, seed);
+        TensorBatchSource<T> cval(fc.vx, &fc.vy, 0, val ? fc.vx.dim(0) : 0, bs, false, 0);
+        return fit_cached(m, cut, ctrain, val ? &cval : nullptr, o);
+      }
+    }
+    return fit_sources(m, train, val.get(), o);
+  }
+
+  /// The training loop over batch sources (tensors, datasets or cached features).
+  History fit_sources(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
+    History h;
+    callbacks::CallbackList<T> cbs(o.callbacks);
+    if (o.verbose)
+      cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, o.verbose == 2 ? std::optional<bool>(false) : std::nullopt));
+    cbs.set_model(&m);
+    cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.steps())}, {"verbose", o.verbose}});
+    m.stop_training = false;
+    cbs.on_train_begin();
+    auto ms = make_metrics(m);
+    metrics::Mean<T> loss_mean;
+    Tensor<T> xb, yb;
+    for (int epoch = o.initial_epoch; epoch < o.epochs && !m.stop_training; ++epoch) {
+      cbs.on_epoch_begin(epoch);
+      loss_mean.reset_state();
+      for (auto& mt : ms) mt->reset_state();
+      train.begin_epoch(epoch);
+      int step = 0;
+      Logs logs;
+      while (train.next(xb, yb)) {
+        cbs.on_train_batch_begin(step);
+        double l = train_on_batch(m, xb, yb);
+        loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
+        for (auto& mt : ms) mt->update_state(yb, *last_pred_);
+        logs = current_logs(loss_mean, ms);
+        cbs.on_train_batch_end(step, logs);
+        ++step;
+        if (m.stop_training) break;
+      }
+      if (val) {
+        Logs vl = evaluate(m, *val, &cbs);
+        for (auto& [k, v] : vl) logs["val_" + k] = v;
+      }
+      cbs.on_epoch_end(epoch, logs);
+      h.epoch.push_back(epoch);
+      for (auto& [k, v] : logs) h.history[k].push_back(v);
+    }
+    cbs.on_train_end();
+    return h;
+  }
+
+  // ---- evaluate and predict ----------------------------------------------------------------
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size) {
+    require_compiled(m, "evaluate");
+    m.ensure_built(x.shape());
+    check_batch(m, x, y, "evaluate");
+    TensorBatchSource<T> src(x, &y, 0, x.dim(0), batch_size, false, 0);
+    return evaluate(m, src);
+  }
+  /// Loss and metrics over a source; the test hooks go to `cbs` (fit's callbacks, for validation).
+  Logs evaluate(ModelT& m, BatchSource<T>& src, callbacks::CallbackList<T>* cbs = nullptr) {
+    require_compiled(m, "evaluate");
+    callbacks::CallbackList<T> none;
+    if (!cbs) cbs = &none;
+    auto& graph = m.graph();
+    auto ms = make_metrics(m);
+    metrics::Mean<T> loss_mean;
+    Tensor<T> xb, yb;
+    src.begin_epoch(0);
+    cbs->on_test_begin();
+    int step = 0;
+    while (src.next(xb, yb)) {
+      cbs->on_test_batch_begin(step);
+      if (cache_cut_ >= 0) {
+        graph.forward_from(cache_cut_, xb, false);
+      } else {
+        m.ensure_built(xb.shape());
+        graph.forward({&xb}, false);
+      }
+      const Tensor<T>& pred = graph.output();
+      if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
+        throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
+      loss_mean.update_state(loss_->compute(yb, pred, nullptr), static_cast<double>(xb.dim(0)));
+      for (auto& mt : ms) mt->update_state(yb, pred);
+      cbs->on_test_batch_end(step++, current_logs(loss_mean, ms));
+    }
+    Logs logs = current_logs(loss_mean, ms);
+    cbs->on_test_end(logs);
+    return logs;
+  }
+
+  /// Model outputs for a source, computed in batches in inference mode.
+  Tensor<T> predict(ModelT& m, BatchSource<T>& src, callbacks::CallbackList<T>* cbs = nullptr) {
+    callbacks::CallbackList<T> none;
+    if (!cbs) cbs = &none;
+    auto& graph = m.graph();
+    Tensor<T> xb, yb;
+    src.begin_epoch(0);
+    std::vector<Tensor<T>> parts;
+    cbs->on_predict_begin();
+    int step = 0;
+    while (src.next(xb, yb)) {
+      cbs->on_predict_batch_begin(step);
+      m.ensure_built(xb.shape());
+      graph.forward({&xb}, false);
+      parts.push_back(graph.output());
+      cbs->on_predict_batch_end(step++);
+    }
+    cbs->on_predict_end();
+    if (parts.empty()) throw ValueError("predict: no input samples");
+    return concat_rows(parts);
+  }
+
+  // ---- checks ------------------------------------------------------------------------------
+  void require_compiled(const ModelT& m, const char* what) const {
+    if (!compiled_) throw StateError(std::string(what) + ": you must compile model '" + m.name() + "' first (model.compile(...))");
+  }
+  static void check_input(const ModelT& m, const Shape& s, const char* what) {
+    auto mine = m.input_shapes_of_graph();
+    if (mine.size() != 1) throw ValueError(std::string(what) + ": model '" + m.name() + "' has several inputs");
+    if (!shapes_compatible(s, mine[0]))
+      throw ShapeError(std::string(what) + ": model '" + m.name() + "' expects input shape " + shape_str(mine[0]) + ", got " +
+                       shape_str(s));
+  }
+  void check_batch(const ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const char* what) const {
+    check_input(m, x.shape(), what);
+    if (y.rank() == 0 || x.dim(0) != y.dim(0))
+      throw ShapeError(std::string(what) + ": x and y have different numbers of samples: x " + shape_str(x.shape()) + ", y " +
+                       shape_str(y.shape()));
+    Shape out = m.output_shape();
+    if (!loss_->accepts_sparse_labels() && !shapes_compatible(y.shape(), out))
+      throw ShapeError(std::string(what) + ": targets of shape " + shape_str(y.shape()) + " do not match the output of model '" +
+                       m.name() + "' " + shape_str(out) + " (loss " + loss_->name() + ")");
+  }
+
+ private:
+  std::shared_ptr<optimizers::Optimizer<T>> optimizer_;
+  std::shared_ptr<losses::Loss<T>> loss_;
+  std::vector<std::string> metric_names_;
+  bool compiled_ = false;
+  Tensor<T> dpred_;
+  const Tensor<T>* last_pred_ = nullptr;
+  int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
+
+  /// fit_sources on cached features: the graph runs from node `cut` on.
+  History fit_cached(ModelT& m, int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
+    cache_cut_ = cut;
+    try {
+      History h = fit_sources(m, train, val, o);
+      cache_cut_ = -1;
+      return h;
+    } catch (...) {
+      cache_cut_ = -1;
+      throw;
+    }
+  }
+  std::vector<std::unique_ptr<metrics::Metric<T>>> make_metrics(const ModelT& m) const {
+    std::vector<std::unique_ptr<metrics::Metric<T>>> ms;
+    for (auto& n : metric_names_) ms.push_back(metrics::get<T>(n, loss_->name(), m.output_shape()));
+    return ms;
+  }
+  static Logs current_logs(const metrics::Mean<T>& loss_mean, const std::vector<std::unique_ptr<metrics::Metric<T>>>& ms) {
+    Logs l;
+    l["loss"] = loss_mean.result();
+    for (auto& mt : ms) l[mt->name()] = mt->result();
+    return l;
+  }
+};
+
+}  // namespace trainers
+}  // namespace keras
