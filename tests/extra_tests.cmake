@@ -37,3 +37,6 @@ if(TARGET kerascpp_cli AND TARGET test_cli)
   add_dependencies(test_cli kerascpp_cli)
   set_tests_properties(test_cli PROPERTIES ENVIRONMENT "KERASCPP_CLI=$<TARGET_FILE:kerascpp_cli>" TIMEOUT 300)
 endif()
+
+# The include rule between the rooms of include/keras (docs/architecture.md).
+add_test(NAME layering COMMAND sh ${PROJECT_SOURCE_DIR}/tests/layering/run.sh ${PROJECT_SOURCE_DIR})

@@ -107,9 +107,9 @@ TEST_CASE("Layer configs carry Keras's argument names", "[layers]") {
   CHECK(c["units"] == 7);
   CHECK(c["activation"] == "relu");
   CHECK(c["kernel_initializer"]["class_name"] == "GlorotUniform");
-  auto d2 = layers::Registry<float>::instance().create("Dense", c);
+  auto d2 = layers::registry<float>().create("Dense", c);
   CHECK(d2->get_config() == c);
-  CHECK_THROWS_AS(layers::Registry<float>::instance().create("NoSuchLayer", c), ValueError);
+  CHECK_THROWS_AS(layers::registry<float>().create("NoSuchLayer", c), ValueError);
   CHECK_THROWS_AS(layers::Dense<float>(3, {.activation = "nope"}), ValueError);
 }
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Fails when a header under include/keras/ includes one from a room above its own.
+"""Usage: check_layering.py [INCLUDE_DIR]   (default: the repository's include/)
+
+Fails when a header under include/keras/ includes one from a room above its own.
 
 The rooms (docs/architecture.md), lowest first; a room may include its own headers and those of
 the rooms it lists:
@@ -11,7 +13,7 @@ import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "include" / "keras"
+ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent / "include").resolve() / "keras"
 ORDER = [
     ["core"],
     ["ops", "losses", "optimizers", "data"],
@@ -41,7 +43,7 @@ def main() -> int:
         if room == "":
             continue  # keras.hpp, all.hpp
         if room not in LEVEL:
-            errors.append(f"{hdr.relative_to(ROOT.parent.parent)}: room '{room}' is not in tools/check_layering.py")
+            errors.append(f"{hdr.relative_to(ROOT.parent)}: room '{room}' is not in tools/check_layering.py")
             continue
         for inc in INCLUDE.findall(hdr.read_text()):
             target = (hdr.parent / inc).resolve()
@@ -52,11 +54,11 @@ def main() -> int:
             if other == room:
                 continue
             if other == "":
-                errors.append(f"{hdr.relative_to(ROOT.parent.parent)}: includes the umbrella header {inc}")
+                errors.append(f"{hdr.relative_to(ROOT.parent)}: includes the umbrella header {inc}")
             elif other not in LEVEL:
-                errors.append(f"{hdr.relative_to(ROOT.parent.parent)}: includes {inc} from unknown room '{other}'")
+                errors.append(f"{hdr.relative_to(ROOT.parent)}: includes {inc} from unknown room '{other}'")
             elif LEVEL[other] > LEVEL[room] or (LEVEL[other] == LEVEL[room] and (room, other) not in SIDEWAYS):
-                errors.append(f"{hdr.relative_to(ROOT.parent.parent)}: '{room}' may not include '{other}' ({inc}): it runs upward")
+                errors.append(f"{hdr.relative_to(ROOT.parent)}: '{room}' may not include '{other}' ({inc}): it runs upward")
     for e in errors:
         print(e, file=sys.stderr)
     if errors:

@@ -172,7 +172,7 @@ std::shared_ptr<Sequential<T>> sequential_from_config(const json& config) {
     // Keras 2 puts batch_input_shape on the first layer when there is no InputLayer.
     if (first && cls != "InputLayer" && c.is_object() && (c.contains("batch_input_shape") || c.contains("batch_shape"))) {
       json ic = {{"batch_input_shape", c.contains("batch_input_shape") ? c["batch_input_shape"] : c["batch_shape"]}};
-      m->add(layers::Registry<T>::instance().create("InputLayer", ic));
+      m->add(layers::registry<T>().create("InputLayer", ic));
     }
     first = false;
     m->add(layer_from_config<T>(lj));
@@ -269,8 +269,8 @@ std::shared_ptr<layers::Layer<T>> layer_from_config(const json& lj) {
     std::shared_ptr<layers::Layer<T>> l;
     if (cls == "Sequential") l = detail::sequential_from_config<T>(c);
     else if (cls == "Functional" || cls == "Model") l = detail::functional_from_config<T>(c);
-    else if (cls == "BatchNormalizationV1" || cls == "BatchNormalizationV2") l = layers::Registry<T>::instance().create("BatchNormalization", c);
-    else l = layers::Registry<T>::instance().create(cls, c);
+    else if (cls == "BatchNormalizationV1" || cls == "BatchNormalizationV2") l = layers::registry<T>().create("BatchNormalization", c);
+    else l = layers::registry<T>().create(cls, c);
     if (c.is_object() && c.contains("trainable") && c["trainable"].is_boolean() && !c["trainable"].get<bool>()) l->set_trainable(false);
     return l;
   } catch (const json::exception& e) {

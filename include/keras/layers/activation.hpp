@@ -133,8 +133,5 @@ class Softmax : public Layer<T>, public ReentrantInference {
   int axis_;
 };
 
-KERAS_REGISTER_LAYER(Activation)
-KERAS_REGISTER_LAYER(ReLU)
-KERAS_REGISTER_LAYER(Softmax)
 
 }  // namespace keras::layers

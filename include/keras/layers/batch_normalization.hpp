@@ -266,6 +266,5 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
   }
 };
 
-KERAS_REGISTER_LAYER(BatchNormalization)
 
 }  // namespace keras::layers

@@ -1,4 +1,8 @@
-// Every built-in layer (each header registers its class for load_model).
+// Every built-in layer, and the registry that knows them: layers::registry<T>() is
+// Registry<T>::instance() with the built-in layers added for T on first use. Built-ins are
+// registered here, lazily, rather than by a static initializer in each header: a registration
+// instantiates the whole class (every virtual, every kernel), so eager float + double
+// registrations made every file that includes keras.hpp compile all layers twice.
 #pragma once
 #include "activation.hpp"
 #include "batch_normalization.hpp"
@@ -14,3 +18,41 @@
 #include "pooling.hpp"
 #include "registry.hpp"
 #include "reshaping.hpp"
+
+namespace keras::layers {
+
+/// The layer registry for scalar type T, with every built-in layer in it (load_model uses this).
+/// A user layer registered under a built-in's name (KERAS_REGISTER_LAYER) takes precedence.
+template <class T>
+Registry<T>& registry() {
+  static const bool once = [] {
+    auto& r = Registry<T>::instance();
+    auto add = [&r](const char* name, auto create) {
+      if (!r.contains(name)) r.add(name, create);
+    };
+    add("InputLayer", [](const json& c) { return InputLayer<T>::from_config(c); });
+    add("Dense", [](const json& c) { return Dense<T>::from_config(c); });
+    add("Activation", [](const json& c) { return Activation<T>::from_config(c); });
+    add("ReLU", [](const json& c) { return ReLU<T>::from_config(c); });
+    add("Softmax", [](const json& c) { return Softmax<T>::from_config(c); });
+    add("Dropout", [](const json& c) { return Dropout<T>::from_config(c); });
+    add("Flatten", [](const json& c) { return Flatten<T>::from_config(c); });
+    add("Reshape", [](const json& c) { return Reshape<T>::from_config(c); });
+    add("ZeroPadding2D", [](const json& c) { return ZeroPadding2D<T>::from_config(c); });
+    add("Rescaling", [](const json& c) { return Rescaling<T>::from_config(c); });
+    add("Add", [](const json& c) { return Add<T>::from_config(c); });
+    add("Concatenate", [](const json& c) { return Concatenate<T>::from_config(c); });
+    add("Conv2D", [](const json& c) { return Conv2D<T>::from_config(c); });
+    add("DepthwiseConv2D", [](const json& c) { return DepthwiseConv2D<T>::from_config(c); });
+    add("BatchNormalization", [](const json& c) { return BatchNormalization<T>::from_config(c); });
+    add("MaxPooling2D", [](const json& c) { return MaxPooling2D<T>::from_config(c); });
+    add("AveragePooling2D", [](const json& c) { return AveragePooling2D<T>::from_config(c); });
+    add("GlobalAveragePooling2D", [](const json& c) { return GlobalAveragePooling2D<T>::from_config(c); });
+    add("GlobalMaxPooling2D", [](const json& c) { return GlobalMaxPooling2D<T>::from_config(c); });
+    return true;
+  }();
+  (void)once;
+  return Registry<T>::instance();
+}
+
+}  // namespace keras::layers

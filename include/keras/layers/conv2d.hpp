@@ -182,6 +182,5 @@ class Conv2D : public Layer<T>, public FusableConv<T> {
   Tensor<T> z_, dz_;
 };
 
-KERAS_REGISTER_LAYER(Conv2D)
 
 }  // namespace keras::layers

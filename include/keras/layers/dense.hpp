@@ -131,6 +131,5 @@ class Dense : public Layer<T>, public InferenceKernel<T> {
   Tensor<T> z_, dz_;
 };
 
-KERAS_REGISTER_LAYER(Dense)
 
 }  // namespace keras::layers

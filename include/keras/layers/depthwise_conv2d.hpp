@@ -104,6 +104,5 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
   Tensor<T> z_, dz_;
 };
 
-KERAS_REGISTER_LAYER(DepthwiseConv2D)
 
 }  // namespace keras::layers

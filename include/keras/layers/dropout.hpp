@@ -68,6 +68,5 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
   bool applied_ = false;
 };
 
-KERAS_REGISTER_LAYER(Dropout)
 
 }  // namespace keras::layers

@@ -40,6 +40,5 @@ class Flatten : public Layer<T>, public ReentrantInference {
   static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(c.value("name", "")); }
 };
 
-KERAS_REGISTER_LAYER(Flatten)
 
 }  // namespace keras::layers

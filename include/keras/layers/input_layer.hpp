@@ -53,6 +53,5 @@ class InputLayer : public Layer<T> {
   Index batch_size_;
 };
 
-KERAS_REGISTER_LAYER(InputLayer)
 
 }  // namespace keras::layers

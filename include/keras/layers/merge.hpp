@@ -114,7 +114,5 @@ class Concatenate : public Layer<T>, public ReentrantInference {
   }
 };
 
-KERAS_REGISTER_LAYER(Add)
-KERAS_REGISTER_LAYER(Concatenate)
 
 }  // namespace keras::layers

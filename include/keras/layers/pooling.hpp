@@ -190,9 +190,5 @@ class GlobalMaxPooling2D : public detail::GlobalPooling2D<T, true> {
   }
 };
 
-KERAS_REGISTER_LAYER(MaxPooling2D)
-KERAS_REGISTER_LAYER(AveragePooling2D)
-KERAS_REGISTER_LAYER(GlobalAveragePooling2D)
-KERAS_REGISTER_LAYER(GlobalMaxPooling2D)
 
 }  // namespace keras::layers

@@ -1,8 +1,10 @@
-// The layer registry: Keras class_name -> factory from a Keras config. Built-in and user
-// layers register the same way:
+// The layer registry: Keras class_name -> factory from a Keras config. A user layer registers
+// with one line after its class:
 //   KERAS_REGISTER_LAYER(MyLayer)   // MyLayer<T> template: registers float and double
 //   KERAS_REGISTER_LAYER_T(MyLayer, float)  // a non-template layer class for one scalar type
 // A registered class needs `static std::shared_ptr<Layer<T>> from_config(const json&)`.
+// The built-in layers are added on first use of layers::registry<T>() (layers/builtin.hpp),
+// which is what load_model reads.
 #pragma once
 #include <functional>
 #include <map>

@@ -153,8 +153,5 @@ class Rescaling : public Layer<T>, public ReentrantInference {
   double scale_, offset_;
 };
 
-KERAS_REGISTER_LAYER(Reshape)
-KERAS_REGISTER_LAYER(ZeroPadding2D)
-KERAS_REGISTER_LAYER(Rescaling)
 
 }  // namespace keras::layers
