@@ -106,3 +106,20 @@ TEST_CASE("Graph errors: disconnected inputs and non-Input model inputs", "[func
   layers::Dense<float> stack(2);
   CHECK_THROWS_AS(stack(a), StateError);  // a stack object cannot join a graph
 }
+
+TEST_CASE("Duplicate layer names are refused at construction with Keras's message", "[functional][errors]") {
+  auto in = Input<float>({4});
+  auto x = layers::Dense(3, {.name = "hidden"})(in);
+  auto y = layers::Dense(2, {.name = "hidden"})(x);
+  try {
+    Model<float> m(in, y);
+    FAIL("a model with two layers named 'hidden' was accepted");
+  } catch (const ValueError& e) {
+    CHECK(std::string(e.what()) == "The name \"hidden\" is used 2 times in the model. All layer names should be unique.");
+  }
+  // One layer called twice (a shared layer) is one name, and is fine.
+  auto shared = std::make_shared<layers::Dense<float>>(4, layers::DenseOptions{.name = "shared"});
+  auto z = (*shared)((*shared)(in));
+  Model<float> ok(in, z);
+  CHECK(ok.layers().size() == 2);
+}

@@ -103,11 +103,11 @@ TEST_CASE("fit on a Dataset trains, and caches only when the data are determinis
   m->compile("adam", "categorical_crossentropy", {"accuracy"});
   std::string out = capture_stdout([&] { m->fit(ds, {.epochs = 3, .verbose = 2}, ds); });
   CHECK(out.find("Cached the outputs") != std::string::npos);
-  CHECK(out.find("8/8 [") != std::string::npos);
+  CHECK(out.find("8/8 - ") != std::string::npos);  // verbose 2: epoch lines, no bar
   auto r = m->evaluate(ds);
   CHECK(r.count("accuracy"));
   out = capture_stdout([&] { m->fit(ds, {.epochs = 2, .verbose = 2, .steps_per_epoch = 3}); });
-  CHECK(out.find("3/3 [") != std::string::npos);
+  CHECK(out.find("3/3 - ") != std::string::npos);
   CHECK(out.find("Epoch 2/2") != std::string::npos);
   auto aug = ds.map_random([](data::Batch<float> b, Random& rng) {
     for (auto& v : b.x) v += static_cast<float>(rng.normal(0, 0.01));
@@ -148,6 +148,30 @@ TEST_CASE("Non-terminal progress output is one Keras line per epoch", "[training
   bar.on_epoch_begin(0, {});
   CHECK(bar.bar(12) == "12/39 [========>.....................]");
   CHECK(bar.bar(39) == "39/39 [==============================]");
+}
+
+TEST_CASE("verbose 2 prints one line per epoch without a bar, as Keras", "[training][progbar]") {
+  Tensor<float> x, y;
+  quadrant_images(100, 3, x, y);
+  auto m = frozen_base_model(5);
+  m->compile("adam", "categorical_crossentropy", {"accuracy"});
+  std::string out = capture_stdout([&] { m->fit(x, y, {.epochs = 2, .batch_size = 25, .validation_split = 0.2, .verbose = 2, .cache_frozen = false}); });
+  INFO(out);
+  std::istringstream is(out);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(is, l);) lines.push_back(l);
+  REQUIRE(lines.size() == 4);
+  for (int e = 0; e < 2; ++e) {
+    CHECK(lines[2 * e] == "Epoch " + std::to_string(e + 1) + "/2");
+    const std::string& l = lines[2 * e + 1];
+    // 4/4 - 0s - 3ms/step - loss: 1.3795 - accuracy: 0.2875 - val_loss: ... - val_accuracy: ...
+    CHECK(l.rfind("4/4 - ", 0) == 0);
+    CHECK(l.find('[') == std::string::npos);
+    CHECK(l.find('=') == std::string::npos);
+    CHECK(l.find('\r') == std::string::npos);
+    CHECK(l.find("s/step - loss: ") != std::string::npos);
+    CHECK(l.find(" - val_accuracy: ") != std::string::npos);
+  }
 }
 
 TEST_CASE("EarlyStopping stops and restores the best weights", "[training][callbacks]") {

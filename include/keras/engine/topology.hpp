@@ -36,7 +36,8 @@ class Topology {
  public:
   Topology() = default;
   /// The graph between symbolic inputs and outputs; throws if an output depends on an input that
-  /// is not listed ("graph disconnected").
+  /// is not listed ("graph disconnected"), or if two distinct layers share a name (Keras's check:
+  /// saved models refer to layers by name).
   Topology(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs) {
     std::unordered_map<const SymbolicNode<T>*, int> index;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
@@ -62,6 +63,7 @@ class Topology {
     for (auto& o : outputs) outputs_.push_back(visit(o));
     for (std::size_t k = 0; k < inputs.size(); ++k) inputs_.push_back(index.at(inputs[k].node().get()));
     for (int o : outputs_) nodes_[o].consumers++;  // the loss reads outputs too
+    check_unique_names();
   }
 
   /// A chain: input -> layers[0] -> layers[1] -> ... (Sequential).
@@ -116,6 +118,17 @@ class Topology {
  private:
   std::vector<Node<T>> nodes_;
   std::vector<int> inputs_, outputs_;
+
+  void check_unique_names() const {
+    std::unordered_map<std::string, int> count;
+    std::vector<std::string> order;
+    for (auto& l : layers())
+      if (count[l->name()]++ == 0) order.push_back(l->name());
+    for (auto& name : order)
+      if (count[name] != 1)
+        throw ValueError("The name \"" + name + "\" is used " + std::to_string(count[name]) +
+                         " times in the model. All layer names should be unique.");
+  }
 
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {
     for (int j : ins) nodes_[j].consumers++;

@@ -35,11 +35,14 @@ inline std::vector<std::string> ordered_keys(const Logs& logs) {
 
 /// Keras's progress bar: `Epoch 3/10` then `39/39 [======>.....] - 2s 51ms/step - loss: 0.4200 - ...`.
 /// On a terminal the bar is redrawn in place; otherwise one line per epoch is printed.
+/// verbose 2 (fit's verbose=2): one line per epoch without a bar, as Keras:
+/// `39/39 - 2s - 51ms/step - loss: 0.4200 - ...`.
 template <class T = float>
 class ProgbarLogger : public Callback<T> {
  public:
-  explicit ProgbarLogger(std::ostream& os = std::cout, std::optional<bool> dynamic = std::nullopt) : os_(os) {
-    dynamic_ = dynamic ? *dynamic : (&os == &std::cout && isatty(STDOUT_FILENO));
+  explicit ProgbarLogger(std::ostream& os = std::cout, std::optional<bool> dynamic = std::nullopt, int verbose = 1)
+      : os_(os), verbose_(verbose) {
+    dynamic_ = verbose != 2 && (dynamic ? *dynamic : (&os == &std::cout && isatty(STDOUT_FILENO)));
   }
   void on_epoch_begin(int epoch, const Logs&) override {
     start_ = last_draw_ = std::chrono::steady_clock::now();
@@ -60,18 +63,24 @@ class ProgbarLogger : public Callback<T> {
   }
   void on_epoch_end(int, Logs& logs) override {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    std::string line = bar(target_) + " - " + std::to_string(static_cast<long>(std::lround(secs))) + "s " + per_step(secs / std::max(1, target_));
+    const std::string secs_s = std::to_string(static_cast<long>(std::lround(secs))) + "s";
+    std::string line = verbose_ == 2 ? count(target_) + " - " + secs_s + " - " + per_step(secs / std::max(1, target_))
+                                     : bar(target_) + " - " + secs_s + " " + per_step(secs / std::max(1, target_));
     for (auto& k : detail::ordered_keys(logs)) line += " - " + k + ": " + detail::format_value(logs.at(k));
     draw(line);
     os_ << "\n" << std::flush;
     width_ = 0;
   }
-  /// The bar part: "12/39 [=======>......................]".
-  std::string bar(int current) const {
+  /// "12/39", the count right-aligned to the target's width.
+  std::string count(int current) const {
     int digits = static_cast<int>(std::log10(std::max(1, target_))) + 1;
     char head[64];
-    std::snprintf(head, sizeof head, "%*d/%d [", digits, current, target_);
-    std::string b = head;
+    std::snprintf(head, sizeof head, "%*d/%d", digits, current, target_);
+    return head;
+  }
+  /// The bar part: "12/39 [=======>......................]".
+  std::string bar(int current) const {
+    std::string b = count(current) + " [";
     int prog = target_ ? static_cast<int>(30.0 * current / target_) : 30;
     if (prog > 0) {
       b += std::string(prog - 1, '=');
@@ -90,6 +99,7 @@ class ProgbarLogger : public Callback<T> {
 
  private:
   std::ostream& os_;
+  int verbose_ = 1;
   bool dynamic_;
   int target_ = 0;
   std::size_t width_ = 0;

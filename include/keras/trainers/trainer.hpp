@@ -157,7 +157,7 @@ class Trainer {
     History h;
     callbacks::CallbackList<T> cbs(o.callbacks);
     if (o.verbose)
-      cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, o.verbose == 2 ? std::optional<bool>(false) : std::nullopt));
+      cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
     cbs.set_model(&m);
     cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.steps())}, {"verbose", o.verbose}});
     m.stop_training = false;
