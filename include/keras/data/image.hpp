@@ -71,8 +71,13 @@ namespace detail {
 /// (padding it with zeros); TF rejects one, and so do we.
 inline std::string jpeg_dht_problem(const unsigned char* p, std::size_t n);
 inline bool jpeg_is_complete(const unsigned char* p, std::size_t n, std::string* problem = nullptr) {
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return false;
-  std::size_t i = 2;
+  // stb_image, like libjpeg, skips fill bytes (0xFF) before the SOI marker: so do we, so that
+  // every segment stb will parse is checked here first.
+  if (n < 4 || p[0] != 0xFF) return false;
+  std::size_t i = 0;
+  while (i < n && p[i] == 0xFF) ++i;
+  if (i >= n || p[i] != 0xD8) return false;
+  ++i;
   while (i + 1 < n) {
     if (p[i] != 0xFF) {  // stray bytes between segments: libjpeg tolerates them, so do we
       ++i;
@@ -154,7 +159,7 @@ inline bool png_is_complete(const unsigned char* p, std::size_t n) {
 inline std::string check_image_bytes(const unsigned char* data, std::size_t n) {
   if (n == 0) return "empty file";
   if (n > static_cast<std::size_t>(std::numeric_limits<int>::max())) return "file larger than 2 GiB";
-  const bool jpeg = n >= 2 && data[0] == 0xFF && data[1] == 0xD8;
+  const bool jpeg = data[0] == 0xFF;  // stb takes any stream starting with 0xFF (fill bytes, then SOI) as a JPEG
   const bool png = n >= 8 && data[0] == 0x89 && data[1] == 'P';
   const bool bmp = n >= 2 && data[0] == 'B' && data[1] == 'M';
   const bool gif = n >= 4 && std::memcmp(data, "GIF8", 4) == 0;
