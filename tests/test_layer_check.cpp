@@ -99,3 +99,58 @@ TEST_CASE("check_layer passes a correct layer and catches each kind of bug", "[t
   CHECK(has(r6, "1 of 12 elements of d/d input 0 unwritten"));
   CHECK_THROWS_AS(testing::require_layer_ok(*std::make_shared<CheckedScale<double>>(3, 0.5), {x}), ValueError);
 }
+
+TEST_CASE("Every registered built-in layer passes the layer check", "[testing][layer_check][layers]") {
+  struct Case {
+    json config;
+    std::vector<Shape> inputs;
+    bool training = false;
+    double thread_tolerance = 0;
+  };
+  // One representative configuration per registered class; a class registered without a case here
+  // fails this test, so a new layer cannot skip the check.
+  const std::map<std::string, std::vector<Case>> cases = {
+      {"Activation", {{{{"activation", "tanh"}}, {{2, 3, 4}}}}},
+      {"Add", {{json::object(), {{2, 3}, {2, 3}, {2, 3}}}}},
+      {"AveragePooling2D", {{{{"pool_size", 2}, {"strides", 1}, {"padding", "same"}}, {{2, 5, 4, 3}}}}},
+      {"BatchNormalization", {{json::object(), {{3, 2, 2, 4}}, true}, {{{"center", false}}, {{3, 2, 2, 4}}, false}, {{{"scale", false}}, {{5, 3}}, true}}},
+      {"Concatenate", {{{{"axis", -1}}, {{2, 2, 3}, {2, 2, 1}}}, {{{"axis", 1}}, {{2, 2, 3}, {2, 4, 3}}}}},
+      // Conv2D adds per-thread partial sums of dkernel/dbias in thread order (docs/performance.md)
+      {"Conv2D", {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "same"}}, {{2, 5, 5, 2}}, false, 1e-13},
+                  {{{"filters", 2}, {"kernel_size", 1}, {"strides", 2}}, {{2, 5, 4, 3}}, false, 1e-13}}},
+      {"Dense", {{{{"units", 3}, {"activation", "sigmoid"}}, {{3, 5}}}, {{{"units", 2}, {"use_bias", false}}, {{2, 4, 5}}}}},
+      {"DepthwiseConv2D", {{{{"kernel_size", 3}, {"depth_multiplier", 2}, {"strides", 2}, {"padding", "same"}}, {{2, 6, 5, 3}}},
+                           {{{"kernel_size", 3}}, {{2, 6, 7, 4}}}}},
+      {"Dropout", {{{{"rate", 0.3}}, {{4, 3}}}}},
+      {"Flatten", {{json::object(), {{2, 3, 2, 2}}}}},
+      {"GlobalAveragePooling2D", {{{{"keepdims", true}}, {{2, 4, 4, 3}}}}},
+      {"GlobalMaxPooling2D", {{json::object(), {{2, 4, 4, 3}}}}},
+      {"InputLayer", {{{{"batch_input_shape", {nullptr, 3}}}, {{2, 3}}}}},
+      {"MaxPooling2D", {{{{"pool_size", 2}}, {{2, 4, 4, 3}}}, {{{"pool_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 5, 5, 2}}}}},
+      {"ReLU", {{{{"max_value", 0.8}, {"negative_slope", 0.1}}, {{2, 6}}}}},
+      {"Rescaling", {{{{"scale", 0.5}, {"offset", 1.0}}, {{2, 4}}}}},
+      {"Reshape", {{{{"target_shape", {3, -1}}}, {{2, 3, 2}}}}},
+      {"Softmax", {{json::object(), {{3, 6}}}}},
+      {"ZeroPadding2D", {{{{"padding", {{1, 0}, {2, 1}}}}, {{2, 3, 3, 2}}}}},
+  };
+  Random rng(21);
+  for (const auto& name : layers::Registry<double>::instance().names()) {
+    if (name == "CheckedScale") continue;  // this file's test layer
+    INFO("registered layer " << name);
+    auto it = cases.find(name);
+    REQUIRE(it != cases.end());
+    for (const auto& c : it->second) {
+      auto layer = layers::Registry<double>::instance().create(name, c.config);
+      std::vector<Tensor<double>> xs;
+      for (auto& s : c.inputs) xs.push_back(testing::detail::random_like(s, rng));
+      testing::LayerCheckOptions opt;
+      opt.training = c.training;
+      opt.thread_tolerance = c.thread_tolerance;
+      auto r = testing::check_layer(*layer, xs, opt);
+      INFO(r.str());
+      CHECK(r.ok());
+      CHECK(r.skipped.empty());
+      CHECK_FALSE(r.gradient_errors.empty());
+    }
+  }
+}

@@ -142,6 +142,30 @@ inline std::string jpeg_dht_problem(const unsigned char* p, std::size_t n) {
   return {};
 }
 
+/// stb_image 2.27 passes a null pointer to memcpy (undefined behaviour) on a PNG whose first IDAT
+/// chunk is empty. Empty IDAT chunks are legal and carry nothing: when there are any, `out` gets
+/// the stream without them (whole chunks, so every CRC stays valid) and the function returns true.
+inline bool png_without_empty_idat(const unsigned char* p, std::size_t n, std::vector<unsigned char>& out) {
+  auto be32 = [&](std::size_t i) {
+    return (std::uint32_t(p[i]) << 24) | (std::uint32_t(p[i + 1]) << 16) | (std::uint32_t(p[i + 2]) << 8) | p[i + 3];
+  };
+  auto empty_idat = [&](std::size_t i) { return be32(i) == 0 && std::memcmp(p + i + 4, "IDAT", 4) == 0; };
+  bool found = false;
+  for (std::size_t i = 8; i + 12 <= n && !found; i += 12 + be32(i)) {
+    if (be32(i) > n - i - 12) break;
+    found = empty_idat(i);
+  }
+  if (!found) return false;
+  out.assign(p, p + 8);
+  std::size_t i = 8;
+  for (; i + 12 <= n; i += 12 + be32(i)) {
+    if (be32(i) > n - i - 12) break;
+    if (!empty_idat(i)) out.insert(out.end(), p + i, p + i + 12 + be32(i));
+  }
+  out.insert(out.end(), p + i, p + n);  // whatever follows the last whole chunk, as it was
+  return true;
+}
+
 /// True when a PNG stream has its IEND chunk (truncated PNGs are rejected like TF does).
 inline bool png_is_complete(const unsigned char* p, std::size_t n) {
   if (n < 20) return false;
@@ -198,6 +222,11 @@ inline Image decode_image_bytes(const unsigned char* data, std::size_t n, int ch
     throw ValueError("decode_image: channels must be 0, 1, 3 or 4, got " + std::to_string(channels));
   std::string why = check_image_bytes(data, n);
   if (!why.empty()) throw IOError("cannot decode image '" + name + "': " + why);
+  std::vector<unsigned char> cleaned;
+  if (n >= 8 && data[0] == 0x89 && data[1] == 'P' && detail::png_without_empty_idat(data, n, cleaned)) {
+    data = cleaned.data();
+    n = cleaned.size();
+  }
   int w = 0, h = 0, c = 0;
   unsigned char* px = stbi_load_from_memory(data, static_cast<int>(n), &w, &h, &c, channels);
   if (!px) throw IOError("cannot decode image '" + name + "': " + stbi_failure_reason());
