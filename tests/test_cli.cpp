@@ -188,6 +188,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     fs::create_directories(tmp / "two" / "blue");
     fs::create_directories(tmp / "two" / "red");
     one_line_error("evaluate " + q(model_dir) + " " + q(tmp / "two"), "class_names");
+    fs::create_directories(tmp / "empty");  // an empty folder: says so, not a class-name mismatch
+    one_line_error("evaluate " + q(model_dir) + " " + q(tmp / "empty"), "has no class sub-folders");
     // a truncated shard
     fs::copy(model_dir, tmp / "broken");
     for (auto& e : fs::directory_iterator(tmp / "broken"))

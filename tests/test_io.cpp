@@ -7,6 +7,10 @@
 #include <fstream>
 #include <keras/io/npy.hpp>
 #include <keras/io/tfjs.hpp>
+#include <csignal>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace keras;
@@ -445,4 +449,169 @@ TEST_CASE("save_model replaces a saved model crash-safely", "[io][save]") {
   models::save_model(m, dir.string());
   CHECK(bit_identical(models::load_model(dir.string())->predict(x), p2));
   (void)p1;
+}
+
+namespace {
+/// The model the kill-during-save test writes: version k has every weight equal to k and
+/// metadata {"version": k}, so a mix of two saves is visible.
+std::shared_ptr<Model<float>> versioned_model() {
+  auto in = Input<float>({128}, "in");
+  auto h = layers::Dense<float>(256, {.name = "h"})(in);
+  return std::make_shared<Model<float>>(in, layers::Dense<float>(64, {.name = "o"})(h), "versioned");
+}
+}  // namespace
+
+// The writer child of the test below: saves versions 1, 2, 3, ... into $KERASCPP_SAVE_DIR until killed.
+TEST_CASE("save child (run by the kill test)", "[.save_child]") {
+  const char* dir = std::getenv("KERASCPP_SAVE_DIR");
+  REQUIRE(dir);
+  auto m = versioned_model();
+  for (int k = 1;; ++k) {
+    for (auto* v : m->variables()) v->value.setConstant(static_cast<float>(k));
+    m->metadata = {{"version", k}};
+    models::save_model(*m, dir);
+  }
+}
+
+TEST_CASE("save_model killed with SIGKILL at random points leaves the old or the new model, never a mix", "[io][save][durable]") {
+  fs::path dir = scratch("kill_save");
+  std::mt19937 rng(std::random_device{}());
+  int last_version = 0, changes = 0;
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    // The folder is kept between attempts: each writer starts over a folder that the previous one
+    // was killed in (stray temp files and orphan shards included).
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      setenv("KERASCPP_SAVE_DIR", dir.c_str(), 1);
+      execl("/proc/self/exe", "test_io", "[.save_child]", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 6000 && !fs::exists(dir / "model.json"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(fs::exists(dir / "model.json"));
+    auto m = models::load_model<float>(dir.string());  // a complete model: loads without error
+    REQUIRE(m->metadata.contains("version"));
+    const int k = m->metadata["version"].get<int>();
+    INFO("attempt " << attempt << ": model.json says version " << k);
+    for (auto* v : m->variables()) {
+      Index wrong = 0;
+      for (Index i = 0; i < v->value.size(); ++i) wrong += v->value[i] != static_cast<float>(k);
+      CHECK(wrong == 0);  // every weight from the same save as model.json
+    }
+    changes += k != last_version;
+    last_version = k;
+  }
+  CHECK(changes >= 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Files that claim absurd sizes are refused from their headers, naming the file and the limit", "[io][limits]") {
+  fs::path root = scratch("limits");
+  auto base_json = [&](const std::string& shape, const std::string& paths) {
+    return std::string(R"({"format":"layers-model","modelTopology":{"class_name":"Sequential","config":{"name":"s","layers":[
+      {"class_name":"InputLayer","config":{"batch_input_shape":[null,3],"name":"in"}},{"class_name":"Dense","config":{"units":2,"name":"d"}}]}},
+      "weightsManifest":[{"paths":)") + paths + R"(,"weights":[{"name":"d/kernel","shape":)" + shape + R"(,"dtype":"float32"},{"name":"d/bias","shape":[2],"dtype":"float32"}]}]})";
+  };
+  SECTION("a weight of 10^12 elements") {
+    spit(root / "model.json", base_json("[1000000,1000000]", R"(["w.bin"])"));
+    spit(root / "w.bin", std::string(32, '\0'));
+    auto e = error_of([&] { models::load_model(root.string()); });
+    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("d/kernel") && Catch::Contains("(1000000, 1000000)") &&
+                      Catch::Contains("max_weight_elements") && Catch::Contains(std::to_string(io::limits().max_weight_elements)));
+  }
+  SECTION("a shard of 2^40 bytes (sparse file: nothing is read)") {
+    spit(root / "model.json", base_json("[3,2]", R"(["big.bin"])"));
+    {
+      std::ofstream f(root / "big.bin", std::ios::binary);
+    }
+    fs::resize_file(root / "big.bin", std::uintmax_t(1) << 40);
+    auto e = error_of([&] { models::load_model(root.string()); });
+    CHECK_THAT(e, Catch::Contains("big.bin") && Catch::Contains("1099511627776") && Catch::Contains("max_file_bytes"));
+    fs::remove(root / "big.bin");
+  }
+  SECTION("a shard that is a device") {
+    spit(root / "model.json", base_json("[3,2]", R"(["../../../../../../../../dev/zero"])"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("dev/zero") && Catch::Contains("not a regular file"));
+    spit(root / "model.json", base_json("[3,2]", R"(["/dev/zero"])"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("/dev/zero") && Catch::Contains("relative"));
+  }
+  SECTION("a config asking for more parameters than the manifest holds is refused before allocating") {
+    std::string j = base_json("[3,2]", R"(["w.bin"])");
+    j.replace(j.find("\"units\":2"), 9, "\"units\":100000");
+    j.replace(j.find("[null,3]"), 8, "[null,100000]");
+    spit(root / "model.json", j);
+    spit(root / "w.bin", std::string(32, '\0'));
+    auto e = error_of([&] { models::load_model(root.string()); });
+    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("'d' (Dense)") && Catch::Contains("(100000, 100000)") &&
+                      Catch::Contains("8 weight elements the file provides"));
+  }
+  SECTION("a weight with more elements than the model expects names that weight") {
+    spit(root / "model.json", base_json("[4,2]", R"(["w.bin"])"));  // the kernel is [3, 2]
+    spit(root / "w.bin", std::string(40, '\0'));
+    auto e = error_of([&] { models::load_model(root.string()); });
+    CHECK_THAT(e, Catch::Contains("layer 'd' weight 'kernel' expects shape (3, 2), the file has (4, 2)"));
+    CHECK_THAT(e, !Catch::Contains("truncated"));
+  }
+  SECTION("numbers out of range") {
+    std::string j = base_json("[3,2]", R"(["w.bin"])");
+    spit(root / "w.bin", std::string(32, '\0'));
+    for (auto [from, to, expect] : {std::tuple<std::string, std::string, std::string>{"\"units\":2", "\"units\":1e400", "not valid JSON"},
+                                   {"\"units\":2", "\"units\":1e300", "'units' must be an integer in [1, 2147483647], got 1e+300"},
+                                   {"\"units\":2", "\"units\":-5", "'units' must be an integer in [1, 2147483647], got -5"},
+                                   {"[null,3]", "[null,1e300]", "InputLayer 'in': 'batch_input_shape' must be an integer"},
+                                   {"[null,3]", "[null,4294967296,4294967296]", "got 4294967296"},
+                                   {"\"shape\":[3,2]", "\"shape\":[1e300,2]", "weight 'd/kernel': 'shape' must be an integer"}}) {
+      std::string t = j;
+      t.replace(t.find(from), from.size(), to);
+      spit(root / "model.json", t);
+      auto e = error_of([&] { models::load_model(root.string()); });
+      INFO(to);
+      CHECK_THAT(e, Catch::Contains(expect) && Catch::Contains("model.json"));
+    }
+  }
+  SECTION("a model.json nested 300,000 levels deep") {
+    spit(root / "model.json", "{\"modelTopology\":" + std::string(300000, '[') + std::string(300000, ']') + "}");
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("nested more than 100 levels") && Catch::Contains("max_json_depth"));
+  }
+  SECTION(".npy headers") {
+    spit(root / "a.npy", std::string("\x93NUMPY\x02\x00\xff\xff\xff\xff", 12));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "a.npy").string()); }), Catch::Contains("a.npy") && Catch::Contains("4294967295") &&
+                                                                                      Catch::Contains("max_npy_header_bytes"));
+    auto npy = [&](const std::string& shape) {
+      std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+      h += std::string((64 - (10 + h.size() + 1) % 64) % 64, ' ') + "\n";
+      return std::string("\x93NUMPY\x01\x00", 8) + char(h.size() & 255) + char(h.size() >> 8) + h + std::string(16, '\0');
+    };
+    spit(root / "b.npy", npy("(100000, 100000, 10)"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "b.npy").string()); }), Catch::Contains("b.npy") && Catch::Contains("max_npy_elements") &&
+                                                                                      Catch::Contains("(100000, 100000, 10)"));
+    spit(root / "b.npy", npy("(100000, 10000)"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "b.npy").string()); }), Catch::Contains("b.npy") && Catch::Contains("truncated .npy data") &&
+                                                                                      Catch::Contains("expected 4000000000 bytes"));
+    spit(root / "c.npy", npy("(4294967296, 4294967296)"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "c.npy").string()); }), Catch::Contains("max_npy_elements"));
+    spit(root / "d.npy", npy("(abc,)"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "d.npy").string()); }), Catch::Contains("bad shape"));
+    spit(root / "e.npy", npy("(99999999999999999999999,)"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "e.npy").string()); }), Catch::Contains("over 2^40"));
+  }
+  SECTION("empty input or output lists") {
+    std::string k3 = R"({"format":"layers-model","modelTopology":{"class_name":"Functional","config":{"name":"k3","layers":[
+{"class_name":"InputLayer","name":"in","config":{"batch_shape":[null,3],"name":"in"},"inbound_nodes":[]},
+{"class_name":"Dense","name":"d","config":{"name":"d","units":2},"inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"shape":[null,3],"keras_history":["in",0,0]}}],"kwargs":{}}]}],
+"input_layers":[["in",0,0]],"output_layers":[]}},
+"weightsManifest":[{"paths":["w.bin"],"weights":[{"name":"d/kernel","shape":[3,2],"dtype":"float32"},{"name":"d/bias","shape":[2],"dtype":"float32"}]}]})";
+    spit(root / "w.bin", std::string(32, '\0'));
+    spit(root / "model.json", k3);
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("'output_layers' is empty"));
+    std::string h = k3;
+    h.replace(h.find("\"keras_history\":[\"in\",0,0]"), 26, "\"keras_history\":[]");
+    spit(root / "model.json", h);
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("layer 'd': malformed inbound node"));
+  }
 }

@@ -25,7 +25,11 @@ TEST_CASE("Conv2D gradients: kernels, strides, paddings, bias, activation", "[la
                  Case{5, 5, 1, 1, "same", true, "linear", 4, 4}}) {
     layers::Conv2D<double> conv(3, {c.k_h, c.k_w}, {.strides = {c.s_h, c.s_w}, .padding = c.padding, .activation = c.act, .use_bias = c.bias});
     INFO("kernel " << c.k_h << "x" << c.k_w << " stride " << c.s_h << "," << c.s_w << " " << c.padding);
-    require_gradients_ok(conv, {random_tensor({2, c.h, c.w, 2}, rng)});
+    // Conv2D's backward adds per-thread partial sums of dkernel and dbias in thread order: equal
+    // across thread counts to rounding, not bit for bit (not promised; docs/performance.md).
+    testing::LayerCheckOptions opt;
+    opt.thread_tolerance = 1e-13;
+    testing::require_layer_passes(conv, {random_tensor({2, c.h, c.w, 2}, rng)}, opt);
   }
 }
 

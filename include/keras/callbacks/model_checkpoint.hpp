@@ -1,6 +1,7 @@
 // ModelCheckpoint: saves the model (TF.js layers format) after epochs, optionally only when the
-// monitored value improves. Saving is crash-safe (see io::save_model): a run killed at any
-// moment leaves the last complete checkpoint loadable.
+// monitored value improves. Saving is crash-safe and durable (see io::save_model: temp file,
+// fsync, rename, fsync of the folder): a run killed at any moment, or a power cut, leaves the last
+// complete checkpoint loadable.
 #pragma once
 #include "../io/tfjs.hpp"
 #include "callbacks.hpp"

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -33,12 +34,29 @@ struct Image {
   std::uint8_t at(Index y, Index x, Index c) const { return pixels[static_cast<std::size_t>((y * width + x) * channels + c)]; }
 };
 
-/// Reads a whole file. Throws IOError naming the file.
+/// Limits on untrusted images, checked from the file size and the image header before any pixel is
+/// decoded (docs/reliability.md). The pixel cap is Pillow's MAX_IMAGE_PIXELS (89,478,485: about
+/// 9459 x 9459, 256 MiB as RGB); a 30000 x 30000 image or a decompression bomb (a tiny file that
+/// declares a huge canvas) is refused before stb allocates for it.
+struct ImageLimits {
+  Index max_pixels = 89478485;                        ///< width x height of one image
+  std::uint64_t max_file_bytes = std::uint64_t(1) << 28;  ///< one image file (256 MiB)
+};
+inline ImageLimits& image_limits() {
+  static ImageLimits l;
+  return l;
+}
+
+/// Reads a whole file (a regular file of at most image_limits().max_file_bytes). Throws IOError
+/// naming the file.
 inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw IOError("cannot open file '" + path + "'");
   std::streamoff n = f.tellg();
-  if (n < 0) throw IOError("cannot read file '" + path + "'");
+  if (n < 0) throw IOError("cannot read file '" + path + "' (not a regular file?)");
+  if (static_cast<std::uint64_t>(n) > image_limits().max_file_bytes)
+    throw IOError("image file '" + path + "' is " + std::to_string(n) + " bytes, more than the limit of " +
+                  std::to_string(image_limits().max_file_bytes) + " bytes (keras::data::image_limits().max_file_bytes)");
   std::vector<unsigned char> bytes(static_cast<std::size_t>(n));
   f.seekg(0);
   if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n)) throw IOError("cannot read file '" + path + "'");
@@ -51,9 +69,15 @@ namespace detail {
 /// segments, so an embedded EXIF thumbnail's end marker does not count) and the entropy-coded data
 /// of every scan, and requires the final EOI marker. stb_image silently decodes a truncated JPEG
 /// (padding it with zeros); TF rejects one, and so do we.
-inline bool jpeg_is_complete(const unsigned char* p, std::size_t n) {
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return false;
-  std::size_t i = 2;
+inline std::string jpeg_dht_problem(const unsigned char* p, std::size_t n);
+inline bool jpeg_is_complete(const unsigned char* p, std::size_t n, std::string* problem = nullptr) {
+  // stb_image, like libjpeg, skips fill bytes (0xFF) before the SOI marker: so do we, so that
+  // every segment stb will parse is checked here first.
+  if (n < 4 || p[0] != 0xFF) return false;
+  std::size_t i = 0;
+  while (i < n && p[i] == 0xFF) ++i;
+  if (i >= n || p[i] != 0xD8) return false;
+  ++i;
   while (i + 1 < n) {
     if (p[i] != 0xFF) {  // stray bytes between segments: libjpeg tolerates them, so do we
       ++i;
@@ -66,8 +90,15 @@ inline bool jpeg_is_complete(const unsigned char* p, std::size_t n) {
     if (i + 3 >= n) return false;
     std::size_t len = (static_cast<std::size_t>(p[i + 2]) << 8) | p[i + 3];
     if (len < 2) return false;
+    if (i + 2 + len > n) return false;
+    if (m == 0xC4 && problem) {
+      std::string why = jpeg_dht_problem(p + i + 4, len - 2);
+      if (!why.empty()) {
+        *problem = why;
+        return false;
+      }
+    }
     i += 2 + len;
-    if (i > n) return false;
     if (m == 0xDA) {  // start of scan: skip entropy-coded data up to the next real marker
       while (i + 1 < n) {
         const void* ff = std::memchr(p + i, 0xFF, n - i - 1);
@@ -81,6 +112,58 @@ inline bool jpeg_is_complete(const unsigned char* p, std::size_t n) {
     }
   }
   return false;
+}
+
+/// Checks the Huffman tables of a JPEG DHT segment (payload p[0, n)): table class and id in range,
+/// at most 256 codes per table, code lengths that form a valid prefix code, and the segment's
+/// length consistent with its tables. stb_image 2.27 trusts the counts and writes past its
+/// 257-entry size table on a corrupt segment (a 55-byte file triggers it). Empty when fine.
+inline std::string jpeg_dht_problem(const unsigned char* p, std::size_t n) {
+  std::size_t i = 0;
+  if (n == 0) return "empty DHT segment";
+  while (i < n) {
+    if (i + 17 > n) return "DHT segment shorter than its table header";
+    const unsigned q = p[i];
+    if ((q >> 4) > 1 || (q & 15) > 3) return "bad DHT table class or id";
+    unsigned total = 0;
+    std::uint32_t code = 0;
+    for (int len = 1; len <= 16; ++len) {
+      const unsigned cnt = p[i + static_cast<std::size_t>(len)];
+      total += cnt;
+      code += cnt;
+      if (code > (std::uint32_t(1) << len)) return "DHT code lengths do not form a prefix code";
+      code <<= 1;
+    }
+    if (total > 256) return "DHT table with more than 256 codes";
+    i += 17;
+    if (i + total > n) return "DHT segment shorter than its symbols";
+    i += total;
+  }
+  return {};
+}
+
+/// stb_image 2.27 passes a null pointer to memcpy (undefined behaviour) on a PNG whose first IDAT
+/// chunk is empty. Empty IDAT chunks are legal and carry nothing: when there are any, `out` gets
+/// the stream without them (whole chunks, so every CRC stays valid) and the function returns true.
+inline bool png_without_empty_idat(const unsigned char* p, std::size_t n, std::vector<unsigned char>& out) {
+  auto be32 = [&](std::size_t i) {
+    return (std::uint32_t(p[i]) << 24) | (std::uint32_t(p[i + 1]) << 16) | (std::uint32_t(p[i + 2]) << 8) | p[i + 3];
+  };
+  auto empty_idat = [&](std::size_t i) { return be32(i) == 0 && std::memcmp(p + i + 4, "IDAT", 4) == 0; };
+  bool found = false;
+  for (std::size_t i = 8; i + 12 <= n && !found; i += 12 + be32(i)) {
+    if (be32(i) > n - i - 12) break;
+    found = empty_idat(i);
+  }
+  if (!found) return false;
+  out.assign(p, p + 8);
+  std::size_t i = 8;
+  for (; i + 12 <= n; i += 12 + be32(i)) {
+    if (be32(i) > n - i - 12) break;
+    if (!empty_idat(i)) out.insert(out.end(), p + i, p + i + 12 + be32(i));
+  }
+  out.insert(out.end(), p + i, p + n);  // whatever follows the last whole chunk, as it was
+  return true;
 }
 
 /// True when a PNG stream has its IEND chunk (truncated PNGs are rejected like TF does).
@@ -99,12 +182,35 @@ inline bool png_is_complete(const unsigned char* p, std::size_t n) {
 /// else the reason.
 inline std::string check_image_bytes(const unsigned char* data, std::size_t n) {
   if (n == 0) return "empty file";
+  if (n > static_cast<std::size_t>(std::numeric_limits<int>::max())) return "file larger than 2 GiB";
+  const bool jpeg = data[0] == 0xFF;  // stb takes any stream starting with 0xFF (fill bytes, then SOI) as a JPEG
+  const bool png = n >= 8 && data[0] == 0x89 && data[1] == 'P';
+  const bool bmp = n >= 2 && data[0] == 'B' && data[1] == 'M';
+  const bool gif = n >= 4 && std::memcmp(data, "GIF8", 4) == 0;
+  // JPEG structure first: stb_image parses the Huffman tables already in stbi_info.
+  if (jpeg) {
+    std::string problem;
+    if (!detail::jpeg_is_complete(data, n, &problem)) return problem.empty() ? "truncated JPEG" : "corrupt JPEG: " + problem;
+  }
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &c))
     return std::string("not a decodable image (") + stbi_failure_reason() + ")";
   if (w <= 0 || h <= 0) return "image has no pixels";
-  if (n >= 2 && data[0] == 0xFF && data[1] == 0xD8 && !detail::jpeg_is_complete(data, n)) return "truncated JPEG";
-  if (n >= 8 && data[0] == 0x89 && data[1] == 'P' && !detail::png_is_complete(data, n)) return "truncated PNG";
+  const Index px = static_cast<Index>(w) * h;
+  const std::string dims = std::to_string(w) + " x " + std::to_string(h);
+  if (px > image_limits().max_pixels)
+    return "the header declares " + dims + " = " + std::to_string(px) + " pixels, more than the limit of " +
+           std::to_string(image_limits().max_pixels) + " pixels (keras::data::image_limits().max_pixels)";
+  // Decompression bombs: stb decodes missing data as zeros, so a small file can declare a big
+  // canvas and cost its full size. Each format has a most pixels per file byte that a complete
+  // image can reach: JPEG >= 1 bit per 8x8 block of one component (512 px/byte; 1024 allowed),
+  // uncompressed BMP >= 1 bit per pixel (8), GIF's 12-bit LZW codes of <= 4096 pixels (4096 x 8/12,
+  // 4096 allowed), PNG's deflate (<= 1032:1) of 1-bit pixels (8256; 16384 allowed).
+  const Index per_byte = jpeg ? 1024 : bmp ? 8 : gif ? 4096 : png ? 16384 : 0;
+  if (per_byte && px > per_byte * static_cast<Index>(n))
+    return "the header declares " + dims + " pixels, more than a complete " + (jpeg ? "JPEG" : bmp ? "BMP" : gif ? "GIF" : "PNG") + " of " +
+           std::to_string(n) + " bytes can hold (truncated file or decompression bomb)";
+  if (png && !detail::png_is_complete(data, n)) return "truncated PNG";
   return {};
 }
 
@@ -116,6 +222,11 @@ inline Image decode_image_bytes(const unsigned char* data, std::size_t n, int ch
     throw ValueError("decode_image: channels must be 0, 1, 3 or 4, got " + std::to_string(channels));
   std::string why = check_image_bytes(data, n);
   if (!why.empty()) throw IOError("cannot decode image '" + name + "': " + why);
+  std::vector<unsigned char> cleaned;
+  if (n >= 8 && data[0] == 0x89 && data[1] == 'P' && detail::png_without_empty_idat(data, n, cleaned)) {
+    data = cleaned.data();
+    n = cleaned.size();
+  }
   int w = 0, h = 0, c = 0;
   unsigned char* px = stbi_load_from_memory(data, static_cast<int>(n), &w, &h, &c, channels);
   if (!px) throw IOError("cannot decode image '" + name + "': " + stbi_failure_reason());

@@ -174,6 +174,12 @@ inline DirectoryIndex index_directory(const std::string& directory, const std::s
     }
     if (ec) throw IOError("image_dataset_from_directory: cannot list '" + directory + "': " + ec.message());
     std::sort(subdirs.begin(), subdirs.end());
+    if (subdirs.empty()) {  // say so first: an empty folder is not a class-name mismatch
+      std::string expect;
+      for (const auto& c : class_names) expect += (expect.empty() ? "" : ", ") + c;
+      throw ValueError("No images found in directory '" + directory + "': it has no class sub-folders (labels=\"inferred\" expects one folder per class" +
+                       (expect.empty() ? std::string() : ": " + expect) + ")");
+    }
     if (!class_names.empty()) {
       for (const auto& c : class_names)
         if (std::find(subdirs.begin(), subdirs.end(), c) == subdirs.end()) {

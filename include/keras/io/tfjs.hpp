@@ -25,14 +25,33 @@ namespace fs = std::filesystem;
 struct NamedWeight {
   std::string name;
   Shape shape;
-  std::vector<float> values;
+  std::vector<float> values;  ///< empty until the shards are read (read_weight_data)
+  // Where the weight is stored (from the manifest): shards of group `group`, bytes [offset, offset + bytes).
+  std::size_t group = 0, offset = 0, bytes = 0;
+  std::string stored = "float32";  ///< stored dtype (float32, int32, float16, uint16, uint8, bool)
+  double scale = 1, min = 0;       ///< dequantization of uint8/uint16
+};
+
+/// One weightsManifest group: its shard files and the bytes the manifest says they hold.
+struct ManifestGroup {
+  std::vector<std::string> paths;  ///< resolved shard paths
+  std::uint64_t shard_bytes = 0;   ///< sum of the shard file sizes
+  std::uint64_t manifest_bytes = 0;
+  std::size_t first_weight = 0, num_weights = 0;
 };
 
 struct LoadedArtifacts {
   json topology;   ///< modelTopology (may be null for weights-only files)
   json metadata;   ///< userDefinedMetadata (may be null)
   std::vector<NamedWeight> weights;
+  std::vector<ManifestGroup> groups;
   std::string path;  ///< model.json path
+  /// Total elements of all weights in the manifest.
+  Index weight_elements() const {
+    Index n = 0;
+    for (auto& w : weights) n += num_elements(w.shape);
+    return n;
+  }
 };
 
 namespace detail {
@@ -53,98 +72,213 @@ inline std::string model_json_path(const std::string& path) {
   return p.string();
 }
 
-/// Reads the weights of one manifest group from its shard files.
-inline void read_group(const json& group, const fs::path& dir, const std::string& json_path, std::vector<NamedWeight>& out) {
-  if (!group.contains("paths") || !group.contains("weights"))
-    throw IOError("'" + json_path + "': a weightsManifest group lacks 'paths' or 'weights'");
-  std::string data;
-  for (auto& p : group["paths"]) {
-    fs::path shard = dir / p.get<std::string>();
-    data += read_file(shard.string());
+/// Refuses JSON text nested deeper than `max_depth` (nlohmann copies and prints values
+/// recursively: a 300,000-deep file would overflow the stack). Linear scan, strings skipped.
+inline void check_json_depth(const std::string& text, const std::string& path, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escape = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escape) escape = false;
+      else if (ch == '\\') escape = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > max_depth)
+        throw IOError("'" + path + "' is nested more than " + std::to_string(max_depth) + " levels deep (keras::io::limits().max_json_depth)");
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
   }
-  std::size_t off = 0;
+}
+
+/// A weight dimension from the manifest: an integer in [0, 2^31 - 1].
+inline Index manifest_dim(const json& d, const std::string& json_path, const std::string& name) {
+  try {
+    return layers::config::to_int(d, "'" + json_path + "': weight '" + name + "'", "shape", 0, layers::config::kMaxDim);
+  } catch (const ValueError& e) {
+    throw IOError(e.what());
+  }
+}
+
+/// Parses one manifest group (names, shapes, dtypes, byte ranges) and checks its shard files
+/// (regular files within the size limit). Reads no weight data.
+inline void parse_group(const json& group, const fs::path& dir, const std::string& json_path, std::vector<NamedWeight>& out,
+                        std::vector<ManifestGroup>& groups) {
+  if (!group.is_object() || !group.contains("paths") || !group.contains("weights") || !group["paths"].is_array() || !group["weights"].is_array())
+    throw IOError("'" + json_path + "': a weightsManifest group lacks a 'paths' or a 'weights' list");
+  ManifestGroup g;
+  g.first_weight = out.size();
+  for (auto& p : group["paths"]) {
+    if (!p.is_string()) throw IOError("'" + json_path + "': a shard path is not a string: " + p.dump().substr(0, 80));
+    fs::path rel(p.get<std::string>());
+    if (rel.empty() || rel.is_absolute())
+      throw IOError("'" + json_path + "': shard path '" + rel.string() + "' must be relative to the model.json folder");
+    fs::path shard = dir / rel;
+    g.shard_bytes += checked_file_size(shard.string(), limits().max_file_bytes);
+    if (g.shard_bytes > limits().max_file_bytes)
+      throw IOError("'" + json_path + "': the shards of a weights group hold " + std::to_string(g.shard_bytes) + " bytes, more than the limit of " +
+                    std::to_string(limits().max_file_bytes) + " bytes (keras::io::limits().max_file_bytes)");
+    g.paths.push_back(shard.string());
+  }
+  std::uint64_t off = 0;
   for (auto& w : group["weights"]) {
     NamedWeight nw;
-    nw.name = w.at("name").get<std::string>();
+    if (!w.is_object() || !w.contains("name") || !w["name"].is_string())
+      throw IOError("'" + json_path + "': a weight of the weightsManifest has no name: " + w.dump().substr(0, 80));
+    nw.name = w["name"].get<std::string>();
+    if (!w.contains("shape") || !w["shape"].is_array() || w["shape"].size() > 8)
+      throw IOError("'" + json_path + "': weight '" + nw.name + "' has no shape list of at most 8 dimensions");
+    for (auto& d : w["shape"]) nw.shape.push_back(manifest_dim(d, json_path, nw.name));
     Index n = 1;
-    for (auto& d : w.at("shape")) {
-      nw.shape.push_back(d.get<Index>());
-      if (nw.shape.back() < 0 || (nw.shape.back() > 0 && n > static_cast<Index>(data.size()) / nw.shape.back() + 1))
-        throw IOError("'" + json_path + "': weight '" + nw.name + "' has an invalid shape " + shape_str(nw.shape) +
-                      " for shards of " + std::to_string(data.size()) + " bytes");
-      n *= nw.shape.back();
+    for (Index d : nw.shape) {
+      if (d != 0 && n > limits().max_weight_elements / d) {
+        n = -1;
+        break;
+      }
+      n *= d;
     }
-    std::string dtype = w.value("dtype", "float32");
+    if (n < 0 || n > limits().max_weight_elements)
+      throw IOError("'" + json_path + "': weight '" + nw.name + "' has shape " + shape_str(nw.shape) + ", more than the limit of " +
+                    std::to_string(limits().max_weight_elements) + " elements per weight (keras::io::limits().max_weight_elements)");
+    std::string dtype = w.contains("dtype") && w["dtype"].is_string() ? w["dtype"].get<std::string>() : "float32";
     std::string qdtype;
-    double scale = 1, minv = 0;
     if (w.contains("quantization") && !w["quantization"].is_null()) {
       auto& q = w["quantization"];
-      qdtype = q.at("dtype").get<std::string>();
+      if (!q.is_object() || !q.contains("dtype") || !q["dtype"].is_string())
+        throw IOError("'" + json_path + "': weight '" + nw.name + "' has a quantization without a dtype");
+      qdtype = q["dtype"].get<std::string>();
       if (qdtype != "float16") {
-        scale = q.at("scale").get<double>();
-        minv = q.at("min").get<double>();
+        if (!q.contains("scale") || !q["scale"].is_number() || !q.contains("min") || !q["min"].is_number())
+          throw IOError("'" + json_path + "': weight '" + nw.name + "' is quantized to " + qdtype + " without a numeric scale and min");
+        nw.scale = q["scale"].get<double>();
+        nw.min = q["min"].get<double>();
       }
     }
-    std::string stored = qdtype.empty() ? dtype : qdtype;
-    std::size_t item = stored == "float32" || stored == "int32" ? 4 : stored == "float16" || stored == "uint16" ? 2 : stored == "uint8" || stored == "bool" ? 1 : 0;
-    if (!item) throw IOError("'" + json_path + "': weight '" + nw.name + "' has unsupported dtype '" + stored + "'");
-    // (compared by element count first, so absurd shapes cannot overflow the byte count)
-    std::size_t bytes = static_cast<std::size_t>(n) <= data.size() ? item * static_cast<std::size_t>(n) : data.size() + 1;
-    if (off + bytes > data.size())
-      throw IOError("'" + json_path + "': weight '" + nw.name + "' needs bytes [" + std::to_string(off) + ", " + std::to_string(off + bytes) +
-                    ") but the group's shards hold only " + std::to_string(data.size()) + " bytes (truncated shard?)");
-    nw.values.resize(n);
-    const char* p = data.data() + off;
-    for (Index i = 0; i < n; ++i) {
-      if (stored == "float32") {
-        float v;
-        std::memcpy(&v, p + 4 * i, 4);
-        nw.values[i] = v;
-      } else if (stored == "int32") {
-        std::int32_t v;
-        std::memcpy(&v, p + 4 * i, 4);
-        nw.values[i] = static_cast<float>(v);
-      } else if (stored == "float16") {
-        std::uint16_t v;
-        std::memcpy(&v, p + 2 * i, 2);
-        nw.values[i] = half_to_float(v);
-      } else if (stored == "uint16") {
-        std::uint16_t v;
-        std::memcpy(&v, p + 2 * i, 2);
-        nw.values[i] = static_cast<float>(v * scale + minv);
-      } else {
-        auto v = static_cast<std::uint8_t>(p[i]);
-        nw.values[i] = static_cast<float>(v * scale + minv);
-      }
-    }
-    off += bytes;
+    nw.stored = qdtype.empty() ? dtype : qdtype;
+    const std::string& st = nw.stored;
+    std::size_t item = st == "float32" || st == "int32" ? 4 : st == "float16" || st == "uint16" ? 2 : st == "uint8" || st == "bool" ? 1 : 0;
+    if (!item) throw IOError("'" + json_path + "': weight '" + nw.name + "' has unsupported dtype '" + st + "'");
+    nw.group = groups.size();
+    nw.offset = static_cast<std::size_t>(off);
+    nw.bytes = item * static_cast<std::size_t>(n);
+    off += nw.bytes;
     out.push_back(std::move(nw));
   }
-  if (off != data.size())
-    throw IOError("'" + json_path + "': manifest/shard size mismatch: the manifest describes " + std::to_string(off) +
-                  " bytes but the shards hold " + std::to_string(data.size()));
+  g.manifest_bytes = off;
+  g.num_weights = out.size() - g.first_weight;
+  groups.push_back(std::move(g));
+}
+
+/// The shard files of group `g`, named for messages.
+inline std::string shard_list(const ManifestGroup& g) {
+  std::string r;
+  for (auto& p : g.paths) r += (r.empty() ? "" : ", ") + fs::path(p).filename().string();
+  return "[" + r + "]";
+}
+
+/// Checks that every group's shards hold exactly the bytes its manifest describes.
+inline void check_group_sizes(const LoadedArtifacts& a) {
+  for (std::size_t gi = 0; gi < a.groups.size(); ++gi) {
+    const auto& g = a.groups[gi];
+    if (g.manifest_bytes == g.shard_bytes) continue;
+    std::string why;
+    if (g.shard_bytes < g.manifest_bytes) {
+      why = " (truncated shard?";
+      for (std::size_t wi = g.first_weight; wi < g.first_weight + g.num_weights; ++wi) {
+        const auto& w = a.weights[wi];
+        if (w.offset + w.bytes > g.shard_bytes) {
+          why += " the data ends inside weight '" + w.name + "', which needs bytes [" + std::to_string(w.offset) + ", " + std::to_string(w.offset + w.bytes) + ")";
+          break;
+        }
+      }
+      why += ")";
+    } else {
+      why = " (extra data: a weight is missing from the manifest, or its shape there is too small)";
+    }
+    throw IOError("'" + a.path + "': manifest/shard size mismatch: weights group " + std::to_string(gi + 1) + " describes " + std::to_string(g.num_weights) +
+                  " weights of " + std::to_string(g.manifest_bytes) + " bytes in total, but its shards " + shard_list(g) + " hold " +
+                  std::to_string(g.shard_bytes) + " bytes" + why);
+  }
+}
+
+/// Reads the shards and decodes the values of every weight (after check_group_sizes).
+inline void read_weight_data(LoadedArtifacts& a) {
+  check_group_sizes(a);
+  for (std::size_t gi = 0; gi < a.groups.size(); ++gi) {
+    const auto& g = a.groups[gi];
+    std::string data;
+    data.reserve(static_cast<std::size_t>(g.shard_bytes));
+    for (auto& p : g.paths) data += read_file(p);
+    if (data.size() != g.manifest_bytes)
+      throw IOError("'" + a.path + "': the shards " + shard_list(g) + " changed size while being read");
+    for (std::size_t wi = g.first_weight; wi < g.first_weight + g.num_weights; ++wi) {
+      NamedWeight& nw = a.weights[wi];
+      const Index n = num_elements(nw.shape);
+      nw.values.resize(static_cast<std::size_t>(n));
+      const char* p = data.data() + nw.offset;
+      const std::string& st = nw.stored;
+      for (Index i = 0; i < n; ++i) {
+        if (st == "float32") {
+          float v;
+          std::memcpy(&v, p + 4 * i, 4);
+          nw.values[i] = v;
+        } else if (st == "int32") {
+          std::int32_t v;
+          std::memcpy(&v, p + 4 * i, 4);
+          nw.values[i] = static_cast<float>(v);
+        } else if (st == "float16") {
+          std::uint16_t v;
+          std::memcpy(&v, p + 2 * i, 2);
+          nw.values[i] = half_to_float(v);
+        } else if (st == "uint16") {
+          std::uint16_t v;
+          std::memcpy(&v, p + 2 * i, 2);
+          nw.values[i] = static_cast<float>(v * nw.scale + nw.min);
+        } else {
+          auto v = static_cast<std::uint8_t>(p[i]);
+          nw.values[i] = static_cast<float>(v * nw.scale + nw.min);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace detail
 
-/// Reads model.json (path to the file or its folder) and all its weights.
-inline LoadedArtifacts read_artifacts(const std::string& path) {
+/// Reads model.json (path to the file or its folder) and its weights manifest. With
+/// `with_data` (the default) also reads and decodes every weight; without it only the manifest's
+/// names, shapes and byte ranges (checked against the shard file sizes) are read.
+inline LoadedArtifacts read_artifacts(const std::string& path, bool with_data = true) {
   LoadedArtifacts a;
   a.path = detail::model_json_path(path);
   json j;
   try {
-    j = json::parse(read_file(a.path));
-  } catch (const json::parse_error& e) {
+    std::string text = read_file(a.path, limits().max_json_bytes, "max_json_bytes");
+    detail::check_json_depth(text, a.path, limits().max_json_depth);
+    j = json::parse(text);
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers such as 1e400
     throw IOError("'" + a.path + "' is not valid JSON: " + e.what());
   }
   if (!j.is_object()) throw IOError("'" + a.path + "' is not a TF.js model.json (expected a JSON object)");
-  a.topology = j.value("modelTopology", json(nullptr));
-  if (a.topology.is_object() && a.topology.contains("model_config")) a.topology = a.topology["model_config"];
-  a.metadata = j.value("userDefinedMetadata", json(nullptr));
+  if (j.contains("modelTopology")) a.topology = std::move(j["modelTopology"]);
+  if (a.topology.is_object() && a.topology.contains("model_config")) {
+    json mc = std::move(a.topology["model_config"]);
+    a.topology = std::move(mc);
+  }
+  if (j.contains("userDefinedMetadata")) a.metadata = std::move(j["userDefinedMetadata"]);
   if (!j.contains("weightsManifest")) throw IOError("'" + a.path + "' has no weightsManifest");
+  if (!j["weightsManifest"].is_array()) throw IOError("'" + a.path + "': weightsManifest must be a list of groups");
   fs::path dir = fs::path(a.path).parent_path();
   try {
-    for (auto& g : j["weightsManifest"]) detail::read_group(g, dir, a.path, a.weights);
+    for (auto& g : j["weightsManifest"]) detail::parse_group(g, dir, a.path, a.weights, a.groups);
+    Index total = 0;
+    for (auto& w : a.weights) {
+      total += num_elements(w.shape);
+      if (total > kMaxElements) throw IOError("'" + a.path + "': the weights manifest describes more than 2^48 elements");
+    }
+    if (with_data) detail::read_weight_data(a);
   } catch (const json::exception& e) {
     throw IOError("'" + a.path + "': malformed weightsManifest: " + e.what());
   }
@@ -186,17 +320,34 @@ std::shared_ptr<Sequential<T>> sequential_from_config(const json& config) {
 
 /// Keras 2 inbound node entry: [[name, node_index, tensor_index, kwargs], ...] per call;
 /// Keras 3: {"args": [...], "kwargs": {}} with {"class_name": "__keras_tensor__", "config": {"keras_history": [name, n, t]}}.
-inline std::vector<std::string> inbound_names(const json& node) {
+inline std::vector<std::string> inbound_names(const json& node, const std::string& layer) {
   std::vector<std::string> names;
+  auto bad = [&](const json& e) {
+    throw ValueError("layer '" + layer + "': malformed inbound node " + e.dump().substr(0, 120) +
+                     " (expected [layer_name, node_index, tensor_index, ...] or a Keras 3 {\"keras_history\": [layer_name, ...]})");
+  };
   if (node.is_array()) {
-    for (auto& e : node) names.push_back(e.at(0).get<std::string>());
+    for (auto& e : node) {
+      if (!e.is_array() || e.empty() || !e[0].is_string()) bad(e);
+      names.push_back(e[0].get<std::string>());
+    }
   } else if (node.is_object() && node.contains("args")) {
-    std::function<void(const json&)> walk = [&](const json& a) {
-      if (a.is_object() && a.contains("config") && a["config"].contains("keras_history")) names.push_back(a["config"]["keras_history"][0]);
-      else if (a.is_array())
-        for (auto& x : a) walk(x);
-    };
-    walk(node["args"]);
+    // Iterative walk (an explicit stack), so a deeply nested 'args' cannot overflow the call stack.
+    std::vector<const json*> todo{&node["args"]};
+    std::vector<std::string> found;
+    while (!todo.empty()) {
+      const json* a = todo.back();
+      todo.pop_back();
+      if (a->is_object() && a->contains("config") && (*a)["config"].is_object() && (*a)["config"].contains("keras_history")) {
+        const json& h = (*a)["config"]["keras_history"];
+        if (!h.is_array() || h.empty() || !h[0].is_string()) bad(*a);
+        names.push_back(h[0].get<std::string>());
+      } else if (a->is_array()) {
+        for (auto it = a->rbegin(); it != a->rend(); ++it) todo.push_back(&*it);
+      }
+    }
+  } else {
+    bad(node);
   }
   return names;
 }
@@ -216,7 +367,9 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
       auto& lj = ls[i];
       std::string name = lj.contains("name") ? lj["name"].get<std::string>() : lj.at("config").at("name").get<std::string>();
       std::string cls = lj.at("class_name").get<std::string>();
-      const json inbound = lj.value("inbound_nodes", json::array());
+      static const json no_nodes = json::array();
+      const json& inbound = lj.contains("inbound_nodes") ? lj["inbound_nodes"] : no_nodes;
+      if (!inbound.is_array()) throw ValueError("layer '" + name + "': 'inbound_nodes' must be a list, got " + inbound.dump().substr(0, 80));
       if (cls == "InputLayer") {
         auto layer = std::dynamic_pointer_cast<layers::InputLayer<T>>(layer_from_config<T>(lj));
         auto node = std::make_shared<SymbolicNode<T>>();
@@ -230,7 +383,7 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
       if (inbound.empty()) throw ValueError("layer '" + name + "' in model '" + config.value("name", "") + "' has no inbound nodes");
       if (inbound.size() > 1)
         throw ValueError("layer '" + name + "' is called " + std::to_string(inbound.size()) + " times (shared layers are not supported)");
-      auto in_names = inbound_names(inbound[0]);
+      auto in_names = inbound_names(inbound[0], name);
       bool ready = true;
       for (auto& n : in_names) ready = ready && outputs.count(n);
       if (!ready) continue;
@@ -255,7 +408,11 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
       for (auto& e : list) add(e.at(0).get<std::string>());
     return r;
   };
-  return std::make_shared<Model<T>>(refs(config.at("input_layers")), refs(config.at("output_layers")), config.value("name", ""));
+  auto ins = refs(config.at("input_layers")), outs = refs(config.at("output_layers"));
+  if (ins.empty() || outs.empty())
+    throw ValueError("model '" + config.value("name", "") + "': '" + (ins.empty() ? "input_layers" : "output_layers") +
+                     "' is empty (a model needs at least one input and one output)");
+  return std::make_shared<Model<T>>(ins, outs, config.value("name", ""));
 }
 
 }  // namespace detail
@@ -299,17 +456,20 @@ void collect_named_variables(layers::Layer<T>& layer, const std::string& prefix,
   for (auto* v : layer.variables()) out.push_back({prefix + layer.name() + "/" + v->name, v});
 }
 
-/// Assigns weights to the model's variables by name. The manifest may name a weight
-/// "layer/var" or with any model prefixes ("model/layer/var"). Checks every shape; every
-/// variable must be found; with `allow_unused` false every weight must be used.
+/// Matches the model's variables to manifest weights by name and checks every shape (no values
+/// are needed). The manifest may name a weight "layer/var" or with any model prefixes
+/// ("model/layer/var"). Every variable must be found; with `allow_unused` false every weight must
+/// be used. Returns, per variable, the index of its weight.
 template <class T>
-void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source, bool allow_unused = false) {
+std::vector<std::pair<Variable<T>*, std::size_t>> match_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source,
+                                                                bool allow_unused = false) {
   std::vector<std::pair<std::string, Variable<T>*>> vars;
   for (auto& l : model.layers()) collect_named_variables(*l, "", vars);
   std::map<std::string, const NamedWeight*> by_name;
   for (auto& w : weights) by_name[w.name] = &w;
   std::vector<bool> used(weights.size(), false);
   auto index_of = [&](const NamedWeight* w) { return static_cast<std::size_t>(w - weights.data()); };
+  std::vector<std::pair<Variable<T>*, std::size_t>> r;
   for (auto& [full, var] : vars) {
     const NamedWeight* w = nullptr;
     // exact, then "<model>/<full>", then the unique manifest name ending with "/<layer>/<var>"
@@ -330,34 +490,58 @@ void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, co
     if (w->shape != var->value.shape())
       throw ShapeError("'" + source + "': layer '" + full.substr(0, full.rfind('/')) + "' weight '" + var->name + "' expects shape " +
                        shape_str(var->value.shape()) + ", the file has " + shape_str(w->shape) + " ('" + w->name + "')");
-    for (Index i = 0; i < var->value.size(); ++i) var->value[i] = static_cast<T>(w->values[i]);
     used[index_of(w)] = true;
+    r.push_back({var, index_of(w)});
   }
   if (!allow_unused)
     for (std::size_t i = 0; i < weights.size(); ++i)
       if (!used[i]) throw IOError("'" + source + "': weight '" + weights[i].name + "' matches no variable of model '" + model.name() + "'");
+  return r;
+}
+
+/// Assigns weights (with their values read) to the model's variables by name (see match_weights).
+template <class T>
+void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source, bool allow_unused = false) {
+  for (auto& [var, wi] : match_weights(model, weights, source, allow_unused)) {
+    const NamedWeight& w = weights[wi];
+    if (static_cast<Index>(w.values.size()) != var->value.size())
+      throw IOError("'" + source + "': weight '" + w.name + "' has no values (read_artifacts was called without its data)");
+    for (Index i = 0; i < var->value.size(); ++i) var->value[i] = static_cast<T>(w.values[i]);
+  }
 }
 
 /// Loads a weights manifest (model.json, with or without topology) into a built model by name.
+/// Names and shapes are checked against the model before any weight data is read.
 template <class T>
 void load_weights(Model<T>& model, const std::string& path, bool allow_unused = false) {
-  auto a = read_artifacts(path);
+  auto a = read_artifacts(path, false);
+  match_weights(model, a.weights, a.path, allow_unused);
+  detail::read_weight_data(a);
   assign_weights(model, a.weights, a.path, allow_unused);
 }
 
 /// Loads a TF.js layers model (model.json path or its folder): topology and weights.
+/// Order (docs/reliability.md): model.json and the manifest are parsed and checked against the
+/// limits and the shard file sizes; the model is built under a WeightBudget of the manifest's
+/// element count (a config asking for more parameters than the file holds is refused before it
+/// allocates); names and shapes are matched; only then are the shards read.
 template <class T = float>
 std::shared_ptr<Model<T>> load_model(const std::string& path) {
-  auto a = read_artifacts(path);
+  auto a = read_artifacts(path, false);
   if (a.topology.is_null()) throw IOError("'" + a.path + "' holds weights only (no modelTopology): build the model and call load_weights");
   std::shared_ptr<Model<T>> m;
   try {
+    WeightBudget budget(a.weight_elements(), "'" + a.path + "'");
     m = model_from_config<T>(a.topology);
   } catch (const Error& e) {
-    throw ValueError("'" + a.path + "': " + e.what());
+    const std::string w = e.what();
+    throw ValueError(w.rfind("'" + a.path + "'", 0) == 0 ? w : "'" + a.path + "': " + w);
   } catch (const json::exception& e) {
     throw ValueError("'" + a.path + "': malformed modelTopology: " + e.what());
   }
+  if (!m) throw ValueError("'" + a.path + "': modelTopology is not a model");
+  match_weights(*m, a.weights, a.path);
+  detail::read_weight_data(a);
   assign_weights(*m, a.weights, a.path);
   if (a.metadata.is_object()) m->metadata = a.metadata;
   return m;

@@ -37,7 +37,9 @@ class Activation : public Layer<T>, public ReentrantInference, public ClampActiv
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<Activation>(c.at("activation").get<std::string>(), c.value("name", ""));
+    const std::string who = config::where("Activation", c);
+    if (!config::require(c, "activation", who).is_string()) throw ValueError(who + ": 'activation' must be a string, got " + c["activation"].dump().substr(0, 80));
+    return std::make_shared<Activation>(c["activation"].get<std::string>(), config::name(c, "Activation"));
   }
 
  private:
@@ -87,10 +89,11 @@ class ReLU : public Layer<T>, public ReentrantInference, public ClampActivation<
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     ReLUOptions o;
-    o.name = c.value("name", "");
-    if (c.contains("max_value") && c["max_value"].is_number()) o.max_value = c["max_value"].get<double>();
-    if (c.contains("negative_slope") && c["negative_slope"].is_number()) o.negative_slope = c["negative_slope"];
-    if (c.contains("threshold") && c["threshold"].is_number()) o.threshold = c["threshold"];
+    o.name = config::name(c, "ReLU");
+    const std::string who = "ReLU '" + o.name + "'";
+    if (c.contains("max_value") && !c["max_value"].is_null()) o.max_value = config::get_number(c, "max_value", 0.0, who);
+    o.negative_slope = config::get_number(c, "negative_slope", 0.0, who);
+    o.threshold = config::get_number(c, "threshold", 0.0, who);
     return std::make_shared<ReLU>(o);
   }
 
@@ -124,9 +127,9 @@ class Softmax : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    int axis = -1;
-    if (c.contains("axis") && c["axis"].is_number_integer()) axis = c["axis"];
-    return std::make_shared<Softmax>(axis, c.value("name", ""));
+    const json& a = c.is_object() && c.contains("axis") && c["axis"].is_array() && c["axis"].size() == 1 ? c["axis"][0] : c.value("axis", json(-1));
+    int axis = a.is_null() ? -1 : static_cast<int>(config::to_int(a, config::where("Softmax", c), "axis", -9, 9));
+    return std::make_shared<Softmax>(axis, config::name(c, "Softmax"));
   }
 
  private:

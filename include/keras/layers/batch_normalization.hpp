@@ -176,17 +176,17 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     BatchNormalizationOptions o;
-    o.name = c.value("name", "");
-    if (c.contains("axis")) {
+    o.name = config::name(c, "BatchNormalization");
+    const std::string who = "BatchNormalization '" + o.name + "'";
+    if (c.contains("axis") && !c["axis"].is_null()) {
       auto& a = c["axis"];
-      int ax = a.is_array() ? (a.size() == 1 ? a[0].get<int>() : -99) : a.get<int>();
-      if (ax == -99) throw ValueError("BatchNormalization '" + o.name + "': several axes are not supported");
-      o.axis = ax;
+      if (a.is_array() && a.size() != 1) throw ValueError(who + ": several axes are not supported, got " + a.dump().substr(0, 80));
+      o.axis = static_cast<int>(config::to_int(a.is_array() ? a[0] : a, who, "axis", -9, 9));
     }
-    o.momentum = c.value("momentum", 0.99);
-    o.epsilon = c.value("epsilon", 1e-3);
-    o.center = c.value("center", true);
-    o.scale = c.value("scale", true);
+    o.momentum = config::get_number(c, "momentum", 0.99, who, 0.0, 1.0);
+    o.epsilon = config::get_number(c, "epsilon", 1e-3, who, 0.0);
+    o.center = config::get_bool(c, "center", true, who);
+    o.scale = config::get_bool(c, "scale", true, who);
     return std::make_shared<BatchNormalization>(o);
   }
 

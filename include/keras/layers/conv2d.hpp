@@ -17,11 +17,14 @@ struct Size2 {
   Size2(Index k) : h(k), w(k) {}  // NOLINT: allows kernel_size = 3
   Size2(Index h_, Index w_) : h(h_), w(w_) {}
   json to_json() const { return json::array({h, w}); }
-  static Size2 from_json(const json& j) {
-    if (j.is_number()) return Size2(j.get<Index>());
-    if (j.is_array() && j.size() == 1) return Size2(j[0].get<Index>());
-    if (j.is_array() && j.size() == 2) return Size2(j[0].get<Index>(), j[1].get<Index>());
-    throw ValueError("expected an int or a pair of ints, got " + j.dump());
+  /// From an int or a list of one or two ints, each in [1, 2^31 - 1]; `who`/`key` name the
+  /// layer and the config key in the error.
+  static Size2 from_json(const json& j, const std::string& who = "layer", const std::string& key = "size") {
+    auto v = [&](const json& e) { return config::to_int(e, who, key, 1, config::kMaxDim); };
+    if (j.is_number()) return Size2(v(j));
+    if (j.is_array() && j.size() == 1) return Size2(v(j[0]));
+    if (j.is_array() && j.size() == 2) return Size2(v(j[0]), v(j[1]));
+    throw ValueError(who + ": '" + key + "' must be an int or a pair of ints, got " + j.dump().substr(0, 80));
   }
 };
 
@@ -72,13 +75,14 @@ void write_window_config(json& c, Size2 k, const O& o) {
 template <class O>
 O read_window_options(const json& c, const char* cls) {
   O o;
-  o.name = c.value("name", "");
-  if (c.contains("strides")) o.strides = Size2::from_json(c["strides"]);
-  o.padding = c.value("padding", "valid");
-  if (c.contains("dilation_rate")) o.dilation_rate = Size2::from_json(c["dilation_rate"]);
+  o.name = config::name(c, cls);
+  const std::string who = config::where(cls, c);
+  if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"], who, "strides");
+  o.padding = config::get_string(c, "padding", "valid", who);
+  if (c.contains("dilation_rate") && !c["dilation_rate"].is_null()) o.dilation_rate = Size2::from_json(c["dilation_rate"], who, "dilation_rate");
   if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
-  o.use_bias = c.value("use_bias", true);
-  if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+  o.use_bias = config::get_bool(c, "use_bias", true, who);
+  if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
     throw ValueError(std::string(cls) + " '" + o.name + "': only data_format channels_last is supported");
   if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
   return o;
@@ -157,10 +161,12 @@ class Conv2D : public Layer<T>, public FusableConv<T> {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     auto o = detail::read_window_options<Conv2DOptions>(c, "Conv2D");
-    if (c.contains("groups") && c["groups"].is_number() && c["groups"].get<int>() != 1)
+    const std::string who = config::where("Conv2D", c);
+    if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
       throw ValueError("Conv2D '" + o.name + "': groups != 1 is not supported");
     if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null()) o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    return std::make_shared<Conv2D>(c.at("filters").get<Index>(), Size2::from_json(c.at("kernel_size")), o);
+    return std::make_shared<Conv2D>(config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
+                                    Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:

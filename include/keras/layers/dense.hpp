@@ -87,14 +87,15 @@ class Dense : public Layer<T>, public InferenceKernel<T> {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     DenseOptions o;
-    o.name = c.value("name", "");
-    o.activation = c.value("activation", "linear");
-    o.use_bias = c.value("use_bias", true);
+    o.name = config::name(c, "Dense");
+    const std::string who = "Dense '" + o.name + "'";
+    o.activation = config::get_string(c, "activation", "linear", who);
+    o.use_bias = config::get_bool(c, "use_bias", true, who);
     if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
       o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
     if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
       o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
-    return std::make_shared<Dense>(c.at("units").get<Index>(), o);
+    return std::make_shared<Dense>(config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim), o);
   }
 
  protected:

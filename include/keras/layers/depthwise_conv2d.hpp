@@ -80,9 +80,10 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     auto o = detail::read_window_options<DepthwiseConv2DOptions>(c, "DepthwiseConv2D");
-    if (c.contains("depth_multiplier") && c["depth_multiplier"].is_number()) o.depth_multiplier = c["depth_multiplier"].get<Index>();
+    const std::string who = config::where("DepthwiseConv2D", c);
+    o.depth_multiplier = config::get_int(c, "depth_multiplier", o.depth_multiplier, who, 1, config::kMaxDim);
     if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null()) o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
-    return std::make_shared<DepthwiseConv2D>(Size2::from_json(c.at("kernel_size")), o);
+    return std::make_shared<DepthwiseConv2D>(Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:

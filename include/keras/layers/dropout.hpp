@@ -57,7 +57,9 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     std::optional<std::uint64_t> seed;
     if (c.contains("seed") && c["seed"].is_number_integer()) seed = c["seed"].get<std::uint64_t>();
-    return std::make_shared<Dropout>(c.at("rate").get<double>(), seed, c.value("name", ""));
+    const std::string who = config::where("Dropout", c);
+    config::require(c, "rate", who);
+    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), seed, config::name(c, "Dropout"));
   }
 
  private:

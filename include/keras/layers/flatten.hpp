@@ -14,12 +14,9 @@ class Flatten : public Layer<T>, public ReentrantInference {
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     if (in[0].size() < 2) throw ShapeError("layer '" + this->name() + "' (Flatten): expected input of rank >= 2, got " + shape_str(in[0]));
-    Index n = 1;
-    for (std::size_t i = 1; i < in[0].size(); ++i) {
+    for (std::size_t i = 1; i < in[0].size(); ++i)
       if (in[0][i] < 0) return {in[0][0], -1};
-      n *= in[0][i];
-    }
-    return {in[0][0], n};
+    return {in[0][0], num_elements(without_batch(in[0]))};  // (checked: throws past 2^48 elements)
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
@@ -37,7 +34,7 @@ class Flatten : public Layer<T>, public ReentrantInference {
     c["data_format"] = "channels_last";
     return c;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(c.value("name", "")); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(config::name(c, "Flatten")); }
 };
 
 

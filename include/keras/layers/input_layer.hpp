@@ -31,11 +31,21 @@ class InputLayer : public Layer<T> {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     InputLayerOptions o;
-    o.name = c.value("name", "");
+    o.name = config::name(c, "InputLayer");
+    const std::string who = "InputLayer '" + o.name + "'";
     const json* bis = c.contains("batch_input_shape") ? &c["batch_input_shape"] : c.contains("batch_shape") ? &c["batch_shape"] : nullptr;
-    if (!bis || !bis->is_array() || bis->empty()) throw ValueError("InputLayer '" + o.name + "': config has no batch_input_shape");
-    o.batch_size = (*bis)[0].is_null() ? -1 : (*bis)[0].get<Index>();
-    for (std::size_t i = 1; i < bis->size(); ++i) o.shape.push_back((*bis)[i].is_null() ? -1 : (*bis)[i].get<Index>());
+    if (!bis || !bis->is_array() || bis->empty()) throw ValueError(who + ": config has no batch_input_shape");
+    if (bis->size() > 9) throw ValueError(who + ": batch_input_shape " + bis->dump().substr(0, 80) + " has rank " + std::to_string(bis->size()) + ", at most 9 is supported");
+    auto dim = [&](const json& d) { return d.is_null() ? Index(-1) : config::to_int(d, who, "batch_input_shape", -1, config::kMaxDim); };
+    o.batch_size = dim((*bis)[0]);
+    for (std::size_t i = 1; i < bis->size(); ++i) o.shape.push_back(dim((*bis)[i]));
+    Shape known;
+    for (Index d : o.shape) known.push_back(d < 0 ? 1 : d);
+    try {
+      num_elements(known);
+    } catch (const ValueError& e) {
+      throw ValueError(who + ": batch_input_shape " + shape_str(with_batch(o.shape, o.batch_size)) + ": one sample would have more than 2^48 elements");
+    }
     return std::make_shared<InputLayer>(o);
   }
   json get_config() const override {

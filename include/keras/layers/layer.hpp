@@ -211,6 +211,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   virtual void build_variables(const std::vector<Shape>& input_shapes) {}
 
   Variable<T>& add_weight(const std::string& name, const Shape& shape, bool trainable = true) {
+    WeightBudget::charge(this->name(), class_name(), name, shape);  // refuses absurd shapes before allocating
     auto v = std::make_unique<Variable<T>>();
     v->name = name;
     v->value.resize(shape);

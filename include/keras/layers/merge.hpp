@@ -37,7 +37,7 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     for (auto* d : dx)
       if (d) *d = dy;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(c.value("name", "")); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(config::name(c, "Add")); }
 };
 
 template <class T = float>
@@ -100,7 +100,9 @@ class Concatenate : public Layer<T>, public ReentrantInference {
     c["axis"] = axis_;
     return c;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Concatenate>(c.value("axis", -1), c.value("name", "")); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), config::name(c, "Concatenate"));
+  }
 
  private:
   int axis_;

@@ -60,10 +60,12 @@ class Pooling2D : public Layer<T>, public InferenceKernel<T> {
   }
   static Pooling2DOptions options_from_config(const json& c) {
     Pooling2DOptions o;
-    o.name = c.value("name", "");
-    if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"]);
-    o.padding = c.value("padding", "valid");
-    if (c.value("data_format", "channels_last") != "channels_last" && !c["data_format"].is_null())
+    const char* cls = Max ? "MaxPooling2D" : "AveragePooling2D";
+    o.name = config::name(c, cls);
+    const std::string who = config::where(cls, c);
+    if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"], who, "strides");
+    o.padding = config::get_string(c, "padding", "valid", who);
+    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
       throw ValueError("pooling layer '" + o.name + "': only data_format channels_last is supported");
     return o;
   }
@@ -82,7 +84,9 @@ class MaxPooling2D : public detail::Pooling2D<T, true> {
   KERAS_LAYER(MaxPooling2D)
   explicit MaxPooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, true>(pool_size, std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<MaxPooling2D>(Size2::from_json(c.value("pool_size", json::array({2, 2}))), detail::Pooling2D<T, true>::options_from_config(c));
+    auto o = detail::Pooling2D<T, true>::options_from_config(c);
+    const json pool = c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
+    return std::make_shared<MaxPooling2D>(Size2::from_json(pool, config::where("MaxPooling2D", c), "pool_size"), o);
   }
 };
 
@@ -92,7 +96,9 @@ class AveragePooling2D : public detail::Pooling2D<T, false> {
   KERAS_LAYER(AveragePooling2D)
   explicit AveragePooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, false>(pool_size, std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<AveragePooling2D>(Size2::from_json(c.value("pool_size", json::array({2, 2}))), detail::Pooling2D<T, false>::options_from_config(c));
+    auto o = detail::Pooling2D<T, false>::options_from_config(c);
+    const json pool = c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
+    return std::make_shared<AveragePooling2D>(Size2::from_json(pool, config::where("AveragePooling2D", c), "pool_size"), o);
   }
 };
 
@@ -176,7 +182,7 @@ class GlobalAveragePooling2D : public detail::GlobalPooling2D<T, false> {
   KERAS_LAYER(GlobalAveragePooling2D)
   explicit GlobalAveragePooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, false>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalAveragePooling2D>(GlobalPoolingOptions{c.value("keepdims", false), c.value("name", "")});
+    return std::make_shared<GlobalAveragePooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalAveragePooling2D", c)), config::name(c, "GlobalAveragePooling2D")});
   }
 };
 
@@ -186,7 +192,7 @@ class GlobalMaxPooling2D : public detail::GlobalPooling2D<T, true> {
   KERAS_LAYER(GlobalMaxPooling2D)
   explicit GlobalMaxPooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, true>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalMaxPooling2D>(GlobalPoolingOptions{c.value("keepdims", false), c.value("name", "")});
+    return std::make_shared<GlobalMaxPooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalMaxPooling2D", c)), config::name(c, "GlobalMaxPooling2D")});
   }
 };
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 
+#include "config.hpp"
 #include "layer.hpp"
 
 namespace keras::layers {

@@ -12,15 +12,24 @@ template <class T = float>
 class Reshape : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Reshape)
-  explicit Reshape(Shape target_shape, std::string name = "") : Layer<T>(std::move(name)), target_(std::move(target_shape)) {}
+  explicit Reshape(Shape target_shape, std::string name = "") : Layer<T>(std::move(name)), target_(std::move(target_shape)) {
+    Shape known;
+    for (Index d : target_) {
+      if (d == 0 || d < -1) throw ValueError("Reshape: target_shape dimensions must be positive or -1, got " + shape_str(target_));
+      known.push_back(d < 0 ? 1 : d);
+    }
+    num_elements(known);  // throws past 2^48 elements, so the products below cannot overflow
+  }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     Index n = 1;
     bool unknown_in = false;
+    Shape known_in;
     for (std::size_t i = 1; i < in[0].size(); ++i) {
       if (in[0][i] < 0) unknown_in = true;
-      else n *= in[0][i];
+      else known_in.push_back(in[0][i]);
     }
+    n = num_elements(known_in);
     Shape out{in[0][0]};
     int unknown = -1;
     Index known = 1;
@@ -57,9 +66,16 @@ class Reshape : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    const std::string who = config::where("Reshape", c);
+    const json& ts = config::require(c, "target_shape", who);
+    if (!ts.is_array() || ts.empty() || ts.size() > 8)
+      throw ValueError(who + ": 'target_shape' must be a list of 1 to 8 dimensions, got " + ts.dump().substr(0, 80));
     Shape t;
-    for (auto& d : c.at("target_shape")) t.push_back(d.is_null() ? -1 : d.get<Index>());
-    return std::make_shared<Reshape>(t, c.value("name", ""));
+    for (auto& d : ts) {
+      t.push_back(d.is_null() ? -1 : config::to_int(d, who, "target_shape", -1, config::kMaxDim));
+      if (t.back() == 0) throw ValueError(who + ": 'target_shape' dimensions must be positive or -1, got " + ts.dump().substr(0, 80));
+    }
+    return std::make_shared<Reshape>(t, config::name(c, "Reshape"));
   }
 
  private:
@@ -105,14 +121,21 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    if (c.value("data_format", "channels_last") != "channels_last")
-      throw ValueError("ZeroPadding2D '" + c.value("name", "") + "': only data_format channels_last is supported");
-    auto& p = c.at("padding");
+    const std::string who = config::where("ZeroPadding2D", c);
+    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
+      throw ValueError(who + ": only data_format channels_last is supported");
+    // Keras accepts an int, (h, w) or ((top, bottom), (left, right)); anything else is refused
+    // here (an empty or one-pair list used to be read out of bounds).
+    const json& p = config::require(c, "padding", who);
+    auto v = [&](const json& e) { return config::to_int(e, who, "padding", 0, config::kMaxDim); };
+    auto pair = [&](const json& e) { return e.is_array() && e.size() == 2; };
     Padding2D pd;
-    if (p.is_number()) pd = Padding2D(p.get<Index>());
-    else if (p.size() == 2 && p[0].is_number()) pd = Padding2D(p[0].get<Index>(), p[1].get<Index>());
-    else pd = Padding2D({p[0][0].get<Index>(), p[0][1].get<Index>()}, {p[1][0].get<Index>(), p[1][1].get<Index>()});
-    return std::make_shared<ZeroPadding2D>(pd, c.value("name", ""));
+    if (p.is_number()) pd = Padding2D(v(p));
+    else if (pair(p) && p[0].is_number() && p[1].is_number()) pd = Padding2D(v(p[0]), v(p[1]));
+    else if (pair(p) && pair(p[0]) && pair(p[1])) pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
+    else
+      throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " + p.dump().substr(0, 80));
+    return std::make_shared<ZeroPadding2D>(pd, config::name(c, "ZeroPadding2D"));
   }
 
  private:
@@ -146,7 +169,9 @@ class Rescaling : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<Rescaling>(c.at("scale").get<double>(), c.value("offset", 0.0), c.value("name", ""));
+    const std::string who = config::where("Rescaling", c);
+    config::require(c, "scale", who);
+    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), config::name(c, "Rescaling"));
   }
 
  private:
