@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -561,7 +562,7 @@ class Graph {
   /// `sinks` at full batch size in main_. Returns false (nothing done) when slicing does not apply.
   bool run_sliced(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
                   const std::vector<int>& sinks) {
-    if (!fast_pass_ || omp_active()) return false;  // plan_ is made for this range
+    if (!fast_pass_ || in_parallel_region()) return false;  // plan_ is made for this range
     const int nt = get_num_threads();
     Index N = -1;  // every source must have the same batch size
     auto same_batch = [&](const Tensor<T>* t) -> bool {
@@ -595,14 +596,13 @@ class Graph {
     std::vector<char> sized(sinks.size(), 0), ran(static_cast<std::size_t>(threads), 0);
     std::atomic<bool> failed{false};
     std::exception_ptr error;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const int tid = omp_thread();
+    std::mutex sink_mutex, error_mutex;
+    // the slices are the chunks of kerascpp's pool (core/thread_pool.hpp); tid names the thread's State
+    keras::parallel_chunks(nslices, threads, [&](Index k, int tid) {
       State& st = slices_[static_cast<std::size_t>(tid)];
       std::vector<const Tensor<T>*> ins;
-#pragma omp for schedule(dynamic, 1)
-      for (Index k = 0; k < nslices; ++k) {
-        if (failed.load()) continue;
+      {
+        if (failed.load()) return;
         try {
           const Index s0 = k * slice, s1 = std::min(N, s0 + slice);
           st.reset(n);
@@ -622,8 +622,8 @@ class Graph {
             if (sk == preset || nodes_[sk].input_index >= 0) continue;
             const Tensor<T>& v = *st.values[sk];
             Tensor<T>& full = main_.buffers[sk];
-#pragma omp critical(keras_graph_sink)
             {
+              std::lock_guard<std::mutex> lock(sink_mutex);
               if (!sized[q]) {
                 Shape sh = v.shape();
                 sh.at(0) = N;
@@ -638,14 +638,14 @@ class Graph {
             if (per) std::memcpy(full.data() + s0 * per, v.data(), sizeof(T) * per * (s1 - s0));
           }
         } catch (...) {
-#pragma omp critical(keras_graph_error)
           {
+            std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();
           }
           failed.store(true);
         }
       }
-    }
+    });
     if (error) std::rethrow_exception(error);
     if (first == 0)
       for (std::size_t k = 0; k < inputs_.size(); ++k) main_.values[inputs_[k]] = inputs.at(k);
@@ -681,20 +681,6 @@ class Graph {
     return std::max<Index>(1, std::min<Index>(fit, (N + nt - 1) / nt));
   }
   static constexpr double kSliceBytes = 2.0 * 1024 * 1024;
-  static bool omp_active() {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return true;
-#endif
-  }
-  static int omp_thread() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
 
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {
     for (int j : ins) nodes_[j].consumers++;
