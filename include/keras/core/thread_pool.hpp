@@ -260,6 +260,22 @@ void parallel_chunks(Index nchunks, int threads, F&& fn) {
   detail::ThreadPool::instance().run(nchunks, threads, body);
 }
 
+namespace detail {
+/// Calls a copy of fn (when it can be copied): the copy's captures are locals the compiler knows
+/// no store in the loop can change, so it keeps them in registers and vectorises the loop (through
+/// the caller's closure, whose address escapes into the pool, a `#pragma omp simd` loop over captured
+/// pointers stayed scalar: ReLU backward ran 5x slower).
+template <class F>
+inline void run_copy(F& fn, Index b, Index e) {
+  if constexpr (std::is_copy_constructible_v<F>) {
+    F local(fn);
+    local(b, e);
+  } else {
+    fn(b, e);
+  }
+}
+}  // namespace detail
+
 /// Runs fn(begin, end) over [0, n) cut into contiguous ranges of at least `grain` indices, about
 /// kChunksPerThread per thread (so a thread that is off the CPU leaves little work undone), on up
 /// to `threads` threads. For loops whose iterations are independent (the split cannot change results).
@@ -276,10 +292,10 @@ void parallel_for(Index n, Index grain, int threads, F&& fn) {
       bool v;
       ~Restore() { detail::in_pool_region_flag() = v; }
     } restore{was};
-    fn(Index(0), n);
+    detail::run_copy(fn, Index(0), n);
     return;
   }
-  auto body = [&](Index k, int) { fn(n * k / chunks, n * (k + 1) / chunks); };
+  auto body = [&](Index k, int) { detail::run_copy(fn, n * k / chunks, n * (k + 1) / chunks); };
   detail::ThreadPool::instance().run(chunks, threads, body);
 }
 

@@ -134,7 +134,7 @@ class BatchNormalization : public Layer<T> {
     const T* __restrict a = a_.data();
     if (!batch_mode_) {
       // statistics are constants: dx = dy * gamma * inv_std
-      keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+      keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, a, C](Index r_begin, Index r_end) {
         for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
           for (Index c = 0; c < C; ++c) dxp[r * C + c] = gp[r * C + c] * a[c];
@@ -154,7 +154,7 @@ class BatchNormalization : public Layer<T> {
     const T* __restrict k1 = k1_.data();
     const T* __restrict k2 = k2_.data();
     const T* __restrict m = mean_.data();
-    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, xp, a, k1, k2, m, C](Index r_begin, Index r_end) {
       for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
         for (Index c = 0; c < C; ++c) dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
@@ -215,7 +215,7 @@ class BatchNormalization : public Layer<T> {
     T* yp = y.data();
     const T* a = scale.data();
     const T* b = shift.data();
-    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [=](Index r_begin, Index r_end) {
       for (Index r = r_begin; r < r_end; ++r) {
         const T* xr = xp + r * C;
         T* yr = yp + r * C;

@@ -28,7 +28,7 @@ class Add : public Layer<T> {
     T* yp = y.data();
     const T* a = in[0]->data();
     const T* b = in[1]->data();
-    keras::parallel_for(n, 1, (n > 262144) ? get_num_threads() : 1, [&](Index i_begin, Index i_end) {
+    keras::parallel_for(n, 1, (n > 262144) ? get_num_threads() : 1, [yp, a, b](Index i_begin, Index i_end) {
 #pragma omp simd
       for (Index i = i_begin; i < i_end; ++i) yp[i] = a[i] + b[i];
     });

@@ -83,14 +83,14 @@ inline T stable_sigmoid(T x) {
 /// y[i] = f(x[i]) over n elements (parallel for large n).
 template <class T, class F>
 inline void map_elements(const T* x, T* y, Index n, F f) {
-  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&](Index i_begin, Index i_end) {
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
     for (Index i = i_begin; i < i_end; ++i) y[i] = f(x[i]);
   });
 }
 /// dx[i] = g(x[i], y[i], dy[i]).
 template <class T, class G>
 inline void map_grad(const T* x, const T* y, const T* dy, T* dx, Index n, G g) {
-  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&](Index i_begin, Index i_end) {
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
     for (Index i = i_begin; i < i_end; ++i) dx[i] = g(x[i], y[i], dy[i]);
   });
 }
@@ -146,7 +146,7 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
   const Index rows = cols ? x.size() / cols : 0;
   const T* xp = x.data();
   T* yp = y.data();
-  keras::parallel_for(rows, 1, (x.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (x.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const T* xr = xp + r * cols;
       T* yr = yp + r * cols;
@@ -171,7 +171,7 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
   if (y.size() == 0) return;
   const Index cols = y.shape().empty() ? 1 : y.shape().back();
   const Index rows = cols ? y.size() / cols : 0;
-  keras::parallel_for(rows, 1, (y.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (y.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&, cols](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const T* yr = y.data() + r * cols;
       const T* gr = dy.data() + r * cols;
@@ -375,7 +375,7 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y, double max_value = std::nume
   if (slope == T(0) && th == T(0)) {
     // compare-and-select form: vectorises to a max and a min per packet (std::min/std::max on the
     // temporary T(0) did not vectorise inside the simd loop); NaN propagates as with std::max/min
-    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [&](Index i_begin, Index i_end) {
+    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
 #pragma omp simd
       for (Index i = i_begin; i < i_end; ++i) {
         T v = xp[i];
@@ -405,7 +405,7 @@ void relu_backward(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dx,
     const T* xp = x.data();
     const T* gp = dy.data();
     T* dp = dx.data();
-    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [&](Index i_begin, Index i_end) {
+    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
 #pragma omp simd
       for (Index i = i_begin; i < i_end; ++i) dp[i] = (xp[i] > T(0) && xp[i] < mx) ? gp[i] : T(0);
     });

@@ -200,7 +200,7 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
   const Index C = g.in_c, CM = C * M, KW = g.k_w;
   const Index rows = g.batch * g.out_h;
   const Index xrow_stride = g.in_w * C;
-  keras::parallel_for(rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
       Index kh0, kh1;
@@ -282,7 +282,8 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
   if (dx) {
     // dx[n, ih, iw, c] = sum over taps (kh, kw) hitting (ih, iw) of sum_m dy[n, oh, ow, c*M+m] * k[kh, kw, c, m]
     const Index rows = g.batch * g.in_h;
-    keras::parallel_for(rows, 1, (rows * g.in_w * CM > 16384) ? nt : 1, [&](Index r_begin, Index r_end) {
+    const T* flipped = fast_dx ? ws.flipped.data() : nullptr;
+    keras::parallel_for(rows, 1, (rows * g.in_w * CM > 16384) ? nt : 1, [=](Index r_begin, Index r_end) {
       for (Index r = r_begin; r < r_end; ++r) {
         const Index n = r / g.in_h, ih = r % g.in_h;
         T* dxrow = dx + r * xrow_stride;
@@ -293,7 +294,7 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
           const Index f0 = std::max<Index>(0, -ow_off), f1 = std::min<Index>(g.in_w, g.out_w - 2 - ow_off);
           if (f1 > f0) {
             const T* dy00 = dy + (n * g.out_h + oh0) * dyrow_stride + (f0 + ow_off) * C;
-            detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, ws.flipped.data(), nullptr, dxrow + f0 * C, f1 - f0);
+            detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, flipped, nullptr, dxrow + f0 * C, f1 - f0);
             // the border pixels [iw0, iw1): zeroed, then every tap inside the output added
             auto border = [&](Index iw0, Index iw1) {
               std::fill(dxrow + iw0 * C, dxrow + iw1 * C, T(0));

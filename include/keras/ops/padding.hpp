@@ -126,7 +126,7 @@ void zero_padding2d_forward(const T* x, Index n, Index h, Index w, Index c, Inde
                             Index right, T* y) {
   const Index oh = h + top + bottom, ow = w + left + right;
   const Index rows = n * oh;
-  keras::parallel_for(rows, 1, (rows * ow * c > 32768) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (rows * ow * c > 32768) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index b = r / oh, i = r % oh - top;
       T* out = y + r * ow * c;
@@ -147,7 +147,7 @@ void zero_padding2d_backward(const T* dy, Index n, Index h, Index w, Index c, In
                              Index right, T* dx) {
   const Index oh = h + top + bottom, ow = w + left + right;
   const Index rows = n * h;
-  keras::parallel_for(rows, 1, (rows * w * c > 32768) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (rows * w * c > 32768) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index b = r / h, i = r % h;
       std::memcpy(dx + r * w * c, dy + ((b * oh + i + top) * ow + left) * c, sizeof(T) * w * c);

@@ -51,7 +51,7 @@ template <class T>
 void max_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "max_pool2d_forward");
   const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
       Index kh0, kh1;
@@ -89,7 +89,7 @@ void max_pool2d_backward(const Pool2DGeometry& g, const T* x, const T* dy, T* dx
   Index splits = g.batch >= nt ? 1 : std::max<Index>(1, std::min<Index>((nt + g.batch - 1) / std::max<Index>(g.batch, 1), C / 8));
   const Index tasks = g.batch * splits;
   constexpr Index CB = 64;
-  keras::parallel_for(tasks, 1, (detail::pool_parallel(g.in_size()) && tasks > 1) ? nt : 1, [&](Index task_begin, Index task_end) {
+  keras::parallel_for(tasks, 1, (detail::pool_parallel(g.in_size()) && tasks > 1) ? nt : 1, [=](Index task_begin, Index task_end) {
     for (Index task = task_begin; task < task_end; ++task) {
       const Index n = task / splits, s = task % splits;
       const Index c0 = (C * s / splits) / 8 * 8, c1 = s + 1 == splits ? C : (C * (s + 1) / splits) / 8 * 8;
@@ -142,7 +142,7 @@ template <class T>
 void avg_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "avg_pool2d_forward");
   const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
       Index kh0, kh1;
@@ -176,7 +176,7 @@ template <class T>
 void avg_pool2d_backward(const Pool2DGeometry& g, const T* dy, T* dx) {
   detail::check_pool_geometry(g, "avg_pool2d_backward");
   const Index C = g.in_c, rows = g.batch * g.in_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * xrs)) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * xrs)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index n = r / g.in_h, ih = r % g.in_h;
       T* dxrow = dx + r * xrs;
@@ -213,7 +213,7 @@ void avg_pool2d_backward(const Pool2DGeometry& g, const T* dy, T* dx) {
 
 template <class T>
 void global_avg_pool2d_forward(const T* x, Index n, Index hw, Index c, T* y) {
-  keras::parallel_for(n, 1, (detail::pool_parallel(n * hw * c) && n > 1) ? keras::get_num_threads() : 1, [&](Index b_begin, Index b_end) {
+  keras::parallel_for(n, 1, (detail::pool_parallel(n * hw * c) && n > 1) ? keras::get_num_threads() : 1, [=](Index b_begin, Index b_end) {
     for (Index b = b_begin; b < b_end; ++b) {
       T* yo = y + b * c;
       std::fill(yo, yo + c, T(0));
@@ -234,7 +234,7 @@ template <class T>
 void global_avg_pool2d_backward(const T* dy, Index n, Index hw, Index c, T* dx) {
   const Index rows = n * hw;
   const T inv = T(1) / T(hw);
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * c)) ? keras::get_num_threads() : 1, [&](Index r_begin, Index r_end) {
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * c)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const T* d = dy + (r / hw) * c;
       T* o = dx + r * c;
