@@ -134,13 +134,13 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       {"ZeroPadding2D", {{{{"padding", {{1, 0}, {2, 1}}}}, {{2, 3, 3, 2}}}}},
   };
   Random rng(21);
-  for (const auto& name : layers::Registry<double>::instance().names()) {
+  for (const auto& name : layers::registry<double>().names()) {
     if (name == "CheckedScale") continue;  // this file's test layer
     INFO("registered layer " << name);
     auto it = cases.find(name);
     REQUIRE(it != cases.end());
     for (const auto& c : it->second) {
-      auto layer = layers::Registry<double>::instance().create(name, c.config);
+      auto layer = layers::registry<double>().create(name, c.config);
       std::vector<Tensor<double>> xs;
       for (auto& s : c.inputs) xs.push_back(testing::detail::random_like(s, rng));
       testing::LayerCheckOptions opt;

@@ -1,16 +1,28 @@
-// Threads: one setting for every parallel part of kerascpp (OpenMP loops; GEMMs are split by
-// kerascpp into serial Eigen calls).
+// Threads: one setting for every parallel part of kerascpp. The parallel loops run on kerascpp's own
+// pool (core/thread_pool.hpp), not on OpenMP; GEMMs are split by kerascpp into serial Eigen calls.
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "thread_pool.hpp"
 
 namespace keras {
 
 namespace detail {
+inline int default_num_threads() {
+  static const int n = [] {
+    // OMP_NUM_THREADS is still honoured (users set it for the OpenMP loops kerascpp used to have)
+    for (const char* var : {"KERAS_NUM_THREADS", "OMP_NUM_THREADS"})
+      if (const char* v = std::getenv(var)) {
+        const int k = std::atoi(v);
+        if (k > 0) return k;
+      }
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return n;
+}
 inline int& num_threads_setting() {
   static int n = 0;  // 0: not set yet, use all cores
   return n;
@@ -30,31 +42,27 @@ inline void keep_eigen_serial() {
 }
 }  // namespace detail
 
-/// Number of threads kerascpp uses (default: all cores). Inside an active OpenMP parallel region
-/// (for example while the Graph runs batch slices on several threads) it is 1, so kerascpp's
-/// kernels never nest threads.
+/// Number of threads kerascpp uses (default: all cores, or KERAS_NUM_THREADS / OMP_NUM_THREADS when
+/// set). Inside a parallel loop of kerascpp's pool (for example while the Graph runs batch slices on
+/// several threads) it is 1, so kerascpp's kernels never nest threads.
 inline int get_num_threads() {
   detail::keep_eigen_serial();
-#ifdef _OPENMP
-  if (omp_in_parallel()) return 1;
-#endif
-  int n = detail::num_threads_setting();
-  if (n > 0) return n;
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return std::max(1u, std::thread::hardware_concurrency());
-#endif
+  if (in_parallel_region()) return 1;
+  const int n = detail::num_threads_setting();
+  return n > 0 ? n : detail::default_num_threads();
 }
 
-/// Sets the number of threads for every parallel part (OpenMP loops, GEMMs, data loading).
+/// Sets the number of threads for every parallel part (kernels, GEMMs, data loading).
 inline void set_num_threads(int n) {
-  n = std::max(1, n);
-  detail::num_threads_setting() = n;
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
+  detail::num_threads_setting() = std::max(1, n);
   detail::keep_eigen_serial();
+}
+
+/// parallel_for over get_num_threads() threads, serial when the loop has fewer than `grain` indices
+/// per thread worth of work (see core/thread_pool.hpp).
+template <class F>
+void parallel_for(Index n, Index grain, F&& fn) {
+  parallel_for(n, grain, get_num_threads(), std::forward<F>(fn));
 }
 
 }  // namespace keras

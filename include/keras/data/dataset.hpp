@@ -286,8 +286,9 @@ Tensor<T> stack(const std::vector<const Tensor<T>*>& parts, const char* what) {
   const Index count = static_cast<Index>(parts.size());
   // Large batches (images) are copied on all threads: the copy also first-touches the new buffer.
   const int nt = (n * count * static_cast<Index>(sizeof(T)) >= (Index(1) << 20)) ? std::max(1, get_num_threads()) : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (Index i = 0; i < count; ++i) std::memcpy(r.data() + i * n, parts[i]->data(), sizeof(T) * n);
+  keras::parallel_for(count, 1, (nt > 1) ? nt : 1, [&](Index i_begin, Index i_end) {
+    for (Index i = i_begin; i < i_end; ++i) std::memcpy(r.data() + i * n, parts[i]->data(), sizeof(T) * n);
+  });
   return r;
 }
 

@@ -265,15 +265,16 @@ Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> lab
   if (o.check_files) {  // read every file once; drop the bad ones before the first epoch
     std::vector<std::string> why(paths.size());
     const Index n = static_cast<Index>(paths.size());
-#pragma omp parallel for num_threads(std::max(1, get_num_threads())) schedule(dynamic, 16)
-    for (Index i = 0; i < n; ++i) {
-      try {
-        auto bytes = read_file_bytes(paths[i]);
-        why[i] = check_image_bytes(bytes.data(), bytes.size());
-      } catch (const std::exception& e) {
-        why[i] = e.what();
+    keras::parallel_for(n, 16, std::max(1, get_num_threads()), [&](Index i_begin, Index i_end) {
+      for (Index i = i_begin; i < i_end; ++i) {
+        try {
+          auto bytes = read_file_bytes(paths[i]);
+          why[i] = check_image_bytes(bytes.data(), bytes.size());
+        } catch (const std::exception& e) {
+          why[i] = e.what();
+        }
       }
-    }
+    });
     std::vector<std::string> good_paths;
     std::vector<int> good_labels;
     for (std::size_t i = 0; i < paths.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <vector>
 
 #include "pass.hpp"
@@ -24,7 +25,7 @@ class SlicedRunner {
   bool run(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& plan, PassState<T>& main, Index slice, int first,
            int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
            const std::vector<int>& sinks) {
-    if (omp_active()) return false;
+    if (in_parallel_region()) return false;
     const auto& nodes = g.nodes();
     const int nt = get_num_threads();
     Index N = -1;  // every source must have the same batch size
@@ -57,14 +58,13 @@ class SlicedRunner {
     std::vector<char> sized(sinks.size(), 0), ran(static_cast<std::size_t>(threads), 0);
     std::atomic<bool> failed{false};
     std::exception_ptr error;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const int tid = omp_thread();
+    std::mutex sink_mutex, error_mutex;
+    // the slices are the chunks of kerascpp's pool (core/thread_pool.hpp); tid names the thread's state
+    keras::parallel_chunks(nslices, threads, [&](Index k, int tid) {
       PassState<T>& st = slices_[static_cast<std::size_t>(tid)];
       std::vector<const Tensor<T>*> ins;
-#pragma omp for schedule(dynamic, 1)
-      for (Index k = 0; k < nslices; ++k) {
-        if (failed.load()) continue;
+      {
+        if (failed.load()) return;
         try {
           const Index s0 = k * slice, s1 = std::min(N, s0 + slice);
           st.reset(n);
@@ -84,8 +84,8 @@ class SlicedRunner {
             if (sk == preset || nodes[sk].input_index >= 0) continue;
             const Tensor<T>& v = *st.values[sk];
             Tensor<T>& full = main.buffers[sk];
-#pragma omp critical(keras_graph_sink)
             {
+              std::lock_guard<std::mutex> lock(sink_mutex);
               if (!sized[q]) {
                 Shape sh = v.shape();
                 sh.at(0) = N;
@@ -100,14 +100,14 @@ class SlicedRunner {
             if (per) std::memcpy(full.data() + s0 * per, v.data(), sizeof(T) * per * (s1 - s0));
           }
         } catch (...) {
-#pragma omp critical(keras_graph_error)
           {
+            std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();
           }
           failed.store(true);
         }
       }
-    }
+    });
     if (error) std::rethrow_exception(error);
     if (first == 0)
       for (std::size_t k = 0; k < g.inputs().size(); ++k) main.values[g.inputs()[k]] = inputs.at(k);
@@ -155,20 +155,6 @@ class SlicedRunner {
     return std::max<Index>(1, std::min<Index>(fit, (N + nt - 1) / nt));
   }
   static constexpr double kSliceBytes = 2.0 * 1024 * 1024;
-  static bool omp_active() {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return true;
-#endif
-  }
-  static int omp_thread() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
 };
 
 }  // namespace keras::engine

@@ -134,11 +134,12 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     const T* __restrict a = a_.data();
     if (!batch_mode_) {
       // statistics are constants: dx = dy * gamma * inv_std
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-      for (Index r = 0; r < M; ++r) {
+      keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, a, C](Index r_begin, Index r_end) {
+        for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
-        for (Index c = 0; c < C; ++c) dxp[r * C + c] = gp[r * C + c] * a[c];
-      }
+          for (Index c = 0; c < C; ++c) dxp[r * C + c] = gp[r * C + c] * a[c];
+        }
+      });
       return;
     }
     // dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy - k1 - (x - mean) * k2 with
@@ -153,11 +154,12 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     const T* __restrict k1 = k1_.data();
     const T* __restrict k2 = k2_.data();
     const T* __restrict m = mean_.data();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-    for (Index r = 0; r < M; ++r) {
+    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, xp, a, k1, k2, m, C](Index r_begin, Index r_end) {
+      for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
-      for (Index c = 0; c < C; ++c) dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
-    }
+        for (Index c = 0; c < C; ++c) dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
+      }
+    });
   }
 
   json get_config() const override {
@@ -213,13 +215,14 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     T* yp = y.data();
     const T* a = scale.data();
     const T* b = shift.data();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-    for (Index r = 0; r < M; ++r) {
-      const T* xr = xp + r * C;
-      T* yr = yp + r * C;
+    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+      for (Index r = r_begin; r < r_end; ++r) {
+        const T* xr = xp + r * C;
+        T* yr = yp + r * C;
 #pragma omp simd
-      for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
-    }
+        for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+      }
+    });
   }
 
   /// Per-channel sums over the M rows of [M, C] data, in double, split into fixed chunks of rows
@@ -233,9 +236,9 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     const Index chunks = (M + rows - 1) / rows;
     partial_.assign(static_cast<std::size_t>(chunks * 2 * C), 0.0);
     double* part = partial_.data();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (M * C > 65536)
-    for (Index k = 0; k < chunks; ++k)
-      body(k * rows, std::min(M, (k + 1) * rows), part + k * 2 * C, part + k * 2 * C + C);
+    keras::parallel_for(chunks, 1, (M * C > 65536) ? get_num_threads() : 1, [&](Index k_begin, Index k_end) {
+      for (Index k = k_begin; k < k_end; ++k) body(k * rows, std::min(M, (k + 1) * rows), part + k * 2 * C, part + k * 2 * C + C);
+    });
     sums_.assign(static_cast<std::size_t>(2 * C), 0.0);
     for (Index k = 0; k < chunks; ++k)
       for (Index c = 0; c < 2 * C; ++c) sums_[c] += part[k * 2 * C + c];

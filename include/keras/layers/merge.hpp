@@ -28,8 +28,10 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     T* yp = y.data();
     const T* a = in[0]->data();
     const T* b = in[1]->data();
-#pragma omp parallel for simd schedule(static) num_threads(get_num_threads()) if (n > 262144)
-    for (Index i = 0; i < n; ++i) yp[i] = a[i] + b[i];
+    keras::parallel_for(n, 1, (n > 262144) ? get_num_threads() : 1, [yp, a, b](Index i_begin, Index i_end) {
+#pragma omp simd
+      for (Index i = i_begin; i < i_end; ++i) yp[i] = a[i] + b[i];
+    });
     for (std::size_t i = 2; i < in.size(); ++i) y.array() += in[i]->array();
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,

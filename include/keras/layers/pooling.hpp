@@ -122,19 +122,20 @@ class GlobalPooling2D : public Layer<T>, public ReentrantInference {
     const Tensor<T>& x = *in.at(0);
     const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);
     y.resize(keepdims_ ? Shape{N, 1, 1, C} : Shape{N, C});
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (N * P * C > 65536)
-    for (Index n = 0; n < N; ++n) {
-      T* out = y.data() + n * C;
-      const T* xp = x.data() + n * P * C;
-      for (Index c = 0; c < C; ++c) out[c] = Max ? -std::numeric_limits<T>::infinity() : T(0);
-      for (Index p = 0; p < P; ++p)
-        for (Index c = 0; c < C; ++c) {
-          if constexpr (Max) out[c] = std::max(out[c], xp[p * C + c]);
-          else out[c] += xp[p * C + c];
-        }
-      if (!Max)
-        for (Index c = 0; c < C; ++c) out[c] /= static_cast<T>(P);
-    }
+    keras::parallel_for(N, 1, (N * P * C > 65536) ? get_num_threads() : 1, [&](Index n_begin, Index n_end) {
+      for (Index n = n_begin; n < n_end; ++n) {
+        T* out = y.data() + n * C;
+        const T* xp = x.data() + n * P * C;
+        for (Index c = 0; c < C; ++c) out[c] = Max ? -std::numeric_limits<T>::infinity() : T(0);
+        for (Index p = 0; p < P; ++p)
+          for (Index c = 0; c < C; ++c) {
+            if constexpr (Max) out[c] = std::max(out[c], xp[p * C + c]);
+            else out[c] += xp[p * C + c];
+          }
+        if (!Max)
+          for (Index c = 0; c < C; ++c) out[c] /= static_cast<T>(P);
+      }
+    });
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -143,26 +144,27 @@ class GlobalPooling2D : public Layer<T>, public ReentrantInference {
     const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);
     dx[0]->resize(x.shape());
     if (Max) dx[0]->setZero();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (N * P * C > 65536)
-    for (Index n = 0; n < N; ++n) {
-      const T* g = dy.data() + n * C;
-      T* d = dx[0]->data() + n * P * C;
-      if constexpr (Max) {  // gradient to the first maximum, as TF
-        const T* xp = x.data() + n * P * C;
-        const T* ym = y.data() + n * C;
-        std::vector<char> done(C, 0);
-        for (Index p = 0; p < P; ++p)
-          for (Index c = 0; c < C; ++c)
-            if (!done[c] && xp[p * C + c] == ym[c]) {
-              d[p * C + c] = g[c];
-              done[c] = 1;
-            }
-      } else {
-        const T inv = T(1) / static_cast<T>(P);
-        for (Index p = 0; p < P; ++p)
-          for (Index c = 0; c < C; ++c) d[p * C + c] = g[c] * inv;
+    keras::parallel_for(N, 1, (N * P * C > 65536) ? get_num_threads() : 1, [&](Index n_begin, Index n_end) {
+      for (Index n = n_begin; n < n_end; ++n) {
+        const T* g = dy.data() + n * C;
+        T* d = dx[0]->data() + n * P * C;
+        if constexpr (Max) {  // gradient to the first maximum, as TF
+          const T* xp = x.data() + n * P * C;
+          const T* ym = y.data() + n * C;
+          std::vector<char> done(C, 0);
+          for (Index p = 0; p < P; ++p)
+            for (Index c = 0; c < C; ++c)
+              if (!done[c] && xp[p * C + c] == ym[c]) {
+                d[p * C + c] = g[c];
+                done[c] = 1;
+              }
+        } else {
+          const T inv = T(1) / static_cast<T>(P);
+          for (Index p = 0; p < P; ++p)
+            for (Index c = 0; c < C; ++c) d[p * C + c] = g[c] * inv;
+        }
       }
-    }
+    });
   }
   json get_config() const override {
     json c = Layer<T>::get_config();

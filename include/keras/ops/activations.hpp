@@ -83,14 +83,16 @@ inline T stable_sigmoid(T x) {
 /// y[i] = f(x[i]) over n elements (parallel for large n).
 template <class T, class F>
 inline void map_elements(const T* x, T* y, Index n, F f) {
-#pragma omp parallel for schedule(static) if (n > kActivationParallelThreshold)
-  for (Index i = 0; i < n; ++i) y[i] = f(x[i]);
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
+    for (Index i = i_begin; i < i_end; ++i) y[i] = f(x[i]);
+  });
 }
 /// dx[i] = g(x[i], y[i], dy[i]).
 template <class T, class G>
 inline void map_grad(const T* x, const T* y, const T* dy, T* dx, Index n, G g) {
-#pragma omp parallel for schedule(static) if (n > kActivationParallelThreshold)
-  for (Index i = 0; i < n; ++i) dx[i] = g(x[i], y[i], dy[i]);
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
+    for (Index i = i_begin; i < i_end; ++i) dx[i] = g(x[i], y[i], dy[i]);
+  });
 }
 
 inline void check_same_shape(const char* what, const Shape& a, const Shape& b) {
@@ -144,20 +146,21 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
   const Index rows = cols ? x.size() / cols : 0;
   const T* xp = x.data();
   T* yp = y.data();
-#pragma omp parallel for schedule(static) if (x.size() > kActivationParallelThreshold)
-  for (Index r = 0; r < rows; ++r) {
-    const T* xr = xp + r * cols;
-    T* yr = yp + r * cols;
-    T m = xr[0];
-    for (Index c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
-    T s = 0;
-    for (Index c = 0; c < cols; ++c) {
-      yr[c] = std::exp(xr[c] - m);
-      s += yr[c];
+  keras::parallel_for(rows, 1, (x.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+    for (Index r = r_begin; r < r_end; ++r) {
+      const T* xr = xp + r * cols;
+      T* yr = yp + r * cols;
+      T m = xr[0];
+      for (Index c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+      T s = 0;
+      for (Index c = 0; c < cols; ++c) {
+        yr[c] = std::exp(xr[c] - m);
+        s += yr[c];
+      }
+      const T inv = T(1) / s;
+      for (Index c = 0; c < cols; ++c) yr[c] *= inv;
     }
-    const T inv = T(1) / s;
-    for (Index c = 0; c < cols; ++c) yr[c] *= inv;
-  }
+  });
 }
 
 /// dx = y * (dy - sum(dy * y)) row by row over the last axis.
@@ -168,15 +171,16 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
   if (y.size() == 0) return;
   const Index cols = y.shape().empty() ? 1 : y.shape().back();
   const Index rows = cols ? y.size() / cols : 0;
-#pragma omp parallel for schedule(static) if (y.size() > kActivationParallelThreshold)
-  for (Index r = 0; r < rows; ++r) {
-    const T* yr = y.data() + r * cols;
-    const T* gr = dy.data() + r * cols;
-    T* dr = dx.data() + r * cols;
-    T dot = 0;
-    for (Index c = 0; c < cols; ++c) dot += gr[c] * yr[c];
-    for (Index c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
-  }
+  keras::parallel_for(rows, 1, (y.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&, cols](Index r_begin, Index r_end) {
+    for (Index r = r_begin; r < r_end; ++r) {
+      const T* yr = y.data() + r * cols;
+      const T* gr = dy.data() + r * cols;
+      T* dr = dx.data() + r * cols;
+      T dot = 0;
+      for (Index c = 0; c < cols; ++c) dot += gr[c] * yr[c];
+      for (Index c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
+    }
+  });
 }
 
 /// y = activation(x); y is resized to x's shape (y may be x).
@@ -371,12 +375,14 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y, double max_value = std::nume
   if (slope == T(0) && th == T(0)) {
     // compare-and-select form: vectorises to a max and a min per packet (std::min/std::max on the
     // temporary T(0) did not vectorise inside the simd loop); NaN propagates as with std::max/min
-#pragma omp parallel for simd schedule(static) num_threads(keras::get_num_threads()) if (n > 262144)
-    for (Index i = 0; i < n; ++i) {
-      T v = xp[i];
-      v = v < T(0) ? T(0) : v;
-      yp[i] = mx < v ? mx : v;
-    }
+    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
+#pragma omp simd
+      for (Index i = i_begin; i < i_end; ++i) {
+        T v = xp[i];
+        v = v < T(0) ? T(0) : v;
+        yp[i] = mx < v ? mx : v;
+      }
+    });
   } else {
     detail::map_elements(xp, yp, n, [mx, slope, th](T v) {
       if (v >= mx) return mx;
@@ -399,8 +405,10 @@ void relu_backward(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dx,
     const T* xp = x.data();
     const T* gp = dy.data();
     T* dp = dx.data();
-#pragma omp parallel for simd schedule(static) num_threads(keras::get_num_threads()) if (n > 262144)
-    for (Index i = 0; i < n; ++i) dp[i] = (xp[i] > T(0) && xp[i] < mx) ? gp[i] : T(0);
+    keras::parallel_for(n, 1, (n > 262144) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
+#pragma omp simd
+      for (Index i = i_begin; i < i_end; ++i) dp[i] = (xp[i] > T(0) && xp[i] < mx) ? gp[i] : T(0);
+    });
     return;
   }
   detail::map_grad(x.data(), x.data(), dy.data(), dx.data(), dy.size(), [mx, slope, th](T v, T, T g) {

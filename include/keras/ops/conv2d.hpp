@@ -51,6 +51,10 @@ Conv2DWorkspace<T>& thread_workspace() {
 
 namespace detail {
 
+/// Weight-gradient partial sums of the backward pass: this many groups of work items at most, a
+/// constant (not the thread count), so the sums are added in the same order on any number of threads.
+inline constexpr Index kConvReduceGroups = 4;
+
 inline void grow(auto& t, Index n) {
   if (t.size() < n) t.resize({n});
 }
@@ -178,26 +182,22 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const int threads = static_cast<int>(std::min<Index>(nt, items));
   if (!pointwise) detail::grow(ws.col, Index(threads) * brows * P);
   T* colbase = pointwise ? nullptr : ws.col.data();
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    T* col = pointwise ? nullptr : colbase + Index(detail::thread_id()) * brows * P;
-#pragma omp for schedule(static)
-    for (Index it = 0; it < items; ++it) {
-      const Index b = it / fparts, fp = it % fparts;
-      const Index r0 = b * brows, rows = std::min(brows, M - r0);
-      const Index f0 = (F * fp / fparts) / 16 * 16, f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / 16 * 16;
-      if (f1 <= f0) continue;
-      const T* lhs = x + r0 * P;
-      if (!pointwise) {
-        detail::im2col_rows(g, x, r0, rows, col);
-        lhs = col;
-      }
-      T* yb = y + r0 * F + f0;
-      detail::gemm_block<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F);
-      if (bias) detail::add_bias_rows(yb, rows, f1 - f0, bias + f0, F);
-      if (ep) ep->apply_block(yb, r0, rows, F, f0, f1 - f0);
+  keras::parallel_chunks(items, threads, [&](Index it, int slot) {
+    T* col = pointwise ? nullptr : colbase + Index(slot) * brows * P;
+    const Index b = it / fparts, fp = it % fparts;
+    const Index r0 = b * brows, rows = std::min(brows, M - r0);
+    const Index f0 = (F * fp / fparts) / 16 * 16, f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / 16 * 16;
+    if (f1 <= f0) return;
+    const T* lhs = x + r0 * P;
+    if (!pointwise) {
+      detail::im2col_rows(g, x, r0, rows, col);
+      lhs = col;
     }
-  }
+    T* yb = y + r0 * F + f0;
+    detail::gemm_block<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F);
+    if (bias) detail::add_bias_rows(yb, rows, f1 - f0, bias + f0, F);
+    if (ep) ep->apply_block(yb, r0, rows, F, f0, f1 - f0);
+  });
 }
 
 /// dx (overwritten; nullptr to skip), dkernel (+=; nullptr to skip), dbias (+=; nullptr to skip).
@@ -211,33 +211,35 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   // pointwise: every dx row is written by its GEMM (beta 0); otherwise col2im accumulates into dx
   if (dx && (!pointwise || M == 0)) std::fill(dx, dx + g.in_size(), T(0));
   if (M == 0 || (!dx && !dkernel && !dbias)) return;
-  const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);  // one thread's partial sums
+  const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);  // one group's partial sums
+  // dkernel/dbias: the work items are cut into `groups` contiguous groups, each accumulated in order
+  // into its own partial sums, which are added in group order: the result depends on the sizes only
+  // (not on the thread count or on which thread ran a group).
 
   if (pointwise) {
     // dx = dy * W^T over rows (no overlap between rows); dW = x^T dy, db = colsum(dy) by row ranges.
     const Index brows = detail::conv_block_rows(ws.block_bytes, P + F, sizeof(T), M);
     const Index nblocks = (M + brows - 1) / brows;
-    const int threads = static_cast<int>(std::min<Index>(nt, nblocks));
+    const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
+    const int threads = static_cast<int>(std::min<Index>(nt, groups));
     if (part) {
-      detail::grow(ws.partial, threads * part);
-      std::fill(ws.partial.data(), ws.partial.data() + threads * part, T(0));
+      detail::grow(ws.partial, groups * part);
+      std::fill(ws.partial.data(), ws.partial.data() + groups * part, T(0));
     }
     T* pbase = ws.partial.data();
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      T* pw = part ? pbase + Index(detail::thread_id()) * part : nullptr;
+    keras::parallel_chunks(groups, threads, [&](Index grp, int) {
+      T* pw = part ? pbase + grp * part : nullptr;
       T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
-#pragma omp for schedule(static)
-      for (Index b = 0; b < nblocks; ++b) {
+      for (Index b = nblocks * grp / groups, e = nblocks * (grp + 1) / groups; b < e; ++b) {
         const Index r0 = b * brows, rows = std::min(brows, M - r0);
         const T* dyb = dy + r0 * F;
         if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dx + r0 * P, P);
         if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dyb, F, T(1), pw, F);
         if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
       }
-    }
+    });
     if (part)
-      for (int t = 0; t < threads; ++t) {
+      for (Index t = 0; t < groups; ++t) {
         const T* pw = pbase + Index(t) * part;
         if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
         if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
@@ -250,26 +252,24 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   const Index ohw = g.out_h * g.out_w;
   const Index brows = detail::conv_block_rows(ws.block_bytes, P, sizeof(T), ohw);
   const Index nblk_img = (ohw + brows - 1) / brows;
-  const int threads = static_cast<int>(std::max<Index>(1, std::min<Index>(nt, g.batch)));
+  const Index groups = std::max<Index>(1, std::min<Index>(g.batch, detail::kConvReduceGroups));
+  const int threads = static_cast<int>(std::min<Index>(nt, groups));
   const bool need_col = dkernel != nullptr;
   if (need_col) detail::grow(ws.col, threads * brows * P);
   if (dx) detail::grow(ws.dcol, threads * brows * P);
   if (part) {
-    detail::grow(ws.partial, threads * part);
-    std::fill(ws.partial.data(), ws.partial.data() + threads * part, T(0));
+    detail::grow(ws.partial, groups * part);
+    std::fill(ws.partial.data(), ws.partial.data() + groups * part, T(0));
   }
   T* colbase = ws.col.data();
   T* dcolbase = ws.dcol.data();
   T* pbase = ws.partial.data();
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const Index tid = detail::thread_id();
-    T* col = need_col ? colbase + tid * brows * P : nullptr;
-    T* dcol = dx ? dcolbase + tid * brows * P : nullptr;
-    T* pw = part ? pbase + tid * part : nullptr;
+  keras::parallel_chunks(groups, threads, [&](Index grp, int slot) {
+    T* col = need_col ? colbase + Index(slot) * brows * P : nullptr;
+    T* dcol = dx ? dcolbase + Index(slot) * brows * P : nullptr;
+    T* pw = part ? pbase + grp * part : nullptr;
     T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
-#pragma omp for schedule(static)
-    for (Index n = 0; n < g.batch; ++n) {
+    for (Index n = g.batch * grp / groups, ne = g.batch * (grp + 1) / groups; n < ne; ++n) {
       for (Index b = 0; b < nblk_img; ++b) {
         const Index r0 = n * ohw + b * brows, rows = std::min(brows, (n + 1) * ohw - r0);
         const T* dyb = dy + r0 * F;
@@ -284,9 +284,9 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
         }
       }
     }
-  }
+  });
   if (part)
-    for (int t = 0; t < threads; ++t) {
+    for (Index t = 0; t < groups; ++t) {
       const T* pw = pbase + Index(t) * part;
       if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
       if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];

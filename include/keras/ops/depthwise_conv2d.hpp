@@ -200,58 +200,59 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
   const Index C = g.in_c, CM = C * M, KW = g.k_w;
   const Index rows = g.batch * g.out_h;
   const Index xrow_stride = g.in_w * C;
-#pragma omp parallel for schedule(static) num_threads(keras::get_num_threads()) if (rows * g.out_w * CM > 16384)
-  for (Index r = 0; r < rows; ++r) {
-    const Index n = r / g.out_h, oh = r % g.out_h;
-    Index kh0, kh1;
-    detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
-    const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
-    const T* ximg = x + n * g.in_h * xrow_stride;
-    // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
-    // the register-blocked kernel, the border pixels through the general loop below.
-    Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
-    if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 && kh1 == 3) {
-      fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
-      fast1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
-      if (fast1 > fast0) {
-        const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
-        T* y0 = y + (r * g.out_w + fast0) * CM;
-        if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
-        else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
-      } else {
-        fast0 = fast1 = 0;
-      }
-    }
-    for (Index ow = 0; ow < g.out_w; ++ow) {
-      if (ow == fast0 && fast1 > fast0) {
-        ow = fast1 - 1;
-        continue;
-      }
-      Index kw0, kw1;
-      detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
-      const Index iw0 = ow * g.stride_w - g.pad_left;
-      T* yo = y + (r * g.out_w + ow) * CM;
-      // pointer to the (virtual) tap (0,0); only valid taps are dereferenced
-      const T* xrow0 = ximg + ih0 * xrow_stride + iw0 * C;
-      if (M == 1) {
-        detail::dw_pixel_m1(xrow0, xrow_stride, kernel, bias, yo, C, kh0, kh1, kw0, kw1, KW, g.dil_h, g.dil_w);
-        continue;
-      }
-      if (bias) std::memcpy(yo, bias, sizeof(T) * CM);
-      else std::fill(yo, yo + CM, T(0));
-      for (Index kh = kh0; kh < kh1; ++kh)
-        for (Index kw = kw0; kw < kw1; ++kw) {
-          const T* xp = xrow0 + kh * g.dil_h * xrow_stride + kw * g.dil_w * C;
-          const T* kp = kernel + (kh * KW + kw) * CM;
-          for (Index c = 0; c < C; ++c) {
-            const T xv = xp[c];
-#pragma omp simd
-            for (Index m = 0; m < M; ++m) yo[c * M + m] += xv * kp[c * M + m];
-          }
+  keras::parallel_for(rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+    for (Index r = r_begin; r < r_end; ++r) {
+      const Index n = r / g.out_h, oh = r % g.out_h;
+      Index kh0, kh1;
+      detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
+      const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
+      const T* ximg = x + n * g.in_h * xrow_stride;
+      // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
+      // the register-blocked kernel, the border pixels through the general loop below.
+      Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
+      if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 && kh1 == 3) {
+        fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+        fast1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
+        if (fast1 > fast0) {
+          const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+          T* y0 = y + (r * g.out_w + fast0) * CM;
+          if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
+          else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
+        } else {
+          fast0 = fast1 = 0;
         }
+      }
+      for (Index ow = 0; ow < g.out_w; ++ow) {
+        if (ow == fast0 && fast1 > fast0) {
+          ow = fast1 - 1;
+          continue;
+        }
+        Index kw0, kw1;
+        detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
+        const Index iw0 = ow * g.stride_w - g.pad_left;
+        T* yo = y + (r * g.out_w + ow) * CM;
+        // pointer to the (virtual) tap (0,0); only valid taps are dereferenced
+        const T* xrow0 = ximg + ih0 * xrow_stride + iw0 * C;
+        if (M == 1) {
+          detail::dw_pixel_m1(xrow0, xrow_stride, kernel, bias, yo, C, kh0, kh1, kw0, kw1, KW, g.dil_h, g.dil_w);
+          continue;
+        }
+        if (bias) std::memcpy(yo, bias, sizeof(T) * CM);
+        else std::fill(yo, yo + CM, T(0));
+        for (Index kh = kh0; kh < kh1; ++kh)
+          for (Index kw = kw0; kw < kw1; ++kw) {
+            const T* xp = xrow0 + kh * g.dil_h * xrow_stride + kw * g.dil_w * C;
+            const T* kp = kernel + (kh * KW + kw) * CM;
+            for (Index c = 0; c < C; ++c) {
+              const T xv = xp[c];
+#pragma omp simd
+              for (Index m = 0; m < M; ++m) yo[c * M + m] += xv * kp[c * M + m];
+            }
+          }
+      }
+      if (ep) ep->apply(y + r * g.out_w * CM, r * g.out_w, g.out_w, CM);
     }
-    if (ep) ep->apply(y + r * g.out_w * CM, r * g.out_w, g.out_w, CM);
-  }
+  });
 }
 template <class T>
 void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y) {
@@ -281,85 +282,87 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
   if (dx) {
     // dx[n, ih, iw, c] = sum over taps (kh, kw) hitting (ih, iw) of sum_m dy[n, oh, ow, c*M+m] * k[kh, kw, c, m]
     const Index rows = g.batch * g.in_h;
-#pragma omp parallel for schedule(static) num_threads(nt) if (rows * g.in_w * CM > 16384)
-    for (Index r = 0; r < rows; ++r) {
-      const Index n = r / g.in_h, ih = r % g.in_h;
-      T* dxrow = dx + r * xrow_stride;
-      // stride 1: dx[ih, iw] = sum_{a,b} k[2-a, 2-b] * dy[ih + pad_top - 2 + a, iw + pad_left - 2 + b]
-      const Index oh0 = ih + g.pad_top - 2, ow_off = g.pad_left - 2;
-      if (fast_dx && oh0 >= 0 && oh0 + 2 < g.out_h) {
-        // interior iw: iw + ow_off >= 0 and iw + ow_off + 2 < out_w
-        const Index f0 = std::max<Index>(0, -ow_off), f1 = std::min<Index>(g.in_w, g.out_w - 2 - ow_off);
-        if (f1 > f0) {
-          const T* dy00 = dy + (n * g.out_h + oh0) * dyrow_stride + (f0 + ow_off) * C;
-          detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, ws.flipped.data(), nullptr, dxrow + f0 * C, f1 - f0);
-          // the border pixels [iw0, iw1): zeroed, then every tap inside the output added
-          auto border = [&](Index iw0, Index iw1) {
-            std::fill(dxrow + iw0 * C, dxrow + iw1 * C, T(0));
-            for (Index iw = iw0; iw < iw1; ++iw)
-              for (Index kh = 0; kh < 3; ++kh)
-                for (Index kw = 0; kw < 3; ++kw) {
-                  const Index ow = iw + g.pad_left - kw;
-                  if (ow < 0 || ow >= g.out_w) continue;
-                  T* d = dxrow + iw * C;
-                  const T* dyp = dy + (n * g.out_h + oh0 + 2 - kh) * dyrow_stride + ow * C;
-                  const T* kp = kernel + (kh * 3 + kw) * C;
+    const T* flipped = fast_dx ? ws.flipped.data() : nullptr;
+    keras::parallel_for(rows, 1, (rows * g.in_w * CM > 16384) ? nt : 1, [=](Index r_begin, Index r_end) {
+      for (Index r = r_begin; r < r_end; ++r) {
+        const Index n = r / g.in_h, ih = r % g.in_h;
+        T* dxrow = dx + r * xrow_stride;
+        // stride 1: dx[ih, iw] = sum_{a,b} k[2-a, 2-b] * dy[ih + pad_top - 2 + a, iw + pad_left - 2 + b]
+        const Index oh0 = ih + g.pad_top - 2, ow_off = g.pad_left - 2;
+        if (fast_dx && oh0 >= 0 && oh0 + 2 < g.out_h) {
+          // interior iw: iw + ow_off >= 0 and iw + ow_off + 2 < out_w
+          const Index f0 = std::max<Index>(0, -ow_off), f1 = std::min<Index>(g.in_w, g.out_w - 2 - ow_off);
+          if (f1 > f0) {
+            const T* dy00 = dy + (n * g.out_h + oh0) * dyrow_stride + (f0 + ow_off) * C;
+            detail::dw3x3_row_interior<T, 1>(dy00, dyrow_stride, C, flipped, nullptr, dxrow + f0 * C, f1 - f0);
+            // the border pixels [iw0, iw1): zeroed, then every tap inside the output added
+            auto border = [&](Index iw0, Index iw1) {
+              std::fill(dxrow + iw0 * C, dxrow + iw1 * C, T(0));
+              for (Index iw = iw0; iw < iw1; ++iw)
+                for (Index kh = 0; kh < 3; ++kh)
+                  for (Index kw = 0; kw < 3; ++kw) {
+                    const Index ow = iw + g.pad_left - kw;
+                    if (ow < 0 || ow >= g.out_w) continue;
+                    T* d = dxrow + iw * C;
+                    const T* dyp = dy + (n * g.out_h + oh0 + 2 - kh) * dyrow_stride + ow * C;
+                    const T* kp = kernel + (kh * 3 + kw) * C;
 #pragma omp simd
-                  for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
-                }
-          };
-          border(0, f0);
-          border(f1, g.in_w);
-          continue;
+                    for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
+                  }
+            };
+            border(0, f0);
+            border(f1, g.in_w);
+            continue;
+          }
         }
-      }
-      std::fill(dxrow, dxrow + xrow_stride, T(0));
-      for (Index kh = 0; kh < KH; ++kh) {
-        const Index t = ih + g.pad_top - kh * g.dil_h;  // = oh * stride_h
-        if (t < 0 || t % g.stride_h) continue;
-        const Index oh = t / g.stride_h;
-        if (oh >= g.out_h) continue;
-        const T* dyrow = dy + ((n * g.out_h + oh) * g.out_w) * CM;
-        for (Index kw = 0; kw < KW; ++kw) {
-          const T* kp = kernel + (kh * KW + kw) * CM;
-          // iw = ow*stride_w - pad_left + kw*dil_w  for ow in [0, OW), iw in [0, W)
-          const Index off = kw * g.dil_w - g.pad_left;
-          Index ow0 = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
-          Index ow1 = std::min<Index>(g.out_w, (g.in_w - 1 - off) >= 0 ? (g.in_w - 1 - off) / g.stride_w + 1 : 0);
-          for (Index ow = ow0; ow < ow1; ++ow) {
-            const Index iw = ow * g.stride_w + off;
-            T* d = dxrow + iw * C;
-            const T* dyp = dyrow + ow * CM;
-            if (M == 1) {
+        std::fill(dxrow, dxrow + xrow_stride, T(0));
+        for (Index kh = 0; kh < KH; ++kh) {
+          const Index t = ih + g.pad_top - kh * g.dil_h;  // = oh * stride_h
+          if (t < 0 || t % g.stride_h) continue;
+          const Index oh = t / g.stride_h;
+          if (oh >= g.out_h) continue;
+          const T* dyrow = dy + ((n * g.out_h + oh) * g.out_w) * CM;
+          for (Index kw = 0; kw < KW; ++kw) {
+            const T* kp = kernel + (kh * KW + kw) * CM;
+            // iw = ow*stride_w - pad_left + kw*dil_w  for ow in [0, OW), iw in [0, W)
+            const Index off = kw * g.dil_w - g.pad_left;
+            Index ow0 = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+            Index ow1 = std::min<Index>(g.out_w, (g.in_w - 1 - off) >= 0 ? (g.in_w - 1 - off) / g.stride_w + 1 : 0);
+            for (Index ow = ow0; ow < ow1; ++ow) {
+              const Index iw = ow * g.stride_w + off;
+              T* d = dxrow + iw * C;
+              const T* dyp = dyrow + ow * CM;
+              if (M == 1) {
 #pragma omp simd
-              for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
-            } else {
-              for (Index c = 0; c < C; ++c) {
-                T s = T(0);
-                for (Index m = 0; m < M; ++m) s += dyp[c * M + m] * kp[c * M + m];
-                d[c] += s;
+                for (Index c = 0; c < C; ++c) d[c] += dyp[c] * kp[c];
+              } else {
+                for (Index c = 0; c < C; ++c) {
+                  T s = T(0);
+                  for (Index m = 0; m < M; ++m) s += dyp[c * M + m] * kp[c * M + m];
+                  d[c] += s;
+                }
               }
             }
           }
         }
       }
-    }
+    });
   }
 
   if (!dkernel && !dbias) return;
   const Index kpart = dkernel ? KH * KW * CM : 0;
   const Index part = kpart + (dbias ? CM : 0);
   const Index rows = g.batch * g.out_h;
-  const int threads = static_cast<int>(std::max<Index>(1, std::min<Index>(nt, rows)));
-  if (ws.partial.size() < threads * part) ws.partial.resize({threads * part});
+  // partial sums per group of rows (a constant number of groups, not the thread count), added in
+  // group order: the same result on any number of threads
+  const Index groups = std::min<Index>(rows, 8);
+  if (ws.partial.size() < groups * part) ws.partial.resize({groups * part});
   T* pbase = ws.partial.data();
-  std::fill(pbase, pbase + threads * part, T(0));
-#pragma omp parallel num_threads(threads) if (threads > 1 && rows * g.out_w * CM > 16384)
-  {
-    T* pk = pbase + Index(detail::thread_id()) * part;
+  std::fill(pbase, pbase + groups * part, T(0));
+  keras::parallel_chunks(groups, rows * g.out_w * CM > 16384 ? nt : 1, [&](Index grp, int) {
+    T* pk = pbase + grp * part;
     T* pb = pk + kpart;
-#pragma omp for schedule(static)
-    for (Index r = 0; r < rows; ++r) {
+    for (Index r = rows * grp / groups, r_end = rows * (grp + 1) / groups; r < r_end; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
       Index kh0, kh1;
       detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, KH, g.in_h, kh0, kh1);
@@ -410,9 +413,9 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
         }
       }
     }
-  }
-  for (int t = 0; t < threads; ++t) {
-    const T* pk = pbase + Index(t) * part;
+  });
+  for (Index t = 0; t < groups; ++t) {
+    const T* pk = pbase + t * part;
     if (dkernel)
       for (Index i = 0; i < kpart; ++i) dkernel[i] += pk[i];
     if (dbias)

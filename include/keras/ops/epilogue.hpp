@@ -5,7 +5,7 @@
 //   y[r, c] = clamp(y[r, c] * scale[c] + shift[c], lo, hi) + residual[r, c]
 //
 // (each part optional). The functional Graph builds it from conv -> [BN] -> [ReLU] -> [Add] chains
-// in inference mode (see models/functional.hpp); the BN/ReLU/Add nodes then alias the conv output.
+// in inference mode (see engine/fusion.hpp); the BN/ReLU/Add nodes then alias the conv output.
 #pragma once
 #include <algorithm>
 #include <limits>

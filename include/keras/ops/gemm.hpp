@@ -2,10 +2,10 @@
 //
 //   C[M,N] = alpha * op(A) * op(B) + beta * C      (op = identity or transpose)
 //
-// Threading: one level only. gemm() runs Eigen's GEMM single-threaded inside an OpenMP region
-// that splits the work into independent blocks of C (rows of C when M is large, else columns), so
-// each thread packs its own panels and no Eigen call is ever nested inside another parallel region.
-// Called from inside a parallel region it simply runs serially on the calling thread.
+// Threading: one level only. gemm() runs Eigen's GEMM single-threaded on kerascpp's pool
+// (core/thread_pool.hpp), split into independent blocks of C (rows of C when M is large, else
+// columns), so each thread packs its own panels and no Eigen call is ever nested inside another
+// parallel loop. Called from inside a parallel loop it simply runs serially on the calling thread.
 // Eigen's own GEMM threading is switched off (keras::detail::keep_eigen_serial): every Eigen
 // product kerascpp runs is serial, and the threads are ours.
 #pragma once
@@ -69,22 +69,6 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
   }
 }
 
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-inline bool in_parallel_region() {
-#ifdef _OPENMP
-  return omp_in_parallel();
-#else
-  return true;
-#endif
-}
-
 }  // namespace detail
 
 /// Serial GEMM on the calling thread. lda/ldb/ldc are the row strides of the stored
@@ -101,7 +85,7 @@ void gemm(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Inde
           T* C, Index ldc) {
   const int nt = keras::get_num_threads();
   const double work = double(M) * double(N) * double(std::max<Index>(K, 1));
-  if (nt <= 1 || work < 2.0e5 || detail::in_parallel_region()) {
+  if (nt <= 1 || work < 2.0e5) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -115,11 +99,10 @@ void gemm(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Inde
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts))
-  for (Index p = 0; p < parts; ++p) {
+  keras::parallel_chunks(parts, static_cast<int>(parts), [&](Index p, int) {
     Index b0 = (len * p / parts) / align * align;
     Index b1 = p + 1 == parts ? len : (len * (p + 1) / parts) / align * align;
-    if (b1 <= b0) continue;
+    if (b1 <= b0) return;
     if (split_rows) {
       const T* Ap = ta ? A + b0 : A + b0 * lda;
       detail::gemm_block(ta, tb, b1 - b0, N, K, alpha, Ap, lda, B, ldb, beta, C + b0 * ldc, ldc);
@@ -127,7 +110,7 @@ void gemm(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Inde
       const T* Bp = tb ? B + b0 * ldb : B + b0;
       detail::gemm_block(ta, tb, M, b1 - b0, K, alpha, A, lda, Bp, ldb, beta, C + b0, ldc);
     }
-  }
+  });
 }
 
 }  // namespace keras::ops

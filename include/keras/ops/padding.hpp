@@ -126,18 +126,19 @@ void zero_padding2d_forward(const T* x, Index n, Index h, Index w, Index c, Inde
                             Index right, T* y) {
   const Index oh = h + top + bottom, ow = w + left + right;
   const Index rows = n * oh;
-#pragma omp parallel for schedule(static) num_threads(keras::get_num_threads()) if (rows * ow * c > 32768)
-  for (Index r = 0; r < rows; ++r) {
-    const Index b = r / oh, i = r % oh - top;
-    T* out = y + r * ow * c;
-    if (i < 0 || i >= h) {
-      std::memset(out, 0, sizeof(T) * ow * c);
-      continue;
+  keras::parallel_for(rows, 1, (rows * ow * c > 32768) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+    for (Index r = r_begin; r < r_end; ++r) {
+      const Index b = r / oh, i = r % oh - top;
+      T* out = y + r * ow * c;
+      if (i < 0 || i >= h) {
+        std::memset(out, 0, sizeof(T) * ow * c);
+        continue;
+      }
+      if (left) std::memset(out, 0, sizeof(T) * left * c);
+      std::memcpy(out + left * c, x + ((b * h + i) * w) * c, sizeof(T) * w * c);
+      if (right) std::memset(out + (left + w) * c, 0, sizeof(T) * right * c);
     }
-    if (left) std::memset(out, 0, sizeof(T) * left * c);
-    std::memcpy(out + left * c, x + ((b * h + i) * w) * c, sizeof(T) * w * c);
-    if (right) std::memset(out + (left + w) * c, 0, sizeof(T) * right * c);
-  }
+  });
 }
 
 /// dx[N,H,W,C] = the interior of dy (overwrite).
@@ -146,11 +147,12 @@ void zero_padding2d_backward(const T* dy, Index n, Index h, Index w, Index c, In
                              Index right, T* dx) {
   const Index oh = h + top + bottom, ow = w + left + right;
   const Index rows = n * h;
-#pragma omp parallel for schedule(static) num_threads(keras::get_num_threads()) if (rows * w * c > 32768)
-  for (Index r = 0; r < rows; ++r) {
-    const Index b = r / h, i = r % h;
-    std::memcpy(dx + r * w * c, dy + ((b * oh + i + top) * ow + left) * c, sizeof(T) * w * c);
-  }
+  keras::parallel_for(rows, 1, (rows * w * c > 32768) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+    for (Index r = r_begin; r < r_end; ++r) {
+      const Index b = r / h, i = r % h;
+      std::memcpy(dx + r * w * c, dy + ((b * oh + i + top) * ow + left) * c, sizeof(T) * w * c);
+    }
+  });
 }
 
 template <class T>

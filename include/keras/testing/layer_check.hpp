@@ -14,7 +14,7 @@
 //  3. every element is written: outputs and input gradients are prefilled with NaN;
 //  4. results do not depend on the thread count: forward and backward at 1 and at 2 threads
 //     (keras::set_num_threads) agree bit for bit (kerascpp's reductions are deterministic);
-//  5. inference: forward_inference() (no epilogue) equals forward(training = false);
+//  5. inference: forward_inference() of a layers::InferenceKernel equals forward(training = false);
 //  6. config round trip: Registry<double>::create(class_name, get_config()) rebuilds a layer with
 //     the same config, the same variables (names, shapes) and, given the same weights, the same
 //     output. Layers that are not registered are reported as skipped (never silently passed).
@@ -42,7 +42,7 @@
 
 #include "../core/core.hpp"
 #include "../layers/layer.hpp"
-#include "../layers/registry.hpp"
+#include "../layers/builtin.hpp"
 
 namespace keras::testing {
 
@@ -138,7 +138,7 @@ struct LayerCheckOptions {
   /// e.g. BatchNormalization); > 0 allows this max relative difference (for kernels whose
   /// per-thread partial sums are added in thread order, such as Conv2D's dkernel/dbias).
   double thread_tolerance = 0;
-  bool inference = true;       ///< 5: forward_inference == forward(training = false)
+  bool inference = true;       ///< 5: InferenceKernel::forward_inference == forward(training = false)
   bool config = true;          ///< 6: from_config(get_config()) round trip
   GradCheckOptions grad;       ///< eps, floor, max_checks of the numeric check
 };
@@ -331,13 +331,14 @@ inline LayerCheckReport check_layer(layers::Layer<double>& layer, std::vector<Te
       layer.forward(in, yf, false);
       yi.resize(out_shape);
       yi.setConstant(nan);
-      layer.forward_inference(in, yi, nullptr);
+      if (auto* kernel = dynamic_cast<layers::InferenceKernel<double>*>(&layer)) kernel->forward_inference(in, yi);
+      else layer.forward(in, yi, false);  // no separate kernel: the engine runs forward(.., false)
       if (max_rel_diff(yf, yi) > 1e-12)
         fail("forward_inference differs from forward(training = false) (max relative difference " + std::to_string(max_rel_diff(yf, yi)) + ")");
     }
     // 6. config round trip
     if (opt.config) {
-      auto& reg = layers::Registry<double>::instance();
+      auto& reg = layers::registry<double>();
       if (!reg.contains(layer.class_name())) {
         r.skipped.push_back("config round trip: class '" + layer.class_name() + "' is not registered (KERAS_REGISTER_LAYER)");
       } else {
