@@ -13,9 +13,10 @@ template <class T>
 class Backprop {
  public:
   /// Layers add into their trainable variables' grads. input_grads[k] (nullptr = not needed)
-  /// receives d(loss)/d(input k).
+  /// receives d(loss)/d(input k). `logits_node` >= 0: that output node's gradient is
+  /// d(loss)/d(its logits) (layers::LogitsOutput::backward_logits).
   void run(const Topology<T>& g, const PassState<T>& st, const std::vector<const Tensor<T>*>& output_grads,
-           const std::vector<Tensor<T>*>& input_grads) {
+           const std::vector<Tensor<T>*>& input_grads, int logits_node = -1) {
     const auto& nodes = g.nodes();
     const std::size_t n = nodes.size();
     mark_flows(g, input_grads);
@@ -41,7 +42,8 @@ class Backprop {
         else if (nodes[j].consumers == 1) dins.push_back(&grads_[j]);
         else dins.push_back(&scratch_[s]);
       }
-      nd.layer->backward(ins, *st.values[ii], grads_[ii], dins);
+      if (static_cast<int>(ii) == logits_node) nd.logits->backward_logits(ins, grads_[ii], dins);
+      else nd.layer->backward(ins, *st.values[ii], grads_[ii], dins);
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];
         if (!flows_[j]) continue;

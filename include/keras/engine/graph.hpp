@@ -54,13 +54,26 @@ class Graph {
   bool last_pass_sliced() const { return sliced_; }
 
   // ---- execution ---------------------------------------------------------------------------
-  /// Runs the graph. Input shapes are checked against the model's inputs.
-  void forward(const std::vector<const Tensor<T>*>& inputs, bool training) {
+  /// Runs the graph. Input shapes are checked against the model's inputs. logits: also keep the
+  /// logits of the output (see output_logits()).
+  void forward(const std::vector<const Tensor<T>*>& inputs, bool training, bool logits = false) {
     if (inputs.size() != topo_.inputs().size())
       throw ShapeError("model expects " + std::to_string(topo_.inputs().size()) + " input(s), got " + std::to_string(inputs.size()));
-    pass(0, static_cast<int>(topo_.nodes().size()) - 1, inputs, -1, nullptr, topo_.outputs(), training);
+    pass(0, static_cast<int>(topo_.nodes().size()) - 1, inputs, -1, nullptr, topo_.outputs(), training, logits);
   }
   const Tensor<T>& output(std::size_t k = 0) const { return *main_.values.at(topo_.outputs().at(k)); }
+  /// The output node when it is softmax(z) or sigmoid(z) of logits it computes (a single output
+  /// read by nothing else, whose layer is layers::LogitsOutput), else -1.
+  int logits_output() const {
+    if (topo_.outputs().size() != 1) return -1;
+    const int o = topo_.outputs()[0];
+    const auto& nd = topo_.nodes()[o];
+    if (nd.input_index >= 0 || !nd.logits || nd.consumers != 1) return -1;
+    return nd.logits->logits_activation() == keras::Activation::Linear ? -1 : o;
+  }
+  /// The output's logits after a pass run with logits = true on a graph with logits_output() >= 0
+  /// (nullptr otherwise); output() is then the activation of them.
+  const Tensor<T>* output_logits() const { return logits_; }
   /// A node's value after the last pass. A fast inference pass keeps only the inputs and the
   /// outputs (it reuses the other buffers); a training pass keeps every value.
   const Tensor<T>& value(int node) const {
@@ -74,8 +87,8 @@ class Graph {
     return *main_.values[last];
   }
   /// Runs the nodes after `first`, taking `value` as node `first`'s output.
-  void forward_from(int first, const Tensor<T>& value, bool training) {
-    pass(first + 1, static_cast<int>(topo_.nodes().size()) - 1, {}, first, &value, topo_.outputs(), training);
+  void forward_from(int first, const Tensor<T>& value, bool training, bool logits = false) {
+    pass(first + 1, static_cast<int>(topo_.nodes().size()) - 1, {}, first, &value, topo_.outputs(), training, logits);
   }
 
   /// Back-propagates d(loss)/d(outputs). Layers add into their trainable variables' grads.
@@ -83,6 +96,13 @@ class Graph {
   void backward(const std::vector<const Tensor<T>*>& output_grads, const std::vector<Tensor<T>*>& input_grads) {
     if (fast_pass_) recompute_values();
     backprop_.run(topo_, main_, output_grads, input_grads);
+  }
+  /// Back-propagates d(loss)/d(output logits) after a pass that kept them (output_logits()).
+  void backward_from_logits(const Tensor<T>& dlogits) {
+    if (logits_node_ < 0) throw StateError("Graph::backward_from_logits: the last pass kept no output logits");
+    const int node = logits_node_;
+    if (fast_pass_) recompute_values();
+    backprop_.run(topo_, main_, {&dlogits}, {}, node);
   }
 
  private:
@@ -96,9 +116,14 @@ class Graph {
   bool fast_pass_ = false;  ///< the last pass took the fast inference path
   bool sliced_ = false;
   Index slice_ = 0;
+  int logits_node_ = -1;              ///< the output node whose logits the last pass kept
+  const Tensor<T>* logits_ = nullptr;  ///< those logits
+  Tensor<T> probs_;                    ///< its activation, when a fast pass computed the logits only
 
   void begin_pass(bool training) {
     main_.reset(topo_.nodes().size());
+    logits_node_ = -1;
+    logits_ = nullptr;
     fast_pass_ = !training && fusion_enabled_;
     sliced_ = false;
     if (fast_pass_) {
@@ -110,19 +135,25 @@ class Graph {
   /// One pass over nodes [first, last]: sources are the model inputs (first == 0) or the value of
   /// node `preset`; `sinks` are the values the caller reads afterwards.
   void pass(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
-            const std::vector<int>& sinks, bool training) {
+            const std::vector<int>& sinks, bool training, bool logits = false) {
     begin_pass(training);
     if (preset >= 0) main_.values[preset] = preset_value;
+    const int ln = logits ? logits_output() : -1;
+    const bool want = ln >= first && ln <= last;
     if (!fast_pass_) {
       run_layers(topo_, main_, first, last, inputs, training);
+      if (want) keep_layer_logits(ln);
       return;
     }
     plan_.make(topo_, fusion_, first, last, preset, sinks);
+    if (want) plan_.logits_node = ln;
     if (sliced_runner_.run(topo_, fusion_, plan_, main_, slice_, first, last, inputs, preset, preset_value, sinks)) {
       sliced_ = true;
+      if (want) activate_logits(ln);
       return;
     }
     run_fast(topo_, fusion_, plan_, main_, first, last, inputs);
+    if (want) activate_logits(ln);
     // pooled buffers were reused: keep only what stays valid (sources and sinks)
     const auto& nodes = topo_.nodes();
     std::vector<char> keep(nodes.size(), 0);
@@ -130,6 +161,21 @@ class Graph {
     if (preset >= 0) keep[preset] = 1;
     for (std::size_t i = 0; i < nodes.size(); ++i)
       if (!keep[i] && nodes[i].input_index < 0) main_.values[i] = nullptr;
+  }
+
+  /// After a layer-by-layer pass: the output layer kept its logits.
+  void keep_layer_logits(int ln) {
+    std::vector<const Tensor<T>*> ins;
+    for (int j : topo_.nodes()[ln].inputs) ins.push_back(main_.values[j]);
+    logits_ = &topo_.nodes()[ln].logits->logits(ins);
+    logits_node_ = ln;
+  }
+  /// After a fast pass that computed node ln as logits only: its value becomes their activation.
+  void activate_logits(int ln) {
+    logits_ = main_.values[ln];
+    keras::activation_forward(topo_.nodes()[ln].logits->logits_activation(), *logits_, probs_);
+    main_.values[ln] = &probs_;
+    logits_node_ = ln;
   }
 
   /// The last pass was a fast inference pass: the intermediate values and the layers' saved

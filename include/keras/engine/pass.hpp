@@ -74,7 +74,9 @@ void run_fast(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& p
     ins.clear();
     for (int j : n.inputs) ins.push_back(st.values[j]);
     Tensor<T>& out = st.pool[static_cast<std::size_t>(p.slot[i])];
-    if (p.fuse[i]) {
+    if (i == p.logits_node) {
+      n.logits->forward_logits(ins, out);
+    } else if (p.fuse[i]) {
       fusion.make_epilogue(i, st.values, st.eps[i]);
       n.conv->forward_fused(ins, out, st.eps[i]);
     } else if (n.kernel) {

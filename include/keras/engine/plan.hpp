@@ -16,6 +16,7 @@ struct BufferPlan {
   std::vector<int> member_of;  ///< per node: the fused conv computing it, or -1
   std::vector<int> slot;       ///< per node: pooled buffer, or -1 (source, member, outside)
   int slots = 0;
+  int logits_node = -1;        ///< the output node computed as logits only (forward_logits), or -1
 
   /// Plans nodes [first, last]; `preset` (-1: none) is a node whose value the caller provides.
   template <class T>
@@ -26,6 +27,7 @@ struct BufferPlan {
     member_of.assign(n, -1);
     slot.assign(n, -1);
     slots = 0;
+    logits_node = -1;
     for (int c = first; c <= last; ++c) {
       const Chain<T>& ch = fusion.chain(c);
       if (ch.end < 0 || !ch.ok || ch.end > last) continue;

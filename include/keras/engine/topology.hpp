@@ -29,6 +29,7 @@ struct Node {
   layers::AffineInference<T>* affine = nullptr;
   layers::ClampActivation<T>* clamp = nullptr;
   bool elementwise_sum = false;
+  layers::LogitsOutput<T>* logits = nullptr;
 };
 
 template <class T>
@@ -144,6 +145,7 @@ class Topology {
     n.affine = dynamic_cast<layers::AffineInference<T>*>(l);
     n.clamp = dynamic_cast<layers::ClampActivation<T>*>(l);
     n.elementwise_sum = dynamic_cast<layers::ElementwiseSum*>(l) != nullptr;
+    n.logits = dynamic_cast<layers::LogitsOutput<T>*>(l);
     nodes_.push_back(std::move(n));
     return static_cast<int>(nodes_.size()) - 1;
   }

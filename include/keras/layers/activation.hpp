@@ -11,7 +11,7 @@ namespace keras::layers {
 
 /// Applies an activation function by Keras name.
 template <class T = float>
-class Activation : public Layer<T>, public ReentrantInference, public ClampActivation<T> {
+class Activation : public Layer<T>, public ReentrantInference, public ClampActivation<T>, public LogitsOutput<T> {
  public:
   KERAS_LAYER(Activation)
   explicit Activation(std::string activation, std::string name = "")
@@ -30,6 +30,14 @@ class Activation : public Layer<T>, public ReentrantInference, public ClampActiv
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (dx.at(0)) keras::activation_backward(act_, *in[0], y, dy, *dx[0]);
+  }
+  keras::Activation logits_activation() const override {
+    return act_ == keras::Activation::Softmax || act_ == keras::Activation::Sigmoid ? act_ : keras::Activation::Linear;
+  }
+  const Tensor<T>& logits(const typename Layer<T>::Inputs& in) const override { return *in.at(0); }
+  void forward_logits(const typename Layer<T>::Inputs& in, Tensor<T>& z) override { z = *in.at(0); }
+  void backward_logits(const typename Layer<T>::Inputs&, const Tensor<T>& dz, const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) *dx[0] = dz;
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -104,7 +112,7 @@ class ReLU : public Layer<T>, public ReentrantInference, public ClampActivation<
 
 /// Softmax over the last axis.
 template <class T = float>
-class Softmax : public Layer<T>, public ReentrantInference {
+class Softmax : public Layer<T>, public ReentrantInference, public LogitsOutput<T> {
  public:
   KERAS_LAYER(Softmax)
   explicit Softmax(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
@@ -120,6 +128,12 @@ class Softmax : public Layer<T>, public ReentrantInference {
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (dx.at(0)) keras::activation_backward(keras::Activation::Softmax, *in[0], y, dy, *dx[0]);
+  }
+  keras::Activation logits_activation() const override { return keras::Activation::Softmax; }
+  const Tensor<T>& logits(const typename Layer<T>::Inputs& in) const override { return *in.at(0); }
+  void forward_logits(const typename Layer<T>::Inputs& in, Tensor<T>& z) override { z = *in.at(0); }
+  void backward_logits(const typename Layer<T>::Inputs&, const Tensor<T>& dz, const typename Layer<T>::GradInputs& dx) override {
+    if (dx.at(0)) *dx[0] = dz;
   }
   json get_config() const override {
     json c = Layer<T>::get_config();

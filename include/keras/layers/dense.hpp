@@ -19,7 +19,7 @@ struct DenseOptions {
 };
 
 template <class T = float>
-class Dense : public Layer<T>, public InferenceKernel<T> {
+class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T> {
  public:
   KERAS_LAYER(Dense)
   explicit Dense(Index units, DenseOptions o = {})
@@ -54,12 +54,22 @@ class Dense : public Layer<T>, public InferenceKernel<T> {
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
-    const Tensor<T>& x = *in.at(0);
     const Tensor<T>* dz = &dy;
     if (act_ != keras::Activation::Linear) {
       keras::activation_backward(act_, z_, y, dy, dz_);
       dz = &dz_;
     }
+    backward_logits(in, *dz, dx);
+  }
+  keras::Activation logits_activation() const override {
+    return act_ == keras::Activation::Softmax || act_ == keras::Activation::Sigmoid ? act_ : keras::Activation::Linear;
+  }
+  const Tensor<T>& logits(const typename Layer<T>::Inputs&) const override { return z_; }
+  void forward_logits(const typename Layer<T>::Inputs& in, Tensor<T>& z) override { affine(*in.at(0), z); }
+  /// Gradients from d(loss)/d(x . kernel + bias).
+  void backward_logits(const typename Layer<T>::Inputs& in, const Tensor<T>& dzr, const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    const Tensor<T>* dz = &dzr;
     const Index K = x.dim(-1), M = x.size() / K, U = units_;
     if (this->needs_variable_grads()) {
       ops::gemm<T>(true, false, K, U, M, T(1), x.data(), K, dz->data(), U, T(1), kernel().grad.data(), U);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "../ops/activations.hpp"
 #include "../ops/epilogue.hpp"
 
 namespace keras::layers {
@@ -55,6 +56,26 @@ class ClampActivation {
   virtual ~ClampActivation() = default;
   /// Fills the range; false when the layer's current settings are not a plain clamp.
   virtual bool clamp_range(T& lo, T& hi) const = 0;
+};
+
+/// A layer whose output is softmax(z) or sigmoid(z) of logits z it computes (Dense with that
+/// activation, Activation, Softmax). When such a layer is a model's output and the loss is the
+/// matching cross-entropy, the trainer computes the loss from z, stably, and back-propagates
+/// d(loss)/dz = p - y, as Keras does (its output._keras_logits): probabilities clipped at 1e-7
+/// would have a zero gradient and a saturated softmax could never recover.
+template <class T>
+class LogitsOutput {
+ public:
+  virtual ~LogitsOutput() = default;
+  /// Softmax or Sigmoid when the layer's output is that function of its logits; else Linear.
+  virtual keras::Activation logits_activation() const = 0;
+  /// The logits of the last forward() on inputs `in` (a training or layer-by-layer pass).
+  virtual const Tensor<T>& logits(const std::vector<const Tensor<T>*>& in) const = 0;
+  /// Reentrant inference: the logits only, without the activation.
+  virtual void forward_logits(const std::vector<const Tensor<T>*>& in, Tensor<T>& z) = 0;
+  /// backward() given d(loss)/d(logits) instead of d(loss)/d(output).
+  virtual void backward_logits(const std::vector<const Tensor<T>*>& in, const Tensor<T>& dz,
+                               const std::vector<Tensor<T>*>& dx) = 0;
 };
 
 /// Marker: the layer is the element-wise sum of its inputs (Add), fusable as a residual add.

@@ -13,7 +13,9 @@
 //    normalization, and zero where p was clipped (strictly outside [eps, 1 - eps], as tf.clip_by_value).
 //    (Same in tf.keras 2.x.) NOTE: TF-backed Keras, both versions, silently uses the softmax's logits when
 //    y_pred comes straight from a softmax activation (output._keras_logits); that is from_logits=true on
-//    the pre-softmax tensor, without the clipping. A model can mimic it by fusing a final softmax.
+//    the pre-softmax tensor, without the clipping. So does kerascpp's trainer: when the model's output
+//    layer is a softmax (or sigmoid, for BinaryCrossentropy) of logits it computes, fit, evaluate and
+//    train_on_batch use on_logits_of() on those logits (trainers/trainer.hpp).
 //  * label_smoothing: y = y * (1 - ls) + ls / num_classes (categorical); y * (1 - ls) + 0.5 ls (binary).
 //  * SparseCategoricalCrossentropy, probabilities: as TF (both versions): l = log(clip(p, eps, 1 - eps)),
 //    loss = -log_softmax(l)[label] = -log(clip(p_y)) + log(sum_j clip(p_j)). (Keras 3's numpy/jax backends
@@ -60,6 +62,10 @@ class Loss {
   virtual bool accepts_sparse_labels() const { return false; }
   /// Keras get_config() (name, reduction and the loss's own arguments).
   virtual nlohmann::json get_config() const { return {{"name", name()}, {"reduction", "sum_over_batch_size"}}; }
+  /// The same loss computed from the logits z when y_pred = activation(z) ("softmax" or "sigmoid"),
+  /// as Keras does when y_pred comes straight from that activation: from_logits = true, the other
+  /// arguments kept. nullptr when that does not apply (other losses, already from logits).
+  virtual std::shared_ptr<Loss<T>> on_logits_of(const std::string& activation) const { return nullptr; }
 };
 
 namespace detail {
@@ -118,6 +124,12 @@ class CategoricalCrossentropy : public Loss<T> {
   std::string name() const override { return o_.name; }
   std::string class_name() const override { return "CategoricalCrossentropy"; }
   const CategoricalCrossentropyOptions& options() const { return o_; }
+  std::shared_ptr<Loss<T>> on_logits_of(const std::string& activation) const override {
+    if (o_.from_logits || activation != "softmax" || o_.axis != -1) return nullptr;
+    auto o = o_;
+    o.from_logits = true;
+    return std::make_shared<CategoricalCrossentropy>(o);
+  }
   nlohmann::json get_config() const override {
     auto c = Loss<T>::get_config();
     c["from_logits"] = o_.from_logits;
@@ -206,6 +218,12 @@ class SparseCategoricalCrossentropy : public Loss<T> {
   std::string class_name() const override { return "SparseCategoricalCrossentropy"; }
   bool accepts_sparse_labels() const override { return true; }
   const SparseCategoricalCrossentropyOptions& options() const { return o_; }
+  std::shared_ptr<Loss<T>> on_logits_of(const std::string& activation) const override {
+    if (o_.from_logits || activation != "softmax") return nullptr;
+    auto o = o_;
+    o.from_logits = true;
+    return std::make_shared<SparseCategoricalCrossentropy>(o);
+  }
   nlohmann::json get_config() const override {
     auto c = Loss<T>::get_config();
     c["from_logits"] = o_.from_logits;
@@ -320,6 +338,12 @@ class BinaryCrossentropy : public Loss<T> {
   std::string name() const override { return o_.name; }
   std::string class_name() const override { return "BinaryCrossentropy"; }
   const BinaryCrossentropyOptions& options() const { return o_; }
+  std::shared_ptr<Loss<T>> on_logits_of(const std::string& activation) const override {
+    if (o_.from_logits || activation != "sigmoid") return nullptr;
+    auto o = o_;
+    o.from_logits = true;
+    return std::make_shared<BinaryCrossentropy>(o);
+  }
   nlohmann::json get_config() const override {
     auto c = Loss<T>::get_config();
     c["from_logits"] = o_.from_logits;

@@ -75,18 +75,19 @@ class Trainer {
   double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
     require_compiled(m, "train_on_batch");
     auto& graph = m.graph();
-    if (cache_cut_ >= 0) {
-      graph.forward_from(cache_cut_, x, true);
-    } else {
+    if (cache_cut_ < 0) {
       m.ensure_built(x.shape());
       check_batch(m, x, y, "train_on_batch");
-      graph.forward({&x}, true);
     }
+    const losses::Loss<T>* on_logits = logits_loss(graph);
+    if (cache_cut_ >= 0) graph.forward_from(cache_cut_, x, true, on_logits != nullptr);
+    else graph.forward({&x}, true, on_logits != nullptr);
     const Tensor<T>& pred = graph.output();
-    double l = loss_->compute(y, pred, &dpred_);
+    const double l = on_logits ? on_logits->compute(y, *graph.output_logits(), &dpred_) : loss_->compute(y, pred, &dpred_);
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
-    graph.backward({&dpred_}, {});
+    if (on_logits) graph.backward_from_logits(dpred_);
+    else graph.backward({&dpred_}, {});
     optimizer_->apply_gradients(vars);
     last_pred_ = &pred;
     return l;
@@ -216,16 +217,15 @@ class Trainer {
     int step = 0;
     while (src.next(xb, yb)) {
       cbs->on_test_batch_begin(step);
-      if (cache_cut_ >= 0) {
-        graph.forward_from(cache_cut_, xb, false);
-      } else {
-        m.ensure_built(xb.shape());
-        graph.forward({&xb}, false);
-      }
+      if (cache_cut_ < 0) m.ensure_built(xb.shape());
+      const losses::Loss<T>* on_logits = logits_loss(graph);
+      if (cache_cut_ >= 0) graph.forward_from(cache_cut_, xb, false, on_logits != nullptr);
+      else graph.forward({&xb}, false, on_logits != nullptr);
       const Tensor<T>& pred = graph.output();
       if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
         throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
-      loss_mean.update_state(loss_->compute(yb, pred, nullptr), static_cast<double>(xb.dim(0)));
+      const double l = on_logits ? on_logits->compute(yb, *graph.output_logits(), nullptr) : loss_->compute(yb, pred, nullptr);
+      loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
       for (auto& mt : ms) mt->update_state(yb, pred);
       cbs->on_test_batch_end(step++, current_logs(loss_mean, ms));
     }
@@ -286,6 +286,24 @@ class Trainer {
   Tensor<T> dpred_;
   const Tensor<T>* last_pred_ = nullptr;
   int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
+  std::shared_ptr<losses::Loss<T>> logits_twin_;  ///< loss_->on_logits_of(logits_act_)
+  const losses::Loss<T>* twin_of_ = nullptr;
+  keras::Activation logits_act_ = keras::Activation::Linear;
+
+  /// The loss to compute on the output's logits, when the output layer is softmax/sigmoid of
+  /// logits it computes and the loss has a from-logits form for it (Keras's _keras_logits rule);
+  /// nullptr: compute the loss on the output itself.
+  const losses::Loss<T>* logits_loss(const engine::Graph<T>& graph) {
+    const int o = graph.logits_output();
+    if (o < 0) return nullptr;
+    const keras::Activation act = graph.nodes()[o].logits->logits_activation();
+    if (twin_of_ != loss_.get() || act != logits_act_) {
+      logits_twin_ = loss_->on_logits_of(act == keras::Activation::Softmax ? "softmax" : "sigmoid");
+      twin_of_ = loss_.get();
+      logits_act_ = act;
+    }
+    return logits_twin_.get();
+  }
 
   /// fit_sources on cached features: the graph runs from node `cut` on.
   History fit_cached(ModelT& m, int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
