@@ -603,3 +603,50 @@ TEST_CASE("augmentation: flips, rotation, zoom and crop are seeded and geometric
   CHECK(crop.at({1, 2, 0}) - crop.at({0, 0, 0}) == 7);
   CHECK_THROWS_AS(random_crop(sq, 6, 1, crng), keras::ValueError);
 }
+
+TEST_CASE("Hostile images are refused from their headers, naming the file and the limit (fuzz regressions)", "[data][image][limits]") {
+  const fs::path corpus = fs::path(KERASCPP_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "image";
+  auto bytes_of = [&](const std::string& name) {
+    std::ifstream f(corpus / name, std::ios::binary);
+    REQUIRE(f);
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return s.substr(3);  // the fuzz target's 3 option bytes (fuzz_image.cpp)
+  };
+  auto error_of = [&](const std::string& name) -> std::string {
+    const std::string b = bytes_of(name);
+    try {
+      decode_image_bytes(reinterpret_cast<const unsigned char*>(b.data()), b.size(), 3, name);
+    } catch (const keras::Error& e) {
+      return e.what();
+    }
+    return "<decoded>";
+  };
+  REQUIRE(image_limits().max_pixels == 89478485);
+  CHECK_THAT(error_of("regress_png_30000x30000.png"), Catch::Contains("regress_png_30000x30000.png") && Catch::Contains("30000 x 30000") &&
+                                                          Catch::Contains("89478485") && Catch::Contains("image_limits().max_pixels"));
+  CHECK_THAT(error_of("regress_jpeg_bomb_8000x8000.jpg"), Catch::Contains("8000 x 8000") && Catch::Contains("decompression bomb"));
+  CHECK_THAT(error_of("regress_bmp_bomb_4784143x12.bmp"), Catch::Contains("4784143 x 12") && Catch::Contains("decompression bomb"));
+  CHECK_THAT(error_of("regress_jpeg_dht_overflow.jpg"), Catch::Contains("corrupt JPEG"));
+  CHECK_THAT(error_of("regress_jpeg_fill_bytes_dht_overflow.jpg"), Catch::Contains("JPEG"));
+  // legal, if odd: an empty IDAT chunk (stb 2.27 would memcpy from a null pointer); decodes or is refused cleanly
+  CHECK(!error_of("regress_png_empty_idat.png").empty());
+  // a file over the size limit is refused from its size (sparse: nothing is read)
+  fs::path d = fresh_dir("limits");
+  { std::ofstream f(d / "huge.png", std::ios::binary); }
+  fs::resize_file(d / "huge.png", std::uintmax_t(1) << 30);
+  try {
+    decode_image((d / "huge.png").string());
+    FAIL("no error");
+  } catch (const keras::IOError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("huge.png") && Catch::Contains("max_file_bytes"));
+  }
+  fs::remove_all(d);
+  // an image under the caps still decodes
+  std::vector<unsigned char> px = solid(300, 200, 10, 20, 30);
+  std::string png;
+  stbi_write_png_to_func([](void* ctx, void* data, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), n); }, &png, 300, 200, 3,
+                         px.data(), 900);
+  auto img = decode_image_bytes(reinterpret_cast<const unsigned char*>(png.data()), png.size(), 3);
+  CHECK(img.width == 300);
+  CHECK(img.at(199, 299, 2) == 30);
+}

@@ -61,7 +61,13 @@ TEST_CASE("Gradients through a graph with a shared tensor match finite differenc
   auto s = layers::Add<double>()({c1, c2, c1});
   auto o = layers::GlobalAveragePooling2D<double>()(s);
   Model<double> m(in, o);
-  testing::require_gradients_ok(m, {random_tensor({2, 4, 4, 2}, rng)});
+  // A model used as a layer: gradients, backward adds, NaN prefill. The thread and inference
+  // checks are off here: with them check_layer reports "num_elements: shape (None, 3) has an
+  // unknown dimension" from inside the model (not yet pinned down; see the fuzz branch report).
+  testing::LayerCheckOptions opt;
+  opt.threads = false;
+  opt.inference = false;
+  testing::require_layer_passes(m, {random_tensor({2, 4, 4, 2}, rng)}, opt);
 }
 
 TEST_CASE("A nested frozen model keeps its weights bit-identical; the head trains", "[functional][train]") {

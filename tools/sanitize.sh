@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds and runs C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (GCC, -O1), in
-# their own build folder. CI runs the subset below (the readers, every layer through the layer
-# check, the tensor and convolution kernels, training with its kill test): the whole suite under
-# sanitizers would double CI's ~18 minutes; this subset adds about 9 on 2 cores (measured, see
-# docs/reliability.md).
+# their own build folder. CI runs the subset below: test_io (model.json, shards, .npy, the limits,
+# the kill-during-save test), test_data (image decoding and datasets) and test_layer_check (every
+# registered layer forward and backward through keras::testing::check_layer). The whole suite
+# under sanitizers would double CI's ~18 minutes; this subset is what fits the ~30-minute budget
+# next to the fuzz step (timings in docs/reliability.md).
 #   tools/sanitize.sh                 the CI subset
-#   SANITIZE_TESTS=all tools/sanitize.sh   every C++ test_* (about 40 minutes on 2 cores)
+#   SANITIZE_TESTS=all tools/sanitize.sh   every C++ test_* except test_cli (not timed; longer than CI allows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${SANITIZE_BUILD_DIR:-build-asan}
-TESTS=${SANITIZE_TESTS:-"test_io test_layer_check test_layers_core test_layers_conv test_data test_tensor"}
+TESTS=${SANITIZE_TESTS:-"test_io test_data test_layer_check"}
 if [ "$TESTS" = all ]; then
   TESTS=$(ls tests/test_*.cpp | xargs -n1 basename | sed 's/\.cpp$//' | grep -v '^test_cli$' | tr '\n' ' ')
 fi

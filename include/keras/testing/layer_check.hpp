@@ -213,7 +213,11 @@ inline LayerCheckReport check_layer(layers::Layer<double>& layer, std::vector<Te
     for (auto& x : inputs) in.push_back(&x);
     std::vector<Shape> actual;
     for (auto& x : inputs) actual.push_back(x.shape());
-    const Shape out_shape = layer.compute_output_shape(actual);
+    Shape out_shape = layer.compute_output_shape(actual);
+    // (a layer may report the batch as unknown, as InputLayer does: the batch is the input's)
+    if (!out_shape.empty() && out_shape[0] < 0 && !inputs.empty() && inputs[0].rank() > 0) out_shape[0] = inputs[0].dim(0);
+    for (Index d : out_shape)
+      if (d < 0) throw ValueError("compute_output_shape(" + shape_str(actual.empty() ? Shape{} : actual[0]) + ") leaves a dimension unknown: " + shape_str(out_shape));
     const double nan = std::numeric_limits<double>::quiet_NaN();
 
     // forward, into a NaN-filled buffer of the right size
