@@ -286,6 +286,64 @@ void write_quantized(const fs::path& dir, const std::string& kernel_dtype) {
 }
 }  // namespace
 
+TEST_CASE("A saved compiled model loads compiled (trainingConfig), as in Keras and TF.js", "[io][save]") {
+  set_random_seed(9);
+  auto x = random_input({16, 12, 12, 3}, 12);
+  auto y = one_hot_labels(16, 4, 3);
+  auto m = small_cnn("compiled_cnn");
+  m->compile(optimizers::RMSprop<float>({.learning_rate = 0.0025, .rho = 0.8}),
+             losses::CategoricalCrossentropy<float>({.label_smoothing = 0.1}), {"accuracy"});
+  m->fit(x, y, {.epochs = 1, .batch_size = 8, .seed = 4, .verbose = 0});
+  const Logs before = m->evaluate(x, y);
+  fs::path dir = scratch("compiled");
+  models::save_model(*m, dir.string());
+  json j = json::parse(slurp(dir / "model.json"));
+  REQUIRE(j.contains("trainingConfig"));
+  CHECK(j["trainingConfig"]["loss"] == "categorical_crossentropy");
+  CHECK(j["trainingConfig"]["optimizer_config"]["class_name"] == "RMSprop");
+
+  auto back = models::load_model(dir.string());
+  REQUIRE(back->compiled());
+  CHECK(back->optimizer().class_name() == "RMSprop");
+  CHECK(back->optimizer().learning_rate() == Approx(0.0025));
+  CHECK(back->optimizer().get_config()["rho"] == Approx(0.8));
+  CHECK(back->loss().get_config()["label_smoothing"] == Approx(0.1));
+  const Logs after = back->evaluate(x, y);  // no compile() call
+  CHECK(after.at("loss") == Approx(before.at("loss")).epsilon(1e-6));
+  CHECK(after.at("accuracy") == before.at("accuracy"));
+  // it trains as loaded
+  CHECK(std::isfinite(back->train_on_batch(x, y)));
+
+  // An uncompiled model saves no trainingConfig and loads uncompiled.
+  auto plain = small_cnn("plain_cnn");
+  fs::path pdir = scratch("uncompiled");
+  models::save_model(*plain, pdir.string());
+  CHECK_FALSE(json::parse(slurp(pdir / "model.json")).contains("trainingConfig"));
+  CHECK_FALSE(models::load_model(pdir.string())->compiled());
+
+  // TF.js's own spelling (camelCase keys, loss as a camelCase name) is read too; a bad one is named.
+  j["trainingConfig"] = {{"loss", "categoricalCrossentropy"}, {"metrics", {"accuracy"}},
+                         {"optimizer_config", {{"class_name", "Adam"}, {"config", {{"learningRate", 0.005}, {"beta1", 0.8}}}}}};
+  {
+    std::ofstream f(dir / "model.json");
+    f << j.dump();
+  }
+  auto tfjs_style = models::load_model(dir.string());
+  CHECK(tfjs_style->optimizer().class_name() == "Adam");
+  CHECK(tfjs_style->optimizer().learning_rate() == Approx(0.005));
+  CHECK(tfjs_style->optimizer().get_config()["beta_1"] == Approx(0.8));
+  CHECK(tfjs_style->loss().class_name() == "CategoricalCrossentropy");
+  j["trainingConfig"]["optimizer_config"]["class_name"] = "Adagrad";
+  {
+    std::ofstream f(dir / "model.json");
+    f << j.dump();
+  }
+  const std::string err = error_of([&] { models::load_model(dir.string()); });
+  CHECK(err.find("model.json") != std::string::npos);
+  CHECK(err.find("trainingConfig") != std::string::npos);
+  CHECK(err.find("Adagrad") != std::string::npos);
+}
+
 TEST_CASE("Quantized weights (uint8, uint16, float16) are dequantized", "[io][quantization]") {
   fs::path root = scratch("quant");
   auto kernel = [&](const std::string& dt) {

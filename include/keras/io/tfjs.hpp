@@ -43,6 +43,7 @@ struct ManifestGroup {
 struct LoadedArtifacts {
   json topology;   ///< modelTopology (may be null for weights-only files)
   json metadata;   ///< userDefinedMetadata (may be null)
+  json training;   ///< trainingConfig (may be null)
   std::vector<NamedWeight> weights;
   std::vector<ManifestGroup> groups;
   std::string path;  ///< model.json path
@@ -268,6 +269,7 @@ inline LoadedArtifacts read_artifacts(const std::string& path, bool with_data = 
     a.topology = std::move(mc);
   }
   if (j.contains("userDefinedMetadata")) a.metadata = std::move(j["userDefinedMetadata"]);
+  if (j.contains("trainingConfig")) a.training = std::move(j["trainingConfig"]);
   if (!j.contains("weightsManifest")) throw IOError("'" + a.path + "' has no weightsManifest");
   if (!j["weightsManifest"].is_array()) throw IOError("'" + a.path + "': weightsManifest must be a list of groups");
   fs::path dir = fs::path(a.path).parent_path();
@@ -544,6 +546,15 @@ std::shared_ptr<Model<T>> load_model(const std::string& path) {
   detail::read_weight_data(a);
   assign_weights(*m, a.weights, a.path);
   if (a.metadata.is_object()) m->metadata = a.metadata;
+  if (!a.training.is_null()) {  // as Keras and TF.js: a file with a training config loads compiled
+    try {
+      m->compile_from_config(a.training);
+    } catch (const Error& e) {
+      throw ValueError("'" + a.path + "': trainingConfig: " + e.what());
+    } catch (const json::exception& e) {
+      throw ValueError("'" + a.path + "': malformed trainingConfig: " + e.what());
+    }
+  }
   return m;
 }
 
@@ -582,6 +593,7 @@ void save_model(Model<T>& model, const std::string& dir) {
   json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp"}, {"convertedBy", nullptr}, {"modelTopology", topology},
             {"weightsManifest", json::array({{{"paths", json::array({shard})}, {"weights", weights}}})}};
   if (!model.metadata.is_null()) j["userDefinedMetadata"] = model.metadata;
+  if (model.compiled()) j["trainingConfig"] = model.training_config();
   write_file_atomic(json_path.string(), j.dump());
   // Only now remove what the previous model.json referenced, and what an interrupted save left
   // behind: our temp files ("<name>.tmp<digits>") and our shards that no manifest refers to.

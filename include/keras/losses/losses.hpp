@@ -402,4 +402,52 @@ std::unique_ptr<Loss<T>> get(const std::string& name) {
                    "mean_squared_error, binary_crossentropy");
 }
 
+/// The loss of a Keras loss config {"class_name": "CategoricalCrossentropy", "config": {...}}, or
+/// of a name (a JSON string, Keras's or TF.js's camelCase spelling: "categoricalCrossentropy").
+template <class T = float>
+std::unique_ptr<Loss<T>> from_config(const nlohmann::json& lc) {
+  if (lc.is_string()) {
+    std::string n;
+    for (char ch : lc.get<std::string>()) {
+      if (ch >= 'A' && ch <= 'Z') {
+        if (!n.empty()) n += '_';
+        n += static_cast<char>(ch - 'A' + 'a');
+      } else {
+        n += ch;
+      }
+    }
+    return get<T>(lc.get<std::string>().find('_') != std::string::npos || lc.get<std::string>() == "mse" ? lc.get<std::string>() : n);
+  }
+  if (!lc.is_object() || !lc.contains("class_name") || !lc["class_name"].is_string())
+    throw ValueError("loss config must be a name or {\"class_name\": ..., \"config\": {...}}, got " + lc.dump());
+  const std::string cls = lc["class_name"];
+  const nlohmann::json c = lc.contains("config") && lc["config"].is_object() ? lc["config"] : nlohmann::json::object();
+  auto flag = [&](const char* k) { return c.contains(k) && c[k].is_boolean() && c[k].get<bool>(); };
+  auto num = [&](const char* k, double d) { return c.contains(k) && c[k].is_number() ? c[k].get<double>() : d; };
+  auto name = [&](const std::string& d) { return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : d; };
+  if (cls == "CategoricalCrossentropy") {
+    CategoricalCrossentropyOptions o;
+    o.from_logits = flag("from_logits");
+    o.label_smoothing = num("label_smoothing", 0);
+    o.axis = static_cast<int>(num("axis", -1));
+    o.name = name(o.name);
+    return std::make_unique<CategoricalCrossentropy<T>>(o);
+  }
+  if (cls == "SparseCategoricalCrossentropy") {
+    SparseCategoricalCrossentropyOptions o;
+    o.from_logits = flag("from_logits");
+    o.name = name(o.name);
+    return std::make_unique<SparseCategoricalCrossentropy<T>>(o);
+  }
+  if (cls == "BinaryCrossentropy") {
+    BinaryCrossentropyOptions o;
+    o.from_logits = flag("from_logits");
+    o.label_smoothing = num("label_smoothing", 0);
+    o.name = name(o.name);
+    return std::make_unique<BinaryCrossentropy<T>>(o);
+  }
+  if (cls == "MeanSquaredError") return get<T>("mean_squared_error");
+  throw ValueError("Unknown loss class: '" + cls + "' in loss config");
+}
+
 }  // namespace keras::losses

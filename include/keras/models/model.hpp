@@ -122,6 +122,10 @@ class Model : public layers::Layer<T> {
     compile(std::make_shared<O>(std::move(optimizer)), std::make_shared<L>(std::move(loss)), metrics);
   }
   bool compiled() const { return trainer_.compiled(); }
+  /// Keras's training config (trainingConfig in model.json): loss, metrics, optimizer; null when
+  /// not compiled. save_model writes it and load_model compiles the model from it.
+  json training_config() const { return trainer_.training_config(); }
+  void compile_from_config(const json& training_config) { trainer_.compile_from_config(training_config); }
   optimizers::Optimizer<T>& optimizer() { return trainer_.optimizer(*this); }
   losses::Loss<T>& loss() { return trainer_.loss(*this); }
   bool stop_training = false;

@@ -397,4 +397,85 @@ std::unique_ptr<Optimizer<T>> get(const std::string& name) {
   throw ValueError("Unknown optimizer: '" + name + "'. Valid names: adam, adamw, rmsprop, sgd");
 }
 
+namespace detail {
+/// config[key], also under its TF.js camelCase spelling ("learning_rate" / "learningRate",
+/// "beta_1" / "beta1"); `def` when absent or null.
+inline double config_number(const nlohmann::json& c, const std::string& key, double def) {
+  std::string camel;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == '_' && i + 1 < key.size()) camel += static_cast<char>(std::toupper(static_cast<unsigned char>(key[++i])));
+    else camel += key[i];
+  }
+  for (const std::string& k : {key, camel})
+    if (c.contains(k) && !c[k].is_null()) {
+      if (c[k].is_boolean()) return c[k].get<bool>() ? 1.0 : 0.0;
+      if (!c[k].is_number()) throw ValueError("optimizer config: '" + k + "' must be a number, got " + c[k].dump());
+      return c[k].get<double>();
+    }
+  return def;
+}
+}  // namespace detail
+
+/// The optimizer of a Keras/TF.js optimizer config {"class_name": "Adam", "config": {...}}
+/// (trainingConfig.optimizer_config). Throws ValueError for an unknown class.
+template <class T = float>
+std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
+  if (!oc.is_object() || !oc.contains("class_name") || !oc["class_name"].is_string())
+    throw ValueError("optimizer config must be {\"class_name\": ..., \"config\": {...}}, got " + oc.dump());
+  const std::string cls = oc["class_name"];
+  const nlohmann::json c = oc.contains("config") && oc["config"].is_object() ? oc["config"] : nlohmann::json::object();
+  auto num = [&](const char* k, double d) { return detail::config_number(c, k, d); };
+  if (cls == "SGD" || cls == "sgd") {
+    SGDOptions o;
+    o.learning_rate = num("learning_rate", o.learning_rate);
+    o.momentum = num("momentum", o.momentum);
+    o.nesterov = num("nesterov", 0) != 0;
+    o.weight_decay = num("weight_decay", 0);
+    o.clipnorm = num("clipnorm", 0);
+    o.clipvalue = num("clipvalue", 0);
+    o.global_clipnorm = num("global_clipnorm", 0);
+    return std::make_unique<SGD<T>>(o);
+  }
+  if (cls == "Adam" || cls == "adam") {
+    AdamOptions o;
+    o.learning_rate = num("learning_rate", o.learning_rate);
+    o.beta_1 = num("beta_1", o.beta_1);
+    o.beta_2 = num("beta_2", o.beta_2);
+    o.epsilon = num("epsilon", o.epsilon);
+    o.amsgrad = num("amsgrad", 0) != 0;
+    o.weight_decay = num("weight_decay", 0);
+    o.clipnorm = num("clipnorm", 0);
+    o.clipvalue = num("clipvalue", 0);
+    o.global_clipnorm = num("global_clipnorm", 0);
+    return std::make_unique<Adam<T>>(o);
+  }
+  if (cls == "AdamW" || cls == "adamw") {
+    AdamWOptions o;
+    o.learning_rate = num("learning_rate", o.learning_rate);
+    o.weight_decay = num("weight_decay", o.weight_decay);
+    o.beta_1 = num("beta_1", o.beta_1);
+    o.beta_2 = num("beta_2", o.beta_2);
+    o.epsilon = num("epsilon", o.epsilon);
+    o.amsgrad = num("amsgrad", 0) != 0;
+    o.clipnorm = num("clipnorm", 0);
+    o.clipvalue = num("clipvalue", 0);
+    o.global_clipnorm = num("global_clipnorm", 0);
+    return std::make_unique<AdamW<T>>(o);
+  }
+  if (cls == "RMSprop" || cls == "rmsprop") {
+    RMSpropOptions o;
+    o.learning_rate = num("learning_rate", o.learning_rate);
+    o.rho = num("rho", o.rho);
+    o.momentum = num("momentum", o.momentum);
+    o.epsilon = num("epsilon", o.epsilon);
+    o.centered = num("centered", 0) != 0;
+    o.weight_decay = num("weight_decay", 0);
+    o.clipnorm = num("clipnorm", 0);
+    o.clipvalue = num("clipvalue", 0);
+    o.global_clipnorm = num("global_clipnorm", 0);
+    return std::make_unique<RMSprop<T>>(o);
+  }
+  throw ValueError("Unknown optimizer: '" + cls + "' in optimizer config. Valid classes: Adam, AdamW, RMSprop, SGD");
+}
+
 }  // namespace keras::optimizers

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../layers/layer.hpp"
 #include "../losses/losses.hpp"
 #include "../metrics/metrics.hpp"
 #include "../optimizers/optimizers.hpp"
@@ -61,6 +62,34 @@ class Trainer {
     compiled_ = true;
   }
   bool compiled() const { return compiled_; }
+  /// Keras's training config, as TF.js writes it in model.json ("trainingConfig"): loss (the Keras
+  /// function name, which TF.js reads), metrics and optimizer_config {class_name, config}; plus
+  /// loss_config {class_name, config} with the loss's arguments (from_logits, label_smoothing).
+  /// null when not compiled.
+  json training_config() const {
+    if (!compiled_) return nullptr;
+    json metrics = json::array();
+    for (auto& n : metric_names_) metrics.push_back(n);
+    return json{{"loss", layers::detail::snake_case(loss_->class_name())},
+                {"loss_config", {{"class_name", loss_->class_name()}, {"config", loss_->get_config()}}},
+                {"metrics", metrics},
+                {"optimizer_config", {{"class_name", optimizer_->class_name()}, {"config", optimizer_->get_config()}}}};
+  }
+  /// compile() from a training config (ours or one TF.js/Keras wrote); throws ValueError naming
+  /// what it cannot read.
+  void compile_from_config(const json& tc) {
+    if (!tc.is_object()) throw ValueError("trainingConfig must be an object, got " + tc.dump());
+    if (!tc.contains("optimizer_config")) throw ValueError("trainingConfig has no optimizer_config");
+    if (!tc.contains("loss_config") && !tc.contains("loss")) throw ValueError("trainingConfig has no loss");
+    std::shared_ptr<losses::Loss<T>> loss = losses::from_config<T>(tc.contains("loss_config") ? tc["loss_config"] : tc["loss"]);
+    std::vector<std::string> metrics;
+    if (tc.contains("metrics") && tc["metrics"].is_array())
+      for (auto& m : tc["metrics"]) {
+        if (!m.is_string()) throw ValueError("trainingConfig: metrics must be names, got " + m.dump());
+        metrics.push_back(m.get<std::string>());
+      }
+    compile(optimizers::from_config<T>(tc["optimizer_config"]), std::move(loss), metrics);
+  }
   optimizers::Optimizer<T>& optimizer(const ModelT& m) const {
     require_compiled(m, "optimizer");
     return *optimizer_;
@@ -155,13 +184,21 @@ class Trainer {
 
   /// The training loop over batch sources (tensors, datasets or cached features).
   History fit_sources(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
-    History h;
     callbacks::CallbackList<T> cbs(o.callbacks);
     if (o.verbose)
       cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
     cbs.set_model(&m);
     cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.steps())}, {"verbose", o.verbose}});
     m.stop_training = false;
+    try {
+      return fit_epochs(m, train, val, o, cbs);
+    } catch (...) {
+      std::cout << std::flush;  // keep the progress printed so far, even if the error is never caught
+      throw;
+    }
+  }
+  History fit_epochs(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o, callbacks::CallbackList<T>& cbs) {
+    History h;
     cbs.on_train_begin();
     auto ms = make_metrics(m);
     metrics::Mean<T> loss_mean;
