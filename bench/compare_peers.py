@@ -35,6 +35,15 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+def default_peers():
+    """../shared/bench/peers next to the checkout (also from a worktree one level deeper)."""
+    for up in (("..",), ("..", "..")):
+        d = os.path.normpath(os.path.join(ROOT, *up, "shared", "bench", "peers"))
+        if os.path.isdir(d):
+            return d
+    return os.path.normpath(os.path.join(ROOT, "..", "shared", "bench", "peers"))
+
+
 TUNED = {"OPENBLAS_NUM_THREADS": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +52,7 @@ ap.add_argument("--threads", default="1,2")
 ap.add_argument("--reps", type=int, default=3, help="timed repetitions per point and round (torch)")
 ap.add_argument("--seconds", type=float, default=1.0, help="seconds per point and round (kerascpp)")
 ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "bench_mobilenet"))
-ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "bench", "peers"))
+ap.add_argument("--peers", default=default_peers())
 ap.add_argument("--python", default="/usr/bin/python3", help="the Python that has torch (Debian's)")
 ap.add_argument("--ort-modules", default="/tmp/ortbench/node_modules", help="node_modules holding onnxruntime-node")
 ap.add_argument("--ort-dir", default="/tmp/peers-out", help="where export_onnx.py writes the ONNX model")
@@ -67,7 +76,9 @@ if not have_torch:
          "(apt-get install python3-torch python3-torchvision)")
 have_ort = False
 onnx = os.path.join(a.ort_dir, "mobilenetv2_192.onnx")
-if not shutil.which("node"):
+if not os.path.exists(os.path.join(a.peers, "ort_infer.js")):
+    note(f"compare_peers: skipping ONNX Runtime: {a.peers}/ort_infer.js not found")
+elif not shutil.which("node"):
     note("compare_peers: skipping ONNX Runtime: node not found")
 elif not os.path.isdir(os.path.join(a.ort_modules, "onnxruntime-node")):
     note(f"compare_peers: skipping ONNX Runtime: onnxruntime-node not in {a.ort_modules} (mkdir -p /tmp/ortbench && cd /tmp/ortbench "

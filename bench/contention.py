@@ -30,6 +30,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+def default_peers():
+    """../shared/bench/peers next to the checkout (also from a worktree one level deeper)."""
+    for up in (("..",), ("..", "..")):
+        d = os.path.normpath(os.path.join(ROOT, *up, "shared", "bench", "peers"))
+        if os.path.isdir(d):
+            return d
+    return os.path.normpath(os.path.join(ROOT, "..", "shared", "bench", "peers"))
+
+
 TUNED = {"OPENBLAS_NUM_THREADS": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
 SPIN = [sys.executable, "-c", "while True: pass"]
 
@@ -136,7 +145,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=["kerascpp", "torch"])
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "bench_contention"))
-    ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "bench", "peers"))
+    ap.add_argument("--peers", default=default_peers())
     ap.add_argument("--python", default="/usr/bin/python3", help="the Python that has torch (Debian's)")
     a = ap.parse_args()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731

@@ -23,7 +23,7 @@ ap.add_argument("--batch", type=int)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seconds", type=float, default=4.0)
 ap.add_argument("--sync", action="store_true")
-ap.add_argument("--peers", default=os.path.join(HERE, "..", "..", "shared", "bench", "peers"))
+ap.add_argument("--peers", required=True, help="../shared/bench/peers (common.py)")
 a = ap.parse_args()
 sys.path.insert(0, a.peers)
 import torch  # noqa: E402
