@@ -60,6 +60,8 @@ class Trainer {
     loss_ = std::move(loss);
     metric_names_ = metrics;
     compiled_ = true;
+    logits_twin_.reset();  // made again for the new loss on first use
+    twin_of_ = nullptr;
   }
   bool compiled() const { return compiled_; }
   /// Keras's training config, as TF.js writes it in model.json ("trainingConfig"): loss (the Keras
