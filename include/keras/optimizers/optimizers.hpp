@@ -414,6 +414,16 @@ inline double config_number(const nlohmann::json& c, const std::string& key, dou
     }
   return def;
 }
+/// The options every optimizer shares (weight decay and gradient clipping), read from a config.
+template <class O, class Num>
+O with_common_options(O o, const Num& num) {
+  o.learning_rate = num("learning_rate", o.learning_rate);
+  o.weight_decay = num("weight_decay", o.weight_decay);
+  o.clipnorm = num("clipnorm", o.clipnorm);
+  o.clipvalue = num("clipvalue", o.clipvalue);
+  o.global_clipnorm = num("global_clipnorm", o.global_clipnorm);
+  return o;
+}
 }  // namespace detail
 
 /// The optimizer of a Keras/TF.js optimizer config {"class_name": "Adam", "config": {...}}
@@ -427,53 +437,33 @@ std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
   auto num = [&](const char* k, double d) { return detail::config_number(c, k, d); };
   if (cls == "SGD" || cls == "sgd") {
     SGDOptions o;
-    o.learning_rate = num("learning_rate", o.learning_rate);
     o.momentum = num("momentum", o.momentum);
     o.nesterov = num("nesterov", 0) != 0;
-    o.weight_decay = num("weight_decay", 0);
-    o.clipnorm = num("clipnorm", 0);
-    o.clipvalue = num("clipvalue", 0);
-    o.global_clipnorm = num("global_clipnorm", 0);
-    return std::make_unique<SGD<T>>(o);
+    return std::make_unique<SGD<T>>(detail::with_common_options(o, num));
   }
   if (cls == "Adam" || cls == "adam") {
     AdamOptions o;
-    o.learning_rate = num("learning_rate", o.learning_rate);
     o.beta_1 = num("beta_1", o.beta_1);
     o.beta_2 = num("beta_2", o.beta_2);
     o.epsilon = num("epsilon", o.epsilon);
     o.amsgrad = num("amsgrad", 0) != 0;
-    o.weight_decay = num("weight_decay", 0);
-    o.clipnorm = num("clipnorm", 0);
-    o.clipvalue = num("clipvalue", 0);
-    o.global_clipnorm = num("global_clipnorm", 0);
-    return std::make_unique<Adam<T>>(o);
+    return std::make_unique<Adam<T>>(detail::with_common_options(o, num));
   }
   if (cls == "AdamW" || cls == "adamw") {
     AdamWOptions o;
-    o.learning_rate = num("learning_rate", o.learning_rate);
-    o.weight_decay = num("weight_decay", o.weight_decay);
     o.beta_1 = num("beta_1", o.beta_1);
     o.beta_2 = num("beta_2", o.beta_2);
     o.epsilon = num("epsilon", o.epsilon);
     o.amsgrad = num("amsgrad", 0) != 0;
-    o.clipnorm = num("clipnorm", 0);
-    o.clipvalue = num("clipvalue", 0);
-    o.global_clipnorm = num("global_clipnorm", 0);
-    return std::make_unique<AdamW<T>>(o);
+    return std::make_unique<AdamW<T>>(detail::with_common_options(o, num));
   }
   if (cls == "RMSprop" || cls == "rmsprop") {
     RMSpropOptions o;
-    o.learning_rate = num("learning_rate", o.learning_rate);
     o.rho = num("rho", o.rho);
     o.momentum = num("momentum", o.momentum);
     o.epsilon = num("epsilon", o.epsilon);
     o.centered = num("centered", 0) != 0;
-    o.weight_decay = num("weight_decay", 0);
-    o.clipnorm = num("clipnorm", 0);
-    o.clipvalue = num("clipvalue", 0);
-    o.global_clipnorm = num("global_clipnorm", 0);
-    return std::make_unique<RMSprop<T>>(o);
+    return std::make_unique<RMSprop<T>>(detail::with_common_options(o, num));
   }
   throw ValueError("Unknown optimizer: '" + cls + "' in optimizer config. Valid classes: Adam, AdamW, RMSprop, SGD");
 }
