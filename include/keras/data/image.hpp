@@ -196,10 +196,11 @@ inline std::string check_image_bytes(const unsigned char* data, std::size_t n) {
   // reports only "unknown image type").
   if (png && n >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
     auto be32 = [&](std::size_t i) { return (Index(data[i]) << 24) | (Index(data[i + 1]) << 16) | (Index(data[i + 2]) << 8) | Index(data[i + 3]); };
-    const Index pw = be32(16), ph = be32(20);
-    if (pw * ph > image_limits().max_pixels)
-      return "the header declares " + std::to_string(pw) + " x " + std::to_string(ph) + " = " + std::to_string(pw * ph) +
-             " pixels, more than the limit of " + std::to_string(image_limits().max_pixels) + " pixels (keras::data::image_limits().max_pixels)";
+    const Index pw = be32(16), ph = be32(20);  // each < 2^32: the product can overflow, so divide
+    const Index limit = image_limits().max_pixels;
+    if (pw > 0 && ph > 0 && (pw > limit || ph > limit / pw))
+      return "the header declares " + std::to_string(pw) + " x " + std::to_string(ph) +
+             " pixels, more than the limit of " + std::to_string(limit) + " pixels (keras::data::image_limits().max_pixels)";
   }
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &c))
