@@ -38,6 +38,8 @@ class Graph {
   bool empty() const { return topo_.empty(); }
   std::vector<std::shared_ptr<layers::Layer<T>>> layers() const { return topo_.layers(); }
   int frozen_prefix_end() const { return topo_.frozen_prefix_end(); }
+  /// Where fit()'s feature cache can cut this graph (Topology::cache_plan).
+  CachePlan cache_plan() const { return topo_.cache_plan(); }
 
   // ---- options -----------------------------------------------------------------------------
   /// Inference-mode fast path (fusion, pooled buffers, batch slicing): on by default; training

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -30,6 +31,25 @@ struct Node {
   layers::ClampActivation<T>* clamp = nullptr;
   bool elementwise_sum = false;
   layers::LogitsOutput<T>* logits = nullptr;
+};
+
+template <class T>
+class Topology;
+
+/// A layer that is itself a graph (a nested Model). The engine may run its nodes in line
+/// (Topology::inlined), e.g. so that fit()'s feature cache can cut inside it.
+template <class T>
+class NestedGraph {
+ public:
+  virtual ~NestedGraph() = default;
+  virtual const Topology<T>& nested_topology() const = 0;
+};
+
+/// Where fit() can cut a graph for its frozen-feature cache (Topology::cache_plan).
+struct CachePlan {
+  int cut = -1;           ///< the last node of the frozen part, -1: none
+  int augmentation = -1;  ///< a FiniteAugmentation node inside the frozen part, -1: none
+  std::string why_not;    ///< when a random layer stops the frozen part early: which, and why
 };
 
 template <class T>
@@ -100,20 +120,69 @@ class Topology {
   /// The frozen leading part of a single-input graph: the last node k such that every node up to
   /// k has no trainable variables and is cacheable, and every later node reads only nodes >= k.
   /// Nodes after k then depend on the input only through node k. Returns -1 if there is none.
-  int frozen_prefix_end() const {
-    if (inputs_.size() != 1 || outputs_.size() != 1) return -1;
-    int best = -1;
+  int frozen_prefix_end() const { return cache_plan(false).cut; }
+
+  /// frozen_prefix_end, where with_augmentation lets one frozen FiniteAugmentation layer (e.g.
+  /// RandomFlip) into the frozen part: fit() then caches the part once per outcome.
+  CachePlan cache_plan(bool with_augmentation = true) const {
+    CachePlan plan;
+    if (inputs_.size() != 1 || outputs_.size() != 1) return plan;
+    int aug = -1, cut_before_aug = -1;
     for (int k = 0; k < static_cast<int>(nodes_.size()); ++k) {
       auto& nd = nodes_[k];
-      if (nd.input_index < 0 && (!nd.layer->trainable_variables().empty() || !nd.layer->cacheable())) break;
+      if (nd.input_index < 0) {
+        if (!nd.layer->trainable_variables().empty()) break;
+        if (!nd.layer->cacheable()) {
+          const bool finite = dynamic_cast<layers::FiniteAugmentation<T>*>(nd.layer.get()) != nullptr;
+          if (!with_augmentation || !finite || aug >= 0) {
+            plan.why_not = nd.layer->class_name() + " '" + nd.layer->name() + "' " +
+                           (finite ? "follows another random layer" : "is random in training with no finite set of outcomes");
+            break;
+          }
+          aug = k;
+          cut_before_aug = plan.cut;
+        }
+      }
       if (k == outputs_[0]) break;
       bool cut = nd.input_index < 0;
       for (std::size_t i = k + 1; cut && i < nodes_.size(); ++i)
         for (int j : nodes_[i].inputs)
           if (j < k) cut = false;
-      if (cut) best = k;
+      if (cut) plan.cut = k;
     }
-    return best;
+    plan.augmentation = aug >= 0 && aug <= plan.cut ? aug : -1;
+    if (plan.augmentation >= 0 && plan.cut == aug) {  // caching the raw outcomes saves nothing
+      plan.cut = cut_before_aug;
+      plan.augmentation = -1;
+    }
+    if (plan.cut >= 0) plan.why_not.clear();
+    return plan;
+  }
+
+  /// The same graph with each trainable nested model (NestedGraph) replaced by its own nodes, in
+  /// line and recursively: the same layer objects, so training this graph trains them. Frozen
+  /// nested models stay one node (cacheable whole).
+  Topology inlined() const {
+    Topology g;
+    std::vector<int> map(nodes_.size());
+    for (std::size_t k = 0; k < nodes_.size(); ++k) {
+      auto& n = nodes_[k];
+      std::vector<int> ins;
+      for (int j : n.inputs) ins.push_back(map[j]);
+      map[k] = n.input_index >= 0 ? g.add_node(n.layer, {}, n.shape, n.input_index) : g.splice(n, ins);
+    }
+    for (int i : inputs_) g.inputs_.push_back(map[i]);
+    for (int o : outputs_) {
+      g.outputs_.push_back(map[o]);
+      g.nodes_[map[o]].consumers++;
+    }
+    return g;
+  }
+  /// Whether inlined() would differ from this graph.
+  bool has_trainable_nested() const {
+    for (auto& n : nodes_)
+      if (inlinable(n)) return true;
+    return false;
   }
 
  private:
@@ -129,6 +198,31 @@ class Topology {
       if (count[name] != 1)
         throw ValueError("The name \"" + name + "\" is used " + std::to_string(count[name]) +
                          " times in the model. All layer names should be unique.");
+  }
+
+  static const NestedGraph<T>* inlinable(const Node<T>& n) {
+    auto* sub = dynamic_cast<const NestedGraph<T>*>(n.layer.get());
+    if (!sub || n.input_index >= 0 || !n.layer->trainable()) return nullptr;
+    auto& t = sub->nested_topology();
+    return t.outputs_.size() == 1 && t.inputs_.size() == n.inputs.size() ? sub : nullptr;
+  }
+  /// Adds node n of another graph reading `ins` (this graph's nodes); a nested model's nodes in line.
+  int splice(const Node<T>& n, const std::vector<int>& ins) {
+    const NestedGraph<T>* sub = inlinable(n);
+    if (!sub) return add_node(n.layer, ins, n.shape, -1);
+    auto& t = sub->nested_topology();
+    std::vector<int> map(t.nodes_.size());
+    for (std::size_t k = 0; k < t.nodes_.size(); ++k) {
+      auto& m = t.nodes_[k];
+      if (m.input_index >= 0) {
+        map[k] = ins.at(static_cast<std::size_t>(m.input_index));
+        continue;
+      }
+      std::vector<int> mi;
+      for (int j : m.inputs) mi.push_back(map[j]);
+      map[k] = splice(m, mi);
+    }
+    return map[t.outputs_[0]];
   }
 
   int add_node(std::shared_ptr<layers::Layer<T>> layer, std::vector<int> ins, Shape shape, int input_index) {

@@ -11,6 +11,7 @@
 #include "depthwise_conv2d.hpp"
 #include "dropout.hpp"
 #include "flatten.hpp"
+#include "image_augmentation.hpp"
 #include "initializers.hpp"
 #include "input_layer.hpp"
 #include "layer.hpp"
@@ -49,6 +50,10 @@ Registry<T>& registry() {
     add("AveragePooling2D", [](const json& c) { return AveragePooling2D<T>::from_config(c); });
     add("GlobalAveragePooling2D", [](const json& c) { return GlobalAveragePooling2D<T>::from_config(c); });
     add("GlobalMaxPooling2D", [](const json& c) { return GlobalMaxPooling2D<T>::from_config(c); });
+    add("RandomFlip", [](const json& c) { return RandomFlip<T>::from_config(c); });
+    add("RandomRotation", [](const json& c) { return RandomRotation<T>::from_config(c); });
+    add("RandomZoom", [](const json& c) { return RandomZoom<T>::from_config(c); });
+    add("RandomTranslation", [](const json& c) { return RandomTranslation<T>::from_config(c); });
     return true;
   }();
   (void)once;

@@ -84,4 +84,21 @@ class ElementwiseSum {
   virtual ~ElementwiseSum() = default;
 };
 
+/// A random layer whose training-mode output is one of a finite set of deterministic outcomes per
+/// sample (RandomFlip: as is, or mirrored). fit() then caches the frozen part of a model after it
+/// once per outcome and, at each step, draws every sample's outcome exactly as forward(training =
+/// true) would have drawn it: training on the cache computes what uncached training computes.
+template <class T>
+class FiniteAugmentation {
+ public:
+  virtual ~FiniteAugmentation() = default;
+  /// Number of outcomes; outcome 0 is the identity (what inference computes).
+  virtual int num_outcomes() const = 0;
+  /// The outcomes of a training batch of n samples, drawn from the layer's random stream as its
+  /// forward(training = true) draws them (the stream advances the same way).
+  virtual void draw_outcomes(Index n, std::vector<int>& outcomes) = 0;
+  /// Until reset to 0, inference passes give every sample outcome k (the cache's passes).
+  virtual void set_inference_outcome(int k) = 0;
+};
+
 }  // namespace keras::layers

@@ -14,7 +14,7 @@
 namespace keras {
 
 template <class T = float>
-class Model : public layers::Layer<T> {
+class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
  public:
   using Layer = layers::Layer<T>;
   std::string class_name() const override { return "Functional"; }
@@ -38,6 +38,8 @@ class Model : public layers::Layer<T> {
     throw ValueError("No such layer: " + name + " in model '" + this->name() + "'");
   }
   const engine::Graph<T>& graph() const { return graph_; }
+  /// The engine may run a nested model's nodes in line (engine::Topology::inlined).
+  const engine::Topology<T>& nested_topology() const override { return graph_.topology(); }
   engine::Graph<T>& graph() { return graph_; }
   std::vector<Shape> input_shapes_of_graph() const {
     std::vector<Shape> r;

@@ -2,6 +2,7 @@
 // tensors or a data::Dataset (Keras's data adapters and EpochIterator, in one small interface).
 #pragma once
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <vector>
@@ -41,10 +42,30 @@ class TensorBatchSource : public BatchSource<T> {
   bool next(Tensor<T>& x, Tensor<T>& y) override {
     if (pos_ >= count_) return false;
     Index n = std::min(batch_, count_ - pos_);
-    gather(x_, x, n);
+    if (alternatives_.empty()) {
+      gather(x_, x, n);
+    } else {  // each sample's row from the alternative its drawn outcome picks
+      draw_(n, outcome_);
+      gather(x_, x, n);
+      const Index row = x_.size() / x_.dim(0);
+      for (Index i = 0; i < n; ++i) {
+        const int k = outcome_[static_cast<std::size_t>(i)];
+        if (k == 0) continue;
+        const Tensor<T>& src = *alternatives_.at(static_cast<std::size_t>(k) - 1);
+        std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row, x.data() + i * row);
+      }
+    }
     if (y_) gather(*y_, y, n);
     pos_ += n;
     return true;
+  }
+  /// Outcome k > 0 of a sample reads its row from alternatives[k - 1] instead of x (same shape);
+  /// draw(n, outcomes) gives the outcomes of each batch of n samples.
+  void set_alternatives(std::vector<const Tensor<T>*> alternatives, std::function<void(Index, std::vector<int>&)> draw) {
+    for (auto* a : alternatives)
+      if (a->shape() != x_.shape()) throw ShapeError("TensorBatchSource: alternative of shape " + shape_str(a->shape()) + ", expected " + shape_str(x_.shape()));
+    alternatives_ = std::move(alternatives);
+    draw_ = std::move(draw);
   }
 
  private:
@@ -55,6 +76,9 @@ class TensorBatchSource : public BatchSource<T> {
   std::uint64_t seed_;
   std::vector<Index> order_;
   Index pos_ = 0;
+  std::vector<const Tensor<T>*> alternatives_;
+  std::function<void(Index, std::vector<int>&)> draw_;
+  std::vector<int> outcome_;
   void gather(const Tensor<T>& src, Tensor<T>& dst, Index n) {
     Shape s = src.shape();
     Index row = src.size() / s[0];

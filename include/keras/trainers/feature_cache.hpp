@@ -1,6 +1,9 @@
 // The frozen-feature cache of fit(): the outputs of a frozen, deterministic leading part of the
-// graph (up to node `cut`, engine::Topology::frozen_prefix_end) are computed once per sample, and
-// the rest of the model trains on them (exact when the data are not augmented; see docs).
+// graph (up to node plan.cut, engine::Topology::cache_plan) are computed once per sample, and the
+// rest of the model trains on them. When the frozen part holds a random layer with a finite set of
+// outcomes (RandomFlip: as is or mirrored), the part is computed once per outcome and each step
+// picks every sample's outcome as the layer itself would have drawn it (see data_adapters.hpp):
+// the same computation as uncached training, for one extra frozen pass per outcome.
 #pragma once
 #include <chrono>
 #include <cstdio>
@@ -15,60 +18,98 @@ namespace keras::trainers {
 /// Outputs of the frozen leading part for a whole pass of a source (features and targets).
 template <class T>
 struct FeatureCache {
-  Tensor<T> x, y, vx, vy;
+  std::vector<Tensor<T>> x;  ///< training features, one tensor per outcome of the augmentation (one without)
+  Tensor<T> y, vx, vy;
   Index batch = 0;  ///< size of the first training batch
 };
+
+/// Sets a FiniteAugmentation layer's inference outcome for a scope, and back to 0 after it.
+template <class T>
+class OutcomeScope {
+ public:
+  explicit OutcomeScope(layers::FiniteAugmentation<T>* aug) : aug_(aug) {}
+  ~OutcomeScope() {
+    if (aug_) aug_->set_inference_outcome(0);
+  }
+  void set(int k) {
+    if (aug_) aug_->set_inference_outcome(k);
+  }
+  OutcomeScope(const OutcomeScope&) = delete;
+  OutcomeScope& operator=(const OutcomeScope&) = delete;
+
+ private:
+  layers::FiniteAugmentation<T>* aug_;
+};
+
+/// The FiniteAugmentation layer of a cache plan (nullptr without one).
+template <class T>
+layers::FiniteAugmentation<T>* plan_augmentation(const engine::Graph<T>& graph, const engine::CachePlan& plan) {
+  return plan.augmentation < 0 ? nullptr : dynamic_cast<layers::FiniteAugmentation<T>*>(graph.nodes()[plan.augmentation].layer.get());
+}
 
 /// Fills the cache from one pass over `train` (and `val`); false (and fit runs uncached) if the
 /// features would exceed max_bytes. The frozen part runs on chunks of at most chunk_size samples
 /// (0: the batch size), so its activation buffers (kept for reuse) stay small whatever the
 /// training batch size. verbose: log the cut, shape, samples, MB and time.
 template <class T>
-bool build_feature_cache(engine::Graph<T>& graph, int cut, BatchSource<T>& train, BatchSource<T>* val, double max_bytes,
-                         Index chunk_size, int verbose, FeatureCache<T>& fc) {
+bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan, BatchSource<T>& train, BatchSource<T>* val,
+                         double max_bytes, Index chunk_size, int verbose, FeatureCache<T>& fc) {
+  const int cut = plan.cut;
+  layers::FiniteAugmentation<T>* aug = plan_augmentation(graph, plan);
+  const int outcomes = aug ? aug->num_outcomes() : 1;
   Shape fs = graph.nodes()[cut].shape;
   double per_sample = sizeof(T);
   for (std::size_t i = 1; i < fs.size(); ++i) per_sample *= static_cast<double>(fs[i]);
   auto t0 = std::chrono::steady_clock::now();
-  auto collect = [&](BatchSource<T>& src, Tensor<T>& fx, Tensor<T>& fy) {
-    std::vector<Tensor<T>> xs, ys;
-    Tensor<T> xb, yb;
+  OutcomeScope<T> scope(aug);
+  double bytes = 0;
+  // Each batch runs through the frozen part once per outcome (the source is read once).
+  auto collect = [&](BatchSource<T>& src, std::vector<Tensor<T>>& fx, Tensor<T>& fy, int n_out) {
+    std::vector<std::vector<Tensor<T>>> xs(static_cast<std::size_t>(n_out));
+    std::vector<Tensor<T>> ys;
+    Tensor<T> xb, yb, part;
     src.begin_epoch(0);
-    double bytes = 0;
     while (src.next(xb, yb)) {
       if (!fc.batch) fc.batch = xb.dim(0);
-      const Index chunk = chunk_size > 0 ? chunk_size : xb.dim(0);
-      if (xb.dim(0) <= chunk) {
-        xs.push_back(graph.forward_until(cut, xb));
-      } else {
+      bytes += per_sample * static_cast<double>(xb.dim(0)) * n_out;
+      if (bytes > max_bytes) return false;
+      const Index chunk = chunk_size > 0 ? chunk_size : xb.dim(0), row = xb.size() / xb.dim(0);
+      for (int k = 0; k < n_out; ++k) {
+        scope.set(k);
+        if (xb.dim(0) <= chunk) {
+          xs[k].push_back(graph.forward_until(cut, xb));
+          continue;
+        }
         Shape cs = xb.shape();
-        const Index row = xb.size() / xb.dim(0);
-        Tensor<T> part;
         for (Index b0 = 0; b0 < xb.dim(0); b0 += chunk) {
           cs[0] = std::min(chunk, xb.dim(0) - b0);
           part.resize(cs);
           std::copy(xb.data() + b0 * row, xb.data() + (b0 + cs[0]) * row, part.data());
-          xs.push_back(graph.forward_until(cut, part));
+          xs[k].push_back(graph.forward_until(cut, part));
         }
       }
       ys.push_back(yb);
-      bytes += per_sample * static_cast<double>(xb.dim(0));
-      if (bytes > max_bytes) return false;
     }
-    fx = concat_rows(xs);
+    fx.clear();
+    for (auto& v : xs) fx.push_back(concat_rows(v));
     fy = concat_rows(ys);
     return true;
   };
-  if (!collect(train, fc.x, fc.y)) return false;
-  if (val && !collect(*val, fc.vx, fc.vy)) return false;
+  if (!collect(train, fc.x, fc.y, outcomes)) return false;
+  std::vector<Tensor<T>> vx;
+  if (val && !collect(*val, vx, fc.vy, 1)) return false;
+  if (val) fc.vx = std::move(vx[0]);
   if (verbose) {
-    double mb = per_sample * static_cast<double>(fc.x.dim(0) + (val ? fc.vx.dim(0) : 0)) / (1 << 20);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char buf[64];
-    std::snprintf(buf, sizeof buf, " (%.1f MB) in %.1fs", mb, secs);
-    std::cout << "Cached the outputs of the frozen layers up to '" << graph.nodes()[cut].layer->name() << "' " << shape_str(fs)
-              << " for " << fc.x.dim(0) + (val ? fc.vx.dim(0) : 0) << " samples" << buf << "; training the rest on them.\n"
-              << std::flush;
+    std::snprintf(buf, sizeof buf, " (%.1f MB) in %.1fs", bytes / (1 << 20), secs);
+    std::cout << "Cached the outputs of the frozen layers up to '" << graph.nodes()[cut].layer->name() << "' " << shape_str(fs) << " for "
+              << fc.x[0].dim(0) + (val ? fc.vx.dim(0) : 0) << " samples";
+    if (aug) {
+      auto& l = *graph.nodes()[plan.augmentation].layer;
+      std::cout << ", the training samples in each of the " << outcomes << " outcomes of " << l.class_name() << " '" << l.name() << "'";
+    }
+    std::cout << buf << "; training the rest on them.\n" << std::flush;
   }
   return true;
 }

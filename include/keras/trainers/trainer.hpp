@@ -105,7 +105,7 @@ class Trainer {
   /// One optimizer step on one batch; returns the batch loss.
   double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
     require_compiled(m, "train_on_batch");
-    auto& graph = m.graph();
+    auto& graph = graph_of(m);
     if (cache_cut_ < 0) {
       m.ensure_built(x.shape());
       check_batch(m, x, y, "train_on_batch");
@@ -140,18 +140,21 @@ class Trainer {
     const Tensor<T>* vy = o.validation_data ? &o.validation_data->second : n_val > 0 ? &y : nullptr;
     if (o.validation_data) check_batch(m, *vx, *vy, "fit(validation_data)");
     Index v_begin = o.validation_data ? 0 : n_train, v_count = vx ? (o.validation_data ? vx->dim(0) : n_val) : 0;
-    int cut = o.cache_frozen ? m.graph().frozen_prefix_end() : -1;
-    if (cut >= 0) {
+    engine::CachePlan plan;
+    engine::Graph<T>* g = o.cache_frozen ? cache_graph(m, plan, o.verbose) : nullptr;
+    if (plan.cut >= 0) {
       // Same batches and order as the uncached run: features in sample order, same shuffling seed.
       TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
       TensorBatchSource<T> vplain(vx ? *vx : x, vy, v_begin, v_count, o.batch_size, false, 0);
       FeatureCache<T> fc;
-      if (build_feature_cache(m.graph(), cut, plain, vx ? &vplain : nullptr, o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
-        TensorBatchSource<T> train(fc.x, &fc.y, 0, fc.x.dim(0), o.batch_size, o.shuffle, seed);
+      if (build_feature_cache(*g, plan, plain, vx ? &vplain : nullptr, o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+        TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
+        attach_outcomes(train, *g, plan, fc);
         TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vx ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
-        return fit_cached(m, cut, train, vx ? &val : nullptr, o);
+        return fit_cached(m, g, plan.cut, train, vx ? &val : nullptr, o);
       }
     }
+    inlined_.reset();
     TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
     std::unique_ptr<TensorBatchSource<T>> val;
     if (vx) val = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
@@ -165,22 +168,24 @@ class Trainer {
     const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled(m, "fit");
     if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
-    int cut = o.cache_frozen && steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic())
-                  ? m.graph().frozen_prefix_end()
-                  : -1;
+    const bool cacheable_data = steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic());
+    engine::CachePlan plan;
+    engine::Graph<T>* g = o.cache_frozen && cacheable_data ? cache_graph(m, plan, o.verbose) : nullptr;
     DatasetBatchSource<T> train(ds, steps_per_epoch);
     std::unique_ptr<DatasetBatchSource<T>> val;
     if (validation) val = std::make_unique<DatasetBatchSource<T>>(*validation);
-    if (cut >= 0) {
+    if (plan.cut >= 0) {
       FeatureCache<T> fc;
-      if (build_feature_cache(m.graph(), cut, train, val.get(), o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+      if (build_feature_cache(*g, plan, train, val.get(), o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
         Index bs = std::max<Index>(1, fc.batch);
         std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
-        TensorBatchSource<T> ctrain(fc.x, &fc.y, 0, fc.x.dim(0), bs, o.shuffle, seed);
+        TensorBatchSource<T> ctrain(fc.x[0], &fc.y, 0, fc.x[0].dim(0), bs, o.shuffle, seed);
+        attach_outcomes(ctrain, *g, plan, fc);
         TensorBatchSource<T> cval(fc.vx, &fc.vy, 0, val ? fc.vx.dim(0) : 0, bs, false, 0);
-        return fit_cached(m, cut, ctrain, val ? &cval : nullptr, o);
+        return fit_cached(m, g, plan.cut, ctrain, val ? &cval : nullptr, o);
       }
     }
+    inlined_.reset();
     return fit_sources(m, train, val.get(), o);
   }
 
@@ -247,7 +252,7 @@ class Trainer {
     require_compiled(m, "evaluate");
     callbacks::CallbackList<T> none;
     if (!cbs) cbs = &none;
-    auto& graph = m.graph();
+    auto& graph = graph_of(m);
     auto ms = make_metrics(m);
     metrics::Mean<T> loss_mean;
     Tensor<T> xb, yb;
@@ -325,6 +330,8 @@ class Trainer {
   Tensor<T> dpred_;
   const Tensor<T>* last_pred_ = nullptr;
   int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
+  engine::Graph<T>* exec_ = nullptr;           ///< the graph fit() runs while it trains on cached features
+  std::unique_ptr<engine::Graph<T>> inlined_;  ///< the model's graph with nested models in line, when the cache cuts inside one
   std::shared_ptr<losses::Loss<T>> logits_twin_;  ///< loss_->on_logits_of(logits_act_)
   const losses::Loss<T>* twin_of_ = nullptr;
   keras::Activation logits_act_ = keras::Activation::Linear;
@@ -344,17 +351,53 @@ class Trainer {
     return logits_twin_.get();
   }
 
-  /// fit_sources on cached features: the graph runs from node `cut` on.
-  History fit_cached(ModelT& m, int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
-    cache_cut_ = cut;
-    try {
-      History h = fit_sources(m, train, val, o);
-      cache_cut_ = -1;
-      return h;
-    } catch (...) {
-      cache_cut_ = -1;
-      throw;
+  /// The graph the model trains on: its own, or its inlined twin during a cached fit.
+  engine::Graph<T>& graph_of(ModelT& m) { return exec_ ? *exec_ : m.graph(); }
+
+  /// Where fit() can cache: the model's graph, or, when the cut lies inside a trainable nested
+  /// model (a partly unfrozen base), the same layers with nested models in line (inlined_).
+  engine::Graph<T>* cache_graph(ModelT& m, engine::CachePlan& plan, int verbose) {
+    inlined_.reset();
+    plan = m.graph().cache_plan();
+    engine::Graph<T>* g = &m.graph();
+    if (m.graph().topology().has_trainable_nested()) {
+      auto flat = std::make_unique<engine::Graph<T>>(m.graph().topology().inlined());
+      engine::CachePlan p = flat->cache_plan();
+      if (p.cut >= 0) {
+        plan = p;
+        inlined_ = std::move(flat);
+        g = inlined_.get();
+      } else if (plan.why_not.empty()) {
+        plan.why_not = p.why_not;
+      }
     }
+    if (plan.cut < 0 && !plan.why_not.empty() && verbose)
+      std::cout << "Not caching the frozen layers: " << plan.why_not << " (fit computes them at every step).\n" << std::flush;
+    return g;
+  }
+  /// With a FiniteAugmentation in the cached part: each sample's features come from the outcome
+  /// the layer draws for it, at every step, as its own training forward would.
+  static void attach_outcomes(TensorBatchSource<T>& src, engine::Graph<T>& g, const engine::CachePlan& plan, const FeatureCache<T>& fc) {
+    layers::FiniteAugmentation<T>* aug = plan_augmentation(g, plan);
+    if (!aug) return;
+    std::vector<const Tensor<T>*> alternatives;
+    for (std::size_t k = 1; k < fc.x.size(); ++k) alternatives.push_back(&fc.x[k]);
+    src.set_alternatives(std::move(alternatives), [aug](Index n, std::vector<int>& out) { aug->draw_outcomes(n, out); });
+  }
+
+  /// fit_sources on cached features: graph g runs from node `cut` on.
+  History fit_cached(ModelT& m, engine::Graph<T>* g, int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
+    cache_cut_ = cut;
+    exec_ = g;
+    struct Reset {
+      Trainer* t;
+      ~Reset() {
+        t->cache_cut_ = -1;
+        t->exec_ = nullptr;
+        t->inlined_.reset();
+      }
+    } reset{this};
+    return fit_sources(m, train, val, o);
   }
   std::vector<std::unique_ptr<metrics::Metric<T>>> make_metrics(const ModelT& m) const {
     std::vector<std::unique_ptr<metrics::Metric<T>>> ms;
