@@ -363,3 +363,51 @@ TEST_CASE("The cache cuts inside a partly unfrozen nested model, as if it were i
   Tensor<float> p = nested->predict(x);
   CHECK(p.dim(0) == 96);
 }
+
+TEST_CASE("A fine-tuning fit starts from the features an earlier fit kept (keep_features_of)", "[augmentation][cache][keep]") {
+  Tensor<float> x, y;
+  bar_images(96, x, y);
+  auto two_stages = [&](bool keep, std::string* log) {
+    auto m = nested_model(6);
+    auto base = std::dynamic_pointer_cast<Model<float>>(m->layers()[2]);
+    base->set_trainable(false);  // stage 1: the whole base frozen, the head learns
+    m->compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>());
+    FitOptions<float> o{.epochs = 2, .batch_size = 16, .validation_split = 0.25, .seed = 3, .verbose = log ? 2 : 0};
+    if (keep) o.keep_features_of = "b_relu1";
+    std::string out;
+    History h1;
+    out += capture_stdout([&] { h1 = m->fit(x, y, o); });
+    base->set_trainable(true);  // stage 2: the top of the base learns too
+    for (auto& l : base->layers()) l->set_trainable(l->name() == "b_conv2");
+    m->compile(optimizers::Adam<float>({.learning_rate = 0.003}), losses::CategoricalCrossentropy<float>());
+    o.epochs = 4;
+    o.initial_epoch = 2;
+    History h2;
+    out += capture_stdout([&] { h2 = m->fit(x, y, o); });
+    if (log) *log = out;
+    std::vector<double> losses = h1["loss"];
+    for (double l : h2["val_loss"]) losses.push_back(l);
+    return losses;
+  };
+  std::string log;
+  auto kept = two_stages(true, &log), plain = two_stages(false, nullptr);
+  INFO(log);
+  CHECK(log.find("Cached the outputs of the frozen layers up to 'b_relu1'") != std::string::npos);
+  CHECK(log.find("Computed the outputs of 'global_average_pooling2d") != std::string::npos);
+  CHECK(log.find("Reusing the outputs of 'b_relu1' kept by an earlier fit") != std::string::npos);
+  REQUIRE(kept.size() == plain.size());
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    INFO("loss " << i << ": kept " << kept[i] << ", recomputed " << plain[i]);
+    CHECK(std::abs(kept[i] - plain[i]) <= 1e-5 * std::max(1.0, std::abs(plain[i])));
+  }
+  // changed weights below the kept layer: recomputed, not reused
+  auto m = nested_model(6);
+  auto base = std::dynamic_pointer_cast<Model<float>>(m->layers()[2]);
+  base->set_trainable(false);
+  m->compile("adam", "categorical_crossentropy");
+  m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "b_relu1"});
+  base->get_layer("b_conv1")->variables()[0]->value[0] += 1.0f;
+  std::string out = capture_stdout([&] { m->fit(x, y, {.epochs = 1, .verbose = 2}); });
+  CHECK(out.find("Reusing") == std::string::npos);
+  CHECK_THROWS_WITH(m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "dense_nope"}), Catch::Contains("no such layer"));
+}

@@ -746,6 +746,9 @@ class Dataset {
   /// True when every epoch yields the same elements (up to order): no map_random stage.
   /// fit() may then cache the outputs of a model's frozen part.
   bool deterministic() const { return !info_->randomized; }
+  /// The identity of this pipeline (copies of a Dataset share it): fit() uses it to recognise the
+  /// same data in a later fit (FitOptions::keep_features_of).
+  const void* identity() const { return node_.get(); }
 
  private:
   Dataset(detail::NodePtr<T> n, std::shared_ptr<const DatasetInfo> info) : node_(std::move(n)), info_(std::move(info)) {}

@@ -88,6 +88,11 @@ class Graph {
     pass(0, last, {&x}, -1, nullptr, {last}, false);
     return *main_.values[last];
   }
+  /// Inference from node `first` (taking `value` as its output) to node `last`; returns its value.
+  const Tensor<T>& forward_between(int first, int last, const Tensor<T>& value) {
+    pass(first + 1, last, {}, first, &value, {last}, false);
+    return *main_.values[last];
+  }
   /// Runs the nodes after `first`, taking `value` as node `first`'s output.
   void forward_from(int first, const Tensor<T>& value, bool training, bool logits = false) {
     pass(first + 1, static_cast<int>(topo_.nodes().size()) - 1, {}, first, &value, topo_.outputs(), training, logits);

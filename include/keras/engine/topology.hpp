@@ -161,15 +161,15 @@ class Topology {
 
   /// The same graph with each trainable nested model (NestedGraph) replaced by its own nodes, in
   /// line and recursively: the same layer objects, so training this graph trains them. Frozen
-  /// nested models stay one node (cacheable whole).
-  Topology inlined() const {
+  /// nested models stay one node (cacheable whole) unless `all`.
+  Topology inlined(bool all = false) const {
     Topology g;
     std::vector<int> map(nodes_.size());
     for (std::size_t k = 0; k < nodes_.size(); ++k) {
       auto& n = nodes_[k];
       std::vector<int> ins;
       for (int j : n.inputs) ins.push_back(map[j]);
-      map[k] = n.input_index >= 0 ? g.add_node(n.layer, {}, n.shape, n.input_index) : g.splice(n, ins);
+      map[k] = n.input_index >= 0 ? g.add_node(n.layer, {}, n.shape, n.input_index) : g.splice(n, ins, all);
     }
     for (int i : inputs_) g.inputs_.push_back(map[i]);
     for (int o : outputs_) {
@@ -178,11 +178,25 @@ class Topology {
     }
     return g;
   }
-  /// Whether inlined() would differ from this graph.
-  bool has_trainable_nested() const {
+  /// Whether inlined(all) would differ from this graph.
+  bool has_nested(bool all = false) const {
     for (auto& n : nodes_)
-      if (inlinable(n)) return true;
+      if (inlinable(n, all)) return true;
     return false;
+  }
+  /// Whether node k is a cut of the graph: every later node reads only nodes >= k.
+  bool is_cut(int k) const {
+    if (k < 0 || k >= static_cast<int>(nodes_.size())) return false;
+    for (std::size_t i = static_cast<std::size_t>(k) + 1; i < nodes_.size(); ++i)
+      for (int j : nodes_[i].inputs)
+        if (j < k) return false;
+    return true;
+  }
+  /// The node of the layer with this name (the first call of it), -1 if none.
+  int node_of(const std::string& layer_name) const {
+    for (std::size_t k = 0; k < nodes_.size(); ++k)
+      if (nodes_[k].layer->name() == layer_name) return static_cast<int>(k);
+    return -1;
   }
 
  private:
@@ -200,15 +214,15 @@ class Topology {
                          " times in the model. All layer names should be unique.");
   }
 
-  static const NestedGraph<T>* inlinable(const Node<T>& n) {
+  static const NestedGraph<T>* inlinable(const Node<T>& n, bool all) {
     auto* sub = dynamic_cast<const NestedGraph<T>*>(n.layer.get());
-    if (!sub || n.input_index >= 0 || !n.layer->trainable()) return nullptr;
+    if (!sub || n.input_index >= 0 || (!all && !n.layer->trainable())) return nullptr;
     auto& t = sub->nested_topology();
     return t.outputs_.size() == 1 && t.inputs_.size() == n.inputs.size() ? sub : nullptr;
   }
   /// Adds node n of another graph reading `ins` (this graph's nodes); a nested model's nodes in line.
-  int splice(const Node<T>& n, const std::vector<int>& ins) {
-    const NestedGraph<T>* sub = inlinable(n);
+  int splice(const Node<T>& n, const std::vector<int>& ins, bool all) {
+    const NestedGraph<T>* sub = inlinable(n, all);
     if (!sub) return add_node(n.layer, ins, n.shape, -1);
     auto& t = sub->nested_topology();
     std::vector<int> map(t.nodes_.size());
@@ -220,7 +234,7 @@ class Topology {
       }
       std::vector<int> mi;
       for (int j : m.inputs) mi.push_back(map[j]);
-      map[k] = splice(m, mi);
+      map[k] = splice(m, mi, all);
     }
     return map[t.outputs_[0]];
   }

@@ -9,6 +9,10 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include <unordered_set>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
 
 #include "../layers/layer.hpp"
 #include "../losses/losses.hpp"
@@ -42,6 +46,12 @@ struct FitOptions {
   /// Samples per forward pass of the frozen part while caching (0: the batch size). Small chunks
   /// bound the memory of its activations (MobileNetV2 at 192x192: ~65 MB per sample).
   Index cache_batch_size = 8;
+  /// The name of a layer inside the frozen part (it may be inside a nested model): fit() keeps its
+  /// outputs for every training and validation sample (each RandomFlip outcome) after it returns.
+  /// A later fit on the same datasets (or tensors) whose frozen part reaches that layer, with the
+  /// layers below it unchanged, computes its cache from them instead of from the inputs: a
+  /// fine-tuning stage that unfreezes the layers above it then skips the frozen pass.
+  std::string keep_features_of;
 };
 
 namespace trainers {
@@ -146,8 +156,9 @@ class Trainer {
       // Same batches and order as the uncached run: features in sample order, same shuffling seed.
       TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
       TensorBatchSource<T> vplain(vx ? *vx : x, vy, v_begin, v_count, o.batch_size, false, 0);
-      FeatureCache<T> fc;
-      if (build_feature_cache(*g, plan, plain, vx ? &vplain : nullptr, o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+      std::shared_ptr<const FeatureCache<T>> fcp;
+      if (make_cache(*g, plan, plain, vx ? &vplain : nullptr, {x.data(), vx ? vx->data() : nullptr, sampled_hash(x) ^ sampled_hash(y)}, o, fcp)) {
+        const FeatureCache<T>& fc = *fcp;
         TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
         attach_outcomes(train, *g, plan, fc);
         TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vx ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
@@ -175,8 +186,9 @@ class Trainer {
     std::unique_ptr<DatasetBatchSource<T>> val;
     if (validation) val = std::make_unique<DatasetBatchSource<T>>(*validation);
     if (plan.cut >= 0) {
-      FeatureCache<T> fc;
-      if (build_feature_cache(*g, plan, train, val.get(), o.cache_max_bytes, o.cache_batch_size, o.verbose, fc)) {
+      std::shared_ptr<const FeatureCache<T>> fcp;
+      if (make_cache(*g, plan, train, val.get(), {ds.identity(), validation ? validation->identity() : nullptr, 0}, o, fcp)) {
+        const FeatureCache<T>& fc = *fcp;
         Index bs = std::max<Index>(1, fc.batch);
         std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
         TensorBatchSource<T> ctrain(fc.x[0], &fc.y, 0, fc.x[0].dim(0), bs, o.shuffle, seed);
@@ -360,8 +372,8 @@ class Trainer {
     inlined_.reset();
     plan = m.graph().cache_plan();
     engine::Graph<T>* g = &m.graph();
-    if (m.graph().topology().has_trainable_nested()) {
-      auto flat = std::make_unique<engine::Graph<T>>(m.graph().topology().inlined());
+    if (m.graph().topology().has_nested(true)) {  // every nested model in line: the cut may lie inside one
+      auto flat = std::make_unique<engine::Graph<T>>(m.graph().topology().inlined(true));
       engine::CachePlan p = flat->cache_plan();
       if (p.cut >= 0) {
         plan = p;
@@ -375,6 +387,125 @@ class Trainer {
       std::cout << "Not caching the frozen layers: " << plan.why_not << " (fit computes them at every step).\n" << std::flush;
     return g;
   }
+  /// The features fit() keeps for a later fit (FitOptions::keep_features_of).
+  /// What identifies the data of a fit: the training and validation datasets (or tensors, with a
+  /// sampled hash of their values, since a new tensor may take a freed one's address).
+  struct DataIdentity {
+    const void* train = nullptr;
+    const void* val = nullptr;
+    std::uint64_t content = 0;
+    bool operator==(const DataIdentity& o) const { return train == o.train && val == o.val && content == o.content; }
+  };
+  static std::uint64_t sampled_hash(const Tensor<T>& t) {
+    std::uint64_t h = 1469598103934665603ull ^ static_cast<std::uint64_t>(t.size());
+    const Index step = std::max<Index>(1, t.size() / 4096);
+    for (Index i = 0; i < t.size(); i += step) {
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, t.data() + i, sizeof(T));
+      h = (h ^ bits) * 1099511628211ull;
+    }
+    return h;
+  }
+  struct KeptFeatures {
+    const layers::Layer<T>* layer = nullptr;  ///< whose outputs they are
+    DataIdentity data;
+    std::uint64_t weights = 0;                ///< fingerprint of the variables of every layer up to it
+    const layers::Layer<T>* augmentation = nullptr;
+    std::shared_ptr<const FeatureCache<T>> features;
+  };
+  std::optional<KeptFeatures> kept_;
+
+  /// FNV-1a over the variables (values) of the distinct layers of nodes 0..k.
+  static std::uint64_t weights_fingerprint(const engine::Graph<T>& g, int k) {
+    std::uint64_t h = 1469598103934665603ull;
+    std::unordered_set<const layers::Layer<T>*> seen;
+    for (int i = 0; i <= k; ++i) {
+      auto* l = g.nodes()[i].layer.get();
+      if (!seen.insert(l).second) continue;
+      for (auto* v : l->variables()) {
+        auto* b = reinterpret_cast<const unsigned char*>(v->value.data());
+        for (std::size_t j = 0; j < static_cast<std::size_t>(v->value.size()) * sizeof(T); ++j) h = (h ^ b[j]) * 1099511628211ull;
+      }
+    }
+    return h;
+  }
+
+  /// The feature cache of `plan`: computed from kept features when an earlier fit kept the outputs
+  /// of a layer of this frozen part for the same data and weights, else from the sources; and kept
+  /// for later fits when o.keep_features_of names a layer of the frozen part. False when the
+  /// features would exceed o.cache_max_bytes.
+  bool make_cache(engine::Graph<T>& g, const engine::CachePlan& plan, BatchSource<T>& train, BatchSource<T>* val,
+                  const DataIdentity& data, const FitOptions<T>& o, std::shared_ptr<const FeatureCache<T>>& out) {
+    const auto& topo = g.topology();
+    const layers::Layer<T>* aug = plan.augmentation >= 0 ? g.nodes()[plan.augmentation].layer.get() : nullptr;
+    int keep = -1;
+    if (!o.keep_features_of.empty()) {
+      keep = topo.node_of(o.keep_features_of);
+      if (keep < 0 || keep > plan.cut || !topo.is_cut(keep) || plan.augmentation > keep)
+        throw ValueError("fit: keep_features_of: '" + o.keep_features_of + "' is not a layer of the frozen part that fit() caches (" +
+                         (keep < 0 ? std::string("no such layer") : "it must come after any random layer, at or before '" +
+                                                                        g.nodes()[plan.cut].layer->name() + "', and be a cut of the graph") + ")");
+    }
+    int from = -1;
+    std::shared_ptr<const FeatureCache<T>> base;
+    if (kept_ && kept_->data == data && kept_->augmentation == aug) {
+      const int j = topo.node_of(kept_->layer->name());
+      if (j >= 0 && g.nodes()[j].layer.get() == kept_->layer && j <= plan.cut && topo.is_cut(j) && plan.augmentation <= j &&
+          (keep < 0 || keep == j) && weights_fingerprint(g, j) == kept_->weights) {
+        from = j;
+        base = kept_->features;
+      }
+    }
+    if (!base) {
+      kept_.reset();
+      engine::CachePlan first = plan;
+      first.cut = keep >= 0 ? keep : plan.cut;
+      auto fc = std::make_shared<FeatureCache<T>>();
+      if (!build_feature_cache(g, first, train, val, o.cache_max_bytes, o.cache_batch_size, o.verbose, *fc)) return false;
+      from = first.cut;
+      base = fc;
+      if (keep >= 0) kept_ = KeptFeatures{g.nodes()[keep].layer.get(), data, weights_fingerprint(g, keep), aug, base};
+    } else if (o.verbose) {
+      std::cout << "Reusing the outputs of '" << kept_->layer->name() << "' kept by an earlier fit (keep_features_of).\n";
+    }
+    out = from == plan.cut ? base : derive_features(g, from, plan.cut, *base, o);
+    return true;
+  }
+
+  /// The features of node `to` computed from those of node `from` (inference, in chunks).
+  static std::shared_ptr<const FeatureCache<T>> derive_features(engine::Graph<T>& g, int from, int to, const FeatureCache<T>& in,
+                                                                const FitOptions<T>& o) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto fc = std::make_shared<FeatureCache<T>>();
+    fc->y = in.y;
+    fc->vy = in.vy;
+    fc->batch = in.batch;
+    const Index chunk = std::max<Index>(1, o.cache_batch_size > 0 ? 4 * o.cache_batch_size : in.batch);
+    auto run = [&](const Tensor<T>& x) {
+      if (x.empty()) return Tensor<T>();
+      std::vector<Tensor<T>> parts;
+      Tensor<T> part;
+      Shape cs = x.shape();
+      const Index row = x.size() / x.dim(0);
+      for (Index b0 = 0; b0 < x.dim(0); b0 += chunk) {
+        cs[0] = std::min(chunk, x.dim(0) - b0);
+        part.resize(cs);
+        std::copy(x.data() + b0 * row, x.data() + (b0 + cs[0]) * row, part.data());
+        parts.push_back(g.forward_between(from, to, part));
+      }
+      return concat_rows(parts);
+    };
+    for (auto& x : in.x) fc->x.push_back(run(x));
+    fc->vx = run(in.vx);
+    if (o.verbose) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::cout << "Computed the outputs of '" << g.nodes()[to].layer->name() << "' " << shape_str(g.nodes()[to].shape) << " from those of '"
+                << g.nodes()[from].layer->name() << "' in " << buf << "; training the rest on them.\n" << std::flush;
+    }
+    return fc;
+  }
+
   /// With a FiniteAugmentation in the cached part: each sample's features come from the outcome
   /// the layer draws for it, at every step, as its own training forward would.
   static void attach_outcomes(TensorBatchSource<T>& src, engine::Graph<T>& g, const engine::CachePlan& plan, const FeatureCache<T>& fc) {
