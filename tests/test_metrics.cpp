@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <keras/metrics/confusion_matrix.hpp>
 #include <keras/metrics/metrics.hpp>
 
 using keras::Shape;
@@ -105,4 +106,35 @@ TEST_CASE("'accuracy' resolves like Keras", "[metrics]") {
   CHECK(mse->result() == Approx(5.0));
   CHECK_THROWS_AS(metrics::get<float>("f1_scoreish"), keras::ValueError);
   CHECK_THROWS_WITH(metrics::get<float>("f1_scoreish"), Catch::Contains("'f1_scoreish'"));
+}
+
+TEST_CASE("confusion_matrix and classification_report follow scikit-learn's definitions", "[metrics][report]") {
+  // 3 classes, 8 samples, counted by hand
+  const std::vector<int> y_true = {0, 0, 0, 1, 1, 2, 2, 2};
+  const std::vector<int> y_pred = {0, 1, 0, 1, 2, 2, 2, 0};
+  auto cm = keras::metrics::confusion_matrix(y_true, y_pred, 3);
+  CHECK(cm == std::vector<std::vector<long>>{{2, 1, 0}, {0, 1, 1}, {1, 0, 2}});
+  auto r = keras::metrics::classification_report(cm, {"a", "b", "c"});
+  // class a: tp 2, predicted 3, actual 3 -> p = r = 2/3; b: tp 1, predicted 2, actual 2 -> 1/2; c: tp 2, predicted 3, actual 3
+  CHECK(r.classes[0].precision == Approx(2.0 / 3));
+  CHECK(r.classes[1].recall == Approx(0.5));
+  CHECK(r.classes[2].f1 == Approx(2.0 / 3));
+  CHECK(r.accuracy == Approx(5.0 / 8));
+  CHECK(r.macro.f1 == Approx((2.0 / 3 + 0.5 + 2.0 / 3) / 3));
+  CHECK(r.weighted.precision == Approx((3 * 2.0 / 3 + 2 * 0.5 + 3 * 2.0 / 3) / 8));
+  CHECK(r.total == 8);
+  const std::string table = r.str();
+  CHECK(table.find("precision") != std::string::npos);
+  CHECK(table.find("weighted avg") != std::string::npos);
+  CHECK(table.find("0.6250") != std::string::npos);  // accuracy
+  // a class never predicted: precision 0 (sklearn's zero_division default, without the warning)
+  auto r2 = keras::metrics::classification_report(keras::metrics::confusion_matrix({0, 1}, {0, 0}, 2));
+  CHECK(r2.classes[1].precision == 0);
+  CHECK(r2.classes[1].name == "1");
+  CHECK_THROWS_WITH(keras::metrics::confusion_matrix({0, 3}, {0, 0}, 2), Catch::Contains("not a class index"));
+  keras::Tensor<float> scores({2, 3});
+  scores.setZero();
+  scores.at({0, 2}) = 1;
+  scores.at({1, 1}) = 0.5f;
+  CHECK(keras::metrics::argmax_rows(scores) == std::vector<int>{2, 1});
 }

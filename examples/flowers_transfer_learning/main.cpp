@@ -56,12 +56,12 @@ struct Options {
   double learning_rate = 1e-3;
   double validation_split = 0.19;
   std::uint64_t seed = 123;
-  int fine_tune = 0;  // unfreeze the top N layers of the base for a second stage
+  std::string recipe = "default";  // "default" or "codelab" (sets the defaults of the options below)
+  std::string fine_tune_from;      // then unfreeze the base from this layer for a second stage ("" none)
   int fine_tune_epochs = 10;
-  double fine_tune_lr = 1e-5;
+  double fine_tune_lr = 1e-4;
   double label_smoothing = 0.1;  // of the fine-tuning stage
-  bool flip = false;             // random horizontal flips in the fine-tuning stage
-  bool flip_copies = false;      // each training photo and its mirror image (keeps the feature cache)
+  bool flip = false;             // a RandomFlip("horizontal") layer first in the model
   int threads = 0;
   int report_photos = 30;
   bool cache = true;
@@ -84,17 +84,37 @@ void usage(const char* argv0) {
             << "  --lr X                Adam learning rate of the first stage (default 1e-3)\n"
             << "  --validation-split F  (default 0.19)\n"
             << "  --seed N              split and shuffling seed (default 123)\n"
-            << "  --fine-tune N         then unfreeze the top N layers of the base (BatchNorm stays frozen)\n"
-            << "  --fine-tune-epochs N  epochs of that second stage (default 10)\n"
-            << "  --fine-tune-lr X      its Adam learning rate (default 1e-5)\n"
-            << "  --label-smoothing X   its label smoothing (default 0.1)\n"
-            << "  --flip                random horizontal flips in the fine-tuning stage (slower: no feature cache)\n"
-            << "  --flip-copies         instead, train the fine-tuning stage on every photo and its mirror image\n"
-            << "                        (deterministic, so the frozen part's outputs are still cached)\n"
+            << "  --recipe default|codelab  default: RandomFlip, head, then fine-tuning (the values below);\n"
+            << "                        codelab: the codelab's frozen backbone, no flips, 10 epochs\n"
+            << "  --fine-tune-from L    then unfreeze the base from layer L (e.g. block_13; BatchNorm stays frozen)\n"
+            << "  --no-fine-tune        no second stage\n"
+            << "  --fine-tune-epochs N  epochs of that second stage\n"
+            << "  --fine-tune-lr X      its Adam learning rate\n"
+            << "  --label-smoothing X   its label smoothing\n"
+            << "  --flip / --no-flip    a RandomFlip(\"horizontal\") layer first in the model (fit still caches the\n"
+            << "                        frozen layers: once per photo and once for its mirror image)\n"
             << "  --no-cache            do not cache the frozen layers' outputs (fit recomputes them every epoch)\n"
             << "  --report-photos N     validation photos in the report's grid (default 30)\n"
             << "  --threads N           threads (default: all cores)\n"
             << "  --quiet               no progress bars\n";
+}
+
+/// The recipes' defaults (docs/flowers_recipe.md has the sweep behind "default").
+void apply_recipe(Options& o) {
+  if (o.recipe == "codelab") {
+    o.flip = false;
+    o.fine_tune_from.clear();
+    o.epochs = 10;
+  } else if (o.recipe == "default") {
+    o.flip = true;
+    o.epochs = 5;
+    o.fine_tune_from = "block_13";
+    o.fine_tune_epochs = 6;
+    o.fine_tune_lr = 1e-4;
+    o.label_smoothing = 0.1;
+  } else {
+    throw ValueError("unknown --recipe '" + o.recipe + "' (expected default or codelab)");
+  }
 }
 
 Options parse(int argc, char** argv) {
@@ -103,6 +123,9 @@ Options parse(int argc, char** argv) {
     if (i + 1 >= argc) throw ValueError(std::string("option ") + argv[i] + " needs a value");
     return argv[++i];
   };
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--recipe") o.recipe = argv[i + 1];
+  apply_recipe(o);
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -119,12 +142,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--lr") o.learning_rate = std::stod(need(i));
     else if (a == "--validation-split") o.validation_split = std::stod(need(i));
     else if (a == "--seed") o.seed = std::stoull(need(i));
-    else if (a == "--fine-tune") o.fine_tune = std::stoi(need(i));
+    else if (a == "--recipe") need(i);  // applied first, above
+    else if (a == "--fine-tune-from") o.fine_tune_from = need(i);
+    else if (a == "--no-fine-tune") o.fine_tune_from.clear();
     else if (a == "--fine-tune-epochs") o.fine_tune_epochs = std::stoi(need(i));
     else if (a == "--fine-tune-lr") o.fine_tune_lr = std::stod(need(i));
     else if (a == "--label-smoothing") o.label_smoothing = std::stod(need(i));
     else if (a == "--flip") o.flip = true;
-    else if (a == "--flip-copies") o.flip_copies = true;
+    else if (a == "--no-flip") o.flip = false;
     else if (a == "--no-cache") o.cache = false;
     else if (a == "--report-photos") o.report_photos = std::stoi(need(i));
     else if (a == "--threads") o.threads = std::stoi(need(i));
@@ -229,51 +254,74 @@ std::string resolve_weights(const Options& o) {
   std::exit(2);
 }
 
-// ---- model helpers -----------------------------------------------------------------------------------
-/// A Functional model over the same layer objects as `m`, with nested models inlined. Training it
-/// trains `m`; fit() can then cache the frozen part of the backbone itself (not only a whole
-/// frozen nested model), which is what makes fine-tuning the top layers fast.
-std::shared_ptr<Model<float>> inlined(Model<float>& m) {
-  auto input = Input<float>(without_batch(m.input_shapes_of_graph().at(0)), "flat_input");
-  std::function<KerasTensor<float>(Model<float>&, const KerasTensor<float>&)> replay = [&](Model<float>& mm, const KerasTensor<float>& x) {
-    auto& nodes = mm.graph().nodes();
-    std::vector<KerasTensor<float>> val(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      auto& n = nodes[i];
-      if (n.input_index >= 0) {
-        val[i] = x;
-        continue;
-      }
-      std::vector<KerasTensor<float>> ins;
-      for (int j : n.inputs) ins.push_back(val[j]);
-      if (auto sub = std::dynamic_pointer_cast<Model<float>>(n.layer)) val[i] = replay(*sub, ins.at(0));
-      else val[i] = (*n.layer)(ins);
-    }
-    return val[mm.graph().outputs().at(0)];
-  };
-  auto out = replay(m, input);
-  return std::make_shared<Model<float>>(input, out, m.name() + "_inlined");
-}
-
+// ---- helpers of main() ------------------------------------------------------------------------------
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// model(x) in inference mode, on chunks of `chunk` samples: the backbone's activation buffers
-/// stay as small as during fit's feature caching (FitOptions::cache_batch_size).
-Tensor<float> predict_in_chunks(Model<float>& model, const Tensor<float>& x, Index chunk) {
-  const Index n = x.dim(0), row = x.size() / n;
-  Tensor<float> out, part;
-  for (Index b0 = 0; b0 < n; b0 += chunk) {
-    Shape s = x.shape();
-    s[0] = std::min(chunk, n - b0);
-    part.resize(s);
-    std::copy(x.data() + b0 * row, x.data() + (b0 + s[0]) * row, part.data());
-    const Tensor<float>& y = model(part);
-    if (out.empty()) out.resize({n, y.dim(1)});
-    std::copy(y.data(), y.data() + y.size(), out.data() + b0 * y.dim(1));
+/// The validation files, one folder per class (symbolic links), so that
+///   kerascpp evaluate <output>/model <output>/validation
+/// evaluates the same photos; and as a plain list.
+void write_validation_files(const fs::path& out, const data::Dataset<float>& val_ds) {
+  fs::path vdir = out / "validation";
+  fs::remove_all(vdir);
+  std::ofstream list(out / "validation_files.txt");
+  for (std::size_t i = 0; i < val_ds.file_paths().size(); ++i) {
+    const std::string& p = val_ds.file_paths()[i];
+    const std::string& c = val_ds.class_names().at(static_cast<std::size_t>(val_ds.labels().at(i)));
+    fs::create_directories(vdir / c);
+    std::error_code ec;
+    fs::create_symlink(fs::absolute(p), vdir / c / fs::path(p).filename(), ec);
+    if (ec) fs::copy_file(p, vdir / c / fs::path(p).filename(), ec);
+    list << c << "\t" << fs::absolute(p).string() << "\n";
   }
-  return out;
+}
+
+/// The index in base.layers() of the first layer named `from` or starting with `from` + "_" (e.g. "block_13").
+std::size_t first_layer(Model<float>& base, const std::string& from) {
+  auto ls = base.layers();
+  std::size_t first = 0;
+  while (first < ls.size() && ls[first]->name() != from && ls[first]->name().rfind(from + "_", 0) != 0) ++first;
+  if (first == 0 || first == ls.size()) throw ValueError("--fine-tune-from '" + from + "': no such layer in " + base.name());
+  return first;
+}
+
+/// Keras's fine-tuning recipe: unfreeze the base from layer `from` on, BatchNormalization kept
+/// frozen (inference mode).
+void unfreeze_from(Model<float>& base, const std::string& from) {
+  auto ls = base.layers();
+  const std::size_t first = first_layer(base, from);
+  base.set_trainable(true);
+  for (std::size_t i = 0; i < ls.size(); ++i) ls[i]->set_trainable(i >= first && ls[i]->class_name() != "BatchNormalization");
+  std::cout << "\nFine-tuning " << base.name() << " from '" << ls[first]->name() << "' (" << ls.size() - first << " of " << ls.size()
+            << " layers; BatchNormalization stays frozen)\n";
+}
+
+/// The report's photo grid: the first validation photos, then more of the misclassified ones.
+std::vector<flowers_report::Photo> grid_photos(const data::Dataset<float>& val_ds, const Tensor<float>& probs, const std::vector<int>& pred,
+                                               int count) {
+  std::vector<flowers_report::Photo> grid, wrong;
+  std::size_t seen = 0;
+  for (auto& b : val_ds) {
+    const Index n = b.x.dim(0), hw = b.x.size() / n, classes = probs.dim(1);
+    for (Index i = 0; i < n; ++i, ++seen) {
+      const int t = val_ds.labels().at(seen), q = pred.at(seen);
+      const bool in_grid = static_cast<int>(seen) < count;
+      if (!in_grid && (t == q || static_cast<int>(wrong.size()) >= count / 2)) continue;
+      flowers_report::Photo ph;
+      ph.height = static_cast<int>(b.x.dim(1));
+      ph.width = static_cast<int>(b.x.dim(2));
+      ph.true_label = t;
+      ph.predicted_label = q;
+      ph.confidence = probs[static_cast<Index>(seen) * classes + q];
+      ph.file = fs::path(val_ds.file_paths().at(seen)).filename().string();
+      ph.rgb.resize(static_cast<std::size_t>(hw));
+      for (Index k = 0; k < hw; ++k) ph.rgb[k] = static_cast<std::uint8_t>(std::clamp(std::lround(b.x[i * hw + k]), 0L, 255L));
+      (in_grid ? grid : wrong).push_back(std::move(ph));
+    }
+  }
+  for (auto& w : wrong) grid.push_back(std::move(w));
+  return grid;
 }
 
 std::string fixed(double v, int d) { return flowers_report::fmt(v, d); }
@@ -285,180 +333,79 @@ int main(int argc, char** argv) try {
   Options o = parse(argc, argv);
   if (o.threads > 0) set_num_threads(o.threads);
   set_random_seed(o.seed);
-
-  std::string data_dir = find_data(o);
-  std::string weights = resolve_weights(o);
+  std::string data_dir = find_data(o), weights = resolve_weights(o);
   if (data_dir.empty() || weights.empty()) missing_inputs(data_dir.empty(), weights.empty());
   fs::create_directories(o.output);
 
   // ---- data: 81% training, 19% validation, same seed => disjoint subsets (Keras's split) ----------
-  data::ImageDatasetOptions dopt;
-  dopt.label_mode = "categorical";
-  dopt.image_size = {o.image_size, o.image_size};
-  dopt.batch_size = o.batch_size;
-  dopt.validation_split = o.validation_split;
-  dopt.subset = "both";
-  dopt.seed = o.seed;
-  auto [train_ds, val_ds] = utils::image_dataset_from_directory_both<float>(data_dir, dopt);
+  auto [train_ds, val_ds] = utils::image_dataset_from_directory_both<float>(
+      data_dir, {.label_mode = "categorical", .batch_size = o.batch_size, .image_size = {o.image_size, o.image_size}, .seed = o.seed,
+                 .validation_split = o.validation_split, .subset = "both"});
   const auto class_names = train_ds.class_names();
   const Index num_classes = static_cast<Index>(class_names.size());
+  write_validation_files(o.output, val_ds);
 
-  // The validation files, one folder per class (symbolic links), so that
-  //   kerascpp evaluate <output>/model <output>/validation
-  // evaluates the same photos; and as a plain list.
-  {
-    fs::path vdir = fs::path(o.output) / "validation";
-    fs::remove_all(vdir);
-    std::ofstream list(fs::path(o.output) / "validation_files.txt");
-    std::map<std::string, int> label_of;
-    // labels of the validation files: iterate nothing, re-index the directory like the loader did
-    auto idx = utils::index_directory(data_dir, "inferred", {}, true, o.seed);
-    for (std::size_t i = 0; i < idx.file_paths.size(); ++i) label_of[idx.file_paths[i]] = idx.labels[i];
-    for (auto& p : val_ds.file_paths()) {
-      const std::string& c = class_names.at(static_cast<std::size_t>(label_of.at(p)));
-      fs::create_directories(vdir / c);
-      std::error_code ec;
-      fs::create_symlink(fs::absolute(p), vdir / c / fs::path(p).filename(), ec);
-      if (ec) fs::copy_file(p, vdir / c / fs::path(p).filename(), ec);
-      list << c << "\t" << fs::absolute(p).string() << "\n";
-    }
-  }
-
-  // ---- the model: preprocessing + frozen MobileNetV2 + a new classification head --------------------
-  auto base = applications::MobileNetV2<float>(
-      {.input_shape = {o.image_size, o.image_size, 3}, .include_top = false, .weights = weights});
+  // ---- the model: [random flips] + preprocessing + frozen MobileNetV2 + a new classification head -----
+  auto base = applications::MobileNetV2<float>({.input_shape = {o.image_size, o.image_size, 3}, .include_top = false, .weights = weights});
   base->set_trainable(false);  // freeze the pretrained weights
-
   auto model = std::make_shared<Sequential<float>>("flowers");
   model->add(layers::InputLayer<float>({.shape = {o.image_size, o.image_size, 3}, .name = "image"}));
+  if (o.flip) model->add(layers::RandomFlip<float>("horizontal", {.seed = o.seed, .name = "random_flip"}));
   model->add(layers::Rescaling<float>(1.0 / 127.5, -1.0, "rescaling"));  // [0, 255] -> [-1, 1]
   model->add(std::static_pointer_cast<layers::Layer<float>>(base));
   if (o.head == "flatten") model->add(layers::Flatten<float>("flatten"));
   else model->add(layers::GlobalAveragePooling2D<float>({.name = "global_average_pooling2d"}));
   if (o.dropout > 0) model->add(layers::Dropout<float>(o.dropout, o.seed, "dropout"));
   model->add(layers::Dense<float>(num_classes, {.activation = "softmax", .name = "predictions", .seed = o.seed}));
-  model->metadata = {{"class_names", class_names},
-                     {"image_size", {o.image_size, o.image_size}},
-                     {"preprocessing", "none"},  // the model rescales raw [0, 255] RGB pixels itself
+  model->metadata = {{"class_names", class_names}, {"image_size", {o.image_size, o.image_size}}, {"preprocessing", "none"},
                      {"input", "RGB pixels in [0, 255]"},
                      {"validation", {{"validation_split", o.validation_split}, {"seed", o.seed}, {"files", "validation_files.txt"}}}};
   if (o.verbose) model->summary();
 
+  // ---- stage 1: train the head on the frozen base ------------------------------------------------------
   model->compile(optimizers::Adam<float>({.learning_rate = o.learning_rate}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
-
   const std::string csv = (fs::path(o.output) / "history.csv").string();
-  FitOptions<float> fo;
-  fo.epochs = o.epochs;
-  fo.seed = o.seed;
-  fo.verbose = o.verbose;
-  fo.cache_frozen = o.cache;
+  FitOptions<float> fo{.epochs = o.epochs, .seed = o.seed, .verbose = o.verbose, .cache_frozen = o.cache};
   fo.callbacks = {std::make_shared<callbacks::CSVLogger<float>>(csv)};
+  if (!o.fine_tune_from.empty())  // stage 2's frozen part ends below this layer: stage 1 keeps those outputs
+    fo.keep_features_of = base->layers()[first_layer(*base, o.fine_tune_from) - 1]->name();
   const auto t_fit = std::chrono::steady_clock::now();
   History history = model->fit(train_ds, fo, val_ds);
-  double fit_seconds = seconds_since(t_fit);
 
-  // ---- optional second stage: fine-tune the top layers of the base at a low learning rate ------------
-  int fine_tune_epoch = -1;
-  if (o.fine_tune > 0) {
-    auto base_layers = base->layers();  // InputLayer first
-    const int n = static_cast<int>(base_layers.size());
-    const int first = std::max(1, n - o.fine_tune);
-    base->set_trainable(true);
-    for (int i = 0; i < n; ++i) {
-      bool is_bn = base_layers[i]->class_name() == "BatchNormalization";
-      // Keras's recommendation: keep BatchNormalization in inference mode (frozen) when fine-tuning.
-      base_layers[i]->set_trainable(i >= first && !is_bn);
-    }
-    std::cout << "\nFine-tuning the top " << (n - first) << " of " << n << " layers of " << base->name() << " (from '"
-              << base_layers[first]->name() << "'), learning rate " << o.fine_tune_lr << ", label smoothing " << o.label_smoothing
-              << (o.flip ? ", random horizontal flips" : o.flip_copies ? ", mirrored copies" : "") << "\n";
-    // Train an inlined view of the same layers: fit() then caches the frozen lower part of the base.
-    auto flat = inlined(*model);
-    flat->compile(optimizers::Adam<float>({.learning_rate = o.fine_tune_lr}),
-                  losses::CategoricalCrossentropy<float>({.label_smoothing = o.label_smoothing}), {"accuracy"});
-    data::Dataset<float> ft_train = train_ds;
-    if (o.flip_copies)  // deterministic: fit() still caches (2x the training features)
-      ft_train = train_ds
-                     .map([](data::Batch<float> b) {
-                       const Index n = b.x.dim(0), h = b.x.dim(1), w = b.x.dim(2), c = b.x.dim(3), row = b.x.size() / n;
-                       Shape sx = b.x.shape(), sy = b.y.shape();
-                       sx[0] = sy[0] = 2 * n;
-                       data::Batch<float> d{Tensor<float>(sx), Tensor<float>(sy)};
-                       std::copy(b.x.begin(), b.x.end(), d.x.data());
-                       std::copy(b.x.begin(), b.x.end(), d.x.data() + n * row);
-                       for (Index i = 0; i < n; ++i) data::flip_left_right(d.x.data() + (n + i) * row, h, w, c);
-                       std::copy(b.y.begin(), b.y.end(), d.y.data());
-                       std::copy(b.y.begin(), b.y.end(), d.y.data() + b.y.size());
-                       return d;
-                     })
-                     .unbatch()
-                     .batch(o.batch_size);
-    else if (o.flip)
-      ft_train = train_ds.map_random([](data::Batch<float> b, Random& rng) {
-        data::random_flip_left_right(b.x, rng);
-        return b;
-      }, o.seed);
+  // ---- stage 2: fine-tune the top of the base at a low learning rate ------------------------------------
+  if (!o.fine_tune_from.empty()) {
+    unfreeze_from(*base, o.fine_tune_from);
+    model->compile(optimizers::Adam<float>({.learning_rate = o.fine_tune_lr}),
+                   losses::CategoricalCrossentropy<float>({.label_smoothing = o.label_smoothing}), {"accuracy"});
     FitOptions<float> f2 = fo;
     f2.initial_epoch = o.epochs;
     f2.epochs = o.epochs + o.fine_tune_epochs;
     f2.callbacks = {std::make_shared<callbacks::CSVLogger<float>>(csv, ',', /*append=*/true)};
-    const auto t2 = std::chrono::steady_clock::now();
-    History h2 = flat->fit(ft_train, f2, val_ds);
-    fit_seconds += seconds_since(t2);
-    for (auto& [k, v] : h2.history) {
-      auto& dst = history.history[k];
-      dst.insert(dst.end(), v.begin(), v.end());
-    }
-    fine_tune_epoch = o.epochs;
+    History h2 = model->fit(train_ds, f2, val_ds);
+    for (auto& [k, v] : h2.history) history.history[k].insert(history.history[k].end(), v.begin(), v.end());
   }
+  const double fit_seconds = seconds_since(t_fit);
 
-  // ---- predictions on the validation set: confusion matrix and photo grid ---------------------------
+  // ---- evaluate on the validation photos: confusion matrix and per-class report ---------------------------
+  const Tensor<float> probs = model->predict(val_ds);
+  const std::vector<int> pred = metrics::argmax_rows(probs);
   flowers_report::ReportData rep;
   rep.class_names = class_names;
   rep.history = history.history;
-  rep.fine_tune_epoch = fine_tune_epoch;
-  rep.confusion.assign(static_cast<std::size_t>(num_classes), std::vector<long>(static_cast<std::size_t>(num_classes), 0));
-  std::vector<flowers_report::Photo> wrong_photos;
-  Index seen = 0;
-  const auto& val_files = val_ds.file_paths();
-  for (auto& b : val_ds) {
-    const Tensor<float> p = predict_in_chunks(*model, b.x, 8);
-    const Index n = b.x.dim(0), hw = o.image_size * o.image_size * 3;
-    for (Index i = 0; i < n; ++i, ++seen) {
-      int t = 0, q = 0;
-      for (Index c = 1; c < num_classes; ++c) {
-        if (b.y[i * num_classes + c] > b.y[i * num_classes + t]) t = static_cast<int>(c);
-        if (p[i * num_classes + c] > p[i * num_classes + q]) q = static_cast<int>(c);
-      }
-      rep.confusion[t][q]++;
-      bool in_grid = seen < o.report_photos;
-      if (!in_grid && (t == q || static_cast<int>(wrong_photos.size()) >= o.report_photos / 2)) continue;
-      flowers_report::Photo ph;
-      ph.width = ph.height = static_cast<int>(o.image_size);
-      ph.true_label = t;
-      ph.predicted_label = q;
-      ph.confidence = p[i * num_classes + q];
-      ph.file = seen < static_cast<Index>(val_files.size()) ? fs::path(val_files[seen]).filename().string() : "";
-      ph.rgb.resize(static_cast<std::size_t>(hw));
-      for (Index k = 0; k < hw; ++k)
-        ph.rgb[k] = static_cast<std::uint8_t>(std::clamp(std::lround(b.x[i * hw + k]), 0L, 255L));
-      if (in_grid) rep.photos.push_back(std::move(ph));
-      else wrong_photos.push_back(std::move(ph));
-    }
-  }
-  // The grid: the first validation photos, then more of the misclassified ones.
-  for (auto& w : wrong_photos) rep.photos.push_back(std::move(w));
-  long correct = 0, total = 0;
-  for (Index i = 0; i < num_classes; ++i)
-    for (Index j = 0; j < num_classes; ++j) total += rep.confusion[i][j], correct += i == j ? rep.confusion[i][j] : 0;
-  const double val_acc = total ? double(correct) / double(total) : 0.0;
+  rep.fine_tune_epoch = o.fine_tune_from.empty() ? -1 : o.epochs;
+  rep.confusion = metrics::confusion_matrix(val_ds.labels(), pred, static_cast<int>(num_classes));
+  const auto report = metrics::classification_report(rep.confusion, class_names);
+  if (o.verbose) std::cout << "\n" << report.str();
+  rep.photos = grid_photos(val_ds, probs, pred, o.report_photos);
+  const double val_acc = report.accuracy;
+  const long correct = std::lround(val_acc * double(report.total)), total = report.total;
 
   // ---- outputs ---------------------------------------------------------------------------------------
   const std::string model_dir = (fs::path(o.output) / "model").string();
   io::save_model(*model, model_dir);
   const double total_seconds = seconds_since(t_start);
-  rep.facts = {{"Model", "MobileNetV2 (ImageNet, frozen" + std::string(o.fine_tune ? ", top " + std::to_string(o.fine_tune) + " layers fine-tuned" : "") +
-                             ") + " + (o.head == "flatten" ? "Flatten" : "GlobalAveragePooling2D") +
+  rep.facts = {{"Model", std::string(o.flip ? "RandomFlip + " : "") + "MobileNetV2 (ImageNet, frozen" +
+                             (o.fine_tune_from.empty() ? "" : ", fine-tuned from " + o.fine_tune_from) + ") + " + (o.head == "flatten" ? "Flatten" : "GlobalAveragePooling2D") +
                              (o.dropout > 0 ? " + Dropout(" + fixed(o.dropout, 2) + ")" : "") + " + Dense(" +
                              std::to_string(num_classes) + ", softmax)"},
                {"Data", data_dir + ": " + std::to_string(train_ds.file_paths().size()) + " training, " +
@@ -466,15 +413,15 @@ int main(int argc, char** argv) try {
                             ", seed " + std::to_string(o.seed) + ")"},
                {"Input", std::to_string(o.image_size) + "x" + std::to_string(o.image_size) + " RGB, batch " + std::to_string(o.batch_size)},
                {"Training", std::to_string(o.epochs) + " epochs, Adam " + fixed(o.learning_rate, 4) +
-                                (o.fine_tune ? " + " + std::to_string(o.fine_tune_epochs) + " fine-tuning epochs" : "") + ", " +
+                                (o.fine_tune_from.empty() ? "" : " + " + std::to_string(o.fine_tune_epochs) + " fine-tuning epochs") + ", " +
                                 fixed(fit_seconds, 1) + " s in fit, " + fixed(total_seconds, 1) + " s in all, " +
                                 std::to_string(get_num_threads()) + " threads"},
                {"Validation accuracy", fixed(val_acc, 4) + " (" + std::to_string(correct) + "/" + std::to_string(total) + ")"},
                {"Saved model", model_dir + " (TF.js layers format)"}};
-  const std::string report = (fs::path(o.output) / "report.html").string();
-  flowers_report::write_report(report, rep);
+  const std::string html = (fs::path(o.output) / "report.html").string();
+  flowers_report::write_report(html, rep);
 
-  std::cout << "\nSaved: " << model_dir << "/model.json, " << csv << ", " << report << "\n"
+  std::cout << "\nSaved: " << model_dir << "/model.json, " << csv << ", " << html << "\n"
             << "Validation photos: " << (fs::path(o.output) / "validation").string() << "/ (kerascpp evaluate " << model_dir << " "
             << (fs::path(o.output) / "validation").string() << ")\n"
             << "Time: " << fixed(fit_seconds, 1) << " s in fit, " << fixed(total_seconds, 1) << " s in all\n";

@@ -6,6 +6,7 @@
 #include "losses/losses.hpp"
 #include "optimizers/optimizers.hpp"
 #include "metrics/metrics.hpp"
+#include "metrics/confusion_matrix.hpp"
 #include "engine/keras_tensor.hpp"
 #include "engine/graph.hpp"
 #include "trainers/callback.hpp"

@@ -72,6 +72,7 @@ struct SkipLog {
 struct DatasetInfo {
   std::vector<std::string> class_names;  ///< from image_dataset_from_directory
   std::vector<std::string> file_paths;   ///< the files of the source, in index order
+  std::vector<int> labels;               ///< their class indices (image_dataset_from_directory), in index order
   std::shared_ptr<SkipLog> skipped;      ///< unreadable files that were skipped
   bool uint8_images = false;             ///< x holds 8-bit image values (cache() may store uint8)
   bool randomized = false;               ///< a map_random stage may change elements between epochs
@@ -737,6 +738,8 @@ class Dataset {
   std::optional<Index> cardinality() const { return node()->cardinality(); }
   const std::vector<std::string>& class_names() const { return info_->class_names; }
   const std::vector<std::string>& file_paths() const { return info_->file_paths; }
+  /// The class index of each file of file_paths() (empty without labels).
+  const std::vector<int>& labels() const { return info_->labels; }
   /// Files skipped so far because they could not be decoded.
   std::vector<std::string> skipped_files() const { return info_->skipped ? info_->skipped->list() : std::vector<std::string>{}; }
   const DatasetInfo& info() const { return *info_; }

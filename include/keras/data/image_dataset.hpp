@@ -368,6 +368,7 @@ Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> lab
   DatasetInfo info;
   info.class_names = (o.labels == "none") ? std::vector<std::string>{} : class_names;
   info.file_paths = std::move(paths);
+  info.labels = s->labels;
   info.skipped = skipped;
   info.uint8_images = true;
   Index n = static_cast<Index>(info.file_paths.size());
