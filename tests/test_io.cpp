@@ -210,6 +210,32 @@ TEST_CASE("Models saved by kerascpp reload bit-identically and load in TF.js", "
     }
   }
 
+  SECTION("the random augmentation layers: saved with Keras's keys, the identity in TF.js's inference") {
+    auto in = Input<float>({10, 10, 3}, "pixels");
+    auto h = layers::RandomFlip<float>("horizontal", {.seed = 3})(in);
+    h = layers::RandomRotation<float>(0.1, {.seed = 4})(h);
+    h = layers::RandomZoom<float>(0.2, std::nullopt, {.seed = 5})(h);
+    h = layers::RandomTranslation<float>(0.1, 0.1, {.fill_mode = "constant"})(h);
+    h = layers::Conv2D(4, 3, {.activation = "relu", .seed = 6})(h);
+    h = layers::GlobalAveragePooling2D()(h);
+    h = layers::Dense(3, {.activation = "softmax", .seed = 7})(h);
+    auto m = std::make_shared<Model<float>>(in, h, "augmented");
+    Tensor<float> x = random_input({4, 10, 10, 3}, 9);
+    auto p = m->predict(x);
+    fs::path dir = scratch("augmented");
+    models::save_model(*m, dir.string());
+    const std::string json_text = slurp(dir / "model.json");
+    CHECK(json_text.find("\"RandomFlip\"") != std::string::npos);
+    CHECK(bit_identical(models::load_model(dir.string())->predict(x), p));
+    if (auto t = tfjs_predict(dir, x)) {
+      double d = max_abs_diff(*t, p);
+      std::printf("kerascpp model with augmentation layers -> TF.js: max abs diff %.3g\n", d);
+      CHECK(d <= 1e-5);
+    } else {
+      WARN("node not available: TF.js check skipped");
+    }
+  }
+
   SECTION("Sequential containing a frozen Functional base") {
     auto base = small_cnn("base", "input_1");
     auto m = std::make_shared<Sequential<float>>("classifier");

@@ -371,6 +371,7 @@ int main(int argc, char** argv) try {
     fo.keep_features_of = base->layers()[first_layer(*base, o.fine_tune_from) - 1]->name();
   const auto t_fit = std::chrono::steady_clock::now();
   History history = model->fit(train_ds, fo, val_ds);
+  const double head_seconds = seconds_since(t_fit);
 
   // ---- stage 2: fine-tune the top of the base at a low learning rate ------------------------------------
   if (!o.fine_tune_from.empty()) {
@@ -424,7 +425,8 @@ int main(int argc, char** argv) try {
   std::cout << "\nSaved: " << model_dir << "/model.json, " << csv << ", " << html << "\n"
             << "Validation photos: " << (fs::path(o.output) / "validation").string() << "/ (kerascpp evaluate " << model_dir << " "
             << (fs::path(o.output) / "validation").string() << ")\n"
-            << "Time: " << fixed(fit_seconds, 1) << " s in fit, " << fixed(total_seconds, 1) << " s in all\n";
+            << "Time: " << fixed(fit_seconds, 1) << " s in fit, " << fixed(total_seconds, 1) << " s in all\n"
+            << "Stages: head " << fixed(head_seconds, 1) << " s, fine-tuning " << fixed(fit_seconds - head_seconds, 1) << " s\n";
   std::cout << "val_accuracy: " << fixed(val_acc, 4) << "\n";
   return 0;
 } catch (const std::exception& e) {

@@ -5,6 +5,24 @@ const tf = require('@tensorflow/tfjs');
 const {fileLoadHandler} = require('./tfjs_file_io');
 const {readNpy, writeNpy} = require('./npy');
 
+// TF.js 4.22 has none of Keras's random augmentation layers. They are the identity in inference,
+// which is all predict() runs, so a TF.js user registers them as such to load a model that has
+// them (as kerascpp's flowers model does): the same few lines as here.
+const kInferenceIdentity = ['RandomFlip', 'RandomRotation', 'RandomZoom', 'RandomTranslation'];
+for (const name of kInferenceIdentity) {
+  class InferenceIdentity extends tf.layers.Layer {
+    static get className() { return name; }
+    constructor(config) { super(config); this.config = config; }
+    call(inputs) { return Array.isArray(inputs) ? inputs[0] : inputs; }
+    getConfig() { return Object.assign({}, super.getConfig(), this.config); }
+  }
+  try {
+    tf.serialization.SerializationMap.getMap().classNameMap[name] || tf.serialization.registerClass(InferenceIdentity);
+  } catch (e) {
+    tf.serialization.registerClass(InferenceIdentity);
+  }
+}
+
 async function main() {
   const [modelDir, xPath, yPath] = process.argv.slice(2);
   if (!yPath) {
