@@ -317,3 +317,22 @@ TEST_CASE("Fine-tuning the top of a base lowers the loss further than the head a
   INFO("head only " << head_only << ", fine-tuned " << tuned);
   CHECK(tuned < head_only);
 }
+
+TEST_CASE("evaluate and predict show Keras's progress line when verbose; fit's validation does not", "[training][progbar]") {
+  Tensor<float> x, y;
+  quadrant_images(64, 3, x, y);
+  auto ds = data::Dataset<float>::from_tensor_slices(x, y).batch(16);
+  auto m = frozen_base_model(4);
+  m->compile("adam", "categorical_crossentropy", {"accuracy"});
+  std::string fit_out = capture_stdout([&] { m->fit(ds, {.epochs = 2, .verbose = 2}, ds); });
+  std::size_t lines = 0;
+  for (char c : fit_out) lines += c == '\n';
+  // "Cached ...", then per epoch "Epoch k/2" and its line: no extra line for the validation pass
+  CHECK(lines == 1 + 2 * 2);
+  std::string ev = capture_stdout([&] { m->evaluate(ds, 2); });
+  CHECK(ev.find("4/4 - ") != std::string::npos);
+  CHECK(ev.find("accuracy: ") != std::string::npos);
+  std::string pr = capture_stdout([&] { CHECK(m->predict(ds, 2).dim(0) == 64); });
+  CHECK(pr.find("4/4 - ") != std::string::npos);
+  CHECK(capture_stdout([&] { m->predict(ds); }).empty());
+}

@@ -388,7 +388,7 @@ int main(int argc, char** argv) try {
   const double fit_seconds = seconds_since(t_fit);
 
   // ---- evaluate on the validation photos: confusion matrix and per-class report ---------------------------
-  const Tensor<float> probs = model->predict(val_ds);
+  const Tensor<float> probs = model->predict(val_ds, o.verbose);
   const std::vector<int> pred = metrics::argmax_rows(probs);
   flowers_report::ReportData rep;
   rep.class_names = class_names;

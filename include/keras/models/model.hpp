@@ -146,10 +146,13 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   }
   /// Loss and metrics over x, y (Keras's evaluate(..., return_dict=True)).
   Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) { return trainer_.evaluate(*this, x, y, batch_size); }
-  Logs evaluate(const data::Dataset<T>& ds) {
+  /// verbose: 1 Keras's progress bar, 2 one line (0, the default here: silent, so that programs
+  /// printing their results keep their stdout to themselves).
+  Logs evaluate(const data::Dataset<T>& ds, int verbose = 0) {
     trainer_.require_compiled(*this, "evaluate");
     trainers::DatasetBatchSource<T> src(ds);
-    return trainer_.evaluate(*this, src);
+    auto cbs = trainers::progress_callbacks<T>(verbose, src.steps());
+    return trainer_.evaluate(*this, src, &cbs);
   }
   /// Model outputs for x, computed in batches in inference mode.
   Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
@@ -159,9 +162,11 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     trainers::TensorBatchSource<T> src(x, nullptr, 0, x.dim(0), batch_size, false, 0);
     return trainer_.predict(*this, src);
   }
-  Tensor<T> predict(const data::Dataset<T>& ds) {
+  /// Outputs for every batch of a dataset, in order (verbose as evaluate).
+  Tensor<T> predict(const data::Dataset<T>& ds, int verbose = 0) {
     trainers::DatasetBatchSource<T> src(ds);
-    return trainer_.predict(*this, src);
+    auto cbs = trainers::progress_callbacks<T>(verbose, src.steps());
+    return trainer_.predict(*this, src, &cbs);
   }
   /// One forward pass in inference mode (Keras's model(x)).
   const Tensor<T>& operator()(const Tensor<T>& x, bool training = false) {

@@ -12,6 +12,7 @@
 
 #include "../engine/graph.hpp"
 #include "data_adapters.hpp"
+#include "progbar.hpp"
 
 namespace keras::trainers {
 
@@ -63,6 +64,11 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
   auto t0 = std::chrono::steady_clock::now();
   OutcomeScope<T> scope(aug);
   double bytes = 0;
+  // verbose 1: Keras's progress bar over the batches of both passes
+  callbacks::ProgbarLogger<T> bar(std::cout, std::nullopt, verbose);
+  bar.set_params({{"steps", static_cast<double>(train.steps() + (val ? val->steps() : 0))}});
+  int step = 0;
+  if (verbose == 1) bar.on_predict_begin({});
   // Each batch runs through the frozen part once per outcome (the source is read once).
   auto collect = [&](BatchSource<T>& src, std::vector<Tensor<T>>& fx, Tensor<T>& fy, int n_out) {
     std::vector<std::vector<Tensor<T>>> xs(static_cast<std::size_t>(n_out));
@@ -89,6 +95,7 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
         }
       }
       ys.push_back(yb);
+      if (verbose == 1) bar.on_predict_batch_end(step++, {});
     }
     fx.clear();
     for (auto& v : xs) fx.push_back(concat_rows(v));
@@ -99,6 +106,7 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
   std::vector<Tensor<T>> vx;
   if (val && !collect(*val, vx, fc.vy, 1)) return false;
   if (val) fc.vx = std::move(vx[0]);
+  if (verbose == 1) bar.on_predict_end({});
   if (verbose) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char buf[64];

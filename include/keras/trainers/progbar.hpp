@@ -44,13 +44,24 @@ class ProgbarLogger : public Callback<T> {
       : os_(os), verbose_(verbose) {
     dynamic_ = verbose != 2 && (dynamic ? *dynamic : (&os == &std::cout && isatty(STDOUT_FILENO)));
   }
+  void on_train_begin(const Logs&) override { in_fit_ = true; }
+  void on_train_end(const Logs&) override { in_fit_ = false; }
+  // evaluate() and predict() (not fit's validation, as Keras): a bar over the batches, then one line.
+  void on_test_begin(const Logs&) override { begin_pass(); }
+  void on_predict_begin(const Logs&) override { begin_pass(); }
+  void on_test_batch_end(int batch, const Logs& logs) override { pass_batch(batch, logs); }
+  void on_predict_batch_end(int batch, const Logs& logs) override { pass_batch(batch, logs); }
+  void on_test_end(const Logs& logs) override { end_pass(logs); }
+  void on_predict_end(const Logs& logs) override { end_pass(logs); }
+
   void on_epoch_begin(int epoch, const Logs&) override {
     start_ = last_draw_ = std::chrono::steady_clock::now();
     target_ = static_cast<int>(this->params_["steps"]);
     os_ << "Epoch " << epoch + 1 << "/" << static_cast<int>(this->params_["epochs"]) << "\n" << std::flush;
     width_ = 0;
   }
-  void on_train_batch_end(int batch, const Logs& logs) override {
+  void on_train_batch_end(int batch, const Logs& logs) override { draw_progress(batch, logs); }
+  void draw_progress(int batch, const Logs& logs) {
     if (!dynamic_) return;
     auto now = std::chrono::steady_clock::now();
     if (batch + 1 < target_ && std::chrono::duration<double>(now - last_draw_).count() < 0.05) return;
@@ -61,7 +72,8 @@ class ProgbarLogger : public Callback<T> {
     for (auto& k : detail::ordered_keys(logs)) line += " - " + k + ": " + detail::format_value(logs.at(k));
     draw(line);
   }
-  void on_epoch_end(int, Logs& logs) override {
+  void on_epoch_end(int, Logs& logs) override { draw_final(logs); }
+  void draw_final(const Logs& logs) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const std::string secs_s = std::to_string(static_cast<long>(std::lround(secs))) + "s";
     std::string line = verbose_ == 2 ? count(target_) + " - " + secs_s + " - " + per_step(secs / std::max(1, target_))
@@ -100,6 +112,24 @@ class ProgbarLogger : public Callback<T> {
  private:
   std::ostream& os_;
   int verbose_ = 1;
+  bool in_fit_ = false, in_pass_ = false;
+  void begin_pass() {
+    in_pass_ = !in_fit_;
+    if (!in_pass_) return;
+    start_ = last_draw_ = std::chrono::steady_clock::now();
+    target_ = this->params_.contains("steps") ? static_cast<int>(this->params_["steps"]) : 0;
+    width_ = 0;
+  }
+  void pass_batch(int batch, const Logs& logs) {
+    if (!in_pass_) return;
+    if (target_ <= batch) target_ = batch + 1;  // a source of unknown length: count as we go
+    draw_progress(batch, logs);
+  }
+  void end_pass(const Logs& logs) {
+    if (!in_pass_) return;
+    draw_final(logs);
+    in_pass_ = false;
+  }
   bool dynamic_;
   int target_ = 0;
   std::size_t width_ = 0;

@@ -56,6 +56,17 @@ struct FitOptions {
 
 namespace trainers {
 
+/// The callbacks of evaluate() and predict(): Keras's progress bar when verbose (1: bar, 2: one line).
+template <class T>
+callbacks::CallbackList<T> progress_callbacks(int verbose, Index steps) {
+  callbacks::CallbackList<T> cbs;
+  if (verbose) {
+    cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, verbose));
+    cbs.set_params({{"steps", static_cast<double>(steps)}, {"verbose", static_cast<double>(verbose)}});
+  }
+  return cbs;
+}
+
 template <class T>
 class Trainer {
  public:
