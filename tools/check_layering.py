@@ -7,7 +7,8 @@ The rooms (docs/architecture.md), lowest first; a room may include its own heade
 the rooms it lists:
   core <- ops, losses, optimizers, data <- metrics <- layers <- engine <- trainers <- models
        <- callbacks, io, applications, testing, distribute
-The umbrella headers keras.hpp and all.hpp may include anything.
+The umbrella headers keras.hpp and all.hpp may include anything. version.hpp, also at the top,
+is a leaf below every room: any header may include it, and it includes no kerascpp header.
 """
 import pathlib
 import re
@@ -28,6 +29,7 @@ LEVEL = {room: i for i, rooms in enumerate(ORDER) for room in rooms}
 # Exceptions within one level, by the room that may include the other: io is written by
 # callbacks (ModelCheckpoint saves models), applications load weights through io.
 SIDEWAYS = {("callbacks", "io"), ("applications", "io"), ("testing", "io"), ("distribute", "callbacks"), ("distribute", "io")}
+LEAVES = {"version.hpp"}  # top-level headers below every room
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -41,6 +43,9 @@ def main() -> int:
     for hdr in sorted(ROOT.rglob("*.hpp")):
         room = room_of(hdr)
         if room == "":
+            if hdr.name in LEAVES:
+                for inc in INCLUDE.findall(hdr.read_text()):
+                    errors.append(f"{hdr.relative_to(ROOT.parent)}: a leaf header may not include {inc}")
             continue  # keras.hpp, all.hpp
         if room not in LEVEL:
             errors.append(f"{hdr.relative_to(ROOT.parent)}: room '{room}' is not in tools/check_layering.py")
@@ -52,6 +57,8 @@ def main() -> int:
             except ValueError:
                 continue  # outside include/keras
             if other == room:
+                continue
+            if other == "" and target.name in LEAVES:
                 continue
             if other == "":
                 errors.append(f"{hdr.relative_to(ROOT.parent)}: includes the umbrella header {inc}")

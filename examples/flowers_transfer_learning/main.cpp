@@ -15,15 +15,19 @@
 //   model.fit(train_ds, validation_data=val_ds, epochs=10)
 //
 // Run `flowers_transfer_learning --help` for the options; tools/flowers.sh builds and runs it.
+#include <CLI/CLI.hpp>
 #include <keras/all.hpp>
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "report.hpp"
@@ -68,35 +72,32 @@ struct Options {
   int verbose = 1;
 };
 
-void usage(const char* argv0) {
-  std::cout << "Usage: " << argv0 << " [options]\n"
-            << "Transfer learning on the flowers photos with a frozen MobileNetV2 (the Keras codelab).\n\n"
-            << "  --data DIR            flower_photos folder (default: $KERASCPP_SHARED_DIR/data/flower_photos,\n"
-            << "                        <repo>/../shared/data/flower_photos, ~/.keras/datasets/flower_photos)\n"
-            << "  --weights PATH        MobileNetV2 no-top weights: Keras .h5 (converted automatically) or a\n"
-            << "                        converted model.json / folder (default: searched like --data)\n"
-            << "  --output DIR          outputs: model/, history.csv, report.html, validation/ (default runs/flowers)\n"
-            << "  --epochs N            epochs of the frozen-backbone stage (default 10)\n"
-            << "  --batch-size N        (default 64)\n"
-            << "  --image-size N        square input size (default 192)\n"
-            << "  --head gap|flatten    GlobalAveragePooling2D (default) or the codelab's Flatten\n"
-            << "  --dropout R           dropout rate before the classifier (default 0.2; 0 to disable)\n"
-            << "  --lr X                Adam learning rate of the first stage (default 1e-3)\n"
-            << "  --validation-split F  (default 0.19)\n"
-            << "  --seed N              split and shuffling seed (default 123)\n"
-            << "  --recipe default|codelab  default: RandomFlip, head, then fine-tuning (the values below);\n"
-            << "                        codelab: the codelab's frozen backbone, no flips, 10 epochs\n"
-            << "  --fine-tune-from L    then unfreeze the base from layer L (e.g. block_13; BatchNorm stays frozen)\n"
-            << "  --no-fine-tune        no second stage\n"
-            << "  --fine-tune-epochs N  epochs of that second stage\n"
-            << "  --fine-tune-lr X      its Adam learning rate\n"
-            << "  --label-smoothing X   its label smoothing\n"
-            << "  --flip / --no-flip    a RandomFlip(\"horizontal\") layer first in the model (fit still caches the\n"
-            << "                        frozen layers: once per photo and once for its mirror image)\n"
-            << "  --no-cache            do not cache the frozen layers' outputs (fit recomputes them every epoch)\n"
-            << "  --report-photos N     validation photos in the report's grid (default 30)\n"
-            << "  --threads N           threads (default: all cores)\n"
-            << "  --quiet               no progress bars\n";
+// ---- options (CLI11): typed, checked, one clear line and exit code 2 on a bad value ------------------
+/// A check that the whole value is an integer >= lo ("5x" and "abc" are refused, not read as 5 / 0).
+CLI::Validator integer_at_least(long long lo) {
+  return CLI::Validator(
+      [lo](std::string& s) -> std::string {
+        long long v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size()) return "needs an integer, got '" + s + "'";
+        return v < lo ? "needs an integer >= " + std::to_string(lo) + ", got " + s : "";
+      },
+      "N>=" + std::to_string(lo));
+}
+
+/// A check that the whole value is a number in [lo, hi] (or (lo, hi] / [lo, hi) when open).
+CLI::Validator number_in(double lo, double hi, bool lo_open = false, bool hi_open = false) {
+  std::ostringstream range;
+  range << (lo_open ? "(" : "[") << lo << ", " << hi << (hi_open ? ")" : "]");
+  return CLI::Validator(
+      [=, r = range.str()](std::string& s) -> std::string {
+        double v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) return "needs a number, got '" + s + "'";
+        if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi)) return "needs a number in " + r + ", got " + s;
+        return "";
+      },
+      "X in " + range.str());
 }
 
 /// The recipes' defaults (docs/flowers_recipe.md has the sweep behind "default").
@@ -112,52 +113,72 @@ void apply_recipe(Options& o) {
     o.fine_tune_epochs = 6;
     o.fine_tune_lr = 1e-4;
     o.label_smoothing = 0.1;
-  } else {
-    throw ValueError("unknown --recipe '" + o.recipe + "' (expected default or codelab)");
   }
 }
 
 Options parse(int argc, char** argv) {
   Options o;
-  auto need = [&](int& i) -> std::string {
-    if (i + 1 >= argc) throw ValueError(std::string("option ") + argv[i] + " needs a value");
-    return argv[++i];
-  };
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--recipe") o.recipe = argv[i + 1];
-  apply_recipe(o);
+  // the recipe sets the defaults of the other options, which the command line then overrides
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    } else if (a == "--data") o.data = need(i);
-    else if (a == "--weights") o.weights = need(i);
-    else if (a == "--output" || a == "-o") o.output = need(i);
-    else if (a == "--epochs") o.epochs = std::stoi(need(i));
-    else if (a == "--batch-size") o.batch_size = std::stol(need(i));
-    else if (a == "--image-size") o.image_size = std::stol(need(i));
-    else if (a == "--head") o.head = need(i);
-    else if (a == "--dropout") o.dropout = std::stod(need(i));
-    else if (a == "--lr") o.learning_rate = std::stod(need(i));
-    else if (a == "--validation-split") o.validation_split = std::stod(need(i));
-    else if (a == "--seed") o.seed = std::stoull(need(i));
-    else if (a == "--recipe") need(i);  // applied first, above
-    else if (a == "--fine-tune-from") o.fine_tune_from = need(i);
-    else if (a == "--no-fine-tune") o.fine_tune_from.clear();
-    else if (a == "--fine-tune-epochs") o.fine_tune_epochs = std::stoi(need(i));
-    else if (a == "--fine-tune-lr") o.fine_tune_lr = std::stod(need(i));
-    else if (a == "--label-smoothing") o.label_smoothing = std::stod(need(i));
-    else if (a == "--flip") o.flip = true;
-    else if (a == "--no-flip") o.flip = false;
-    else if (a == "--no-cache") o.cache = false;
-    else if (a == "--report-photos") o.report_photos = std::stoi(need(i));
-    else if (a == "--threads") o.threads = std::stoi(need(i));
-    else if (a == "--quiet" || a == "-q") o.verbose = 0;
-    else throw ValueError("unknown option '" + a + "' (see --help)");
+    const std::string a = argv[i];
+    if (a == "--recipe" && i + 1 < argc) o.recipe = argv[i + 1];
+    else if (a.rfind("--recipe=", 0) == 0) o.recipe = a.substr(9);
   }
-  if (o.head != "gap" && o.head != "flatten") throw ValueError("--head must be gap or flatten");
-  if (o.epochs < 1 || o.batch_size < 1 || o.image_size < 32) throw ValueError("invalid --epochs, --batch-size or --image-size");
+  apply_recipe(o);
+  CLI::App app{"Transfer learning on the flowers photos with a frozen MobileNetV2 (the Keras codelab).", "flowers_transfer_learning"};
+  app.get_formatter()->column_width(34);
+  app.add_option("--data", o.data,
+                 "flower_photos folder (default: $KERASCPP_SHARED_DIR/data/flower_photos, "
+                 "<repo>/../shared/data/flower_photos, ~/.keras/datasets/flower_photos)");
+  app.add_option("--weights", o.weights,
+                 "MobileNetV2 no-top weights: Keras .h5 (converted automatically) or a converted model.json / folder "
+                 "(default: searched like --data)");
+  app.add_option("-o,--output", o.output, "outputs: model/, history.csv, report.html, validation/")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "epochs of the frozen-backbone stage")->check(integer_at_least(1))->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "batch size")->check(integer_at_least(1))->capture_default_str();
+  app.add_option("--image-size", o.image_size, "square input size")->check(integer_at_least(32))->capture_default_str();
+  app.add_option("--head", o.head, "GlobalAveragePooling2D (gap) or the codelab's Flatten")
+      ->check(CLI::IsMember({"gap", "flatten"}))
+      ->capture_default_str();
+  app.add_option("--dropout", o.dropout, "dropout rate before the classifier (0 to disable)")
+      ->check(number_in(0, 1, false, true))
+      ->capture_default_str();
+  app.add_option("--lr", o.learning_rate, "Adam learning rate of the first stage")->check(number_in(0, 1e3, true))->capture_default_str();
+  app.add_option("--validation-split", o.validation_split, "fraction of the photos held out for validation")
+      ->check(number_in(0, 1, true, true))
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "split and shuffling seed")->check(integer_at_least(0))->capture_default_str();
+  app.add_option("--recipe", o.recipe,
+                 "default: RandomFlip, the head, then fine-tuning (the values below); codelab: the codelab's frozen "
+                 "backbone, no flips, 10 epochs")
+      ->check(CLI::IsMember({"default", "codelab"}))
+      ->capture_default_str();
+  app.add_option("--fine-tune-from", o.fine_tune_from, "then unfreeze the base from layer L (e.g. block_13; BatchNorm stays frozen)")
+      ->capture_default_str();
+  bool no_fine_tune = false;
+  app.add_flag("--no-fine-tune", no_fine_tune, "no second stage");
+  app.add_option("--fine-tune-epochs", o.fine_tune_epochs, "epochs of that second stage")->check(integer_at_least(0))->capture_default_str();
+  app.add_option("--fine-tune-lr", o.fine_tune_lr, "its Adam learning rate")->check(number_in(0, 1e3, true))->capture_default_str();
+  app.add_option("--label-smoothing", o.label_smoothing, "its label smoothing")->check(number_in(0, 1))->capture_default_str();
+  app.add_flag("--flip,!--no-flip", o.flip,
+               "a RandomFlip(\"horizontal\") layer first in the model (fit still caches the frozen layers: once per photo "
+               "and once for its mirror image)");
+  bool no_cache = false;
+  app.add_flag("--no-cache", no_cache, "do not cache the frozen layers' outputs (fit recomputes them every epoch)");
+  app.add_option("--report-photos", o.report_photos, "validation photos in the report's grid")->check(integer_at_least(0))->capture_default_str();
+  app.add_option("--threads", o.threads, "threads (default 0: all cores)")->check(integer_at_least(0));
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "no progress bars");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) std::exit(app.exit(e));  // --help
+    std::cerr << "flowers_transfer_learning: error: " << e.what() << " (see --help)\n";
+    std::exit(2);
+  }
+  if (quiet) o.verbose = 0;
+  if (no_fine_tune) o.fine_tune_from.clear();
+  if (no_cache) o.cache = false;
   return o;
 }
 

@@ -1,5 +1,6 @@
 // kerascpp umbrella header: #include <keras/keras.hpp>
 #pragma once
+#include "version.hpp"
 #include "core/core.hpp"
 #include "core/variable.hpp"
 #include "layers/builtin.hpp"

@@ -12,6 +12,14 @@
 #include "../layers/pooling.hpp"
 #include "../layers/reshaping.hpp"
 
+// The layer options below are designated initialisers that leave members at their defaults, which
+// GCC before 14 reports under -Wextra (-Wmissing-field-initializers, GCC bug 96868): silenced here
+// so that users' strict builds see no warning from this header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+
 namespace keras::applications {
 
 struct MobileNetV2Options {
@@ -130,3 +138,7 @@ template <class T>
 }  // namespace mobilenet_v2
 
 }  // namespace keras::applications
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

@@ -23,7 +23,9 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
+#if !defined(__clang__)  // a GCC-only warning: clang would warn about the unknown option
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 #include <stb_image.h>
 #if defined(__GNUC__)

@@ -15,6 +15,7 @@
 
 #include "../layers/builtin.hpp"
 #include "../models/sequential.hpp"
+#include "../version.hpp"
 #include "file_utils.hpp"
 
 namespace keras::io {
@@ -590,7 +591,9 @@ void save_model(Model<T>& model, const std::string& dir) {
   }
   write_file_atomic((fs::path(dir) / shard).string(), data);
   json topology = {{"class_name", model.class_name()}, {"config", model.get_config()}, {"keras_version", "tfjs-layers 4.22.0"}, {"backend", "tensor_flow.js"}};
-  json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp"}, {"convertedBy", nullptr}, {"modelTopology", topology},
+  // generatedBy names the producer and its version, as TF.js writes "TensorFlow.js tfjs-layers v4.22.0"
+  // and tensorflowjs_converter "keras v2.13.1".
+  json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp v" KERASCPP_VERSION_STRING}, {"convertedBy", nullptr}, {"modelTopology", topology},
             {"weightsManifest", json::array({{{"paths", json::array({shard})}, {"weights", weights}}})}};
   if (!model.metadata.is_null()) j["userDefinedMetadata"] = model.metadata;
   if (model.compiled()) j["trainingConfig"] = model.training_config();

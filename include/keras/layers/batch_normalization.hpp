@@ -95,7 +95,7 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     return true;
   }
 
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& /*y*/, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     const Index C = x.dim(-1), M = x.size() / C;

@@ -37,7 +37,7 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
     for (Index i = 0; i < x.size(); ++i) mask_[i] = u(rng_.engine()) >= rate_ ? scale : T(0);
     y.array() = x.array() * mask_.array();
   }
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+  void backward(const typename Layer<T>::Inputs& /*in*/, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
     if (!applied_) {

@@ -23,7 +23,7 @@ class InputLayer : public Layer<T> {
   /// (batch, *shape) as Keras's batch_input_shape.
   Shape batch_input_shape() const { return with_batch(shape_, batch_size_); }
 
-  Shape compute_output_shape(const std::vector<Shape>& in) const override { return batch_input_shape(); }
+  Shape compute_output_shape(const std::vector<Shape>& /*in*/) const override { return batch_input_shape(); }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& out, bool) override { out = *in.at(0); }
   void backward(const typename Layer<T>::Inputs&, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {

@@ -208,7 +208,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
  protected:
   /// Creates the layer's variables. Called once by build().
-  virtual void build_variables(const std::vector<Shape>& input_shapes) {}
+  virtual void build_variables(const std::vector<Shape>& /*input_shapes*/) {}
 
   Variable<T>& add_weight(const std::string& name, const Shape& shape, bool trainable = true) {
     WeightBudget::charge(this->name(), class_name(), name, shape);  // refuses absurd shapes before allocating

@@ -34,7 +34,7 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     });
     for (std::size_t i = 2; i < in.size(); ++i) y.array() += in[i]->array();
   }
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+  void backward(const typename Layer<T>::Inputs& /*in*/, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     for (auto* d : dx)
       if (d) *d = dy;

@@ -110,7 +110,7 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference {
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     ops::zero_padding2d_forward(*in[0], p_.top, p_.bottom, p_.left, p_.right, y);
   }
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+  void backward(const typename Layer<T>::Inputs& /*in*/, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (dx.at(0)) ops::zero_padding2d_backward(dy, p_.top, p_.bottom, p_.left, p_.right, *dx[0]);
   }
@@ -156,7 +156,7 @@ class Rescaling : public Layer<T>, public ReentrantInference {
     y.resize(in[0]->shape());
     y.array() = in[0]->array() * static_cast<T>(scale_) + static_cast<T>(offset_);
   }
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
+  void backward(const typename Layer<T>::Inputs& /*in*/, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
     dx[0]->resize(dy.shape());

@@ -65,7 +65,7 @@ class Loss {
   /// The same loss computed from the logits z when y_pred = activation(z) ("softmax" or "sigmoid"),
   /// as Keras does when y_pred comes straight from that activation: from_logits = true, the other
   /// arguments kept. nullptr when that does not apply (other losses, already from logits).
-  virtual std::shared_ptr<Loss<T>> on_logits_of(const std::string& activation) const { return nullptr; }
+  virtual std::shared_ptr<Loss<T>> on_logits_of(const std::string& /*activation*/) const { return nullptr; }
 };
 
 namespace detail {

@@ -62,7 +62,7 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     graph_.forward(in, training);
     out = graph_.output();
   }
-  void backward(const typename Layer::Inputs& in, const Tensor<T>& out, const Tensor<T>& dy,
+  void backward(const typename Layer::Inputs& /*in*/, const Tensor<T>& /*out*/, const Tensor<T>& dy,
                 const typename Layer::GradInputs& dx) override {
     graph_.backward({&dy}, dx);
   }
@@ -193,7 +193,7 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
 
   virtual bool is_sequential() const { return false; }
   /// Sequential builds lazily from the first data it sees; a Functional model is always built.
-  virtual void ensure_built(const Shape& x_shape) {
+  virtual void ensure_built(const Shape& /*x_shape*/) {
     if (!this->built()) throw StateError("model '" + this->name() + "' is not built");
   }
   void mark_built_from_graph() {

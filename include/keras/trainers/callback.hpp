@@ -27,18 +27,18 @@ class Callback {
   virtual void set_params(const std::map<std::string, double>& p) { params_ = p; }
   virtual void on_train_begin(const Logs&) {}
   virtual void on_train_end(const Logs&) {}
-  virtual void on_epoch_begin(int epoch, const Logs&) {}
-  virtual void on_epoch_end(int epoch, Logs&) {}
-  virtual void on_train_batch_begin(int batch, const Logs&) {}
-  virtual void on_train_batch_end(int batch, const Logs&) {}
+  virtual void on_epoch_begin(int /*epoch*/, const Logs&) {}
+  virtual void on_epoch_end(int /*epoch*/, Logs&) {}
+  virtual void on_train_batch_begin(int /*batch*/, const Logs&) {}
+  virtual void on_train_batch_end(int /*batch*/, const Logs&) {}
   virtual void on_test_begin(const Logs&) {}
   virtual void on_test_end(const Logs&) {}
-  virtual void on_test_batch_begin(int batch, const Logs&) {}
-  virtual void on_test_batch_end(int batch, const Logs&) {}
+  virtual void on_test_batch_begin(int /*batch*/, const Logs&) {}
+  virtual void on_test_batch_end(int /*batch*/, const Logs&) {}
   virtual void on_predict_begin(const Logs&) {}
   virtual void on_predict_end(const Logs&) {}
-  virtual void on_predict_batch_begin(int batch, const Logs&) {}
-  virtual void on_predict_batch_end(int batch, const Logs&) {}
+  virtual void on_predict_batch_begin(int /*batch*/, const Logs&) {}
+  virtual void on_predict_batch_end(int /*batch*/, const Logs&) {}
 
  protected:
   Model<T>* model_ = nullptr;
