@@ -35,7 +35,7 @@ expect 2 "--head: pool not in {gap,flatten}" --head pool               # an unkn
 expect 2 "--seed: needs an integer, got 'x1'" --seed x1
 expect 2 "--recipee" --recipee codelab                                 # an unknown option
 expect 2 "--fine-tune-lr: needs a number, got 'nan'" --fine-tune-lr nan
-expect 2 "--recipe: fancy not in {codelab,default}" --recipe fancy          # an unknown recipe
+expect 2 "--recipe: fancy not in {default,codelab}" --recipe fancy          # an unknown recipe
 # good options get past parsing: the run stops at the missing photos (a runtime error, exit 1)
 expect 1 "no_photos" --epochs 3 --lr 1e-4 --head flatten --no-cache --quiet
 "$exe" --help >"$tmp/out" 2>"$tmp/err"; rc=$?
