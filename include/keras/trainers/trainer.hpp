@@ -338,9 +338,13 @@ class Trainer {
   static void check_input(const ModelT& m, const Shape& s, const char* what) {
     auto mine = m.input_shapes_of_graph();
     if (mine.size() != 1) throw ValueError(std::string(what) + ": model '" + m.name() + "' has several inputs");
-    if (!shapes_compatible(s, mine[0]))
+    if (!shapes_compatible(s, mine[0])) {
+      Shape batched = s;
+      batched.insert(batched.begin(), Index(1));
+      const bool one_sample = shapes_compatible(batched, mine[0]);  // e.g. img_to_array(img) without its batch axis
       throw ShapeError(std::string(what) + ": model '" + m.name() + "' expects input shape " + shape_str(mine[0]) + ", got " +
-                       shape_str(s));
+                       shape_str(s) + (one_sample ? " (one sample without the batch axis: add it with utils::expand_dims(x, 0))" : ""));
+    }
   }
   void check_batch(const ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const char* what) const {
     check_input(m, x.shape(), what);
