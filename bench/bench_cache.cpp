@@ -30,7 +30,7 @@ std::shared_ptr<Sequential<float>> make_model() {
   m->add(layers::InputLayer({.shape = {64, 64, 3}}));
   m->add(base);
   m->add(layers::GlobalAveragePooling2D());
-  m->add(layers::Dropout(0.2, 3));
+  m->add(layers::Dropout(0.2, {.seed = 3}));
   m->add(layers::Dense(5, {.activation = "softmax", .seed = 4}));
   m->compile("adam", "categorical_crossentropy", {"accuracy"});
   return m;

@@ -106,10 +106,10 @@ int main(int argc, char** argv) {
     base->set_trainable(false);
     auto seq = std::make_shared<keras::Sequential<float>>("flowers");
     seq->add(keras::layers::InputLayer<float>({.shape = {size, size, 3}, .name = "image"}));
-    seq->add(keras::layers::Rescaling<float>(1.0 / 127.5, -1.0, "rescaling"));
+    seq->add(keras::layers::Rescaling<float>(1.0 / 127.5, -1.0, {.name = "rescaling"}));
     seq->add(std::static_pointer_cast<keras::layers::Layer<float>>(base));
     seq->add(keras::layers::GlobalAveragePooling2D<float>({.name = "global_average_pooling2d"}));
-    seq->add(keras::layers::Dropout<float>(0.2, 7, "dropout"));
+    seq->add(keras::layers::Dropout<float>(0.2, {.seed = 7, .name = "dropout"}));
     seq->add(keras::layers::Dense<float>(1, {.activation = "sigmoid", .name = "predictions"}));
     model = seq;
     x = random_tensor({batch, size, size, 3}, rng, 0, 255);

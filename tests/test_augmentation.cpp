@@ -319,7 +319,7 @@ std::shared_ptr<Sequential<float>> nested_model(std::uint64_t seed) {
   for (auto& l : base->layers()) l->set_trainable(l->name() == "b_conv2");
   auto m = std::make_shared<Sequential<float>>("outer");
   m->add(layers::InputLayer({.shape = {8, 8, 1}}));
-  m->add(layers::Rescaling<float>(0.5, 0.0, "rescale"));
+  m->add(layers::Rescaling<float>(0.5, 0.0, {.name = "rescale"}));
   m->add(layers::RandomFlip<float>("horizontal", {.seed = 5}));
   m->add(base);
   m->add(layers::GlobalAveragePooling2D());

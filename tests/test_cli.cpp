@@ -99,7 +99,7 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
   // a small classifier trained on the folder, with its class names saved in the metadata
   set_random_seed(3);
   auto in = Input<float>({16, 16, 3}, "image");
-  auto x = layers::Rescaling<float>(1.0 / 255, 0.0, "rescale")(in);
+  auto x = layers::Rescaling<float>(1.0 / 255, 0.0, {.name = "rescale"})(in);
   x = layers::Conv2D(4, 3, {.name = "conv"})(x);  // linear: the classes differ in mean colour
   x = layers::GlobalAveragePooling2D({.name = "gap"})(x);
   auto out = layers::Dense(3, {.activation = "softmax", .name = "probs"})(x);

@@ -81,13 +81,13 @@ std::shared_ptr<Model<float>> small_cnn(const std::string& name, const std::stri
   auto x = Conv2D(8, 3, {.strides = 2, .padding = "same", .name = name + "_conv_a"})(in);
   x = BatchNormalization({.momentum = 0.9, .epsilon = 1e-3, .name = name + "_bn_a"})(x);
   x = ReLU({.max_value = 6.0, .name = name + "_relu6_a"})(x);
-  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), name + "_pad_b")(x);
+  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), {.name = name + "_pad_b"})(x);
   x = DepthwiseConv2D(3, {.strides = 2, .padding = "valid", .use_bias = false, .name = name + "_dw_b"})(x);
   x = BatchNormalization({.momentum = 0.9, .name = name + "_bn_b"})(x);
   auto skip = ReLU({.max_value = 6.0, .name = name + "_relu6_b"})(x);
   auto y = Conv2D(8, 1, {.use_bias = false, .name = name + "_conv_c"})(skip);
   y = BatchNormalization({.momentum = 0.9, .name = name + "_bn_c"})(y);
-  x = Add(name + "_add_c")({skip, y});
+  x = Add({.name = name + "_add_c"})({skip, y});
   x = DepthwiseConv2D(3, {.padding = "same", .depth_multiplier = 2, .name = name + "_dw_d"})(x);
   x = GlobalAveragePooling2D({.name = name + "_gap"})(x);
   auto out = Dense(4, {.activation = "softmax", .name = name + "_probs"})(x);
@@ -162,13 +162,13 @@ TEST_CASE("load_weights loads a TF.js weights manifest into a built model by nam
   auto x = Conv2D(8, 3, {.strides = 2, .padding = "same", .name = "conv_a"})(in);
   x = BatchNormalization({.momentum = 0.999, .name = "bn_a"})(x);
   x = ReLU({.max_value = 6.0, .name = "relu6_a"})(x);
-  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), "pad_b")(x);
+  x = ZeroPadding2D(Padding2D({0, 1}, {0, 1}), {.name = "pad_b"})(x);
   x = DepthwiseConv2D(3, {.strides = 2, .use_bias = false, .name = "dw_b"})(x);
   x = BatchNormalization({.name = "bn_b"})(x);
   auto skip = ReLU({.max_value = 6.0, .name = "relu6_b"})(x);
   auto y = Conv2D(8, 1, {.use_bias = false, .name = "conv_c"})(skip);
   y = BatchNormalization({.name = "bn_c"})(y);
-  x = Add("add_c")({skip, y});
+  x = Add({.name = "add_c"})({skip, y});
   x = DepthwiseConv2D(3, {.padding = "same", .depth_multiplier = 2, .name = "dw_d"})(x);
   x = GlobalAveragePooling2D({.name = "gap"})(x);
   auto out = Dense(4, {.activation = "softmax", .name = "probs"})(x);
@@ -241,7 +241,7 @@ TEST_CASE("Models saved by kerascpp reload bit-identically and load in TF.js", "
     auto m = std::make_shared<Sequential<float>>("classifier");
     m->add(Input<float>({12, 12, 3}, "classifier_input"));
     m->add(std::static_pointer_cast<layers::Layer<float>>(base));
-    m->add(layers::Dropout<float>(0.3, 5, "dropout"));
+    m->add(layers::Dropout<float>(0.3, {.seed = 5, .name = "dropout"}));
     m->add(layers::Dense<float>(3, {.activation = "softmax", .name = "head"}));
     train_a_little(*m, x, 3);  // base trains too; then freeze it for saving
     base->set_trainable(false);

@@ -44,7 +44,7 @@ std::shared_ptr<Sequential<float>> frozen_base_model(std::uint64_t seed, std::sh
   m->add(layers::InputLayer({.shape = {8, 8, 1}}));
   m->add(base);
   m->add(layers::GlobalAveragePooling2D());
-  m->add(layers::Dropout(0.2, 5));
+  m->add(layers::Dropout(0.2, {.seed = 5}));
   m->add(layers::Dense(4, {.activation = "softmax", .seed = 9}));
   if (base_out) *base_out = base;
   return m;

@@ -31,7 +31,7 @@ class LearnableSwish : public keras::layers::Layer<T> {
   // lets a temporary join a model: model.add(LearnableSwish<float>()).
   KERAS_LAYER(LearnableSwish)
 
-  explicit LearnableSwish(std::string name = "") : Base(std::move(name)) {}
+  explicit LearnableSwish(keras::layers::LayerOptions o = {}) : Base(std::move(o.name), std::move(o.input_shape)) {}
 
   // Same shape out as in; the channel (last) axis must be known to size beta.
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
@@ -76,7 +76,7 @@ class LearnableSwish : public keras::layers::Layer<T> {
 
   // Saved in model.json next to name/trainable/dtype; from_config must read it back.
   json get_config() const override { return Base::get_config(); }
-  static std::shared_ptr<Base> from_config(const json& c) { return std::make_shared<LearnableSwish>(c.value("name", "")); }
+  static std::shared_ptr<Base> from_config(const json& c) { return std::make_shared<LearnableSwish>(keras::layers::LayerOptions{c.value("name", "")}); }
 
  protected:
   // Called once with the input shapes: create the weights (saved as "<layer name>/beta").
@@ -105,7 +105,7 @@ using namespace keras;
 // from_config(get_config()) rebuilds an equal layer. It returns a report; no test framework needed.
 bool layer_check() {
   Random rng(7);
-  LearnableSwish<double> layer("swish_check");
+  LearnableSwish<double> layer({.name = "swish_check"});
   Tensor<double> x({4, 3, 5});
   for (auto& v : x) v = rng.uniform(-3, 3);
   keras::testing::LayerCheckOptions opt;
@@ -135,9 +135,9 @@ int main(int argc, char** argv) try {
   Sequential<float> model("swish_regressor");
   model.add(layers::InputLayer<float>({.shape = {2}}));
   model.add(layers::Dense<float>(32));
-  model.add(LearnableSwish<float>("swish"));  // used like any built-in layer
+  model.add(LearnableSwish<float>({.name = "swish"}));  // used like any built-in layer
   model.add(layers::Dense<float>(32));
-  model.add(LearnableSwish<float>("swish_2"));
+  model.add(LearnableSwish<float>({.name = "swish_2"}));
   model.add(layers::Dense<float>(1));
   model.summary();
   model.compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::MeanSquaredError<float>());

@@ -372,11 +372,11 @@ int main(int argc, char** argv) try {
   auto model = std::make_shared<Sequential<float>>("flowers");
   model->add(layers::InputLayer<float>({.shape = {o.image_size, o.image_size, 3}, .name = "image"}));
   if (o.flip) model->add(layers::RandomFlip<float>("horizontal", {.seed = o.seed, .name = "random_flip"}));
-  model->add(layers::Rescaling<float>(1.0 / 127.5, -1.0, "rescaling"));  // [0, 255] -> [-1, 1]
+  model->add(layers::Rescaling<float>(1.0 / 127.5, -1.0, {.name = "rescaling"}));  // [0, 255] -> [-1, 1]
   model->add(std::static_pointer_cast<layers::Layer<float>>(base));
-  if (o.head == "flatten") model->add(layers::Flatten<float>("flatten"));
+  if (o.head == "flatten") model->add(layers::Flatten<float>({.name = "flatten"}));
   else model->add(layers::GlobalAveragePooling2D<float>({.name = "global_average_pooling2d"}));
-  if (o.dropout > 0) model->add(layers::Dropout<float>(o.dropout, o.seed, "dropout"));
+  if (o.dropout > 0) model->add(layers::Dropout<float>(o.dropout, {.seed = o.seed, .name = "dropout"}));
   model->add(layers::Dense<float>(num_classes, {.activation = "softmax", .name = "predictions", .seed = o.seed}));
   model->metadata = {{"class_names", class_names}, {"image_size", {o.image_size, o.image_size}}, {"preprocessing", "none"},
                      {"input", "RGB pixels in [0, 255]"},

@@ -63,7 +63,7 @@ KerasTensor<T> inverted_res_block(const KerasTensor<T>& inputs, Index expansion,
     // imagenet_utils.correct_pad(x, 3)
     Index h = x.shape()[1], w = x.shape()[2];
     Index adj_h = h < 0 ? 1 : 1 - h % 2, adj_w = w < 0 ? 1 : 1 - w % 2;
-    x = ZeroPadding2D<T>(Padding2D({1 - adj_h, 1}, {1 - adj_w, 1}), prefix + "pad")(x);
+    x = ZeroPadding2D<T>(Padding2D({1 - adj_h, 1}, {1 - adj_w, 1}), {.name = prefix + "pad"})(x);
   }
   x = DepthwiseConv2D<T>(3, {.strides = {stride, stride}, .padding = stride == 1 ? "same" : "valid", .use_bias = false,
                              .name = prefix + "depthwise"})(x);
@@ -71,7 +71,7 @@ KerasTensor<T> inverted_res_block(const KerasTensor<T>& inputs, Index expansion,
   x = ReLU<T>({.max_value = 6.0, .name = prefix + "depthwise_relu"})(x);
   x = Conv2D<T>(pointwise_filters, 1, {.padding = "same", .use_bias = false, .name = prefix + "project"})(x);
   x = BatchNormalization<T>(with_name(bn, prefix + "project_BN"))(x);
-  if (in_channels == pointwise_filters && stride == 1) return Add<T>(prefix + "add")({inputs, x});
+  if (in_channels == pointwise_filters && stride == 1) return Add<T>({.name = prefix + "add"})({inputs, x});
   return x;
 }
 }  // namespace detail

@@ -5,3 +5,4 @@
 #include "dataset.hpp"
 #include "image.hpp"
 #include "image_dataset.hpp"
+#include "image_utils.hpp"

@@ -14,8 +14,8 @@ template <class T = float>
 class Activation : public Layer<T>, public ReentrantInference, public ClampActivation<T>, public LogitsOutput<T> {
  public:
   KERAS_LAYER(Activation)
-  explicit Activation(std::string activation, std::string name = "")
-      : Layer<T>(std::move(name)), activation_(std::move(activation)), act_(keras::activation_from_name(activation_)) {}
+  explicit Activation(std::string activation, LayerOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), activation_(std::move(activation)), act_(keras::activation_from_name(activation_)) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     return in[0];
@@ -47,7 +47,7 @@ class Activation : public Layer<T>, public ReentrantInference, public ClampActiv
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Activation", c);
     if (!config::require(c, "activation", who).is_string()) throw ValueError(who + ": 'activation' must be a string, got " + c["activation"].dump().substr(0, 80));
-    return std::make_shared<Activation>(c["activation"].get<std::string>(), config::name(c, "Activation"));
+    return std::make_shared<Activation>(c["activation"].get<std::string>(), LayerOptions{config::name(c, "Activation")});
   }
 
  private:
@@ -60,6 +60,7 @@ struct ReLUOptions {
   double negative_slope = 0.0;
   double threshold = 0.0;
   std::string name;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 /// Keras ReLU: max_value if x >= max_value; x if threshold <= x < max_value; else negative_slope*(x-threshold).
@@ -67,7 +68,7 @@ template <class T = float>
 class ReLU : public Layer<T>, public ReentrantInference, public ClampActivation<T> {
  public:
   KERAS_LAYER(ReLU)
-  explicit ReLU(ReLUOptions o = {}) : Layer<T>(o.name), o_(o) {
+  explicit ReLU(ReLUOptions o = {}) : Layer<T>(o.name, o.input_shape), o_(o) {
     if (o_.max_value && *o_.max_value < 0) throw ValueError("ReLU: max_value must be >= 0, got " + std::to_string(*o_.max_value));
     if (o_.negative_slope < 0) throw ValueError("ReLU: negative_slope must be >= 0, got " + std::to_string(o_.negative_slope));
   }
@@ -115,7 +116,9 @@ template <class T = float>
 class Softmax : public Layer<T>, public ReentrantInference, public LogitsOutput<T> {
  public:
   KERAS_LAYER(Softmax)
-  explicit Softmax(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
+  explicit Softmax(int axis = -1, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), axis_(axis) {}
+  /// Softmax({.name = "probs"}): the default axis with options.
+  explicit Softmax(LayerOptions o) : Softmax(-1, std::move(o)) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     if (axis_ != -1 && axis_ != static_cast<int>(in[0].size()) - 1)
@@ -143,7 +146,7 @@ class Softmax : public Layer<T>, public ReentrantInference, public LogitsOutput<
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const json& a = c.is_object() && c.contains("axis") && c["axis"].is_array() && c["axis"].size() == 1 ? c["axis"][0] : c.value("axis", json(-1));
     int axis = a.is_null() ? -1 : static_cast<int>(config::to_int(a, config::where("Softmax", c), "axis", -9, 9));
-    return std::make_shared<Softmax>(axis, config::name(c, "Softmax"));
+    return std::make_shared<Softmax>(axis, LayerOptions{config::name(c, "Softmax")});
   }
 
  private:

@@ -22,13 +22,14 @@ struct BatchNormalizationOptions {
   bool center = true;
   bool scale = true;
   std::string name;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
 class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public AffineInference<T> {
  public:
   KERAS_LAYER(BatchNormalization)
-  explicit BatchNormalization(BatchNormalizationOptions o = {}) : Layer<T>(o.name), o_(o) {}
+  explicit BatchNormalization(BatchNormalizationOptions o = {}) : Layer<T>(o.name, o.input_shape), o_(o) {}
 
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);

@@ -99,6 +99,7 @@ struct Conv2DOptions {
   initializers::Initializer bias_initializer = "zeros";
   std::string name;
   std::optional<std::uint64_t> seed;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
@@ -106,7 +107,7 @@ class Conv2D : public Layer<T>, public FusableConv<T> {
  public:
   KERAS_LAYER(Conv2D)
   Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
-      : Layer<T>(o.name), filters_(filters), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
+      : Layer<T>(o.name, o.input_shape), filters_(filters), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
     if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
     detail::check_window_args("Conv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }

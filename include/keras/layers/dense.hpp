@@ -16,6 +16,7 @@ struct DenseOptions {
   initializers::Initializer bias_initializer = "zeros";
   std::string name;
   std::optional<std::uint64_t> seed;  ///< seed for the kernel initializer (default: global seed)
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
@@ -23,7 +24,7 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
  public:
   KERAS_LAYER(Dense)
   explicit Dense(Index units, DenseOptions o = {})
-      : Layer<T>(o.name), units_(units), o_(std::move(o)), act_(keras::activation_from_name(o_.activation)) {
+      : Layer<T>(o.name, o.input_shape), units_(units), o_(std::move(o)), act_(keras::activation_from_name(o_.activation)) {
     if (units <= 0) throw ValueError("Dense: units must be positive, got " + std::to_string(units));
   }
 

@@ -18,6 +18,7 @@ struct DepthwiseConv2DOptions {
   initializers::Initializer bias_initializer = "zeros";
   std::string name;
   std::optional<std::uint64_t> seed;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
@@ -25,7 +26,7 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
  public:
   KERAS_LAYER(DepthwiseConv2D)
   explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
-      : Layer<T>(o.name), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
+      : Layer<T>(o.name, o.input_shape), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
     if (o_.depth_multiplier <= 0) throw ValueError("DepthwiseConv2D: depth_multiplier must be positive, got " + std::to_string(o_.depth_multiplier));
     detail::check_window_args("DepthwiseConv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }

@@ -7,12 +7,18 @@
 
 namespace keras::layers {
 
+struct DropoutOptions {
+  std::optional<std::uint64_t> seed;  ///< mask seed (default: drawn from the global seed)
+  std::string name;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
+};
+
 template <class T = float>
 class Dropout : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Dropout)
-  explicit Dropout(double rate, std::optional<std::uint64_t> seed = std::nullopt, std::string name = "")
-      : Layer<T>(std::move(name)), rate_(rate), seed_(seed), rng_(seed ? *seed : next_global_seed()) {
+  explicit Dropout(double rate, DropoutOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), rate_(rate), seed_(o.seed), rng_(o.seed ? *o.seed : next_global_seed()) {
     if (rate < 0 || rate >= 1) throw ValueError("Dropout: rate must be in [0, 1), got " + std::to_string(rate));
   }
   double rate() const { return rate_; }
@@ -59,7 +65,7 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
     if (c.contains("seed") && c["seed"].is_number_integer()) seed = c["seed"].get<std::uint64_t>();
     const std::string who = config::where("Dropout", c);
     config::require(c, "rate", who);
-    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), seed, config::name(c, "Dropout"));
+    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), DropoutOptions{seed, config::name(c, "Dropout")});
   }
 
  private:

@@ -10,7 +10,7 @@ template <class T = float>
 class Flatten : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Flatten)
-  explicit Flatten(std::string name = "") : Layer<T>(std::move(name)) {}
+  explicit Flatten(LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     if (in[0].size() < 2) throw ShapeError("layer '" + this->name() + "' (Flatten): expected input of rank >= 2, got " + shape_str(in[0]));
@@ -34,7 +34,7 @@ class Flatten : public Layer<T>, public ReentrantInference {
     c["data_format"] = "channels_last";
     return c;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(config::name(c, "Flatten")); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(LayerOptions{config::name(c, "Flatten")}); }
 };
 
 

@@ -32,8 +32,8 @@ class RandomImageLayer : public Layer<T>, public InferenceKernel<T> {
   std::optional<std::uint64_t> seed() const { return seed_; }
 
  protected:
-  RandomImageLayer(std::optional<std::uint64_t> seed, std::string name)
-      : Layer<T>(std::move(name)), seed_(seed), rng_(seed ? *seed : next_global_seed()) {}
+  RandomImageLayer(std::optional<std::uint64_t> seed, std::string name, Shape input_shape)
+      : Layer<T>(std::move(name), std::move(input_shape)), seed_(seed), rng_(seed ? *seed : next_global_seed()) {}
   std::optional<std::uint64_t> seed_;
   Random rng_;
   json base_config() const {
@@ -54,7 +54,8 @@ class RandomImageLayer : public Layer<T>, public InferenceKernel<T> {
 
 struct RandomFlipOptions {
   std::optional<std::uint64_t> seed;
-  std::string name;
+  std::string name;   ///< empty: Keras's automatic name
+  Shape input_shape;  ///< per-sample input shape; on a Sequential's first layer it creates the InputLayer
 };
 
 /// Flips each image left-right ("horizontal"), top-bottom ("vertical") or both independently
@@ -64,7 +65,7 @@ class RandomFlip : public RandomImageLayer<T>, public FiniteAugmentation<T> {
  public:
   KERAS_LAYER(RandomFlip)
   explicit RandomFlip(std::string mode = "horizontal_and_vertical", RandomFlipOptions o = {})
-      : RandomImageLayer<T>(o.seed, std::move(o.name)), mode_(std::move(mode)) {
+      : RandomImageLayer<T>(o.seed, std::move(o.name), std::move(o.input_shape)), mode_(std::move(mode)) {
     if (mode_ != "horizontal" && mode_ != "vertical" && mode_ != "horizontal_and_vertical")
       throw ValueError("RandomFlip '" + this->name() + "': mode must be 'horizontal', 'vertical' or 'horizontal_and_vertical', got '" +
                        mode_ + "'");
@@ -139,7 +140,8 @@ struct RandomTransformOptions {
   std::string interpolation = "bilinear";  ///< bilinear, nearest
   std::optional<std::uint64_t> seed;
   double fill_value = 0.0;  ///< for fill_mode "constant"
-  std::string name;
+  std::string name;         ///< empty: Keras's automatic name
+  Shape input_shape;        ///< per-sample input shape; on a Sequential's first layer it creates the InputLayer
 };
 
 /// A factor as Keras takes it: one number f means the range [-f, f], a pair [lo, hi].
@@ -182,7 +184,7 @@ class RandomAffineLayer : public RandomImageLayer<T> {
 
  protected:
   RandomAffineLayer(RandomTransformOptions o, const char* cls)
-      : RandomImageLayer<T>(o.seed, std::move(o.name)), opt_(std::move(o)) {
+      : RandomImageLayer<T>(o.seed, o.name, o.input_shape), opt_(std::move(o)) {
     // (name() is not callable yet: the automatic name needs the derived class)
     const std::string who = std::string(cls) + (opt_.name.empty() ? "" : " '" + opt_.name + "'");
     fill_ = ops::fill_mode_from(opt_.fill_mode, who);

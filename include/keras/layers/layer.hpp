@@ -74,6 +74,14 @@ inline std::string unique_name(const std::string& class_name) {
 }
 }  // namespace detail
 
+/// The keyword arguments every layer takes (Keras's **kwargs of the base Layer), for layers that
+/// have none of their own: Flatten, Reshape, ZeroPadding2D, Rescaling, Activation, Softmax, Add,
+/// Concatenate. Layers with their own options (DenseOptions, ...) end with these two fields.
+struct LayerOptions {
+  std::string name;   ///< empty: Keras's automatic name ("flatten", "flatten_1", ...)
+  Shape input_shape;  ///< per-sample input shape (no batch axis); on a Sequential's first layer it creates the InputLayer
+};
+
 template <class T = float>
 class Layer : public std::enable_shared_from_this<Layer<T>> {
  public:
@@ -82,7 +90,9 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   using Inputs = std::vector<const Tensor<T>*>;
   using GradInputs = std::vector<Tensor<T>*>;
 
-  explicit Layer(std::string name = "") : name_(std::move(name)) {}
+  /// `input_shape` is Keras's legacy keyword (per-sample shape, no batch dimension; empty: none):
+  /// on the first layer of a Sequential it creates the InputLayer, elsewhere it is ignored.
+  explicit Layer(std::string name = "", Shape input_shape = {}) : name_(std::move(name)), input_shape_arg_(std::move(input_shape)) {}
   virtual ~Layer() = default;
   Layer(Layer&&) = default;
   Layer& operator=(Layer&&) = default;
@@ -95,6 +105,8 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     return name_;
   }
   void set_name(const std::string& n) { name_ = n; }
+  /// The input_shape the layer was created with (empty when none was given).
+  const Shape& input_shape_arg() const { return input_shape_arg_; }
 
   // ---- shapes and building ------------------------------------------------------------------
   /// Output shape (batch dimension first) for the given input shapes; throws ShapeError on misuse.
@@ -264,6 +276,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
  private:
   mutable std::string name_;
+  Shape input_shape_arg_;
   bool trainable_ = true;
   bool built_ = false;
   std::vector<Shape> input_shapes_;

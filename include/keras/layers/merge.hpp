@@ -10,7 +10,7 @@ template <class T = float>
 class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
  public:
   KERAS_LAYER(Add)
-  explicit Add(std::string name = "") : Layer<T>(std::move(name)) {}
+  explicit Add(LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
   bool multiple_inputs() const override { return true; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Add) should be called on a list of at least 2 inputs, got " + std::to_string(in.size()));
@@ -39,14 +39,16 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     for (auto* d : dx)
       if (d) *d = dy;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(config::name(c, "Add")); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(LayerOptions{config::name(c, "Add")}); }
 };
 
 template <class T = float>
 class Concatenate : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Concatenate)
-  explicit Concatenate(int axis = -1, std::string name = "") : Layer<T>(std::move(name)), axis_(axis) {}
+  explicit Concatenate(int axis = -1, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), axis_(axis) {}
+  /// Concatenate({.name = "cat"}): the default axis with options.
+  explicit Concatenate(LayerOptions o) : Concatenate(-1, std::move(o)) {}
   bool multiple_inputs() const override { return true; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Concatenate) should be called on a list of at least 2 inputs");
@@ -103,7 +105,7 @@ class Concatenate : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), config::name(c, "Concatenate"));
+    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), LayerOptions{config::name(c, "Concatenate")});
   }
 
  private:

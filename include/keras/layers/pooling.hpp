@@ -12,6 +12,7 @@ struct Pooling2DOptions {
   std::optional<Size2> strides;  ///< default: pool_size
   std::string padding = "valid";
   std::string name;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 namespace detail {
@@ -19,7 +20,7 @@ namespace detail {
 template <class T, bool Max>
 class Pooling2D : public Layer<T>, public InferenceKernel<T> {
  public:
-  Pooling2D(Size2 pool_size, Pooling2DOptions o) : Layer<T>(o.name), pool_(pool_size), o_(std::move(o)) {
+  Pooling2D(Size2 pool_size, Pooling2DOptions o) : Layer<T>(o.name, o.input_shape), pool_(pool_size), o_(std::move(o)) {
     check_positive(Max ? "MaxPooling2D" : "AveragePooling2D", "pool_size", pool_);
     if (o_.strides) check_positive(Max ? "MaxPooling2D" : "AveragePooling2D", "strides", *o_.strides);
     ops::parse_padding(o_.padding);
@@ -105,6 +106,7 @@ class AveragePooling2D : public detail::Pooling2D<T, false> {
 struct GlobalPoolingOptions {
   bool keepdims = false;
   std::string name;
+  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 namespace detail {
@@ -112,7 +114,7 @@ namespace detail {
 template <class T, bool Max>
 class GlobalPooling2D : public Layer<T>, public ReentrantInference {
  public:
-  explicit GlobalPooling2D(GlobalPoolingOptions o) : Layer<T>(o.name), keepdims_(o.keepdims) {}
+  explicit GlobalPooling2D(GlobalPoolingOptions o) : Layer<T>(o.name, o.input_shape), keepdims_(o.keepdims) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     this->expect_rank(in[0], 4);

@@ -12,7 +12,7 @@ template <class T = float>
 class Reshape : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Reshape)
-  explicit Reshape(Shape target_shape, std::string name = "") : Layer<T>(std::move(name)), target_(std::move(target_shape)) {
+  explicit Reshape(Shape target_shape, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), target_(std::move(target_shape)) {
     Shape known;
     for (Index d : target_) {
       if (d == 0 || d < -1) throw ValueError("Reshape: target_shape dimensions must be positive or -1, got " + shape_str(target_));
@@ -75,7 +75,7 @@ class Reshape : public Layer<T>, public ReentrantInference {
       t.push_back(d.is_null() ? -1 : config::to_int(d, who, "target_shape", -1, config::kMaxDim));
       if (t.back() == 0) throw ValueError(who + ": 'target_shape' dimensions must be positive or -1, got " + ts.dump().substr(0, 80));
     }
-    return std::make_shared<Reshape>(t, config::name(c, "Reshape"));
+    return std::make_shared<Reshape>(t, LayerOptions{config::name(c, "Reshape")});
   }
 
  private:
@@ -95,7 +95,7 @@ template <class T = float>
 class ZeroPadding2D : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(ZeroPadding2D)
-  explicit ZeroPadding2D(Padding2D p = {}, std::string name = "") : Layer<T>(std::move(name)), p_(p) {
+  explicit ZeroPadding2D(Padding2D p = {}, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), p_(p) {
     if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) throw ValueError("ZeroPadding2D: padding must be >= 0");
   }
   const Padding2D& padding() const { return p_; }
@@ -135,7 +135,7 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference {
     else if (pair(p) && pair(p[0]) && pair(p[1])) pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
     else
       throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " + p.dump().substr(0, 80));
-    return std::make_shared<ZeroPadding2D>(pd, config::name(c, "ZeroPadding2D"));
+    return std::make_shared<ZeroPadding2D>(pd, LayerOptions{config::name(c, "ZeroPadding2D")});
   }
 
  private:
@@ -147,7 +147,7 @@ template <class T = float>
 class Rescaling : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Rescaling)
-  explicit Rescaling(double scale, double offset = 0.0, std::string name = "") : Layer<T>(std::move(name)), scale_(scale), offset_(offset) {}
+  explicit Rescaling(double scale, double offset = 0.0, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), scale_(scale), offset_(offset) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     return in[0];
@@ -171,7 +171,7 @@ class Rescaling : public Layer<T>, public ReentrantInference {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Rescaling", c);
     config::require(c, "scale", who);
-    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), config::name(c, "Rescaling"));
+    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), LayerOptions{config::name(c, "Rescaling")});
   }
 
  private:

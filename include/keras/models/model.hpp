@@ -111,6 +111,16 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   }
 
   // ---- compile -----------------------------------------------------------------------------
+  /// What compile() accepts as an optimizer / a loss: a Keras name, an object, or a shared_ptr.
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(const std::string& name) { return optimizers::get<T>(name); }
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(std::shared_ptr<optimizers::Optimizer<T>> o) { return o; }
+  template <class O, class = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer<T>, std::decay_t<O>>>>
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(O&& o) { return std::make_shared<std::decay_t<O>>(std::forward<O>(o)); }
+  static std::shared_ptr<losses::Loss<T>> as_loss(const std::string& name) { return losses::get<T>(name); }
+  static std::shared_ptr<losses::Loss<T>> as_loss(std::shared_ptr<losses::Loss<T>> l) { return l; }
+  template <class L, class = std::enable_if_t<std::is_base_of_v<losses::Loss<T>, std::decay_t<L>>>>
+  static std::shared_ptr<losses::Loss<T>> as_loss(L&& l) { return std::make_shared<std::decay_t<L>>(std::forward<L>(l)); }
+
   void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer, std::shared_ptr<losses::Loss<T>> loss,
                const std::vector<std::string>& metrics = {}) {
     trainer_.compile(std::move(optimizer), std::move(loss), metrics);
@@ -119,9 +129,11 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {}) {
     compile(optimizers::get<T>(optimizer), losses::get<T>(loss), metrics);
   }
-  template <class O, class L, class = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer<T>, O> && std::is_base_of_v<losses::Loss<T>, L>>>
-  void compile(O optimizer, L loss, const std::vector<std::string>& metrics = {}) {
-    compile(std::make_shared<O>(std::move(optimizer)), std::make_shared<L>(std::move(loss)), metrics);
+  /// Any mix of Keras names, objects and shared_ptrs: compile("adam", losses::BinaryCrossentropy<float>()),
+  /// compile(optimizers::Adam<float>({.learning_rate = 1e-4}), "categorical_crossentropy"), ...
+  template <class O, class L, class = decltype(as_optimizer(std::declval<O>())), class = decltype(as_loss(std::declval<L>()))>
+  void compile(O&& optimizer, L&& loss, const std::vector<std::string>& metrics = {}) {
+    compile(as_optimizer(std::forward<O>(optimizer)), as_loss(std::forward<L>(loss)), metrics);
   }
   bool compiled() const { return trainer_.compiled(); }
   /// Keras's training config (trainingConfig in model.json): loss, metrics, optimizer; null when

@@ -1,5 +1,6 @@
 // keras::Sequential<T>: a plain stack of layers, each with one input and one output.
 #pragma once
+#include <initializer_list>
 #include <type_traits>
 
 #include "model.hpp"
@@ -13,16 +14,55 @@ class Sequential : public Model<T> {
   std::string class_name() const override { return "Sequential"; }
   std::shared_ptr<Layer> move_to_shared() override { return std::make_shared<Sequential>(std::move(*this)); }
 
+  /// One element of the list form Sequential<float>({layers::Flatten(...), layers::Dense(10), ...}):
+  /// a layer temporary (moved into the model), a shared_ptr to a layer (kept shared), or a
+  /// keras::Input. Only the constructor below takes it.
+  class Entry {
+   public:
+    template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+    Entry(L&& layer) : layer_(std::forward<L>(layer).move_to_shared()) {}  // NOLINT: implicit by design
+    template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+    Entry(std::shared_ptr<L> layer) : layer_(std::move(layer)) {}  // NOLINT
+    Entry(const KerasTensor<T>& input) : layer_(std::static_pointer_cast<Layer>(input.node()->layer)) {}  // NOLINT
+    std::shared_ptr<Layer> layer() const { return layer_; }
+
+   private:
+    std::shared_ptr<Layer> layer_;
+  };
+
   explicit Sequential(const std::string& name = "") : Model<T>(name.empty() ? layers::detail::unique_name("sequential") : name) {}
   Sequential(std::vector<std::shared_ptr<Layer>> ls, const std::string& name = "") : Sequential(name) {
     for (auto& l : ls) add(std::move(l));
   }
+  /// Keras's Sequential([...]): layers as temporaries, shared_ptrs or a leading keras::Input.
+  Sequential(std::initializer_list<Entry> ls, const std::string& name = "") : Sequential(name) {
+    for (auto& e : ls) add(e.layer());
+  }
   Sequential(Sequential&&) = default;
 
   /// Adds a layer (a temporary, or a shared_ptr to keep a handle). An InputLayer (or
-  /// keras::Input) first fixes the input shape; otherwise the model builds on first data.
+  /// keras::Input), or an `input_shape` option on the first layer, fixes the input shape;
+  /// otherwise the model builds on first data.
   void add(std::shared_ptr<Layer> layer) {
     if (!layer) throw ValueError("Sequential.add: null layer");
+    if (!input_ && layers_.empty() && !layer->input_shape_arg().empty() && !std::dynamic_pointer_cast<layers::InputLayer<T>>(layer)) {
+      // Keras 2's Sequential.add: Input(batch_shape=(None, *input_shape), name=layer.name + "_input").
+      try {
+        input_ = std::make_shared<layers::InputLayer<T>>(layers::InputLayerOptions{layer->input_shape_arg(), -1, layer->name() + "_input"});
+      } catch (const ValueError& e) {
+        throw ValueError("Sequential '" + this->name() + "': layer '" + layer->name() + "' (" + layer->class_name() + "): invalid input_shape " +
+                         shape_str(layer->input_shape_arg()) + " (dimensions must be positive or -1)");
+      }
+      try {
+        layers_.push_back(layer);
+        rebuild();
+        return;
+      } catch (...) {
+        layers_.clear();
+        input_.reset();
+        throw;
+      }
+    }
     if (auto in = std::dynamic_pointer_cast<layers::InputLayer<T>>(layer)) {
       if (input_ || !layers_.empty())
         throw ValueError("Sequential '" + this->name() + "': an InputLayer can only be the first layer");

@@ -25,13 +25,42 @@
 
 namespace keras {
 
+/// fit()'s validation_data, as Keras's: a pair (x_val, y_val) of tensors, or a dataset of
+/// (x, y) batches. `.validation_data = {x_val, y_val}` or `.validation_data = val_ds`.
+template <class T = float>
+class ValidationData {
+ public:
+  ValidationData() = default;
+  ValidationData(std::nullopt_t) {}  // NOLINT
+  ValidationData(Tensor<T> x, Tensor<T> y) : xy_(std::make_pair(std::move(x), std::move(y))) {}
+  ValidationData(std::pair<Tensor<T>, Tensor<T>> xy) : xy_(std::move(xy)) {}  // NOLINT
+  ValidationData(data::Dataset<T> ds) : ds_(std::move(ds)) {}                  // NOLINT
+  explicit operator bool() const { return xy_ || ds_; }
+  bool is_dataset() const { return ds_.has_value(); }
+  bool is_tensors() const { return xy_.has_value(); }
+  const Tensor<T>& x() const { return tensors("x").first; }
+  const Tensor<T>& y() const { return tensors("y").second; }
+  const data::Dataset<T>& dataset() const {
+    if (!ds_) throw StateError("validation_data holds " + std::string(xy_ ? "tensors" : "nothing") + ", not a dataset");
+    return *ds_;
+  }
+
+ private:
+  std::optional<std::pair<Tensor<T>, Tensor<T>>> xy_;
+  std::optional<data::Dataset<T>> ds_;
+  const std::pair<Tensor<T>, Tensor<T>>& tensors(const char* what) const {
+    if (!xy_) throw StateError(std::string("validation_data.") + what + "(): it holds " + (ds_ ? "a dataset" : "nothing") + ", not tensors");
+    return *xy_;
+  }
+};
+
 /// Arguments of fit() (Keras's names and defaults).
 template <class T = float>
 struct FitOptions {
   int epochs = 1;
   Index batch_size = 32;
   double validation_split = 0.0;  ///< fraction of the LAST samples (before shuffling) held out
-  std::optional<std::pair<Tensor<T>, Tensor<T>>> validation_data;
+  ValidationData<T> validation_data;  ///< {x_val, y_val} or a dataset; replaces validation_split
   bool shuffle = true;
   std::optional<std::uint64_t> seed;  ///< shuffling seed; default draws from the global seed
   int verbose = 1;                    ///< 0 silent, 1 progress bar, 2 one line per epoch
@@ -152,44 +181,52 @@ class Trainer {
     check_batch(m, x, y, "fit");
     if (o.validation_split < 0 || o.validation_split >= 1)
       throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    const ValidationData<T>& vd = o.validation_data;
     Index n = x.dim(0);
-    Index n_val = o.validation_data ? 0 : static_cast<Index>(static_cast<double>(n) * o.validation_split);
+    Index n_val = vd ? 0 : static_cast<Index>(static_cast<double>(n) * o.validation_split);
     Index n_train = n - n_val;
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
-    const Tensor<T>* vx = o.validation_data ? &o.validation_data->first : n_val > 0 ? &x : nullptr;
-    const Tensor<T>* vy = o.validation_data ? &o.validation_data->second : n_val > 0 ? &y : nullptr;
-    if (o.validation_data) check_batch(m, *vx, *vy, "fit(validation_data)");
-    Index v_begin = o.validation_data ? 0 : n_train, v_count = vx ? (o.validation_data ? vx->dim(0) : n_val) : 0;
+    const Tensor<T>* vx = vd.is_tensors() ? &vd.x() : n_val > 0 ? &x : nullptr;
+    const Tensor<T>* vy = vd.is_tensors() ? &vd.y() : n_val > 0 ? &y : nullptr;
+    if (vd.is_tensors()) check_batch(m, *vx, *vy, "fit(validation_data)");
+    Index v_begin = vd.is_tensors() ? 0 : n_train, v_count = vx ? (vd.is_tensors() ? vx->dim(0) : n_val) : 0;
+    // The validation batches: a slice of the tensors, or the validation dataset.
+    std::unique_ptr<BatchSource<T>> vplain;
+    if (vx) vplain = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+    else if (vd.is_dataset()) vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
     engine::CachePlan plan;
-    engine::Graph<T>* g = o.cache_frozen ? cache_graph(m, plan, o.verbose) : nullptr;
+    engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic()) ? cache_graph(m, plan, o.verbose) : nullptr;
     if (plan.cut >= 0) {
       // Same batches and order as the uncached run: features in sample order, same shuffling seed.
       TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
-      TensorBatchSource<T> vplain(vx ? *vx : x, vy, v_begin, v_count, o.batch_size, false, 0);
+      const void* val_id = vx ? static_cast<const void*>(vx->data()) : vd.is_dataset() ? vd.dataset().identity() : nullptr;
       std::shared_ptr<const FeatureCache<T>> fcp;
-      if (make_cache(*g, plan, plain, vx ? &vplain : nullptr, {x.data(), vx ? vx->data() : nullptr, sampled_hash(x) ^ sampled_hash(y)}, o, fcp)) {
+      if (make_cache(*g, plan, plain, vplain.get(), {x.data(), val_id, sampled_hash(x) ^ sampled_hash(y) ^ (vx ? sampled_hash(*vx) : 0)}, o, fcp)) {
         const FeatureCache<T>& fc = *fcp;
         TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
         attach_outcomes(train, *g, plan, fc);
-        TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vx ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
-        return fit_cached(m, g, plan.cut, train, vx ? &val : nullptr, o);
+        TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vplain ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
+        return fit_cached(m, g, plan.cut, train, vplain ? &val : nullptr, o);
       }
     }
     inlined_.reset();
     TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
-    std::unique_ptr<TensorBatchSource<T>> val;
-    if (vx) val = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
-    return fit_sources(m, train, val.get(), o);
+    return fit_sources(m, train, vplain.get(), o);
   }
 
   /// fit on a dataset of (x, y) batches. Frozen-part caching applies when the dataset is
   /// deterministic (no random augmentation): the features of one pass are computed once, then
   /// shuffled per epoch with o.seed.
-  History fit(ModelT& m, const data::Dataset<T>& ds, const FitOptions<T>& o, const std::optional<data::Dataset<T>>& validation) {
+  History fit(ModelT& m, const data::Dataset<T>& ds, const FitOptions<T>& o, std::optional<data::Dataset<T>> validation) {
     const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled(m, "fit");
     if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    if (validation && o.validation_data)
+      throw ValueError("fit: validation data given twice (as the third argument and as FitOptions::validation_data); pass one");
+    if (o.validation_data.is_dataset()) validation = o.validation_data.dataset();
+    else if (o.validation_data.is_tensors())
+      validation = data::Dataset<T>::from_tensor_slices(o.validation_data.x(), o.validation_data.y()).batch(o.batch_size);
     const bool cacheable_data = steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic());
     engine::CachePlan plan;
     engine::Graph<T>* g = o.cache_frozen && cacheable_data ? cache_graph(m, plan, o.verbose) : nullptr;
@@ -330,9 +367,13 @@ class Trainer {
   static void check_input(const ModelT& m, const Shape& s, const char* what) {
     auto mine = m.input_shapes_of_graph();
     if (mine.size() != 1) throw ValueError(std::string(what) + ": model '" + m.name() + "' has several inputs");
-    if (!shapes_compatible(s, mine[0]))
+    if (!shapes_compatible(s, mine[0])) {
+      Shape batched = s;
+      batched.insert(batched.begin(), Index(1));
+      const bool one_sample = shapes_compatible(batched, mine[0]);  // e.g. img_to_array(img) without its batch axis
       throw ShapeError(std::string(what) + ": model '" + m.name() + "' expects input shape " + shape_str(mine[0]) + ", got " +
-                       shape_str(s));
+                       shape_str(s) + (one_sample ? " (one sample without the batch axis: add it with utils::expand_dims(x, 0))" : ""));
+    }
   }
   void check_batch(const ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const char* what) const {
     check_input(m, x.shape(), what);
