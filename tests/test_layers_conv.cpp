@@ -166,7 +166,7 @@ TEST_CASE("Pooling, padding, merge and reshaping gradients", "[layers][gradcheck
 }
 
 TEST_CASE("Merge and reshape layers report bad shapes", "[layers][errors]") {
-  layers::Add<float> add(std::string("my_add"));
+  layers::Add<float> add({.name = "my_add"});
   CHECK_THROWS_AS(add.compute_output_shape({{-1, 3}, {-1, 4}}), ShapeError);
   layers::Reshape<float> rs({5});
   CHECK_THROWS_AS(rs.compute_output_shape({{-1, 2, 3}}), ShapeError);

@@ -40,7 +40,7 @@ TEST_CASE("Activation, Softmax, Flatten and Dropout (inference) gradients", "[la
   require_gradients_ok(s, {random_tensor({3, 6}, rng, -3, 3)});
   layers::Flatten<double> f;
   require_gradients_ok(f, {random_tensor({2, 3, 2, 2}, rng)});
-  layers::Dropout<double> dr(0.5, 7);
+  layers::Dropout<double> dr(0.5, {.seed = 7});
   require_gradients_ok(dr, {random_tensor({4, 3}, rng)});
 }
 
@@ -58,7 +58,7 @@ TEST_CASE("ReLU with max_value, negative_slope and threshold", "[layers][gradche
 }
 
 TEST_CASE("Dropout in training zeroes about `rate` of the inputs and scales the rest", "[layers]") {
-  layers::Dropout<double> d(0.25, 123);
+  layers::Dropout<double> d(0.25, {.seed = 123});
   Tensor<double> x({100, 100}, 1.0);
   d.build(Shape{-1, 100});
   Tensor<double> y;
