@@ -108,10 +108,10 @@ void apply_recipe(Options& o) {
     o.epochs = 10;
   } else if (o.recipe == "default") {
     o.flip = true;
-    o.epochs = 5;
+    o.epochs = 10;
     o.fine_tune_from = "block_13";
-    o.fine_tune_epochs = 6;
-    o.fine_tune_lr = 1e-4;
+    o.fine_tune_epochs = 8;
+    o.fine_tune_lr = 2e-4;
     o.label_smoothing = 0.1;
   }
 }
