@@ -2,7 +2,7 @@
 # The flowers job end to end (README): installs missing Debian packages, converts the MobileNetV2
 # weights, builds the example with CMake in build/ and trains it. Outputs in runs/flowers/ (or
 # --output DIR): model/ (TF.js layers format), history.csv, report.html, validation/.
-# Any argument is passed to the example, e.g.  tools/flowers.sh --fine-tune 38   (see --help).
+# Any argument is passed to the example, e.g.  tools/flowers.sh --recipe codelab   (see --help).
 # Environment: KERASCPP_SHARED_DIR (default ../shared next to the repository), BUILD_DIR (build),
 # KERASCPP_CACHE_DIR (converted weights; default ~/.cache/kerascpp).
 set -euo pipefail
