@@ -66,6 +66,16 @@ inline Index conv_block_rows(Index bytes, Index row_elems, Index elem_size, Inde
   return std::max<Index>(1, std::min(r, total_rows));
 }
 
+/// Rows per block of a pointwise (1x1) convolution: x is already the GEMM's lhs, so a block only
+/// bounds the output rows one GEMM call writes (about 4 * `bytes` of output, kept cache-hot for the
+/// epilogue). Each call re-packs the whole weight matrix, so blocks of a few rows (sized like an
+/// im2col block) spent as much time packing the weights as multiplying: >= 128 rows here.
+inline Index pointwise_block_rows(Index bytes, Index F, Index elem_size, Index total_rows) {
+  Index r = 4 * bytes / std::max<Index>(1, F * elem_size);
+  r = std::clamp<Index>(r, 16, 4096) / 8 * 8;
+  return std::max<Index>(1, std::min(r, total_rows));
+}
+
 /// Writes the im2col rows of output pixels [r0, r0+rows) into col (row stride P = KH*KW*C).
 template <class T>
 inline void im2col_rows(const Conv2DGeometry& g, const T* x, Index r0, Index rows, T* col) {
@@ -171,7 +181,8 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const int nt = keras::get_num_threads();
   const bool pointwise = g.is_pointwise();
   // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.
-  const Index brows = detail::conv_block_rows(ws.block_bytes, pointwise ? P + F : P, sizeof(T), M);
+  const Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
+                                : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
   const Index nblocks = (M + brows - 1) / brows;
   // Filter split (multiples of 16 columns) when blocks alone cannot feed the threads and the
   // product is big enough to be worth a second thread.
@@ -217,33 +228,34 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   // (not on the thread count or on which thread ran a group).
 
   if (pointwise) {
-    // dx = dy * W^T over rows (no overlap between rows); dW = x^T dy, db = colsum(dy) by row ranges.
-    const Index brows = detail::conv_block_rows(ws.block_bytes, P + F, sizeof(T), M);
+    // dx = dy * W^T by blocks of rows (no overlap between rows), all threads; dW = x^T dy and
+    // db = colsum(dy) as one GEMM per group of rows, written (beta 0) into the group's partial sums.
+    const Index brows = detail::pointwise_block_rows(ws.block_bytes, std::max(P, F), sizeof(T), M);
     const Index nblocks = (M + brows - 1) / brows;
-    const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
-    const int threads = static_cast<int>(std::min<Index>(nt, groups));
-    if (part) {
-      detail::grow(ws.partial, groups * part);
-      std::fill(ws.partial.data(), ws.partial.data() + groups * part, T(0));
-    }
-    T* pbase = ws.partial.data();
-    keras::parallel_chunks(groups, threads, [&](Index grp, int) {
-      T* pw = part ? pbase + grp * part : nullptr;
-      T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
-      for (Index b = nblocks * grp / groups, e = nblocks * (grp + 1) / groups; b < e; ++b) {
+    if (dx)
+      keras::parallel_chunks(nblocks, static_cast<int>(std::min<Index>(nt, nblocks)), [&](Index b, int) {
         const Index r0 = b * brows, rows = std::min(brows, M - r0);
-        const T* dyb = dy + r0 * F;
-        if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dx + r0 * P, P);
-        if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dyb, F, T(1), pw, F);
-        if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
+        detail::gemm_block<T>(false, true, rows, P, F, T(1), dy + r0 * F, F, kernel, F, T(0), dx + r0 * P, P);
+      });
+    if (!part) return;
+    const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
+    detail::grow(ws.partial, groups * part);
+    T* pbase = ws.partial.data();
+    keras::parallel_chunks(groups, static_cast<int>(std::min<Index>(nt, groups)), [&](Index grp, int) {
+      T* pw = pbase + grp * part;
+      T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+      const Index r0 = brows * (nblocks * grp / groups), r1 = std::min(M, brows * (nblocks * (grp + 1) / groups));
+      if (dkernel) detail::gemm_block<T>(true, false, P, F, r1 - r0, T(1), x + r0 * P, P, dy + r0 * F, F, T(0), pw, F);
+      if (dbias) {
+        std::fill(pb, pb + F, T(0));
+        detail::sum_rows_into(dy + r0 * F, r1 - r0, F, pb);
       }
     });
-    if (part)
-      for (Index t = 0; t < groups; ++t) {
-        const T* pw = pbase + Index(t) * part;
-        if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-        if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
-      }
+    for (Index t = 0; t < groups; ++t) {
+      const T* pw = pbase + Index(t) * part;
+      if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+      if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+    }
     return;
   }
 

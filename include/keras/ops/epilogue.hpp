@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "../core/shape.hpp"
+#include "../core/threading.hpp"
 
 namespace keras::ops {
 
@@ -60,5 +61,36 @@ struct Epilogue {
     }
   }
 };
+
+/// Backward of an epilogue without residual, y = clamp(z * scale + shift, lo, hi): given its
+/// output y [rows, C] and dy = d(loss)/d(y), writes dz = d(loss)/d(z) = dy * scale where
+/// lo < y < hi (everywhere when there is no clamp), else 0. y strictly inside (lo, hi) is exactly
+/// z * scale + shift inside it: the mask of relu_backward on the clamp's input.
+template <class T>
+void epilogue_backward(const Epilogue<T>& ep, const T* y, const T* dy, T* dz, Index rows, Index C) {
+  const T* sc = ep.scale;
+  const bool clamp = ep.clamp;
+  const T lo = ep.lo, hi = ep.hi;
+  keras::parallel_for(rows, 1, rows * C > 65536 ? keras::get_num_threads() : 1, [=](Index r0, Index r1) {
+    for (Index r = r0; r < r1; ++r) {
+      const T* __restrict yr = y + r * C;
+      const T* __restrict gr = dy + r * C;
+      T* __restrict dr = dz + r * C;
+      if (clamp && sc) {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) dr[c] = (yr[c] > lo && yr[c] < hi) ? gr[c] * sc[c] : T(0);
+      } else if (clamp) {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) dr[c] = (yr[c] > lo && yr[c] < hi) ? gr[c] : T(0);
+      } else if (sc) {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) dr[c] = gr[c] * sc[c];
+      } else {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) dr[c] = gr[c];
+      }
+    }
+  });
+}
 
 }  // namespace keras::ops
