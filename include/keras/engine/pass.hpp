@@ -24,6 +24,8 @@ struct PassState {
   /// Training passes with fused chains (engine/fusion.hpp): per node, the conv whose fused output
   /// it aliases (BN, ReLU members), else -1; per chain head, its last fused node, else -1.
   std::vector<int> train_member_of, train_end;
+  ops::Conv2DWorkspace<T> conv_ws;  ///< the convolutions' workspace in a batch slice (sliced_runner.hpp)
+  ops::detail::GemmPackBuffers<T> gemm_bufs;  ///< the GEMMs' packing buffers in a batch slice
   void reset(std::size_t n) {
     buffers.resize(n);
     eps.resize(n);

@@ -148,9 +148,17 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
   void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
                             const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
+    bool vg = this->needs_variable_grads();
+    const ops::Conv2DGeometry g = ops::with_input(geom_, x, "Conv2D backward");
+    if (g.is_pointwise() && dy.shape() == y.shape() && y.shape() == Shape{g.batch, g.out_h, g.out_w, filters_}) {
+      if (dx.at(0)) dx[0]->resize(x.shape());
+      ops::conv2d_backward_pointwise_fused(g, filters_, x.data(), kernel().value.data(), y.data(), dy.data(), ep,
+                                           dx[0] ? dx[0]->data() : nullptr, vg ? kernel().grad.data() : nullptr,
+                                           vg && bias() ? bias()->grad.data() : nullptr, ws_);
+      return;
+    }
     dz_.resize(y.shape());
     ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
-    bool vg = this->needs_variable_grads();
     ops::conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,

@@ -44,7 +44,15 @@ struct Conv2DWorkspace {
 /// The calling thread's workspace (reentrant inference: one per thread and scalar type, kept for
 /// the thread's lifetime; it holds at most one im2col block per kerascpp thread).
 template <class T>
+Conv2DWorkspace<T>*& workspace_override() {
+  thread_local Conv2DWorkspace<T>* ws = nullptr;
+  return ws;
+}
+/// (While a caller has set workspace_override on this thread, e.g. engine/sliced_runner.hpp for a
+/// batch slice, that workspace instead: its owner can then size it whichever thread runs.)
+template <class T>
 Conv2DWorkspace<T>& thread_workspace() {
+  if (Conv2DWorkspace<T>* o = workspace_override<T>()) return *o;
   thread_local Conv2DWorkspace<T> ws;
   return ws;
 }
@@ -303,6 +311,50 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
       if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
       if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
     }
+}
+
+/// Backward of a pointwise (1x1, stride 1, unpadded) convolution followed by the epilogue ep
+/// (scale, shift, clamp; no residual): y is the epilogue's output, dy = d(loss)/d(y). Each block of
+/// rows turns dy into d(loss)/d(conv output) (ops::epilogue_backward_rows) in the thread's scratch
+/// while it is cache-hot and feeds it to both GEMMs. dx overwritten, dkernel/dbias accumulated
+/// (nullptr: skip). Work is cut into fixed groups of blocks (their partial sums are added in group
+/// order: the same result on any number of threads).
+template <class T>
+void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* y, const T* dy,
+                                     const Epilogue<T>& ep, T* dx, T* dkernel, T* dbias, Conv2DWorkspace<T>& ws) {
+  detail::check_geometry(g, filters, "conv2d_backward_pointwise_fused");
+  if (!g.is_pointwise()) throw ValueError("conv2d_backward_pointwise_fused: the convolution is not pointwise");
+  const Index F = filters, P = g.patch_size(), M = g.out_pixels();
+  if (M == 0 || (!dx && !dkernel && !dbias)) return;
+  const int nt = keras::get_num_threads();
+  const Index brows = detail::pointwise_block_rows(ws.block_bytes, std::max(P, F), sizeof(T), M);
+  const Index nblocks = (M + brows - 1) / brows;
+  const Index groups = std::min<Index>(nblocks, 2 * detail::kConvReduceGroups);
+  const int threads = static_cast<int>(std::min<Index>(nt, groups));
+  const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);
+  if (part) detail::grow(ws.partial, groups * part);
+  detail::grow(ws.dcol, Index(threads) * brows * F);
+  T* pbase = ws.partial.data();
+  T* sbase = ws.dcol.data();
+  keras::parallel_chunks(groups, threads, [&](Index grp, int slot) {
+    T* dz = sbase + Index(slot) * brows * F;
+    T* pw = part ? pbase + grp * part : nullptr;
+    T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+    if (pb) std::fill(pb, pb + F, T(0));
+    const Index b0 = nblocks * grp / groups, b1 = nblocks * (grp + 1) / groups;
+    for (Index b = b0; b < b1; ++b) {
+      const Index r0 = b * brows, rows = std::min(brows, M - r0);
+      epilogue_backward_rows(ep, y + r0 * F, dy + r0 * F, dz, rows, F);
+      if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dz, F, kernel, F, T(0), dx + r0 * P, P);
+      if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dz, F, b == b0 ? T(0) : T(1), pw, F);
+      if (pb) detail::sum_rows_into(dz, rows, F, pb);
+    }
+  });
+  for (Index t = 0; t < groups && part; ++t) {
+    const T* pw = pbase + t * part;
+    if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+    if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
