@@ -169,6 +169,67 @@ TEST_CASE("Gradients are right after a fused inference pass and in training", "[
   }
 }
 
+TEST_CASE("Training with frozen BatchNormalization: fused conv -> BN -> ReLU chains equal the unfused pass", "[fusion][gradient]") {
+  set_random_seed(9);
+  auto m = small_net<double>();
+  Random rng(5);
+  randomise_bn(*m, rng);
+  for (auto& l : m->layers())
+    if (l->class_name() == "BatchNormalization") l->set_trainable(false);  // inference mode, nothing to train
+  auto x = random_input<double>({3, 10, 10, 4}, 7);
+  Tensor<double> w = random_input<double>({3, 5}, 8);
+  auto vars = m->trainable_variables();
+  REQUIRE(vars.size() == 10);  // the convolutions' kernels and biases
+  auto grads = [&](bool fused) {
+    m->graph().set_training_fusion(fused);
+    for (auto* v : vars) v->grad.setConstant(0.25);  // backward adds into them
+    Tensor<double> y, dx;
+    m->forward({&x}, y, true);
+    // conv3x3, expand 1x1 and depthwise -> BN -> ReLU6; project 1x1 -> BN (its Add stays a layer)
+    CHECK(m->graph().fused_training_chains() == (fused ? 4 : 0));
+    std::vector<Tensor<double>*> dxs{&dx};
+    m->backward({&x}, y, w, dxs);
+    std::vector<Tensor<double>> g{y, dx};
+    for (auto* v : vars) g.push_back(v->grad);
+    return g;
+  };
+  const auto gu = grads(false);
+  const auto gf = grads(true);
+  REQUIRE(gf.size() == gu.size());
+  for (std::size_t k = 0; k < gf.size(); ++k) {
+    INFO("tensor " << k << " (0: output, 1: d/dx, then the variables' gradients)");
+    CHECK(testing::rel_error(gf[k], gu[k]) < 1e-12);
+  }
+  // and against central differences, through the fused path: d/dx and d/d(first kernel)
+  m->graph().set_training_fusion(true);
+  auto loss = [&] {
+    Tensor<double> y;
+    m->forward({&x}, y, true);
+    double s = 0;
+    for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
+    return s;
+  };
+  auto numeric = [&](Tensor<double>& t, const Tensor<double>& analytic, Index step) {
+    double diff = 0, scale = 1e-9;
+    for (Index i = 0; i < t.size(); i += step) {
+      const double old = t[i], eps = 1e-6;
+      t[i] = old + eps;
+      const double fp = loss();
+      t[i] = old - eps;
+      const double fm = loss();
+      t[i] = old;
+      const double num = (fp - fm) / (2 * eps);
+      diff = std::max(diff, std::abs(num - analytic[i]));
+      scale = std::max(scale, std::abs(num));
+    }
+    return diff / scale;
+  };
+  CHECK(numeric(x, gf[1], 5) < 1e-5);
+  Tensor<double> dk0 = gf[2];
+  dk0.array() -= 0.25;  // the gradient started at 0.25
+  CHECK(numeric(vars[0]->value, dk0, 3) < 1e-5);
+}
+
 namespace {
 
 /// An identity layer that is not layers::ReentrantInference (as a user's layer that stores state

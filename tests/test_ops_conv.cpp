@@ -7,6 +7,7 @@
 #include <keras/ops/padding.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -514,4 +515,54 @@ TEST_CASE("Conv2D forward: small images split over the filters give the referenc
     }
   }
   keras::set_num_threads(saved);
+}
+
+TEST_CASE("Pointwise conv backward with a fused BN/ReLU6 epilogue equals epilogue_backward + conv2d_backward", "[ops][conv][fusion]") {
+  keras::Random rng(21);
+  const Index N = 3, H = 7, W = 5, C = 6, F = 10;
+  auto x = random_tensor<double>({N, H, W, C}, rng);
+  auto k = random_tensor<double>({1, 1, C, F}, rng);
+  Tensor<double> scale({F}), shift({F});
+  for (Index f = 0; f < F; ++f) {
+    scale[f] = rng.uniform(0.5, 1.5);
+    shift[f] = rng.uniform(-0.5, 0.5);
+  }
+  auto g = ops::conv_geometry(H, W, C, 1, 1, 1, 1, "same");
+  for (bool clamp : {true, false}) {
+    ops::Epilogue<double> ep;
+    ep.scale = scale.data();
+    ep.shift = shift.data();
+    ep.clamp = clamp;
+    ep.lo = 0.0;
+    ep.hi = clamp ? 0.8 : ep.hi;  // a low ceiling: both sides of the mask are hit
+    ops::Conv2DWorkspace<double> ws;
+    Tensor<double> y;
+    ops::conv2d_forward(g, x, k, nullptr, y, ws, &ep);
+    auto dy = random_tensor<double>(y.shape(), rng);
+    // reference: the unfused path
+    Tensor<double> dz(y.shape()), dx_ref, dk_ref(k.shape(), 0.5), db_ref({F}, 0.5);
+    ops::epilogue_backward(ep, y.data(), dy.data(), dz.data(), N * H * W, F);
+    ops::conv2d_backward(g, x, k, dz, &dx_ref, &dk_ref, &db_ref, ws);
+    Tensor<double> first_dk;
+    for (int nt : {1, 2, 3}) {
+      keras::set_num_threads(nt);
+      for (Index bytes : {Index(64), Index(1) << 20}) {  // many blocks and groups, or one
+        INFO("clamp " << clamp << ", " << nt << " threads, block_bytes " << bytes);
+        ops::Conv2DWorkspace<double> w2;
+        w2.block_bytes = bytes;
+        Tensor<double> dx(x.shape()), dk(k.shape(), 0.5), db({F}, 0.5);
+        auto g2 = g;
+        g2.batch = N;
+        ops::conv2d_backward_pointwise_fused(g2, F, x.data(), k.data(), y.data(), dy.data(), ep, dx.data(), dk.data(), db.data(), w2);
+        CHECK(max_abs_diff(dx, dx_ref) < 1e-12);
+        CHECK(max_abs_diff(dk, dk_ref) < 1e-12);
+        CHECK(max_abs_diff(db, db_ref) < 1e-12);
+        if (bytes == 64) {
+          if (nt == 1) first_dk = dk;
+          else CHECK(std::memcmp(first_dk.data(), dk.data(), sizeof(double) * dk.size()) == 0);  // thread count: bit-identical
+        }
+      }
+    }
+    keras::set_num_threads(2);
+  }
 }

@@ -76,6 +76,15 @@ class Tensor {
     shape_ = shape;
     size_ = n;
   }
+  /// Grows the storage (never shrinks it, keeps shape and contents) to hold as many elements as
+  /// `other` holds, so a later resize to that size allocates nothing.
+  void reserve_like(const Tensor& other) {
+    if (other.capacity_ <= capacity_) return;
+    T* fresh = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * static_cast<std::size_t>(other.capacity_)));
+    if (size_) std::copy(data_.get(), data_.get() + size_, fresh);
+    data_.reset(fresh);
+    capacity_ = other.capacity_;
+  }
   /// Changes the shape without touching data; the element count must stay the same.
   void reshape(const Shape& shape) {
     if (num_elements(shape) != size_)

@@ -30,8 +30,12 @@ class Backprop {
     std::vector<const Tensor<T>*> ins;
     std::vector<Tensor<T>*> dins;
     for (std::size_t ii = n; ii-- > 0;) {
-      auto& nd = nodes[ii];
-      if (nd.input_index >= 0 || !flows_[ii] || !has_grad_[ii]) continue;
+      if (nodes[ii].input_index >= 0 || !flows_[ii] || !has_grad_[ii]) continue;
+      // the last node of a fused training chain: the chain's conv back-propagates the whole chain
+      const int head = st.train_member_of.size() == n ? st.train_member_of[ii] : -1;
+      const bool chain = head >= 0 && st.train_end[head] == static_cast<int>(ii);
+      if (head >= 0 && !chain) continue;  // a chain's inner node: done by the chain's end
+      auto& nd = nodes[chain ? head : ii];
       ins.clear();
       dins.clear();
       scratch_.resize(std::max(scratch_.size(), nd.inputs.size()));
@@ -42,7 +46,8 @@ class Backprop {
         else if (nodes[j].consumers == 1) dins.push_back(&grads_[j]);
         else dins.push_back(&scratch_[s]);
       }
-      if (static_cast<int>(ii) == logits_node) nd.logits->backward_logits(ins, grads_[ii], dins);
+      if (chain) nd.train_conv->backward_train_fused(ins, *st.values[ii], grads_[ii], st.eps[head], dins);
+      else if (static_cast<int>(ii) == logits_node) nd.logits->backward_logits(ins, grads_[ii], dins);
       else nd.layer->backward(ins, *st.values[ii], grads_[ii], dins);
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];

@@ -1,6 +1,12 @@
 // Fusion of conv -> [BatchNormalization] -> [ReLU] -> [Add] chains in inference passes: the
 // convolution applies the others as its epilogue (ops/epilogue.hpp) and the fused nodes alias its
 // output. Layers are recognised by the interfaces of layers/fast_paths.hpp, never by class name.
+//
+// Training passes fuse the conv -> frozen BatchNormalization -> [ReLU] part of a chain (the BN in
+// inference mode with nothing to train, layers::AffineInference::affine_in_training; the conv a
+// layers::FusableTrainingConv): forward, the conv writes clamp(conv * scale + shift) once; backward
+// (engine/backward.hpp), the conv turns d(loss)/d(chain output) into d(loss)/d(conv output) in one
+// pass (ops::epilogue_backward) instead of the ReLU's and the BN's backward passes.
 #pragma once
 #include <vector>
 
@@ -17,6 +23,7 @@ struct Chain {
   Tensor<T> scale, shift;                           ///< the BN's inference affine, refreshed every pass
   T lo = T(0), hi = T(0);                           ///< the ReLU's clamp range
   bool ok = false;                                  ///< usable in this pass
+  int train_end = -1;  ///< last node of the training chain (conv -> frozen BN -> [ReLU]), -1: none this pass
 };
 
 /// The chains of one topology, found once (plan) and refreshed before every fast pass.
@@ -77,6 +84,34 @@ class Fusion {
       ch.ok = true;
       if (ch.bn >= 0) ch.ok = nodes[ch.bn].affine->inference_affine(ch.scale, ch.shift);
       if (ch.ok && ch.relu >= 0) ch.ok = nodes[ch.relu].clamp->clamp_range(ch.lo, ch.hi);
+    }
+  }
+
+  /// For a training pass: recomputes the BN affines and ReLU ranges and which chains fuse in
+  /// training (Chain::train_end): a FusableTrainingConv followed by an affine layer that is
+  /// affine_in_training (and trains nothing) and optionally a clamp. Runs before the pass.
+  void refresh_training(const Topology<T>& g) {
+    refresh(g);
+    const auto& nodes = g.nodes();
+    for (std::size_t c = 0; c < chains_.size(); ++c) {
+      auto& ch = chains_[c];
+      ch.train_end = -1;
+      if (ch.end < 0 || !ch.ok || ch.bn < 0 || !nodes[c].train_conv) continue;
+      const auto& bn = nodes[ch.bn];
+      if (!bn.affine->affine_in_training() || bn.layer->needs_variable_grads()) continue;
+      ch.train_end = ch.relu >= 0 ? ch.relu : ch.bn;
+    }
+  }
+  /// Node c's training epilogue (scale, shift, clamp; no residual).
+  void make_training_epilogue(int c, ops::Epilogue<T>& ep) const {
+    const Chain<T>& ch = chain(c);
+    ep = ops::Epilogue<T>{};
+    ep.scale = ch.scale.data();
+    ep.shift = ch.shift.data();
+    if (ch.relu >= 0) {
+      ep.clamp = true;
+      ep.lo = ch.lo;
+      ep.hi = ch.hi;
     }
   }
 

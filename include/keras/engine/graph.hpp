@@ -7,7 +7,8 @@
 //  - when every layer is reentrant and the batch has more samples than one slice, threads run the
 //    whole graph on batch slices (engine/sliced_runner.hpp).
 // Training passes run layer by layer (engine/pass.hpp), each layer's kernels using all threads,
-// and keep every value for the backward pass (engine/backward.hpp).
+// and keep every value for the backward pass (engine/backward.hpp); conv -> frozen BN -> [ReLU]
+// chains run fused there too (set_training_fusion).
 #pragma once
 #include <algorithm>
 #include <vector>
@@ -46,12 +47,21 @@ class Graph {
   /// passes never use it. Off: every layer runs forward() into its own buffer.
   void set_fusion(bool on) { fusion_enabled_ = on; }
   bool fusion_enabled() const { return fusion_enabled_; }
+  /// Training passes fuse conv -> frozen BatchNormalization -> [ReLU] chains (engine/fusion.hpp):
+  /// on by default. Off: every layer runs forward(training) and backward on its own. The fused
+  /// BN/ReLU nodes' value() is then the chain's output.
+  void set_training_fusion(bool on) { train_fusion_enabled_ = on; }
+  bool training_fusion() const { return train_fusion_enabled_; }
   /// Samples per thread slice in fast inference passes (0: automatic). A value >= the batch size
   /// switches slicing off.
   void set_inference_slice(Index samples) { slice_ = samples; }
   Index inference_slice() const { return slice_; }
   /// Number of fused chains the last forward pass ran (per slice, when it was sliced).
   int fused_chains() const { return static_cast<int>(std::count(main_.fused.begin(), main_.fused.end(), char(1))); }
+  /// Number of conv -> frozen BN -> [ReLU] chains the last training pass ran fused.
+  int fused_training_chains() const {
+    return static_cast<int>(std::count_if(main_.train_end.begin(), main_.train_end.end(), [](int e) { return e >= 0; }));
+  }
   /// Whether the last forward pass was cut into batch slices over threads.
   bool last_pass_sliced() const { return sliced_; }
 
@@ -120,6 +130,7 @@ class Graph {
   SlicedRunner<T> sliced_runner_;
   Backprop<T> backprop_;
   bool fusion_enabled_ = true;
+  bool train_fusion_enabled_ = true;
   bool fast_pass_ = false;  ///< the last pass took the fast inference path
   bool sliced_ = false;
   Index slice_ = 0;
@@ -133,9 +144,10 @@ class Graph {
     logits_ = nullptr;
     fast_pass_ = !training && fusion_enabled_;
     sliced_ = false;
-    if (fast_pass_) {
+    if (fast_pass_ || (training && train_fusion_enabled_)) {
       if (!fusion_.planned()) fusion_.plan(topo_);
-      fusion_.refresh(topo_);
+      if (fast_pass_) fusion_.refresh(topo_);
+      else fusion_.refresh_training(topo_);
     }
   }
 
@@ -148,7 +160,7 @@ class Graph {
     const int ln = logits ? logits_output() : -1;
     const bool want = ln >= first && ln <= last;
     if (!fast_pass_) {
-      run_layers(topo_, main_, first, last, inputs, training);
+      run_layers(topo_, main_, first, last, inputs, training, training && train_fusion_enabled_ ? &fusion_ : nullptr);
       if (want) keep_layer_logits(ln);
       return;
     }

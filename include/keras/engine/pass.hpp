@@ -21,11 +21,18 @@ struct PassState {
   std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
   std::vector<Tensor<T>> slice_inputs;
   Tensor<T> slice_value;
+  /// Training passes with fused chains (engine/fusion.hpp): per node, the conv whose fused output
+  /// it aliases (BN, ReLU members), else -1; per chain head, its last fused node, else -1.
+  std::vector<int> train_member_of, train_end;
+  ops::Conv2DWorkspace<T> conv_ws;  ///< the convolutions' workspace in a batch slice (sliced_runner.hpp)
+  ops::detail::GemmPackBuffers<T> gemm_bufs;  ///< the GEMMs' packing buffers in a batch slice
   void reset(std::size_t n) {
     buffers.resize(n);
     eps.resize(n);
     values.assign(n, nullptr);
     fused.assign(n, 0);
+    train_member_of.assign(n, -1);
+    train_end.assign(n, -1);
   }
 };
 
@@ -36,10 +43,12 @@ const Tensor<T>* checked_input(const Node<T>& n, const Tensor<T>* x) {
   return x;
 }
 
-/// Nodes [first, last] into `st`, each with forward(training) into its own buffer.
+/// Nodes [first, last] into `st`, each with forward(training) into its own buffer. `train_fusion`
+/// (training passes, refreshed with Fusion::refresh_training): conv -> frozen BN -> [ReLU] chains
+/// run as one fused conv whose buffer the BN and ReLU nodes alias (their value is the chain's output).
 template <class T>
 void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last, const std::vector<const Tensor<T>*>& inputs,
-                bool training) {
+                bool training, const Fusion<T>* train_fusion = nullptr) {
   std::vector<const Tensor<T>*> ins;
   for (int i = first; i <= last; ++i) {
     auto& n = g.nodes()[i];
@@ -47,9 +56,22 @@ void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last, con
       st.values[i] = checked_input(n, inputs.at(n.input_index));
       continue;
     }
+    if (st.train_member_of[i] >= 0) {
+      st.values[i] = st.values[st.train_member_of[i]];
+      continue;
+    }
     ins.clear();
     for (int j : n.inputs) ins.push_back(st.values[j]);
-    n.layer->forward(ins, st.buffers[i], training);
+    const Chain<T>* ch = training && train_fusion ? &train_fusion->chain(i) : nullptr;
+    if (ch && ch->train_end >= 0 && ch->train_end <= last) {
+      train_fusion->make_training_epilogue(i, st.eps[i]);
+      n.train_conv->forward_train_fused(ins, st.buffers[i], st.eps[i]);
+      st.train_end[i] = ch->train_end;
+      for (int m : {ch->bn, ch->relu})
+        if (m >= 0 && m <= ch->train_end) st.train_member_of[m] = i;
+    } else {
+      n.layer->forward(ins, st.buffers[i], training);
+    }
     st.values[i] = &st.buffers[i];
   }
 }

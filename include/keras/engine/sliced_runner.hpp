@@ -77,7 +77,24 @@ class SlicedRunner {
             take_samples(*preset_value, s0, s1, st.slice_value);
             st.values[preset] = &st.slice_value;
           }
-          run_fast(g, fusion, plan, st, first, last, ins);
+          {
+            // this slice state's workspaces, not the thread's (sized below for every state)
+            auto& ov = ops::workspace_override<T>();
+            auto& gv = ops::detail::gemm_buffers_override<T>();
+            struct Restore {
+              ops::Conv2DWorkspace<T>*& p;
+              ops::Conv2DWorkspace<T>* v;
+              ops::detail::GemmPackBuffers<T>*& q;
+              ops::detail::GemmPackBuffers<T>* w;
+              ~Restore() {
+                p = v;
+                q = w;
+              }
+            } restore{ov, ov, gv, gv};
+            ov = &st.conv_ws;
+            gv = &st.gemm_bufs;
+            run_fast(g, fusion, plan, st, first, last, ins);
+          }
           ran[static_cast<std::size_t>(tid)] = 1;
           for (std::size_t q = 0; q < sinks.size(); ++q) {
             const int sk = sinks[q];
@@ -113,10 +130,28 @@ class SlicedRunner {
       for (std::size_t k = 0; k < g.inputs().size(); ++k) main.values[g.inputs()[k]] = inputs.at(k);
     for (int sk : sinks)
       if (sk != preset && nodes[sk].input_index < 0) main.values[sk] = &main.buffers[sk];
+    int done = -1;
     for (int t = 0; t < threads; ++t)
       if (ran[static_cast<std::size_t>(t)]) {
         main.fused = slices_[static_cast<std::size_t>(t)].fused;
+        done = t;
         break;
+      }
+    // Which thread runs a slice depends on timing: a thread that ran none this time (its worker was
+    // off the CPU) gets buffers as large as one that did, so that it allocates nothing when it
+    // first runs a slice in a later batch (steady state).
+    if (done >= 0)
+      for (int t = 0; t < threads; ++t) {
+        if (ran[static_cast<std::size_t>(t)]) continue;
+        const PassState<T>& ref = slices_[static_cast<std::size_t>(done)];
+        PassState<T>& st = slices_[static_cast<std::size_t>(t)];
+        st.reset(n);
+        if (st.pool.size() < ref.pool.size()) st.pool.resize(ref.pool.size());
+        for (std::size_t q = 0; q < ref.pool.size(); ++q) st.pool[q].reserve_like(ref.pool[q]);
+        for (std::size_t q = 0; q < ref.slice_inputs.size(); ++q) st.slice_inputs[q].reserve_like(ref.slice_inputs[q]);
+        st.slice_value.reserve_like(ref.slice_value);
+        st.conv_ws.col.reserve_like(ref.conv_ws.col);
+        if (ref.gemm_bufs.allocated()) st.gemm_bufs.ensure();
       }
     return true;
   }

@@ -27,6 +27,7 @@ struct Node {
   bool reentrant = false;
   layers::InferenceKernel<T>* kernel = nullptr;
   layers::FusableConv<T>* conv = nullptr;
+  layers::FusableTrainingConv<T>* train_conv = nullptr;
   layers::AffineInference<T>* affine = nullptr;
   layers::ClampActivation<T>* clamp = nullptr;
   bool elementwise_sum = false;
@@ -250,6 +251,7 @@ class Topology {
     n.reentrant = dynamic_cast<layers::ReentrantInference*>(l) != nullptr;
     n.kernel = dynamic_cast<layers::InferenceKernel<T>*>(l);
     n.conv = dynamic_cast<layers::FusableConv<T>*>(l);
+    n.train_conv = dynamic_cast<layers::FusableTrainingConv<T>*>(l);
     n.affine = dynamic_cast<layers::AffineInference<T>*>(l);
     n.clamp = dynamic_cast<layers::ClampActivation<T>*>(l);
     n.elementwise_sum = dynamic_cast<layers::ElementwiseSum*>(l) != nullptr;

@@ -81,6 +81,8 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     apply_affine(*in.at(0), a, b, y);
   }
 
+  /// Frozen: training passes use the moving statistics too, and nothing is trained.
+  bool affine_in_training() const override { return !this->trainable(); }
   /// Inference mode (moving statistics) as y = x * scale + shift.
   bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) override {
     if (!this->built()) return false;

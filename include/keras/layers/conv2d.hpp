@@ -103,7 +103,7 @@ struct Conv2DOptions {
 };
 
 template <class T = float>
-class Conv2D : public Layer<T>, public FusableConv<T> {
+class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingConv<T> {
  public:
   KERAS_LAYER(Conv2D)
   Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
@@ -140,6 +140,28 @@ class Conv2D : public Layer<T>, public FusableConv<T> {
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
+  /// Training chain conv -> frozen BN -> [ReLU] (engine/fusion.hpp; only when accepts_epilogue()).
+  void forward_train_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
+    const Tensor<T>& x = *in.at(0);
+    detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, y, ws_, &ep);
+  }
+  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
+                            const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    bool vg = this->needs_variable_grads();
+    const ops::Conv2DGeometry g = ops::with_input(geom_, x, "Conv2D backward");
+    if (g.is_pointwise() && dy.shape() == y.shape() && y.shape() == Shape{g.batch, g.out_h, g.out_w, filters_}) {
+      if (dx.at(0)) dx[0]->resize(x.shape());
+      ops::conv2d_backward_pointwise_fused(g, filters_, x.data(), kernel().value.data(), y.data(), dy.data(), ep,
+                                           dx[0] ? dx[0]->data() : nullptr, vg ? kernel().grad.data() : nullptr,
+                                           vg && bias() ? bias()->grad.data() : nullptr, ws_);
+      return;
+    }
+    dz_.resize(y.shape());
+    ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
+    ops::conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+  }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);

@@ -22,7 +22,7 @@ struct DepthwiseConv2DOptions {
 };
 
 template <class T = float>
-class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
+class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingConv<T> {
  public:
   KERAS_LAYER(DepthwiseConv2D)
   explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
@@ -60,6 +60,20 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T> {
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
+  /// Training chain conv -> frozen BN -> [ReLU] (engine/fusion.hpp; only when accepts_epilogue()).
+  void forward_train_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
+    const Tensor<T>& x = *in.at(0);
+    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, y, &ep);
+  }
+  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
+                            const typename Layer<T>::GradInputs& dx) override {
+    const Tensor<T>& x = *in.at(0);
+    dz_.resize(y.shape());
+    ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
+    bool vg = this->needs_variable_grads();
+    ops::depthwise_conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+  }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);

@@ -40,6 +40,20 @@ class FusableConv : public InferenceKernel<T> {
   virtual void forward_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output, const ops::Epilogue<T>& ep) = 0;
 };
 
+/// A convolution that also runs a fused per-channel affine + clamp epilogue in training passes:
+/// conv -> frozen BatchNormalization -> [ReLU] chains then cost one pass over memory forward and
+/// one backward (engine/fusion.hpp, engine/backward.hpp) instead of three each.
+template <class T>
+class FusableTrainingConv {
+ public:
+  virtual ~FusableTrainingConv() = default;
+  /// forward(inputs, y, true) with the epilogue ep (scale, shift, clamp; never a residual) applied to y.
+  virtual void forward_train_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& y, const ops::Epilogue<T>& ep) = 0;
+  /// backward() of that chain after forward_train_fused: y is the chain's output, dy d(loss)/d(y).
+  virtual void backward_train_fused(const std::vector<const Tensor<T>*>& inputs, const Tensor<T>& y, const Tensor<T>& dy,
+                                    const ops::Epilogue<T>& ep, const std::vector<Tensor<T>*>& dx) = 0;
+};
+
 /// A per-channel affine map in inference mode (BatchNormalization): y = x * scale + shift.
 template <class T>
 class AffineInference {
@@ -47,6 +61,9 @@ class AffineInference {
   virtual ~AffineInference() = default;
   /// Fills scale and shift; false when the layer cannot be expressed so right now.
   virtual bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) = 0;
+  /// True when training passes also compute the inference affine and the layer has no variable to
+  /// train (a frozen BatchNormalization): it can then fuse into a convolution in training too.
+  virtual bool affine_in_training() const { return false; }
 };
 
 /// A clamp activation: y = min(max(x, lo), hi) (ReLU, ReLU6).

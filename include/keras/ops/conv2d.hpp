@@ -44,7 +44,15 @@ struct Conv2DWorkspace {
 /// The calling thread's workspace (reentrant inference: one per thread and scalar type, kept for
 /// the thread's lifetime; it holds at most one im2col block per kerascpp thread).
 template <class T>
+Conv2DWorkspace<T>*& workspace_override() {
+  thread_local Conv2DWorkspace<T>* ws = nullptr;
+  return ws;
+}
+/// (While a caller has set workspace_override on this thread, e.g. engine/sliced_runner.hpp for a
+/// batch slice, that workspace instead: its owner can then size it whichever thread runs.)
+template <class T>
 Conv2DWorkspace<T>& thread_workspace() {
+  if (Conv2DWorkspace<T>* o = workspace_override<T>()) return *o;
   thread_local Conv2DWorkspace<T> ws;
   return ws;
 }
@@ -62,6 +70,16 @@ inline void grow(auto& t, Index n) {
 /// Rows per block: about `bytes` of im2col data, at least 16 and at most 4096, a multiple of 8.
 inline Index conv_block_rows(Index bytes, Index row_elems, Index elem_size, Index total_rows) {
   Index r = bytes / std::max<Index>(1, row_elems * elem_size);
+  r = std::clamp<Index>(r, 16, 4096) / 8 * 8;
+  return std::max<Index>(1, std::min(r, total_rows));
+}
+
+/// Rows per block of a pointwise (1x1) convolution: x is already the GEMM's lhs, so a block only
+/// bounds the output rows one GEMM call writes (about 4 * `bytes` of output, kept cache-hot for the
+/// epilogue). Each call re-packs the whole weight matrix, so blocks of a few rows (sized like an
+/// im2col block) spent as much time packing the weights as multiplying: >= 128 rows here.
+inline Index pointwise_block_rows(Index bytes, Index F, Index elem_size, Index total_rows) {
+  Index r = 4 * bytes / std::max<Index>(1, F * elem_size);
   r = std::clamp<Index>(r, 16, 4096) / 8 * 8;
   return std::max<Index>(1, std::min(r, total_rows));
 }
@@ -171,7 +189,8 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const int nt = keras::get_num_threads();
   const bool pointwise = g.is_pointwise();
   // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.
-  const Index brows = detail::conv_block_rows(ws.block_bytes, pointwise ? P + F : P, sizeof(T), M);
+  const Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
+                                : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
   const Index nblocks = (M + brows - 1) / brows;
   // Filter split (multiples of 16 columns) when blocks alone cannot feed the threads and the
   // product is big enough to be worth a second thread.
@@ -217,33 +236,34 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   // (not on the thread count or on which thread ran a group).
 
   if (pointwise) {
-    // dx = dy * W^T over rows (no overlap between rows); dW = x^T dy, db = colsum(dy) by row ranges.
-    const Index brows = detail::conv_block_rows(ws.block_bytes, P + F, sizeof(T), M);
+    // dx = dy * W^T by blocks of rows (no overlap between rows), all threads; dW = x^T dy and
+    // db = colsum(dy) as one GEMM per group of rows, written (beta 0) into the group's partial sums.
+    const Index brows = detail::pointwise_block_rows(ws.block_bytes, std::max(P, F), sizeof(T), M);
     const Index nblocks = (M + brows - 1) / brows;
-    const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
-    const int threads = static_cast<int>(std::min<Index>(nt, groups));
-    if (part) {
-      detail::grow(ws.partial, groups * part);
-      std::fill(ws.partial.data(), ws.partial.data() + groups * part, T(0));
-    }
-    T* pbase = ws.partial.data();
-    keras::parallel_chunks(groups, threads, [&](Index grp, int) {
-      T* pw = part ? pbase + grp * part : nullptr;
-      T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
-      for (Index b = nblocks * grp / groups, e = nblocks * (grp + 1) / groups; b < e; ++b) {
+    if (dx)
+      keras::parallel_chunks(nblocks, static_cast<int>(std::min<Index>(nt, nblocks)), [&](Index b, int) {
         const Index r0 = b * brows, rows = std::min(brows, M - r0);
-        const T* dyb = dy + r0 * F;
-        if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dx + r0 * P, P);
-        if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dyb, F, T(1), pw, F);
-        if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
+        detail::gemm_block<T>(false, true, rows, P, F, T(1), dy + r0 * F, F, kernel, F, T(0), dx + r0 * P, P);
+      });
+    if (!part) return;
+    const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
+    detail::grow(ws.partial, groups * part);
+    T* pbase = ws.partial.data();
+    keras::parallel_chunks(groups, static_cast<int>(std::min<Index>(nt, groups)), [&](Index grp, int) {
+      T* pw = pbase + grp * part;
+      T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+      const Index r0 = brows * (nblocks * grp / groups), r1 = std::min(M, brows * (nblocks * (grp + 1) / groups));
+      if (dkernel) detail::gemm_block<T>(true, false, P, F, r1 - r0, T(1), x + r0 * P, P, dy + r0 * F, F, T(0), pw, F);
+      if (dbias) {
+        std::fill(pb, pb + F, T(0));
+        detail::sum_rows_into(dy + r0 * F, r1 - r0, F, pb);
       }
     });
-    if (part)
-      for (Index t = 0; t < groups; ++t) {
-        const T* pw = pbase + Index(t) * part;
-        if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-        if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
-      }
+    for (Index t = 0; t < groups; ++t) {
+      const T* pw = pbase + Index(t) * part;
+      if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+      if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+    }
     return;
   }
 
@@ -291,6 +311,50 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
       if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
       if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
     }
+}
+
+/// Backward of a pointwise (1x1, stride 1, unpadded) convolution followed by the epilogue ep
+/// (scale, shift, clamp; no residual): y is the epilogue's output, dy = d(loss)/d(y). Each block of
+/// rows turns dy into d(loss)/d(conv output) (ops::epilogue_backward_rows) in the thread's scratch
+/// while it is cache-hot and feeds it to both GEMMs. dx overwritten, dkernel/dbias accumulated
+/// (nullptr: skip). Work is cut into fixed groups of blocks (their partial sums are added in group
+/// order: the same result on any number of threads).
+template <class T>
+void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* y, const T* dy,
+                                     const Epilogue<T>& ep, T* dx, T* dkernel, T* dbias, Conv2DWorkspace<T>& ws) {
+  detail::check_geometry(g, filters, "conv2d_backward_pointwise_fused");
+  if (!g.is_pointwise()) throw ValueError("conv2d_backward_pointwise_fused: the convolution is not pointwise");
+  const Index F = filters, P = g.patch_size(), M = g.out_pixels();
+  if (M == 0 || (!dx && !dkernel && !dbias)) return;
+  const int nt = keras::get_num_threads();
+  const Index brows = detail::pointwise_block_rows(ws.block_bytes, std::max(P, F), sizeof(T), M);
+  const Index nblocks = (M + brows - 1) / brows;
+  const Index groups = std::min<Index>(nblocks, 2 * detail::kConvReduceGroups);
+  const int threads = static_cast<int>(std::min<Index>(nt, groups));
+  const Index part = (dkernel ? P * F : 0) + (dbias ? F : 0);
+  if (part) detail::grow(ws.partial, groups * part);
+  detail::grow(ws.dcol, Index(threads) * brows * F);
+  T* pbase = ws.partial.data();
+  T* sbase = ws.dcol.data();
+  keras::parallel_chunks(groups, threads, [&](Index grp, int slot) {
+    T* dz = sbase + Index(slot) * brows * F;
+    T* pw = part ? pbase + grp * part : nullptr;
+    T* pb = dbias ? pw + (dkernel ? P * F : 0) : nullptr;
+    if (pb) std::fill(pb, pb + F, T(0));
+    const Index b0 = nblocks * grp / groups, b1 = nblocks * (grp + 1) / groups;
+    for (Index b = b0; b < b1; ++b) {
+      const Index r0 = b * brows, rows = std::min(brows, M - r0);
+      epilogue_backward_rows(ep, y + r0 * F, dy + r0 * F, dz, rows, F);
+      if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dz, F, kernel, F, T(0), dx + r0 * P, P);
+      if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dz, F, b == b0 ? T(0) : T(1), pw, F);
+      if (pb) detail::sum_rows_into(dz, rows, F, pb);
+    }
+  });
+  for (Index t = 0; t < groups && part; ++t) {
+    const T* pw = pbase + t * part;
+    if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+    if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "../core/shape.hpp"
+#include "../core/threading.hpp"
 
 namespace keras::ops {
 
@@ -60,5 +61,43 @@ struct Epilogue {
     }
   }
 };
+
+/// Backward of an epilogue without residual, y = clamp(z * scale + shift, lo, hi): given its
+/// output y [rows, C] and dy = d(loss)/d(y), writes dz = d(loss)/d(z) = dy * scale where
+/// lo < y < hi (everywhere when there is no clamp), else 0. y strictly inside (lo, hi) is exactly
+/// z * scale + shift inside it: the mask of relu_backward on the clamp's input. Serial, for rows
+/// [0, rows) of [rows, C] data.
+template <class T>
+void epilogue_backward_rows(const Epilogue<T>& ep, const T* y, const T* dy, T* dz, Index rows, Index C) {
+  const T* __restrict sc = ep.scale;
+  const T lo = ep.lo, hi = ep.hi;
+  for (Index r = 0; r < rows; ++r) {
+    const T* __restrict yr = y + r * C;
+    const T* __restrict gr = dy + r * C;
+    T* __restrict dr = dz + r * C;
+    if (ep.clamp && sc) {
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) dr[c] = (yr[c] > lo && yr[c] < hi) ? gr[c] * sc[c] : T(0);
+    } else if (ep.clamp) {
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) dr[c] = (yr[c] > lo && yr[c] < hi) ? gr[c] : T(0);
+    } else if (sc) {
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) dr[c] = gr[c] * sc[c];
+    } else {
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) dr[c] = gr[c];
+    }
+  }
+}
+
+/// epilogue_backward_rows over all rows, on the pool.
+template <class T>
+void epilogue_backward(const Epilogue<T>& ep, const T* y, const T* dy, T* dz, Index rows, Index C) {
+  const Epilogue<T> e = ep;
+  keras::parallel_for(rows, 1, rows * C > 65536 ? keras::get_num_threads() : 1, [=](Index r0, Index r1) {
+    epilogue_backward_rows(e, y + r0 * C, dy + r0 * C, dz + r0 * C, r1 - r0, C);
+  });
+}
 
 }  // namespace keras::ops

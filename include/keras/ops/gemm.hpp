@@ -11,6 +11,9 @@
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "../core/shape.hpp"
 #include "../core/threading.hpp"
@@ -39,7 +42,96 @@ inline void gemm_apply(const LhsExpr& a, const RhsExpr& b, T alpha, T beta, RowM
   }
 }
 
-/// One Eigen GEMM on row-major maps (serial when called inside an active OpenMP region).
+/// Eigen's cache blocking with packing buffers owned by the calling thread: Eigen's own product
+/// allocates them on the heap once they exceed EIGEN_STACK_ALLOCATION_LIMIT (128 KB), i.e. per
+/// call for blocks of more than a few dozen rows. Here the block sizes are capped (kc <= 512,
+/// mc <= 1024, nc <= 4096: beyond the caches anyway) and each thread allocates the largest buffers
+/// once, on its first product: which thread runs which block depends on timing, and a buffer grown
+/// on demand could then allocate in any later batch. Pages are only touched as far as used.
+template <class T>
+class ThreadBlocking;
+
+/// Packing buffers of the largest blocks ThreadBlocking uses (allocated by ensure(); pages are
+/// touched only as far as used).
+template <class T>
+struct GemmPackBuffers {
+  T* a = nullptr;
+  T* b = nullptr;
+  GemmPackBuffers() = default;
+  GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b) { o.a = o.b = nullptr; }
+  GemmPackBuffers& operator=(GemmPackBuffers&& o) noexcept {
+    std::swap(a, o.a);
+    std::swap(b, o.b);
+    return *this;
+  }
+  ~GemmPackBuffers() {
+    Eigen::internal::aligned_free(a);
+    Eigen::internal::aligned_free(b);
+  }
+  inline void ensure();
+  bool allocated() const { return a != nullptr; }
+};
+
+/// While set on a thread (engine/sliced_runner.hpp, for a batch slice), the packing buffers used
+/// instead of the thread's own: their owner can size them whichever thread runs.
+template <class T>
+GemmPackBuffers<T>*& gemm_buffers_override() {
+  thread_local GemmPackBuffers<T>* p = nullptr;
+  return p;
+}
+
+/// Eigen's cache blocking with packing buffers owned by the calling thread: Eigen's own product
+/// allocates them on the heap once they exceed EIGEN_STACK_ALLOCATION_LIMIT (128 KB), i.e. per
+/// call for blocks of more than a few dozen rows. Here the block sizes are capped (kc <= 512,
+/// mc <= 1024, nc <= 4096: beyond the caches anyway) and each thread allocates the largest buffers
+/// once, on its first product: which thread runs which block depends on timing, and a buffer grown
+/// on demand could then allocate in any later batch.
+template <class T>
+class ThreadBlocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  static constexpr Index kMaxKc = 512, kMaxMc = 1024, kMaxNc = 4096;
+  /// Blocking of a row-major C[M, N] = op(A)[M, K] op(B)[K, N] (Eigen runs it as the column-major
+  /// C^T = op(B)^T op(A)^T: its "rows" are N).
+  ThreadBlocking(Index M, Index N, Index K) {
+    Index kc = K, mc = N, nc = M;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(kc, mc, nc, Index(1));
+    this->m_kc = std::min(kc, kMaxKc);
+    this->m_mc = std::min(mc, kMaxMc);
+    this->m_nc = std::min(nc, kMaxNc);
+    GemmPackBuffers<T>* buf = gemm_buffers_override<T>();
+    if (!buf) {
+      thread_local GemmPackBuffers<T> own;
+      buf = &own;
+    }
+    buf->ensure();
+    this->m_blockA = buf->a;
+    this->m_blockB = buf->b;
+  }
+};
+
+template <class T>
+inline void GemmPackBuffers<T>::ensure() {
+  if (a) return;
+  a = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxMc));
+  b = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxNc));
+}
+
+/// C (+)= alpha op(A) op(B) with Eigen's kernel (general_matrix_matrix_product) and the calling
+/// thread's packing buffers. beta: 0 overwrites, 1 accumulates, else scales C first.
+template <class T, int LhsOrder, int RhsOrder>
+inline void gemm_eigen(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T beta, T* C, Index ldc) {
+  if (beta == T(0)) {
+    for (Index r = 0; r < M; ++r) std::fill(C + r * ldc, C + r * ldc + N, T(0));
+  } else if (beta != T(1)) {
+    for (Index r = 0; r < M; ++r)
+      for (Index j = 0; j < N; ++j) C[r * ldc + j] *= beta;
+  }
+  ThreadBlocking<T> blocking(M, N, K);
+  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false, Eigen::RowMajor, 1>::run(
+      M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
+}
+
+/// One serial GEMM on row-major data: C[M, N] = alpha op(A) op(B) + beta C.
 template <class T>
 inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B,
                        Index ldb, T beta, T* C, Index ldc) {
@@ -49,6 +141,19 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
     if (beta == T(0)) c.setZero();
     else if (beta != T(1)) c *= beta;
     return;
+  }
+  // large products: Eigen's kernel with our packing buffers (small ones and matrix-vector shapes
+  // keep Eigen's expression path, which picks its coefficient-based or gemv kernels for them)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (M >= 8 && N >= 8 && double(M) * double(N) * double(K) >= 32768.0) {
+      // op(A) row-major [M, K] with stride lda, or A^T of a row-major [K, M] = column-major [M, K]
+      constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
+      if (!ta && !tb) gemm_eigen<T, R, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else if (!ta && tb) gemm_eigen<T, R, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else if (ta && !tb) gemm_eigen<T, Cm, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else gemm_eigen<T, Cm, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
   }
   if (!ta && !tb) {
     ConstRowMap<T> a(A, M, K, Eigen::OuterStride<>(lda));
