@@ -251,6 +251,10 @@ void layer_config_seeds() {
   seed(1, "ReLU", cfg(layers::ReLU<float>({.max_value = 6.0, .negative_slope = 0.1})));
   seed(2, "Softmax", cfg(layers::Softmax<float>()));
   seed(0, "Add", cfg(layers::Add<float>()));
+  seed(0, "RandomFlip", cfg(layers::RandomFlip<float>("horizontal_and_vertical", {.seed = 1})));
+  seed(0, "RandomRotation", cfg(layers::RandomRotation<float>(0.2, {.fill_mode = "wrap", .seed = 2})));
+  seed(4, "RandomZoom", cfg(layers::RandomZoom<float>(layers::FactorRange{-0.5, 0.3}, layers::FactorRange{-0.2, 0.2}, {.interpolation = "nearest"})));
+  seed(0, "RandomTranslation", cfg(layers::RandomTranslation<float>(0.3, 0.2, {.fill_mode = "constant", .fill_value = 2})));
   seed(0, "Concatenate", cfg(layers::Concatenate<float>()));
   seed(1, "InputLayer", json{{"class_name", "InputLayer"}, {"config", {{"batch_input_shape", {nullptr, 5}}, {"name", "in"}}}});
   {

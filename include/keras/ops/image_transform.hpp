@@ -83,13 +83,19 @@ struct Taps {
 inline Taps affine_taps(const std::array<double, 8>& t, Index ox, Index oy, Index h, Index w, FillMode mode, bool bilinear) {
   const double proj = t[6] * ox + t[7] * oy + 1.0;
   Taps taps;
-  if (proj == 0) {
+  if (proj == 0) {  // (not reached by Keras's affine transforms) the fill value
     taps.count = 1;
     taps.weight[0] = 1;
     return taps;
   }
-  const double x = map_coordinate((t[0] * ox + t[1] * oy + t[2]) / proj, w, mode);
-  const double y = map_coordinate((t[3] * ox + t[4] * oy + t[5]) / proj, h, mode);
+  const double px = (t[0] * ox + t[1] * oy + t[2]) / proj, py = (t[3] * ox + t[4] * oy + t[5]) / proj;
+  if (!std::isfinite(px) || !std::isfinite(py)) {  // (absurd zoom factors) nothing to read: the fill value
+    taps.count = 1;
+    taps.weight[0] = 1;
+    return taps;
+  }
+  const double x = map_coordinate(px, w, mode);
+  const double y = map_coordinate(py, h, mode);
   auto at = [&](double yy, double xx) -> Index {
     if (yy < 0 || yy > static_cast<double>(h - 1) || xx < 0 || xx > static_cast<double>(w - 1)) return -1;
     return static_cast<Index>(yy) * w + static_cast<Index>(xx);
