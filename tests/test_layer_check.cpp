@@ -132,6 +132,12 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       {"Reshape", {{{{"target_shape", {3, -1}}}, {{2, 3, 2}}}}},
       {"Softmax", {{json::object(), {{3, 6}}}}},
       {"ZeroPadding2D", {{{{"padding", {{1, 0}, {2, 1}}}}, {{2, 3, 3, 2}}}}},
+      // the random image layers in inference (the identity); their training backward is checked as
+      // the exact transpose of their forward in test_augmentation
+      {"RandomFlip", {{{{"mode", "horizontal"}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
+      {"RandomRotation", {{{{"factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
+      {"RandomZoom", {{{{"height_factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
+      {"RandomTranslation", {{{{"height_factor", 0.2}, {"width_factor", 0.1}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
   };
   Random rng(21);
   for (const auto& name : layers::registry<double>().names()) {

@@ -47,7 +47,7 @@ class Activation : public Layer<T>, public ReentrantInference, public ClampActiv
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Activation", c);
     if (!config::require(c, "activation", who).is_string()) throw ValueError(who + ": 'activation' must be a string, got " + c["activation"].dump().substr(0, 80));
-    return std::make_shared<Activation>(c["activation"].get<std::string>(), LayerOptions{config::name(c, "Activation")});
+    return std::make_shared<Activation>(c["activation"].get<std::string>(), LayerOptions{config::name(c, "Activation"), {}});
   }
 
  private:
@@ -146,7 +146,7 @@ class Softmax : public Layer<T>, public ReentrantInference, public LogitsOutput<
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const json& a = c.is_object() && c.contains("axis") && c["axis"].is_array() && c["axis"].size() == 1 ? c["axis"][0] : c.value("axis", json(-1));
     int axis = a.is_null() ? -1 : static_cast<int>(config::to_int(a, config::where("Softmax", c), "axis", -9, 9));
-    return std::make_shared<Softmax>(axis, LayerOptions{config::name(c, "Softmax")});
+    return std::make_shared<Softmax>(axis, LayerOptions{config::name(c, "Softmax"), {}});
   }
 
  private:

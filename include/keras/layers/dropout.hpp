@@ -65,7 +65,7 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
     if (c.contains("seed") && c["seed"].is_number_integer()) seed = c["seed"].get<std::uint64_t>();
     const std::string who = config::where("Dropout", c);
     config::require(c, "rate", who);
-    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), DropoutOptions{seed, config::name(c, "Dropout")});
+    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), DropoutOptions{seed, config::name(c, "Dropout"), {}});
   }
 
  private:

@@ -34,7 +34,7 @@ class Flatten : public Layer<T>, public ReentrantInference {
     c["data_format"] = "channels_last";
     return c;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(LayerOptions{config::name(c, "Flatten")}); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(LayerOptions{config::name(c, "Flatten"), {}}); }
 };
 
 

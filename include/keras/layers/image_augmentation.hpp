@@ -115,7 +115,7 @@ class RandomFlip : public RandomImageLayer<T>, public FiniteAugmentation<T> {
     const std::string who = config::where("RandomFlip", c);
     RandomImageLayer<T>::check_data_format(c, who);
     return std::make_shared<RandomFlip>(config::get_string(c, "mode", "horizontal_and_vertical", who),
-                                        RandomFlipOptions{RandomImageLayer<T>::seed_from(c, who), config::name(c, "RandomFlip")});
+                                        RandomFlipOptions{RandomImageLayer<T>::seed_from(c, who), config::name(c, "RandomFlip"), {}});
   }
 
  private:

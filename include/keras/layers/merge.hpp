@@ -39,7 +39,7 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     for (auto* d : dx)
       if (d) *d = dy;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(LayerOptions{config::name(c, "Add")}); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(LayerOptions{config::name(c, "Add"), {}}); }
 };
 
 template <class T = float>
@@ -105,7 +105,7 @@ class Concatenate : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), LayerOptions{config::name(c, "Concatenate")});
+    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), LayerOptions{config::name(c, "Concatenate"), {}});
   }
 
  private:

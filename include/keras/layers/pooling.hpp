@@ -186,7 +186,7 @@ class GlobalAveragePooling2D : public detail::GlobalPooling2D<T, false> {
   KERAS_LAYER(GlobalAveragePooling2D)
   explicit GlobalAveragePooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, false>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalAveragePooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalAveragePooling2D", c)), config::name(c, "GlobalAveragePooling2D")});
+    return std::make_shared<GlobalAveragePooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalAveragePooling2D", c)), config::name(c, "GlobalAveragePooling2D"), {}});
   }
 };
 
@@ -196,7 +196,7 @@ class GlobalMaxPooling2D : public detail::GlobalPooling2D<T, true> {
   KERAS_LAYER(GlobalMaxPooling2D)
   explicit GlobalMaxPooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, true>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalMaxPooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalMaxPooling2D", c)), config::name(c, "GlobalMaxPooling2D")});
+    return std::make_shared<GlobalMaxPooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalMaxPooling2D", c)), config::name(c, "GlobalMaxPooling2D"), {}});
   }
 };
 

@@ -75,7 +75,7 @@ class Reshape : public Layer<T>, public ReentrantInference {
       t.push_back(d.is_null() ? -1 : config::to_int(d, who, "target_shape", -1, config::kMaxDim));
       if (t.back() == 0) throw ValueError(who + ": 'target_shape' dimensions must be positive or -1, got " + ts.dump().substr(0, 80));
     }
-    return std::make_shared<Reshape>(t, LayerOptions{config::name(c, "Reshape")});
+    return std::make_shared<Reshape>(t, LayerOptions{config::name(c, "Reshape"), {}});
   }
 
  private:
@@ -135,7 +135,7 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference {
     else if (pair(p) && pair(p[0]) && pair(p[1])) pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
     else
       throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " + p.dump().substr(0, 80));
-    return std::make_shared<ZeroPadding2D>(pd, LayerOptions{config::name(c, "ZeroPadding2D")});
+    return std::make_shared<ZeroPadding2D>(pd, LayerOptions{config::name(c, "ZeroPadding2D"), {}});
   }
 
  private:
@@ -171,7 +171,7 @@ class Rescaling : public Layer<T>, public ReentrantInference {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Rescaling", c);
     config::require(c, "scale", who);
-    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), LayerOptions{config::name(c, "Rescaling")});
+    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), LayerOptions{config::name(c, "Rescaling"), {}});
   }
 
  private:
