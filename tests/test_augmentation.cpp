@@ -4,6 +4,8 @@
 // model.
 #include <catch2/catch.hpp>
 #include <keras/all.hpp>
+
+#include "capture_stdout.hpp"
 #include <keras/testing/layer_check.hpp>
 
 using namespace keras;
@@ -230,18 +232,6 @@ void bar_images(Index n, Tensor<float>& x, Tensor<float>& y) {
   }
 }
 
-std::string capture_stdout(const std::function<void()>& f) {
-  std::ostringstream out;
-  auto* old = std::cout.rdbuf(out.rdbuf());
-  try {
-    f();
-  } catch (...) {
-    std::cout.rdbuf(old);
-    throw;
-  }
-  std::cout.rdbuf(old);
-  return out.str();
-}
 }  // namespace
 
 TEST_CASE("Training on features cached per RandomFlip outcome is uncached training with RandomFlip", "[augmentation][cache]") {

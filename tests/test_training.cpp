@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <keras/all.hpp>
+
+#include "capture_stdout.hpp"
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -50,18 +52,6 @@ std::shared_ptr<Sequential<float>> frozen_base_model(std::uint64_t seed, std::sh
   return m;
 }
 
-std::string capture_stdout(const std::function<void()>& f) {
-  std::ostringstream out;
-  auto* old = std::cout.rdbuf(out.rdbuf());
-  try {
-    f();
-  } catch (...) {
-    std::cout.rdbuf(old);
-    throw;
-  }
-  std::cout.rdbuf(old);
-  return out.str();
-}
 }  // namespace
 
 TEST_CASE("Caching a frozen base gives the same training as recomputing it", "[training][cache]") {
