@@ -528,6 +528,47 @@ TEST_CASE("parallel sources keep the order, skip nullopt items and pass errors o
   keras::set_num_threads(2);
 }
 
+TEST_CASE("Dataset::shard: disjoint shards that cover each epoch, read only at the source", "[data]") {
+  keras::set_num_threads(2);
+  std::atomic<int> reads{0};
+  SourceOptions so;
+  so.parallel = true;
+  so.shuffle = true;
+  so.seed = 5;
+  auto src = Dataset<float>::from_indexed(23, [&](Index i) -> std::optional<Batch<float>> {
+    ++reads;
+    return Batch<float>{Tensor<float>({1}, static_cast<float>(i)), {}};
+  }, so);
+  auto whole = src.batch(4).prefetch(2);  // 6 batches, the last of 3
+  for (std::uint64_t e : {0u, 1u}) {
+    auto all = collect(whole, e);
+    std::vector<float> joined;
+    Index items = 0;
+    for (Index k = 0; k < 3; ++k) {
+      reads = 0;
+      auto part = collect(whole.shard(3, k), e);
+      REQUIRE(part.size() == 2);
+      for (std::size_t j = 0; j < part.size(); ++j) {
+        const auto& ref = all[static_cast<std::size_t>(k) + 3 * j];  // tf.data: batches k, k + 3
+        CHECK(flat_x({part[j]}) == flat_x({ref}));
+        items += part[j].x.dim(0);
+      }
+      CHECK(reads == (k == 2 ? 7 : 8));  // pushed down to the source: only its own items are read
+      CHECK(*whole.shard(3, k).cardinality() == 2);
+    }
+    CHECK(items == 23);
+  }
+  // after a stage that cannot push it down (map), the others are read and dropped: same elements
+  auto mapped = src.map([](Batch<float> b) { return b; }).shard(4, 1);
+  CHECK(*mapped.cardinality() == 6);
+  std::vector<float> m = flat_x(collect(mapped, 0)), s = flat_x(collect(src, 0));
+  REQUIRE(m.size() == 6);
+  for (std::size_t j = 0; j < m.size(); ++j) CHECK(m[j] == s[1 + 4 * j]);
+  CHECK(src.shard(1, 0).identity() == src.identity());
+  CHECK_THROWS_WITH(src.shard(2, 2), Catch::Contains("index must be in [0, num_shards) = [0, 2), got 2"));
+  CHECK_THROWS_WITH(src.shard(0, 0), Catch::Contains("num_shards must be >= 1"));
+}
+
 TEST_CASE("image datasets cache as uint8 and prefetch across epochs", "[data]") {
   fs::path d = make_class_tree("cache", {6, 6, 6});
   auto o = quiet();

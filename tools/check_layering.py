@@ -7,8 +7,9 @@ The rooms (docs/architecture.md), lowest first; a room may include its own heade
 the rooms it lists:
   core <- ops, losses, optimizers, data <- metrics <- layers <- engine <- trainers <- models
        <- callbacks, io, applications, testing, distribute
-The umbrella headers keras.hpp and all.hpp may include anything. version.hpp, also at the top,
-is a leaf below every room: any header may include it, and it includes no kerascpp header.
+The umbrella headers keras.hpp and all.hpp may include anything but distribute/. version.hpp,
+also at the top, is a leaf below every room: any header may include it, and it includes no
+kerascpp header. MPI is opt-in: only distribute/ may include <mpi.h>.
 """
 import pathlib
 import re
@@ -31,6 +32,8 @@ LEVEL = {room: i for i, rooms in enumerate(ORDER) for room in rooms}
 SIDEWAYS = {("callbacks", "io"), ("applications", "io"), ("testing", "io"), ("distribute", "callbacks"), ("distribute", "io")}
 LEAVES = {"version.hpp"}  # top-level headers below every room
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+MPI_INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]mpi\.h[>"]', re.M)
+OPT_IN = {"distribute"}  # rooms with their own dependencies (MPI), never pulled in by the umbrella headers
 
 
 def room_of(path: pathlib.Path) -> str:
@@ -42,7 +45,12 @@ def main() -> int:
     errors = []
     for hdr in sorted(ROOT.rglob("*.hpp")):
         room = room_of(hdr)
+        if room not in OPT_IN and MPI_INCLUDE.search(hdr.read_text()):
+            errors.append(f"{hdr.relative_to(ROOT.parent)}: includes <mpi.h>: only distribute/ may (MPI is opt-in)")
         if room == "":
+            for inc in INCLUDE.findall(hdr.read_text()):
+                if pathlib.PurePosixPath(inc).parts[0] in OPT_IN:
+                    errors.append(f"{hdr.relative_to(ROOT.parent)}: the umbrella header includes the opt-in {inc}")
             if hdr.name in LEAVES:
                 for inc in INCLUDE.findall(hdr.read_text()):
                     errors.append(f"{hdr.relative_to(ROOT.parent)}: a leaf header may not include {inc}")

@@ -15,8 +15,16 @@
 //   model.fit(train_ds, validation_data=val_ds, epochs=10)
 //
 // Run `flowers_transfer_learning --help` for the options; tools/flowers.sh builds and runs it.
+//
+// Built with MPI (the CMake target kerascpp::mpi exists), it also runs data-parallel on several
+// processes: `mpirun -np 2 flowers_transfer_learning ...` (docs/distributed.md). --batch-size is
+// then the global batch, each process reads its shard of the photos and computes its shard of
+// the frozen features, and rank 0 alone prints and writes the outputs.
 #include <CLI/CLI.hpp>
 #include <keras/all.hpp>
+#if KERASCPP_FLOWERS_MPI
+#include <keras/distribute/mpi.hpp>
+#endif
 
 #include <sys/stat.h>
 
@@ -27,8 +35,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "report.hpp"
 
@@ -309,13 +319,14 @@ std::size_t first_layer(Model<float>& base, const std::string& from) {
 
 /// Keras's fine-tuning recipe: unfreeze the base from layer `from` on, BatchNormalization kept
 /// frozen (inference mode).
-void unfreeze_from(Model<float>& base, const std::string& from) {
+void unfreeze_from(Model<float>& base, const std::string& from, bool verbose) {
   auto ls = base.layers();
   const std::size_t first = first_layer(base, from);
   base.set_trainable(true);
   for (std::size_t i = 0; i < ls.size(); ++i) ls[i]->set_trainable(i >= first && ls[i]->class_name() != "BatchNormalization");
-  std::cout << "\nFine-tuning " << base.name() << " from '" << ls[first]->name() << "' (" << ls.size() - first << " of " << ls.size()
-            << " layers; BatchNormalization stays frozen)\n";
+  if (verbose)
+    std::cout << "\nFine-tuning " << base.name() << " from '" << ls[first]->name() << "' (" << ls.size() - first
+              << " of " << ls.size() << " layers; BatchNormalization stays frozen)\n";
 }
 
 /// The report's photo grid: the first validation photos, then more of the misclassified ones.
@@ -347,24 +358,74 @@ std::vector<flowers_report::Photo> grid_photos(const data::Dataset<float>& val_d
 
 std::string fixed(double v, int d) { return flowers_report::fmt(v, d); }
 
+/// Under mpirun (and built with MPI): the data-parallel group of this process.
+struct Replicas {
+#if KERASCPP_FLOWERS_MPI
+  std::unique_ptr<distribute::MPI> mpi;
+#endif
+  std::shared_ptr<trainers::Distribution<float>> dist;
+  int rank = 0, size = 1;
+  bool chief() const { return rank == 0; }
+};
+
+/// The process group (a static: MPI ends when the program does, after main returns).
+Replicas replicas;
+
+void start_replicas(int& argc, char**& argv) {
+  Replicas& r = replicas;
+  const bool launched = !env("OMPI_COMM_WORLD_SIZE").empty() || !env("PMI_SIZE").empty() || !env("PMIX_RANK").empty();
+#if KERASCPP_FLOWERS_MPI
+  if (launched) {
+    r.mpi = std::make_unique<distribute::MPI>(argc, argv);
+    r.rank = r.mpi->rank();
+    r.size = r.mpi->size();
+    if (r.size > 1) r.dist = distribute::DataParallel<float>::make(*r.mpi);
+  }
+#else
+  (void)argc;
+  (void)argv;
+  if (launched && (env("OMPI_COMM_WORLD_SIZE") != "1"))
+    std::cerr
+        << "flowers_transfer_learning: started by mpirun, but built without MPI: every process runs the whole job "
+           "(install libopenmpi-dev and rebuild for data-parallel training)\n";
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
+  start_replicas(argc, argv);
   const auto t_start = std::chrono::steady_clock::now();
   Options o = parse(argc, argv);
+  if (replicas.size > 1) {
+    if (o.batch_size % replicas.size != 0)
+      throw ValueError("--batch-size " + std::to_string(o.batch_size) +
+                       " (the global batch) must be a multiple of the " + std::to_string(replicas.size) + " processes");
+    if (o.threads == 0) o.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / replicas.size);
+    if (!replicas.chief()) o.verbose = 0;
+  }
   if (o.threads > 0) set_num_threads(o.threads);
   set_random_seed(o.seed);
+  // several processes: rank 0 converts the weights (when needed) before the others look for them
+  if (replicas.dist && !replicas.chief()) replicas.dist->broadcast(std::uint64_t{0});
   std::string data_dir = find_data(o), weights = resolve_weights(o);
+  if (replicas.dist && replicas.chief()) replicas.dist->broadcast(std::uint64_t{0});
   if (data_dir.empty() || weights.empty()) missing_inputs(data_dir.empty(), weights.empty());
   fs::create_directories(o.output);
 
   // ---- data: 81% training, 19% validation, same seed => disjoint subsets (Keras's split) ----------
-  auto [train_ds, val_ds] = utils::image_dataset_from_directory_both<float>(
-      data_dir, {.label_mode = "categorical", .batch_size = o.batch_size, .image_size = {o.image_size, o.image_size}, .seed = o.seed,
-                 .validation_split = o.validation_split, .subset = "both"});
+  // several processes: each batch of the datasets is one process's part of a global batch (every
+  // process takes every size-th batch), so that a step trains on o.batch_size photos as one process
+  auto [train_ds, val_ds] =
+      utils::image_dataset_from_directory_both<float>(data_dir, {.label_mode = "categorical",
+                                                                 .batch_size = o.batch_size / replicas.size,
+                                                                 .image_size = {o.image_size, o.image_size},
+                                                                 .seed = o.seed,
+                                                                 .validation_split = o.validation_split,
+                                                                 .subset = "both"});
   const auto class_names = train_ds.class_names();
   const Index num_classes = static_cast<Index>(class_names.size());
-  write_validation_files(o.output, val_ds);
+  if (replicas.chief()) write_validation_files(o.output, val_ds);
 
   // ---- the model: [random flips] + preprocessing + frozen MobileNetV2 + a new classification head -----
   auto base = applications::MobileNetV2<float>({.input_shape = {o.image_size, o.image_size, 3}, .include_top = false, .weights = weights});
@@ -382,6 +443,13 @@ int main(int argc, char** argv) try {
                      {"input", "RGB pixels in [0, 255]"},
                      {"validation", {{"validation_split", o.validation_split}, {"seed", o.seed}, {"files", "validation_files.txt"}}}};
   if (o.verbose) model->summary();
+  if (replicas.dist) {
+    model->set_distribution(replicas.dist);
+    if (o.verbose)
+      std::cout << "Data-parallel on " << replicas.size << " processes x " << get_num_threads()
+                << " threads: global batch " << o.batch_size << ", " << o.batch_size / replicas.size
+                << " per process\n";
+  }
 
   // ---- stage 1: train the head on the frozen base ------------------------------------------------------
   model->compile(optimizers::Adam<float>({.learning_rate = o.learning_rate}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
@@ -396,7 +464,7 @@ int main(int argc, char** argv) try {
 
   // ---- stage 2: fine-tune the top of the base at a low learning rate ------------------------------------
   if (!o.fine_tune_from.empty()) {
-    unfreeze_from(*base, o.fine_tune_from);
+    unfreeze_from(*base, o.fine_tune_from, o.verbose > 0);
     model->compile(optimizers::Adam<float>({.learning_rate = o.fine_tune_lr}),
                    losses::CategoricalCrossentropy<float>({.label_smoothing = o.label_smoothing}), {"accuracy"});
     FitOptions<float> f2 = fo;
@@ -409,7 +477,8 @@ int main(int argc, char** argv) try {
   const double fit_seconds = seconds_since(t_fit);
 
   // ---- evaluate on the validation photos: confusion matrix and per-class report ---------------------------
-  const Tensor<float> probs = model->predict(val_ds, o.verbose);
+  const Tensor<float> probs = model->predict(val_ds, o.verbose);  // several processes: on rank 0 only
+  if (!replicas.chief()) return 0;
   const std::vector<int> pred = metrics::argmax_rows(probs);
   flowers_report::ReportData rep;
   rep.class_names = class_names;
@@ -426,20 +495,25 @@ int main(int argc, char** argv) try {
   const std::string model_dir = (fs::path(o.output) / "model").string();
   io::save_model(*model, model_dir);
   const double total_seconds = seconds_since(t_start);
-  rep.facts = {{"Model", std::string(o.flip ? "RandomFlip + " : "") + "MobileNetV2 (ImageNet, frozen" +
-                             (o.fine_tune_from.empty() ? "" : ", fine-tuned from " + o.fine_tune_from) + ") + " + (o.head == "flatten" ? "Flatten" : "GlobalAveragePooling2D") +
-                             (o.dropout > 0 ? " + Dropout(" + fixed(o.dropout, 2) + ")" : "") + " + Dense(" +
-                             std::to_string(num_classes) + ", softmax)"},
-               {"Data", data_dir + ": " + std::to_string(train_ds.file_paths().size()) + " training, " +
-                            std::to_string(val_ds.file_paths().size()) + " validation photos (split " + fixed(o.validation_split, 2) +
-                            ", seed " + std::to_string(o.seed) + ")"},
-               {"Input", std::to_string(o.image_size) + "x" + std::to_string(o.image_size) + " RGB, batch " + std::to_string(o.batch_size)},
-               {"Training", std::to_string(o.epochs) + " epochs, Adam " + fixed(o.learning_rate, 4) +
-                                (o.fine_tune_from.empty() ? "" : " + " + std::to_string(o.fine_tune_epochs) + " fine-tuning epochs") + ", " +
-                                fixed(fit_seconds, 1) + " s in fit, " + fixed(total_seconds, 1) + " s in all, " +
-                                std::to_string(get_num_threads()) + " threads"},
-               {"Validation accuracy", fixed(val_acc, 4) + " (" + std::to_string(correct) + "/" + std::to_string(total) + ")"},
-               {"Saved model", model_dir + " (TF.js layers format)"}};
+  rep.facts = {
+      {"Model", std::string(o.flip ? "RandomFlip + " : "") + "MobileNetV2 (ImageNet, frozen" +
+                    (o.fine_tune_from.empty() ? "" : ", fine-tuned from " + o.fine_tune_from) + ") + " +
+                    (o.head == "flatten" ? "Flatten" : "GlobalAveragePooling2D") +
+                    (o.dropout > 0 ? " + Dropout(" + fixed(o.dropout, 2) + ")" : "") + " + Dense(" +
+                    std::to_string(num_classes) + ", softmax)"},
+      {"Data", data_dir + ": " + std::to_string(train_ds.file_paths().size()) + " training, " +
+                   std::to_string(val_ds.file_paths().size()) + " validation photos (split " +
+                   fixed(o.validation_split, 2) + ", seed " + std::to_string(o.seed) + ")"},
+      {"Input", std::to_string(o.image_size) + "x" + std::to_string(o.image_size) + " RGB, batch " +
+                    std::to_string(o.batch_size)},
+      {"Training",
+       std::to_string(o.epochs) + " epochs, Adam " + fixed(o.learning_rate, 4) +
+           (o.fine_tune_from.empty() ? "" : " + " + std::to_string(o.fine_tune_epochs) + " fine-tuning epochs") + ", " +
+           fixed(fit_seconds, 1) + " s in fit, " + fixed(total_seconds, 1) + " s in all, " +
+           std::to_string(get_num_threads()) + " threads" +
+           (replicas.size > 1 ? " x " + std::to_string(replicas.size) + " processes (mpirun)" : "")},
+      {"Validation accuracy", fixed(val_acc, 4) + " (" + std::to_string(correct) + "/" + std::to_string(total) + ")"},
+      {"Saved model", model_dir + " (TF.js layers format)"}};
   const std::string html = (fs::path(o.output) / "report.html").string();
   flowers_report::write_report(html, rep);
 
@@ -451,6 +525,10 @@ int main(int argc, char** argv) try {
   std::cout << "val_accuracy: " << fixed(val_acc, 4) << "\n";
   return 0;
 } catch (const std::exception& e) {
-  std::cerr << "flowers_transfer_learning: error: " << e.what() << "\n";
+  std::cerr << "flowers_transfer_learning: error"
+            << (replicas.size > 1 ? " (rank " + std::to_string(replicas.rank) + ")" : "") << ": " << e.what() << "\n";
+#if KERASCPP_FLOWERS_MPI
+  if (replicas.mpi && replicas.size > 1) replicas.mpi->mark_failed();  // end every process, not only this one
+#endif
   return 1;
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The layering rule (docs/architecture.md): the real tree passes, and a copy with one include
-# that runs upward (core -> engine) and one into the umbrella header (layers -> keras.hpp) fails.
+# that runs upward (core -> engine), one into the umbrella header (layers -> keras.hpp) and one of
+# <mpi.h> outside distribute/ (MPI is opt-in) fail.
 set -eu
 src=$1
 python3 "$src/tools/check_layering.py" "$src/include"
@@ -16,4 +17,10 @@ printf '#include "../keras.hpp"\n' >> "$tmp/include/keras/layers/dense.hpp"
 if python3 "$src/tools/check_layering.py" "$tmp/include" 2> "$tmp/err"; then
   echo "check_layering missed layers -> keras.hpp" >&2; exit 1
 fi
-echo "layering check: passes on the tree, catches both injected upward includes"
+cp "$src/include/keras/layers/dense.hpp" "$tmp/include/keras/layers/dense.hpp"
+printf '#include <mpi.h>\n' >> "$tmp/include/keras/trainers/trainer.hpp"
+if python3 "$src/tools/check_layering.py" "$tmp/include" 2> "$tmp/err"; then
+  echo "check_layering missed <mpi.h> outside distribute/" >&2; exit 1
+fi
+grep -q "only distribute/ may" "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+echo "layering check: passes on the tree, catches both injected upward includes and <mpi.h> outside distribute/"

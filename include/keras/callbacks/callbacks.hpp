@@ -106,6 +106,7 @@ class CSVLogger : public Callback<T> {
  public:
   explicit CSVLogger(std::string filename, char separator = ',', bool append = false)
       : filename_(std::move(filename)), sep_(separator), append_(append) {}
+  bool chief_only() const override { return true; }
   void on_train_begin(const Logs&) override {
     bool had = append_ && std::ifstream(filename_).good();
     f_.open(filename_, append_ ? std::ios::app : std::ios::trunc);

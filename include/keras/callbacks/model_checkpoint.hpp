@@ -21,6 +21,7 @@ class ModelCheckpoint : public Callback<T> {
   /// `dirpath` may contain "{epoch}" (1-based epoch number), as Keras's filepath.
   explicit ModelCheckpoint(std::string dirpath, ModelCheckpointOptions o = {})
       : path_(std::move(dirpath)), o_(std::move(o)), max_(detail::monitor_is_max(o_.monitor, o_.mode)) {}
+  bool chief_only() const override { return true; }
   void on_train_begin(const Logs&) override { best_ = max_ ? -INFINITY : INFINITY; }
   void on_epoch_end(int epoch, Logs& logs) override {
     std::string path = path_;

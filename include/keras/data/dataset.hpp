@@ -8,7 +8,8 @@
 //                     (seed, epoch, element index): deterministic whatever the threading);
 //   batch / unbatch   stack elements along a new first axis / split it again;
 //   shuffle           tf.data's buffered shuffle, reshuffled every epoch from (seed, epoch);
-//   take, cache, prefetch.
+//   take, cache, prefetch;
+//   shard             tf.data's shard, pushed down to the source through batch and prefetch.
 // Iterating a node chain opens one Iterator per node (an epoch). `for (auto& b : ds)` runs one
 // epoch; each begin() is the next epoch (the epoch counter is shared by copies of one Dataset),
 // like tf.data's reshuffle_each_iteration=True. ds.begin(e) iterates epoch e explicitly.
@@ -105,25 +106,89 @@ class Iterator {
 };
 
 template <class T>
+class Node;
+template <class T>
+using NodePtr = std::shared_ptr<const Node<T>>;
+/// The positions (0-based within an epoch) of a stage's elements that a shard keeps.
+using PositionFilter = std::function<bool(Index)>;
+
+template <class T>
 class Node {
  public:
   virtual ~Node() = default;
   virtual std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const = 0;
   virtual std::optional<Index> cardinality() const = 0;
+  /// This stage keeping only the elements at the positions `keep` accepts, the filter pushed down
+  /// through stages that keep positions (batch, prefetch) to the source, which then never reads
+  /// the others; nullptr when this stage cannot (filter_node() then filters its output).
+  virtual NodePtr<T> push_filter(const PositionFilter& /*keep*/) const { return nullptr; }
 };
+
+/// Counts the positions in [0, n) that `keep` accepts.
+inline Index count_kept(Index n, const PositionFilter& keep) {
+  Index c = 0;
+  for (Index i = 0; i < n; ++i) c += keep(i) ? 1 : 0;
+  return c;
+}
+
+/// The elements of `up` at the positions `keep` accepts, read and dropped (no push-down).
 template <class T>
-using NodePtr = std::shared_ptr<const Node<T>>;
+class FilterNode : public Node<T> {
+ public:
+  FilterNode(NodePtr<T> up, PositionFilter keep) : up_(std::move(up)), keep_(std::move(keep)) {}
+  std::optional<Index> cardinality() const override {
+    auto c = up_->cardinality();
+    if (!c) return c;
+    return count_kept(*c, keep_);
+  }
+  std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const override {
+    auto it = std::make_unique<It>();
+    it->up = up_->open(epoch);
+    it->keep = &keep_;
+    return it;
+  }
+
+ private:
+  struct It : Iterator<T> {
+    std::unique_ptr<Iterator<T>> up;
+    const PositionFilter* keep = nullptr;
+    Index pos = 0;
+    bool next(Batch<T>& out) override {
+      while (up->next(out))
+        if ((*keep)(pos++)) return true;
+      return false;
+    }
+  };
+  NodePtr<T> up_;
+  PositionFilter keep_;
+};
+
+/// `up` keeping the elements at the positions `keep` accepts: pushed down when the stages allow.
+template <class T>
+NodePtr<T> filter_node(const NodePtr<T>& up, const PositionFilter& keep) {
+  if (auto pushed = up->push_filter(keep)) return pushed;
+  return std::make_shared<FilterNode<T>>(up, keep);
+}
 
 // ---- source ------------------------------------------------------------------------------------
 template <class T>
 class SourceNode : public Node<T> {
  public:
   using ReadFn = std::function<std::optional<Batch<T>>(Index)>;
-  SourceNode(Index n, ReadFn read, SourceOptions o, std::uint64_t seed)
-      : n_(n), read_(std::move(read)), opt_(std::move(o)), seed_(seed) {}
-  std::optional<Index> cardinality() const override { return n_; }
+  SourceNode(Index n, ReadFn read, SourceOptions o, std::uint64_t seed, std::vector<PositionFilter> filters = {})
+      : n_(n), read_(std::move(read)), opt_(std::move(o)), seed_(seed), filters_(std::move(filters)) {
+    kept_ = n_;
+    for (auto& f : filters_) kept_ = count_kept(kept_, f);
+  }
+  std::optional<Index> cardinality() const override { return kept_; }
   std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const override {
     return std::make_unique<It>(this, epoch);
+  }
+  /// A shard of the source: the same epoch order, only the kept positions are read.
+  NodePtr<T> push_filter(const PositionFilter& keep) const override {
+    auto f = filters_;
+    f.push_back(keep);
+    return std::make_shared<SourceNode>(n_, read_, opt_, seed_, std::move(f));
   }
 
  private:
@@ -155,8 +220,14 @@ class SourceNode : public Node<T> {
         Random rng(mix_seed(s->seed_, epoch));
         for (Index i = s->n_ - 1; i > 0; --i) std::swap(order[i], order[rng.index(static_cast<std::uint64_t>(i) + 1)]);
       }
+      for (auto& keep : s->filters_) {  // a shard: the kept positions of the epoch's order
+        std::size_t k = 0;
+        for (std::size_t p = 0; p < order.size(); ++p)
+          if (keep(static_cast<Index>(p))) order[k++] = order[p];
+        order.resize(k);
+      }
       nt = s->opt_.parallel ? std::max(1, get_num_threads()) : 1;
-      if (nt > 1 && s->n_ > 1) {
+      if (nt > 1 && s->kept_ > 1) {
         window = std::max<Index>(s->opt_.chunk > 0 ? 2 * s->opt_.chunk : 8 * nt, 2 * nt);
         slots.resize(static_cast<std::size_t>(window));
         filled.assign(static_cast<std::size_t>(window), 0);
@@ -177,7 +248,7 @@ class SourceNode : public Node<T> {
         Index k;
         {
           std::unique_lock<std::mutex> lock(m);
-          cv.wait(lock, [&] { return stop || (claimed < s->n_ && claimed < pos + window); });
+          cv.wait(lock, [&] { return stop || (claimed < s->kept_ && claimed < pos + window); });
           if (stop) return;
           k = claimed++;
         }
@@ -200,7 +271,7 @@ class SourceNode : public Node<T> {
     }
     bool next(Batch<T>& out) override {
       for (;;) {
-        if (pos >= s->n_) {
+        if (pos >= s->kept_) {
           if (!ended && s->opt_.on_epoch_end) s->opt_.on_epoch_end(epoch);
           ended = true;
           return false;
@@ -233,6 +304,8 @@ class SourceNode : public Node<T> {
   ReadFn read_;
   SourceOptions opt_;
   std::uint64_t seed_;
+  std::vector<PositionFilter> filters_;  ///< shards, applied in turn to the epoch's order
+  Index kept_ = 0;                       ///< positions left after the filters
 };
 
 // ---- map ---------------------------------------------------------------------------------------
@@ -297,6 +370,11 @@ template <class T>
 class BatchNode : public Node<T> {
  public:
   BatchNode(NodePtr<T> up, Index n, bool drop) : up_(std::move(up)), n_(n), drop_(drop) {}
+  /// Batch b is elements [b n, (b + 1) n) of the stage below: keep those of the kept batches.
+  NodePtr<T> push_filter(const PositionFilter& keep) const override {
+    const Index n = n_;
+    return std::make_shared<BatchNode>(filter_node<T>(up_, [keep, n](Index e) { return keep(e / n); }), n_, drop_);
+  }
   std::optional<Index> cardinality() const override {
     auto c = up_->cardinality();
     if (!c) return c;
@@ -545,6 +623,9 @@ template <class T>
 class PrefetchNode : public Node<T> {
  public:
   PrefetchNode(NodePtr<T> up, Index n) : up_(std::move(up)), n_(n) {}
+  NodePtr<T> push_filter(const PositionFilter& keep) const override {
+    return std::make_shared<PrefetchNode>(filter_node<T>(up_, keep), n_);
+  }
   std::optional<Index> cardinality() const override { return up_->cardinality(); }
   std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const override {
     return std::make_unique<It>(up_->open(epoch), n_);
@@ -726,6 +807,23 @@ class Dataset {
   }
   /// Produces up to n elements ahead on a background thread (which itself decodes in parallel).
   Dataset prefetch(Index n = 2) const { return derive(std::make_shared<detail::PrefetchNode<T>>(node(), n)); }
+  /// tf.data's shard: the elements at positions index, index + num_shards, index + 2 num_shards, ...
+  /// of every epoch (the shards of one epoch are disjoint and cover it). Through batch() and
+  /// prefetch() the selection reaches the source, which then reads only its shard's items (image
+  /// files decoded by one shard only); after other stages the others are read and dropped. Shard
+  /// before any shuffle() or map_random() (the source's own shuffle is fine: every shard draws the
+  /// same epoch order). A shard counts epochs with this dataset (begin() of either is the next).
+  Dataset shard(Index num_shards, Index index) const {
+    if (num_shards < 1) throw ValueError("Dataset::shard: num_shards must be >= 1, got " + std::to_string(num_shards));
+    if (index < 0 || index >= num_shards)
+      throw ValueError("Dataset::shard: index must be in [0, num_shards) = [0, " + std::to_string(num_shards) +
+                       "), got " + std::to_string(index));
+    if (num_shards == 1) return *this;
+    Dataset d =
+        derive(detail::filter_node<T>(node(), [num_shards, index](Index p) { return p % num_shards == index; }));
+    d.epochs_ = epochs_;
+    return d;
+  }
 
   // ---- iteration -------------------------------------------------------------------------------
   /// Starts the next epoch (epochs count up from 0 per Dataset, shared by its copies).

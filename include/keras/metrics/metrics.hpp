@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -42,9 +43,26 @@ class Metric {
   }
   virtual double result() const = 0;
   virtual void reset_state() = 0;
+  /// The running state as numbers that add up over disjoint parts of the data: data-parallel
+  /// fit and evaluate sum them over the replicas, then set_state. Mean and the per-sample means
+  /// (accuracies, loss metrics): {total, count}. A metric without them cannot be distributed.
+  virtual std::vector<double> state() const {
+    throw StateError("Metric '" + name_ +
+                     "' cannot be reduced over replicas: it does not implement state() / set_state()");
+  }
+  virtual void set_state(const std::vector<double>& s) {
+    (void)s;
+    throw StateError("Metric '" + name_ +
+                     "' cannot be reduced over replicas: it does not implement state() / set_state()");
+  }
 
  protected:
   std::string name_;
+  static void check_state(const std::vector<double>& s, std::size_t n, const std::string& who) {
+    if (s.size() != n)
+      throw ValueError("Metric '" + who + "'.set_state: expected " + std::to_string(n) + " numbers, got " +
+                       std::to_string(s.size()));
+  }
 };
 
 /// Running weighted mean: update_state(value, count) adds `value` with weight `count` (e.g. a batch-mean loss
@@ -63,6 +81,12 @@ class Mean : public Metric<T> {
   void reset_state() override { total_ = count_ = 0.0; }
   double total() const { return total_; }
   double count() const { return count_; }
+  std::vector<double> state() const override { return {total_, count_}; }
+  void set_state(const std::vector<double>& s) override {
+    this->check_state(s, 2, this->name_);
+    total_ = s[0];
+    count_ = s[1];
+  }
 
  private:
   double total_ = 0.0, count_ = 0.0;
@@ -84,6 +108,12 @@ class MeanMetricWrapper : public Metric<T> {
   void reset_state() override { total_ = count_ = 0.0; }
   double total() const { return total_; }
   double count() const { return count_; }
+  std::vector<double> state() const override { return {total_, count_}; }
+  void set_state(const std::vector<double>& s) override {
+    this->check_state(s, 2, this->name_);
+    total_ = s[0];
+    count_ = s[1];
+  }
 
  protected:
   /// Adds the sum over samples of the per-sample value to `sum`, and the number of samples to `samples`.

@@ -143,6 +143,9 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   optimizers::Optimizer<T>& optimizer() { return trainer_.optimizer(*this); }
   losses::Loss<T>& loss() { return trainer_.loss(*this); }
   bool stop_training = false;
+  /// Data-parallel fit / evaluate / predict over a group of replicas (processes), e.g.
+  /// keras/distribute/mpi.hpp's MPI one (docs/distributed.md); nullptr: this process alone.
+  void set_distribution(std::shared_ptr<trainers::Distribution<T>> d) { trainer_.set_distribution(std::move(d)); }
   /// User metadata saved with the model (TF.js userDefinedMetadata), e.g. {"class_names": [...]}.
   json metadata;
 

@@ -25,6 +25,10 @@ class Callback {
   virtual void set_model(Model<T>* m) { model_ = m; }
   /// Training parameters: epochs, steps (per epoch), verbose.
   virtual void set_params(const std::map<std::string, double>& p) { params_ = p; }
+  /// Data-parallel training (trainers/distribution.hpp): true for a callback that prints or writes
+  /// files (progress bar, CSVLogger, ModelCheckpoint), which then runs on the chief replica only.
+  /// The others run on every replica, on the same (reduced) logs, and so decide the same.
+  virtual bool chief_only() const { return false; }
   virtual void on_train_begin(const Logs&) {}
   virtual void on_train_end(const Logs&) {}
   virtual void on_epoch_begin(int /*epoch*/, const Logs&) {}
@@ -54,6 +58,10 @@ class CallbackList {
   explicit CallbackList(std::vector<Ptr> cbs) : cbs_(std::move(cbs)) {}
   void prepend(Ptr cb) { cbs_.insert(cbs_.begin(), std::move(cb)); }
   bool empty() const { return cbs_.empty(); }
+  /// Drops the chief-only callbacks (on the replicas other than the chief).
+  void remove_chief_only() {
+    std::erase_if(cbs_, [](const Ptr& cb) { return cb->chief_only(); });
+  }
   void set_model(Model<T>* m) {
     for (auto& cb : cbs_) cb->set_model(m);
   }

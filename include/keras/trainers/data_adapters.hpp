@@ -20,6 +20,9 @@ class BatchSource {
   virtual Index steps() const = 0;  ///< batches per epoch
   virtual void begin_epoch(int epoch) = 0;
   virtual bool next(Tensor<T>& x, Tensor<T>& y) = 0;
+  /// Data parallelism (trainers/distribution.hpp): from now on this source gives replica `index`
+  /// of `num` its share of each pass. Again with the same arguments: nothing changes.
+  virtual void shard(int num, int index) = 0;
 };
 
 /// Batches of rows of in-memory tensors, optionally shuffled per epoch with a seed.
@@ -39,25 +42,36 @@ class TensorBatchSource : public BatchSource<T> {
     }
     pos_ = 0;
   }
+  /// Sharded: the batch (and its drawn outcomes) is the whole one's, and this replica takes rows
+  /// [index n / num, (index + 1) n / num) of it (maybe none: then x and y have 0 rows).
   bool next(Tensor<T>& x, Tensor<T>& y) override {
     if (pos_ >= count_) return false;
     Index n = std::min(batch_, count_ - pos_);
+    const Index lo = n * shard_index_ / shards_, hi = n * (shard_index_ + 1) / shards_;
     if (alternatives_.empty()) {
-      gather(x_, x, n);
+      gather(x_, x, lo, hi);
     } else {  // each sample's row from the alternative its drawn outcome picks
       draw_(n, outcome_);
-      gather(x_, x, n);
+      gather(x_, x, lo, hi);
       const Index row = x_.size() / x_.dim(0);
-      for (Index i = 0; i < n; ++i) {
+      for (Index i = lo; i < hi; ++i) {
         const int k = outcome_[static_cast<std::size_t>(i)];
         if (k == 0) continue;
         const Tensor<T>& src = *alternatives_.at(static_cast<std::size_t>(k) - 1);
-        std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row, x.data() + i * row);
+        std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row,
+                  x.data() + (i - lo) * row);
       }
     }
-    if (y_) gather(*y_, y, n);
+    if (y_) gather(*y_, y, lo, hi);
     pos_ += n;
     return true;
+  }
+  void shard(int num, int index) override {
+    if (num < 1 || index < 0 || index >= num)
+      throw ValueError("TensorBatchSource::shard: replica " + std::to_string(index) + " of " + std::to_string(num) +
+                       " does not exist");
+    shards_ = num;
+    shard_index_ = index;
   }
   /// Outcome k > 0 of a sample reads its row from alternatives[k - 1] instead of x (same shape);
   /// draw(n, outcomes) gives the outcomes of each batch of n samples.
@@ -79,13 +93,16 @@ class TensorBatchSource : public BatchSource<T> {
   std::vector<const Tensor<T>*> alternatives_;
   std::function<void(Index, std::vector<int>&)> draw_;
   std::vector<int> outcome_;
-  void gather(const Tensor<T>& src, Tensor<T>& dst, Index n) {
+  Index shards_ = 1, shard_index_ = 0;
+  /// Rows lo..hi-1 of the current batch.
+  void gather(const Tensor<T>& src, Tensor<T>& dst, Index lo, Index hi) {
     Shape s = src.shape();
     Index row = src.size() / s[0];
-    s[0] = n;
+    s[0] = hi - lo;
     dst.resize(s);
-    for (Index i = 0; i < n; ++i)
-      std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row, dst.data() + i * row);
+    for (Index i = lo; i < hi; ++i)
+      std::copy(src.data() + order_[pos_ + i] * row, src.data() + (order_[pos_ + i] + 1) * row,
+                dst.data() + (i - lo) * row);
   }
 };
 
@@ -94,8 +111,16 @@ template <class T>
 class DatasetBatchSource : public BatchSource<T> {
  public:
   explicit DatasetBatchSource(data::Dataset<T> ds, Index max_steps = -1) : ds_(std::move(ds)), max_steps_(max_steps) {
-    if (auto c = ds_.cardinality()) steps_ = *c;
-    if (max_steps_ > 0) steps_ = steps_ > 0 ? std::min(steps_, max_steps_) : max_steps_;
+    count_steps();
+  }
+  /// Sharded: every num-th batch from batch `index` (Dataset::shard, which reads only those).
+  void shard(int num, int index) override {
+    if (num == shards_ && index == shard_index_) return;
+    if (shards_ != 1) throw StateError("DatasetBatchSource: already sharded for another replica");
+    ds_ = ds_.shard(num, index);
+    shards_ = num;
+    shard_index_ = index;
+    count_steps();
   }
   Index steps() const override { return steps_; }
   void begin_epoch(int) override {
@@ -132,6 +157,12 @@ class DatasetBatchSource : public BatchSource<T> {
  private:
   data::Dataset<T> ds_;
   Index max_steps_, steps_ = 0, taken_ = 0, count_ = 0;
+  int shards_ = 1, shard_index_ = 0;
+  void count_steps() {
+    steps_ = 0;
+    if (auto c = ds_.cardinality()) steps_ = *c;
+    if (max_steps_ > 0) steps_ = steps_ > 0 ? std::min(steps_, max_steps_) : max_steps_;
+  }
   typename data::Dataset<T>::iterator it_;
   bool it_started_ = false;
 };

@@ -22,6 +22,7 @@ struct FeatureCache {
   std::vector<Tensor<T>> x;  ///< training features, one tensor per outcome of the augmentation (one without)
   Tensor<T> y, vx, vy;
   Index batch = 0;  ///< size of the first training batch
+  std::vector<Index> train_chunks, val_chunks;  ///< rows of each batch of the passes (a sharded pass: to gather it)
 };
 
 /// Sets a FiniteAugmentation layer's inference outcome for a scope, and back to 0 after it.
@@ -70,12 +71,16 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
   int step = 0;
   if (verbose == 1) bar.on_predict_begin({});
   // Each batch runs through the frozen part once per outcome (the source is read once).
-  auto collect = [&](BatchSource<T>& src, std::vector<Tensor<T>>& fx, Tensor<T>& fy, int n_out) {
+  auto collect = [&](BatchSource<T>& src, std::vector<Tensor<T>>& fx, Tensor<T>& fy, int n_out,
+                     std::vector<Index>& chunks) {
     std::vector<std::vector<Tensor<T>>> xs(static_cast<std::size_t>(n_out));
     std::vector<Tensor<T>> ys;
     Tensor<T> xb, yb, part;
     src.begin_epoch(0);
+    chunks.clear();
     while (src.next(xb, yb)) {
+      chunks.push_back(xb.dim(0));
+      if (xb.dim(0) == 0) continue;  // a sharded batch with no rows for this replica
       if (!fc.batch) fc.batch = xb.dim(0);
       bytes += per_sample * static_cast<double>(xb.dim(0)) * n_out;
       if (bytes > max_bytes) return false;
@@ -102,9 +107,9 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
     fy = concat_rows(ys);
     return true;
   };
-  if (!collect(train, fc.x, fc.y, outcomes)) return false;
+  if (!collect(train, fc.x, fc.y, outcomes, fc.train_chunks)) return false;
   std::vector<Tensor<T>> vx;
-  if (val && !collect(*val, vx, fc.vy, 1)) return false;
+  if (val && !collect(*val, vx, fc.vy, 1, fc.val_chunks)) return false;
   if (val) fc.vx = std::move(vx[0]);
   if (verbose == 1) bar.on_predict_end({});
   if (verbose) {

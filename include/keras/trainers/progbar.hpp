@@ -44,6 +44,7 @@ class ProgbarLogger : public Callback<T> {
       : os_(os), verbose_(verbose) {
     dynamic_ = verbose != 2 && (dynamic ? *dynamic : (&os == &std::cout && isatty(STDOUT_FILENO)));
   }
+  bool chief_only() const override { return true; }
   void on_train_begin(const Logs&) override { in_fit_ = true; }
   void on_train_end(const Logs&) override { in_fit_ = false; }
   // evaluate() and predict() (not fit's validation, as Keras): a bar over the batches, then one line.

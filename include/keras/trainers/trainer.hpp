@@ -20,6 +20,7 @@
 #include "../optimizers/optimizers.hpp"
 #include "callback.hpp"
 #include "data_adapters.hpp"
+#include "distribution.hpp"
 #include "feature_cache.hpp"
 #include "progbar.hpp"
 
@@ -154,6 +155,12 @@ class Trainer {
   // ---- one step ----------------------------------------------------------------------------
   /// One optimizer step on one batch; returns the batch loss.
   double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
+    const double l = compute_gradients(m, x, y);
+    optimizer_->apply_gradients(m.trainable_variables());
+    return l;
+  }
+  /// The batch loss, with the gradients of the trainable variables in their grad.
+  double compute_gradients(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
     require_compiled(m, "train_on_batch");
     auto& graph = graph_of(m);
     if (cache_cut_ < 0) {
@@ -168,11 +175,16 @@ class Trainer {
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
     if (on_logits) graph.backward_from_logits(dpred_);
-    else graph.backward({&dpred_}, {});
-    optimizer_->apply_gradients(vars);
+    else
+      graph.backward({&dpred_}, {});
     last_pred_ = &pred;
     return l;
   }
+
+  // ---- data parallelism (trainers/distribution.hpp) ------------------------------------------
+  /// fit, evaluate and predict run data-parallel over these replicas (nullptr: this process alone).
+  void set_distribution(std::shared_ptr<Distribution<T>> d) { dist_ = std::move(d); }
+  const std::shared_ptr<Distribution<T>>& distribution() const { return dist_; }
 
   // ---- fit ---------------------------------------------------------------------------------
   History fit(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o) {
@@ -187,6 +199,7 @@ class Trainer {
     Index n_train = n - n_val;
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+    if (dist_) seed = dist_->broadcast(seed);
     const Tensor<T>* vx = vd.is_tensors() ? &vd.x() : n_val > 0 ? &x : nullptr;
     const Tensor<T>* vy = vd.is_tensors() ? &vd.y() : n_val > 0 ? &y : nullptr;
     if (vd.is_tensors()) check_batch(m, *vx, *vy, "fit(validation_data)");
@@ -200,6 +213,8 @@ class Trainer {
     if (plan.cut >= 0) {
       // Same batches and order as the uncached run: features in sample order, same shuffling seed.
       TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
+      shard(plain);
+      if (vplain) shard(*vplain);
       const void* val_id = vx ? static_cast<const void*>(vx->data()) : vd.is_dataset() ? vd.dataset().identity() : nullptr;
       std::shared_ptr<const FeatureCache<T>> fcp;
       if (make_cache(*g, plan, plain, vplain.get(), {x.data(), val_id, sampled_hash(x) ^ sampled_hash(y) ^ (vx ? sampled_hash(*vx) : 0)}, o, fcp)) {
@@ -235,10 +250,14 @@ class Trainer {
     if (validation) val = std::make_unique<DatasetBatchSource<T>>(*validation);
     if (plan.cut >= 0) {
       std::shared_ptr<const FeatureCache<T>> fcp;
+      shard(train);
+      if (val) shard(*val);
       if (make_cache(*g, plan, train, val.get(), {ds.identity(), validation ? validation->identity() : nullptr, 0}, o, fcp)) {
         const FeatureCache<T>& fc = *fcp;
-        Index bs = std::max<Index>(1, fc.batch);
+        // distributed: a step is one batch per replica, as uncached (distribution.hpp)
+        Index bs = std::max<Index>(1, fc.batch) * (dist_ ? dist_->num_replicas() : 1);
         std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+        if (dist_) seed = dist_->broadcast(seed);
         TensorBatchSource<T> ctrain(fc.x[0], &fc.y, 0, fc.x[0].dim(0), bs, o.shuffle, seed);
         attach_outcomes(ctrain, *g, plan, fc);
         TensorBatchSource<T> cval(fc.vx, &fc.vy, 0, val ? fc.vx.dim(0) : 0, bs, false, 0);
@@ -254,6 +273,12 @@ class Trainer {
     callbacks::CallbackList<T> cbs(o.callbacks);
     if (o.verbose)
       cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
+    if (dist_) {
+      shard(train);
+      if (val) shard(*val);
+      if (!dist_->is_chief()) cbs.remove_chief_only();
+      start_replicas(m);
+    }
     cbs.set_model(&m);
     cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.steps())}, {"verbose", o.verbose}});
     m.stop_training = false;
@@ -277,21 +302,36 @@ class Trainer {
       train.begin_epoch(epoch);
       int step = 0;
       Logs logs;
-      while (train.next(xb, yb)) {
+      for (;;) {
+        const bool got = train.next(xb, yb);
+        const Index local = got ? xb.dim(0) : 0;
+        Index total = local;
+        if (dist_) {
+          if (!begin_step(m, local, total)) break;  // every replica's part is done, or one stops
+        } else if (!got) {
+          break;
+        }
         cbs.on_train_batch_begin(step);
-        double l = train_on_batch(m, xb, yb);
-        loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
-        for (auto& mt : ms) mt->update_state(yb, *last_pred_);
-        logs = current_logs(loss_mean, ms);
+        const double l = dist_ ? distributed_step(m, xb, yb, local, total) : train_on_batch(m, xb, yb);
+        if (local > 0) {
+          loss_mean.update_state(l, static_cast<double>(local));
+          for (auto& mt : ms) mt->update_state(yb, *last_pred_);
+        }
+        logs = current_logs(loss_mean, ms);  // distributed: this replica's so far, reduced at the end of the epoch
         cbs.on_train_batch_end(step, logs);
         ++step;
-        if (m.stop_training) break;
+        if (m.stop_training && !dist_) break;  // distributed: at the next step, on every replica
+      }
+      if (dist_) {
+        reduce_states(loss_mean, ms);
+        logs = current_logs(loss_mean, ms);
       }
       if (val) {
         Logs vl = evaluate(m, *val, &cbs);
         for (auto& [k, v] : vl) logs["val_" + k] = v;
       }
       cbs.on_epoch_end(epoch, logs);
+      if (dist_) end_epoch(m);
       h.epoch.push_back(epoch);
       for (auto& [k, v] : logs) h.history[k].push_back(v);
     }
@@ -312,6 +352,7 @@ class Trainer {
     require_compiled(m, "evaluate");
     callbacks::CallbackList<T> none;
     if (!cbs) cbs = &none;
+    if (dist_) shard(src);
     auto& graph = graph_of(m);
     auto ms = make_metrics(m);
     metrics::Mean<T> loss_mean;
@@ -320,6 +361,7 @@ class Trainer {
     cbs->on_test_begin();
     int step = 0;
     while (src.next(xb, yb)) {
+      if (xb.dim(0) == 0) continue;  // a sharded batch with no rows for this replica
       cbs->on_test_batch_begin(step);
       if (cache_cut_ < 0) m.ensure_built(xb.shape());
       const losses::Loss<T>* on_logits = logits_loss(graph);
@@ -333,6 +375,7 @@ class Trainer {
       for (auto& mt : ms) mt->update_state(yb, pred);
       cbs->on_test_batch_end(step++, current_logs(loss_mean, ms));
     }
+    if (dist_) reduce_states(loss_mean, ms);
     Logs logs = current_logs(loss_mean, ms);
     cbs->on_test_end(logs);
     return logs;
@@ -344,11 +387,15 @@ class Trainer {
     if (!cbs) cbs = &none;
     auto& graph = m.graph();
     Tensor<T> xb, yb;
+    if (dist_) shard(src);
     src.begin_epoch(0);
     std::vector<Tensor<T>> parts;
+    std::vector<Index> chunks;  // rows per step (distributed: the gather puts them in order)
     cbs->on_predict_begin();
     int step = 0;
     while (src.next(xb, yb)) {
+      chunks.push_back(xb.dim(0));
+      if (xb.dim(0) == 0) continue;
       cbs->on_predict_batch_begin(step);
       m.ensure_built(xb.shape());
       graph.forward({&xb}, false);
@@ -356,6 +403,11 @@ class Trainer {
       cbs->on_predict_batch_end(step++);
     }
     cbs->on_predict_end();
+    if (dist_) {  // the outputs in order on the chief; an empty tensor on the others
+      Tensor<T> all = dist_->gather_steps(concat_rows(parts), chunks, false);
+      if (dist_->is_chief() && all.empty()) throw ValueError("predict: no input samples");
+      return all;
+    }
     if (parts.empty()) throw ValueError("predict: no input samples");
     return concat_rows(parts);
   }
@@ -391,6 +443,7 @@ class Trainer {
   std::shared_ptr<losses::Loss<T>> loss_;
   std::vector<std::string> metric_names_;
   bool compiled_ = false;
+  std::shared_ptr<Distribution<T>> dist_;
   Tensor<T> dpred_;
   const Tensor<T>* last_pred_ = nullptr;
   int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
@@ -513,20 +566,29 @@ class Trainer {
       engine::CachePlan first = plan;
       first.cut = keep >= 0 ? keep : plan.cut;
       auto fc = std::make_shared<FeatureCache<T>>();
-      if (!build_feature_cache(g, first, train, val, o.cache_max_bytes, o.cache_batch_size, o.verbose, *fc)) return false;
+      bool built = build_feature_cache(g, first, train, val, o.cache_max_bytes, o.cache_batch_size,
+                                       dist_ && !dist_->is_chief() ? 0 : o.verbose, *fc);
+      if (dist_) {  // each replica computed its shard: every replica agrees, then gets them all
+        std::vector<double> failed{built ? 0.0 : 1.0};
+        dist_->all_sum(failed);
+        built = failed[0] == 0 && gather_cache(*fc, val != nullptr, o.verbose);
+      }
+      if (!built) return false;
       from = first.cut;
       base = fc;
       if (keep >= 0) kept_ = KeptFeatures{g.nodes()[keep].layer.get(), data, weights_fingerprint(g, keep), aug, base};
     } else if (o.verbose) {
       std::cout << "Reusing the outputs of '" << kept_->layer->name() << "' kept by an earlier fit (keep_features_of).\n";
     }
-    out = from == plan.cut ? base : derive_features(g, from, plan.cut, *base, o);
+    out = from == plan.cut ? base : derive_features(g, from, plan.cut, *base, o, dist_.get());
     return true;
   }
 
   /// The features of node `to` computed from those of node `from` (inference, in chunks).
-  static std::shared_ptr<const FeatureCache<T>> derive_features(engine::Graph<T>& g, int from, int to, const FeatureCache<T>& in,
-                                                                const FitOptions<T>& o) {
+  /// Distributed: each replica runs its contiguous share of the rows, then all are gathered.
+  static std::shared_ptr<const FeatureCache<T>> derive_features(engine::Graph<T>& g, int from, int to,
+                                                                const FeatureCache<T>& in, const FitOptions<T>& o,
+                                                                Distribution<T>* dist = nullptr) {
     auto t0 = std::chrono::steady_clock::now();
     auto fc = std::make_shared<FeatureCache<T>>();
     fc->y = in.y;
@@ -538,18 +600,20 @@ class Trainer {
       std::vector<Tensor<T>> parts;
       Tensor<T> part;
       Shape cs = x.shape();
-      const Index row = x.size() / x.dim(0);
-      for (Index b0 = 0; b0 < x.dim(0); b0 += chunk) {
-        cs[0] = std::min(chunk, x.dim(0) - b0);
+      const Index row = x.size() / x.dim(0), n = x.dim(0);
+      const Index lo = dist ? n * dist->replica_id() / dist->num_replicas() : 0;
+      const Index hi = dist ? n * (dist->replica_id() + 1) / dist->num_replicas() : n;
+      for (Index b0 = lo; b0 < hi; b0 += chunk) {
+        cs[0] = std::min(chunk, hi - b0);
         part.resize(cs);
         std::copy(x.data() + b0 * row, x.data() + (b0 + cs[0]) * row, part.data());
         parts.push_back(g.forward_between(from, to, part));
       }
-      return concat_rows(parts);
+      return dist ? dist->gather_steps(concat_rows(parts), {hi - lo}, true) : concat_rows(parts);
     };
     for (auto& x : in.x) fc->x.push_back(run(x));
     fc->vx = run(in.vx);
-    if (o.verbose) {
+    if (o.verbose && (!dist || dist->is_chief())) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       std::cout << "Computed the outputs of '" << g.nodes()[to].layer->name() << "' " << shape_str(g.nodes()[to].shape) << " from those of '"
@@ -581,6 +645,88 @@ class Trainer {
       }
     } reset{this};
     return fit_sources(m, train, val, o);
+  }
+  // ---- data parallelism: the few calls into Distribution (distribution.hpp) ---------------------
+  void shard(BatchSource<T>& src) const {
+    if (dist_) src.shard(dist_->num_replicas(), dist_->replica_id());
+  }
+  /// Start of a distributed fit: same variable shapes everywhere, then the chief's values.
+  void start_replicas(ModelT& m) {
+    if (!m.built())
+      throw StateError("fit: model '" + m.name() +
+                       "' must be built before a distributed fit (give it an input shape), so that every replica "
+                       "starts from the chief's weights");
+    auto vars = m.variables();
+    std::uint64_t sig = 1469598103934665603ull;
+    for (auto* v : vars)
+      for (Index d : v->value.shape()) sig = (sig ^ static_cast<std::uint64_t>(d)) * 1099511628211ull;
+    std::vector<double> differ{dist_->broadcast(sig) != sig ? 1.0 : 0.0};
+    dist_->all_sum(differ);
+    if (differ[0] > 0)
+      throw ValueError("fit: model '" + m.name() +
+                       "' does not have the same variables (number and shapes) on every replica (" +
+                       std::to_string(static_cast<int>(differ[0])) + " of " + std::to_string(dist_->num_replicas()) +
+                       " differ from the chief's)");
+    dist_->broadcast(vars);
+  }
+  /// The step's total samples over the replicas; false when there are none (the epoch is over) or
+  /// a replica's model asked to stop (then every replica stops).
+  bool begin_step(ModelT& m, Index local, Index& total) {
+    std::vector<double> v{static_cast<double>(local), m.stop_training ? 1.0 : 0.0};
+    dist_->all_sum(v);
+    total = static_cast<Index>(v[0]);
+    if (v[1] > 0) m.stop_training = true;
+    return total > 0 && v[1] == 0;
+  }
+  /// One data-parallel step: local gradients (none without local samples), averaged, applied.
+  double distributed_step(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index local, Index total) {
+    const double l = local > 0 ? compute_gradients(m, x, y) : 0.0;
+    auto vars = m.trainable_variables();
+    dist_->reduce_gradients(vars, local, total);
+    optimizer_->apply_gradients(vars);
+    return l;
+  }
+  /// Loss and metric states summed over the replicas (weighted by their sample counts).
+  void reduce_states(metrics::Mean<T>& loss_mean, std::vector<std::unique_ptr<metrics::Metric<T>>>& ms) {
+    std::vector<double> all = loss_mean.state();
+    for (auto& mt : ms)
+      for (double v : mt->state()) all.push_back(v);
+    dist_->all_sum(all);
+    std::size_t k = 0;
+    auto take = [&](std::size_t n) {
+      std::vector<double> r(all.begin() + k, all.begin() + k + n);
+      k += n;
+      return r;
+    };
+    loss_mean.set_state(take(loss_mean.state().size()));
+    for (auto& mt : ms) mt->set_state(take(mt->state().size()));
+  }
+  /// End of a distributed epoch: the chief's non-trainable variables (BatchNormalization moving
+  /// statistics that each replica updated from its own samples), and one stop decision for all.
+  void end_epoch(ModelT& m) {
+    std::vector<Variable<T>*> fixed;
+    for (auto* v : m.variables())
+      if (!v->trainable) fixed.push_back(v);
+    dist_->broadcast(fixed);
+    std::vector<double> stop{m.stop_training ? 1.0 : 0.0};
+    dist_->all_sum(stop);
+    m.stop_training = stop[0] > 0;
+  }
+  /// The replicas' features of a sharded cache pass, gathered in order on every replica.
+  bool gather_cache(FeatureCache<T>& fc, bool has_val, int verbose) {
+    fc.batch = static_cast<Index>(
+        dist_->broadcast(static_cast<std::uint64_t>(fc.batch)));  // the chief's first batch is a full one
+    for (auto& x : fc.x) x = dist_->gather_steps(x, fc.train_chunks, true);
+    fc.y = dist_->gather_steps(fc.y, fc.train_chunks, true);
+    if (has_val) {
+      fc.vx = dist_->gather_steps(fc.vx, fc.val_chunks, true);
+      fc.vy = dist_->gather_steps(fc.vy, fc.val_chunks, true);
+    }
+    if (verbose && dist_->is_chief())
+      std::cout << "Cached the outputs of the frozen layers for " << fc.x[0].dim(0) + (has_val ? fc.vx.dim(0) : 0)
+                << " samples on " << dist_->num_replicas() << " replicas, each its shard; training the rest on them.\n"
+                << std::flush;
+    return true;
   }
   std::vector<std::unique_ptr<metrics::Metric<T>>> make_metrics(const ModelT& m) const {
     std::vector<std::unique_ptr<metrics::Metric<T>>> ms;
