@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "top_blocks.hpp"
+
 using keras::Index;
 using keras::Tensor;
 
@@ -40,42 +42,6 @@ std::vector<int> int_list(const std::string& s) {
   std::string tok;
   while (std::getline(ss, tok, ',')) r.push_back(std::atoi(tok.c_str()));
   return r;
-}
-
-struct TopBlocks {
-  std::shared_ptr<keras::Model<float>> backbone;  ///< block_13 input -> out_relu (weights load into it)
-  std::shared_ptr<keras::Model<float>> model;     ///< the same layers + GAP + Dense(5, softmax)
-};
-
-/// The graph of applications::MobileNetV2 from block_13 on, with Keras's layer names.
-TopBlocks make_top_blocks(Index hw) {
-  using namespace keras::layers;
-  namespace app = keras::applications::detail;
-  auto in = keras::Input<float>({hw, hw, 96}, "block_12_add");
-  auto x = app::inverted_res_block<float>(in, 6, 2, 1.0, 160, 13);
-  x = app::inverted_res_block<float>(x, 6, 1, 1.0, 160, 14);
-  x = app::inverted_res_block<float>(x, 6, 1, 1.0, 160, 15);
-  x = app::inverted_res_block<float>(x, 6, 1, 1.0, 320, 16);
-  x = Conv2D<float>(1280, 1, {.use_bias = false, .name = "Conv_1"})(x);
-  x = BatchNormalization<float>({.momentum = 0.999, .epsilon = 1e-3, .name = "Conv_1_bn"})(x);
-  x = ReLU<float>({.max_value = 6.0, .name = "out_relu"})(x);
-  TopBlocks t;
-  t.backbone = std::make_shared<keras::Model<float>>(in, x, "top_blocks");
-  auto p = GlobalAveragePooling2D<float>()(x);
-  auto out = Dense<float>(5, {.activation = "softmax", .name = "head"})(p);
-  t.model = std::make_shared<keras::Model<float>>(in, out, "top_blocks_head");
-  return t;
-}
-
-void randomise_bn(keras::Model<float>& m, keras::Random& rng) {
-  for (auto& l : m.layers())
-    if (auto* bn = dynamic_cast<keras::layers::BatchNormalization<float>*>(l.get()))
-      for (Index c = 0; c < bn->moving_mean().value.size(); ++c) {
-        bn->gamma()->value[c] = static_cast<float>(rng.uniform(0.5, 1.5));
-        bn->beta()->value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-        bn->moving_mean().value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-        bn->moving_variance().value[c] = static_cast<float>(rng.uniform(0.5, 2.0));
-      }
 }
 
 /// Per-layer forward and backward times of one training step, layer by layer as the engine runs it
@@ -166,8 +132,9 @@ int main(int argc, char** argv) {
 
   for (int size : sizes) {
     const Index hw = size / 16;  // block_12's output: stride 16
-    TopBlocks t = make_top_blocks(hw);
-    if (weights == "random") randomise_bn(*t.backbone, rng);
+    bench::TopBlocks t = bench::make_top_blocks(hw);
+    if (weights == "random")
+      bench::randomise_bn(*t.backbone, rng);
     else keras::io::load_weights(*t.backbone, weights, /*allow_unused=*/true);
     for (auto& l : t.model->layers())
       if (l->class_name() == "BatchNormalization") l->set_trainable(false);
