@@ -5,18 +5,24 @@
 //
 //   top   MobileNetV2's top blocks (bench/top_blocks.hpp: block_13 ... Dense(5)), BatchNorm frozen,
 //         Adam(1e-4), input 12x12x96 (block_12's output for 192x192 images): the flowers
-//         fine-tuning step. 1.86 M trainable parameters.
+//         fine-tuning step. 1.67 M trainable parameters (6.68 MB of gradients per step).
 //   full  the whole MobileNetV2-192 + Dense(5, softmax), every layer trainable, BatchNorm in
-//         training mode (per-replica batch statistics, as Horovod), Adam. 2.23 M parameters.
+//         training mode (per-replica batch statistics, as Horovod), Adam. 2.23 M trainable
+//         parameters (8.92 MB per step).
 // Every replica trains on batch_per_replica samples per step (weak scaling: the global batch is R
 // times that; the step's work per replica is the same for every R). One warm-up epoch of 2 steps,
 // then an epoch of `steps` steps through model.fit; the chief prints one JSON line:
 //   {"bench": "distributed-<net>", "replicas", "batch_per_replica", "steps", "samples_per_s",
 //    "step_s", "comm_share", "gradient_share", "gradient_mb_per_step", "load"}
 // comm_share: the largest over the replicas of (time in DataParallel's collectives) / (fit time);
-// gradient_share: the same for the gradient allreduce alone. bench/mpi_scaling.sh runs 1 and 2
+// gradient_share: the same for the gradient allreduce alone; cpu_util: the smallest over the
+// replicas of (process CPU time) / (fit time), below 1 when the machine is busy with other work
+// (MPI busy-waits, so waiting for a slower replica counts as CPU); samples_per_cpu_s: samples over
+// the CPU time of all replicas, whatever share of the machine they got. bench/mpi_scaling.sh runs 1 and 2
 // replicas alternately and prints the ratios (docs/distributed.md).
 #include <keras/distribute/mpi.hpp>
+
+#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -91,20 +97,30 @@ int main(int argc, char** argv) try {
   model->fit(xw, yw, fo);
   Tensor<float> xt = x.slice_rows(2 * R * b, steps * R * b), yt = y.slice_rows(2 * R * b, steps * R * b);
   dp->reset_stats();
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  };
+  const double cpu0 = cpu_now();
   const auto t0 = std::chrono::steady_clock::now();
   model->fit(xt, yt, fo);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu_util = (cpu_now() - cpu0) / secs;  // < 1: the process was not running all the time (a busy machine)
   const auto& s = dp->stats();
   std::vector<double> shares{(s.gradient_seconds + s.other_seconds) / secs, s.gradient_seconds / secs};
   // the largest share over the replicas (a sum of one-hot contributions)
-  std::vector<double> all(static_cast<std::size_t>(2 * R), 0.0);
-  all[static_cast<std::size_t>(2 * mpi.rank())] = shares[0];
-  all[static_cast<std::size_t>(2 * mpi.rank() + 1)] = shares[1];
+  std::vector<double> all(static_cast<std::size_t>(3 * R), 0.0);
+  all[static_cast<std::size_t>(3 * mpi.rank())] = shares[0];
+  all[static_cast<std::size_t>(3 * mpi.rank() + 1)] = shares[1];
+  all[static_cast<std::size_t>(3 * mpi.rank() + 2)] = cpu_util;
   if (R > 1) dp->all_sum(all);
-  double comm = 0, grad = 0;
+  double comm = 0, grad = 0, util = 1e9, util_sum = 0;
   for (int r = 0; r < R; ++r) {
-    comm = std::max(comm, all[static_cast<std::size_t>(2 * r)]);
-    grad = std::max(grad, all[static_cast<std::size_t>(2 * r + 1)]);
+    comm = std::max(comm, all[static_cast<std::size_t>(3 * r)]);
+    grad = std::max(grad, all[static_cast<std::size_t>(3 * r + 1)]);
+    util = std::min(util, all[static_cast<std::size_t>(3 * r + 2)]);
+    util_sum += all[static_cast<std::size_t>(3 * r + 2)];
   }
   if (mpi.is_chief()) {
     double load = -1;
@@ -114,10 +130,11 @@ int main(int argc, char** argv) try {
         "\"samples_per_s\": %.2f, "
         "\"step_s\": %.4f, \"comm_share\": %.4f, \"gradient_share\": %.4f, \"gradient_mb_per_step\": %.2f, "
         "\"weights\": \"%s\", "
-        "\"load\": %.2f}\n",
+        "\"cpu_util\": %.2f, \"samples_per_cpu_s\": %.2f, \"load\": %.2f}\n",
         net.c_str(), R, long(b), long(steps), double(steps * R * b) / secs, secs / double(steps), comm, grad,
         s.steps ? s.gradient_bytes / double(s.steps) / 1e6 : 0.0,
-        net == "top" ? weights == "random" ? "random" : "keras" : "random", load);
+        net == "top" ? weights == "random" ? "random" : "keras" : "random", util,
+        double(steps * R * b) / secs / util_sum, load);
   }
   return 0;
 } catch (const std::exception& e) {

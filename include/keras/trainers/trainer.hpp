@@ -175,8 +175,7 @@ class Trainer {
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
     if (on_logits) graph.backward_from_logits(dpred_);
-    else
-      graph.backward({&dpred_}, {});
+    else graph.backward({&dpred_}, {});
     last_pred_ = &pred;
     return l;
   }
