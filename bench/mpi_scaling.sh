@@ -37,8 +37,8 @@ print(f"  communication share on {R}: {statistics.median(r['comm_share'] for r i
       f"{many[0]['gradient_mb_per_step']:.2f} MB of gradients per step")
 e1 = statistics.median(r["samples_per_cpu_s"] for r in one)
 eR = statistics.median(r["samples_per_cpu_s"] for r in many)
-print(f"  per CPU-second: 1 x {e1:.2f}, {R} x {eR:.2f} samples: efficiency {eR / e1:.2f}; on {R} free cores that is "
-      f"{R * eR / e1:.2f}x (a projection from the CPU time, not a measured throughput)")
+print(f"  per CPU-second: 1 x {e1:.2f}, {R} x {eR:.2f} samples: {eR / e1:.2f} (a spinning wait for a descheduled "
+      f"replica counts as CPU: on a busy machine this falls with the load)")
 print(f"  CPU time / wall (smallest replica): 1 process {', '.join(str(r['cpu_util']) for r in one)}; "
       f"{R} processes {', '.join(str(r['cpu_util']) for r in many)}; load {', '.join(str(r['load']) for r in rows)}")
 PY
