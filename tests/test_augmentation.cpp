@@ -399,5 +399,11 @@ TEST_CASE("A fine-tuning fit starts from the features an earlier fit kept (keep_
   base->get_layer("b_conv1")->variables()[0]->value[0] += 1.0f;
   std::string out = capture_stdout([&] { m->fit(x, y, {.epochs = 1, .verbose = 2}); });
   CHECK(out.find("Reusing") == std::string::npos);
+  // a fit that does not ask to keep uses what was kept, then lets it go: the next one recomputes
+  m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "b_relu1"});
+  out = capture_stdout([&] { m->fit(x, y, {.epochs = 1, .verbose = 2}); });
+  CHECK(out.find("Reusing the outputs of 'b_relu1'") != std::string::npos);
+  out = capture_stdout([&] { m->fit(x, y, {.epochs = 1, .verbose = 2}); });
+  CHECK(out.find("Reusing") == std::string::npos);
   CHECK_THROWS_WITH(m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "dense_nope"}), Catch::Contains("no such layer"));
 }

@@ -470,6 +470,7 @@ int main(int argc, char** argv) try {
     FitOptions<float> f2 = fo;
     f2.initial_epoch = o.epochs;
     f2.epochs = o.epochs + o.fine_tune_epochs;
+    f2.keep_features_of.clear();  // stage 2 starts from stage 1's features and keeps nothing for later
     f2.callbacks = {std::make_shared<callbacks::CSVLogger<float>>(csv, ',', /*append=*/true)};
     History h2 = model->fit(train_ds, f2, val_ds);
     for (auto& [k, v] : h2.history) history.history[k].insert(history.history[k].end(), v.begin(), v.end());

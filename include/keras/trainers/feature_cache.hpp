@@ -71,10 +71,27 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
   int step = 0;
   if (verbose == 1) bar.on_predict_begin({});
   // Each batch runs through the frozen part once per outcome (the source is read once).
+  // Each batch's features go straight into one tensor per outcome, sized for steps() full batches
+  // when the first batch arrives (the tail of a short last batch is never touched): no per-batch
+  // pieces that a final concatenation would copy, so the cache's peak memory is the cache itself.
+  auto append = [](Tensor<T>& dst, Index& rows, const Tensor<T>& src, Index capacity_rows) {
+    if (src.empty() || src.dim(0) == 0) return;
+    const Index row = src.size() / src.dim(0);
+    if (dst.empty() || (rows + src.dim(0)) * row > dst.size()) {
+      Shape s = src.shape();
+      s[0] = std::max(capacity_rows, 2 * (rows + src.dim(0)));
+      Tensor<T> grown(s);
+      if (rows) std::copy(dst.data(), dst.data() + rows * row, grown.data());
+      dst.swap(grown);
+    }
+    std::copy(src.begin(), src.end(), dst.data() + rows * row);
+    rows += src.dim(0);
+  };
   auto collect = [&](BatchSource<T>& src, std::vector<Tensor<T>>& fx, Tensor<T>& fy, int n_out,
                      std::vector<Index>& chunks) {
-    std::vector<std::vector<Tensor<T>>> xs(static_cast<std::size_t>(n_out));
-    std::vector<Tensor<T>> ys;
+    fx.assign(static_cast<std::size_t>(n_out), Tensor<T>());
+    std::vector<Index> rows(static_cast<std::size_t>(n_out), 0);
+    Index yrows = 0, capacity = 0;
     Tensor<T> xb, yb, part;
     src.begin_epoch(0);
     chunks.clear();
@@ -82,13 +99,16 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
       chunks.push_back(xb.dim(0));
       if (xb.dim(0) == 0) continue;  // a sharded batch with no rows for this replica
       if (!fc.batch) fc.batch = xb.dim(0);
+      if (!capacity) capacity = xb.dim(0) * std::max<Index>(1, src.steps());
       bytes += per_sample * static_cast<double>(xb.dim(0)) * n_out;
       if (bytes > max_bytes) return false;
       const Index chunk = chunk_size > 0 ? chunk_size : xb.dim(0), row = xb.size() / xb.dim(0);
       for (int k = 0; k < n_out; ++k) {
         scope.set(k);
+        auto& dst = fx[static_cast<std::size_t>(k)];
+        auto& r = rows[static_cast<std::size_t>(k)];
         if (xb.dim(0) <= chunk) {
-          xs[k].push_back(graph.forward_until(cut, xb));
+          append(dst, r, graph.forward_until(cut, xb), capacity);
           continue;
         }
         Shape cs = xb.shape();
@@ -96,15 +116,24 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
           cs[0] = std::min(chunk, xb.dim(0) - b0);
           part.resize(cs);
           std::copy(xb.data() + b0 * row, xb.data() + (b0 + cs[0]) * row, part.data());
-          xs[k].push_back(graph.forward_until(cut, part));
+          append(dst, r, graph.forward_until(cut, part), capacity);
         }
       }
-      ys.push_back(yb);
+      append(fy, yrows, yb, capacity);
       if (verbose == 1) bar.on_predict_batch_end(step++, {});
     }
-    fx.clear();
-    for (auto& v : xs) fx.push_back(concat_rows(v));
-    fy = concat_rows(ys);
+    for (int k = 0; k < n_out; ++k) {  // the true row counts; resize keeps the buffers
+      auto& dst = fx[static_cast<std::size_t>(k)];
+      if (dst.empty()) continue;
+      Shape s = dst.shape();
+      s[0] = rows[static_cast<std::size_t>(k)];
+      dst.resize(s);
+    }
+    if (!fy.empty()) {
+      Shape s = fy.shape();
+      s[0] = yrows;
+      fy.resize(s);
+    }
     return true;
   };
   if (!collect(train, fc.x, fc.y, outcomes, fc.train_chunks)) return false;

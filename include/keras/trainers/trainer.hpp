@@ -80,7 +80,9 @@ struct FitOptions {
   /// outputs for every training and validation sample (each RandomFlip outcome) after it returns.
   /// A later fit on the same datasets (or tensors) whose frozen part reaches that layer, with the
   /// layers below it unchanged, computes its cache from them instead of from the inputs: a
-  /// fine-tuning stage that unfreezes the layers above it then skips the frozen pass.
+  /// fine-tuning stage that unfreezes the layers above it then skips the frozen pass. A fit that
+  /// leaves this empty uses what an earlier fit kept and then lets it go (its memory is freed
+  /// when that fit returns).
   std::string keep_features_of;
 };
 
@@ -580,6 +582,7 @@ class Trainer {
       std::cout << "Reusing the outputs of '" << kept_->layer->name() << "' kept by an earlier fit (keep_features_of).\n";
     }
     out = from == plan.cut ? base : derive_features(g, from, plan.cut, *base, o, dist_.get());
+    if (keep < 0) kept_.reset();  // used, not kept for later: freed with this fit's cache
     return true;
   }
 
