@@ -377,6 +377,14 @@ def keras2_config(obj):
             out[k] = [v]  # a single tensor: Keras 3 writes [name, 0, 0], Keras 2 / TF.js [[name, 0, 0]]
         else:
             out[k] = keras2_config(v)
+    if out.get("class_name") == "Sequential" and isinstance(out.get("config"), dict) and isinstance(obj.get("config"), dict):
+        # A Sequential whose config has no InputLayer keeps its input shape in build_input_shape
+        # (or build_config): Keras 2 / TF.js read it from an InputLayer.
+        layers = out["config"].get("layers")
+        shape = obj["config"].get("build_input_shape") or (obj.get("build_config") or {}).get("input_shape")
+        if isinstance(layers, list) and isinstance(shape, list) and (not layers or layers[0].get("class_name") != "InputLayer"):
+            layers.insert(0, {"class_name": "InputLayer", "config": {"batch_input_shape": shape, "dtype": "float32",
+                                                                      "sparse": False, "name": out["config"].get("name", "sequential") + "_input"}})
     if out.get("class_name") == "InputLayer" and isinstance(out.get("config"), dict):
         c = out["config"]
         if "batch_shape" in c:

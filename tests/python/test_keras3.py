@@ -155,6 +155,20 @@ class Keras3Test(unittest.TestCase):
         x = self.rng.standard_normal((7, 6))
         self.predict_both(out, x, ref_mlp(x, w))
 
+    def test_sequential_without_input_layer_takes_build_input_shape(self):
+        cfg, w = k3.mlp(self.rng)
+        del cfg["config"]["layers"][0]  # built by model.build((None, 6)) in an older Keras 3: no InputLayer entry
+        src = os.path.join(self.d, "noinput.keras")
+        k3.write_keras(src, cfg, w)
+        out = os.path.join(self.d, "noinput")
+        model, ws = self.convert_ok(src, out)
+        first = model["modelTopology"]["model_config"]["config"]["layers"][0]
+        self.assertEqual(first["class_name"], "InputLayer")
+        self.assertEqual(first["config"]["batch_input_shape"], [None, 6])
+        self.assertEqual(len(ws), 8)
+        x = self.rng.standard_normal((4, 6))
+        self.predict_both(out, x, ref_mlp(x, w))
+
     def test_functional_keras_file_without_name_attributes(self):
         cfg, w = k3.cnn(self.rng)
         src = os.path.join(self.d, "cnn.keras")
