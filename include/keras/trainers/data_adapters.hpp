@@ -20,6 +20,8 @@ class BatchSource {
   virtual Index steps() const = 0;  ///< batches per epoch
   virtual void begin_epoch(int epoch) = 0;
   virtual bool next(Tensor<T>& x, Tensor<T>& y) = 0;
+  /// The sample weights of the batch next() returned last, or null (no weights).
+  virtual const Tensor<T>* batch_weights() const { return nullptr; }
 };
 
 /// Batches of rows of in-memory tensors, optionally shuffled per epoch with a seed.
@@ -56,9 +58,13 @@ class TensorBatchSource : public BatchSource<T> {
       }
     }
     if (y_) gather(*y_, y, n);
+    if (w_) gather(*w_, wb_, n);
     pos_ += n;
     return true;
   }
+  /// Per-sample weights (shape (samples,) or (samples, 1), indexed as x's rows) batched with x and y.
+  void set_weights(const Tensor<T>* w) { w_ = w; }
+  const Tensor<T>* batch_weights() const override { return w_ ? &wb_ : nullptr; }
   /// Outcome k > 0 of a sample reads its row from alternatives[k - 1] instead of x (same shape);
   /// draw(n, outcomes) gives the outcomes of each batch of n samples.
   void set_alternatives(std::vector<const Tensor<T>*> alternatives, std::function<void(Index, std::vector<int>&)> draw) {
@@ -79,6 +85,8 @@ class TensorBatchSource : public BatchSource<T> {
   std::vector<const Tensor<T>*> alternatives_;
   std::function<void(Index, std::vector<int>&)> draw_;
   std::vector<int> outcome_;
+  const Tensor<T>* w_ = nullptr;
+  Tensor<T> wb_;
   void gather(const Tensor<T>& src, Tensor<T>& dst, Index n) {
     Shape s = src.shape();
     Index row = src.size() / s[0];

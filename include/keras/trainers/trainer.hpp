@@ -22,6 +22,7 @@
 #include "data_adapters.hpp"
 #include "feature_cache.hpp"
 #include "progbar.hpp"
+#include "sample_weights.hpp"
 
 namespace keras {
 
@@ -81,6 +82,29 @@ struct FitOptions {
   /// layers below it unchanged, computes its cache from them instead of from the inputs: a
   /// fine-tuning stage that unfreezes the layers above it then skips the frozen pass.
   std::string keep_features_of;
+  /// Keras's class_weight: {class index: weight}, each training sample weighted by its class
+  /// (trainers/sample_weights.hpp); not with sample_weight.
+  std::map<int, double> class_weight;
+  /// Keras's sample_weight: one weight per sample of x, shape (samples,) (fit on tensors). The
+  /// training loss is mean(w * loss); the validation_split part weighs the validation loss.
+  Tensor<T> sample_weight;
+};
+
+/// Arguments of evaluate() on tensors (Keras's names and defaults: verbose "auto" is 1).
+template <class T = float>
+struct EvaluateOptions {
+  Index batch_size = 32;
+  int verbose = 1;        ///< 0 silent, 1 progress bar, 2 one line
+  Tensor<T> sample_weight;  ///< one weight per sample: the loss is mean(w * loss) (metrics unweighted)
+  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_test_begin / _batch_begin / _batch_end / _end
+};
+
+/// Arguments of predict() on tensors (Keras's names and defaults).
+template <class T = float>
+struct PredictOptions {
+  Index batch_size = 32;
+  int verbose = 1;
+  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_predict_begin / _batch_begin / _batch_end / _end
 };
 
 namespace trainers {
@@ -153,7 +177,7 @@ class Trainer {
 
   // ---- one step ----------------------------------------------------------------------------
   /// One optimizer step on one batch; returns the batch loss.
-  double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
+  double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "train_on_batch");
     auto& graph = graph_of(m);
     if (cache_cut_ < 0) {
@@ -164,7 +188,9 @@ class Trainer {
     if (cache_cut_ >= 0) graph.forward_from(cache_cut_, x, true, on_logits != nullptr);
     else graph.forward({&x}, true, on_logits != nullptr);
     const Tensor<T>& pred = graph.output();
-    const double l = on_logits ? on_logits->compute(y, *graph.output_logits(), &dpred_) : loss_->compute(y, pred, &dpred_);
+    const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+    const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
+    const double l = sample_weight ? weighted_loss(lf, y, lp, *sample_weight, &dpred_, weight_rows_) : lf.compute(y, lp, &dpred_);
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
     if (on_logits) graph.backward_from_logits(dpred_);
@@ -186,6 +212,11 @@ class Trainer {
     Index n_val = vd ? 0 : static_cast<Index>(static_cast<double>(n) * o.validation_split);
     Index n_train = n - n_val;
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) {
+      if (!o.class_weight.empty()) throw ValueError("fit: You cannot `class_weight` and `sample_weight` at the same time.");
+      check_sample_weight(*sw, n, "fit");
+    }
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
     const Tensor<T>* vx = vd.is_tensors() ? &vd.x() : n_val > 0 ? &x : nullptr;
     const Tensor<T>* vy = vd.is_tensors() ? &vd.y() : n_val > 0 ? &y : nullptr;
@@ -194,6 +225,7 @@ class Trainer {
     // The validation batches: a slice of the tensors, or the validation dataset.
     std::unique_ptr<BatchSource<T>> vplain;
     if (vx) vplain = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+    if (vx && sw && !vd.is_tensors()) static_cast<TensorBatchSource<T>*>(vplain.get())->set_weights(sw);
     else if (vd.is_dataset()) vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
     engine::CachePlan plan;
     engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic()) ? cache_graph(m, plan, o.verbose) : nullptr;
@@ -206,12 +238,20 @@ class Trainer {
         const FeatureCache<T>& fc = *fcp;
         TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
         attach_outcomes(train, *g, plan, fc);
+        train.set_weights(sw);  // the cached features keep the samples' order
         TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vplain ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
+        Tensor<T> val_w;
+        if (sw && n_val > 0 && !vd) {
+          val_w.resize({n_val});
+          std::copy(sw->data() + n_train, sw->data() + n, val_w.data());
+          val.set_weights(&val_w);
+        }
         return fit_cached(m, g, plan.cut, train, vplain ? &val : nullptr, o);
       }
     }
     inlined_.reset();
     TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
+    train.set_weights(sw);
     return fit_sources(m, train, vplain.get(), o);
   }
 
@@ -222,6 +262,8 @@ class Trainer {
     const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled(m, "fit");
     if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    if (!o.sample_weight.empty())
+      throw ValueError("fit: sample_weight is for fit on tensors; a dataset gives its own batches (use class_weight, or fit on tensors)");
     if (validation && o.validation_data)
       throw ValueError("fit: validation data given twice (as the third argument and as FitOptions::validation_data); pass one");
     if (o.validation_data.is_dataset()) validation = o.validation_data.dataset();
@@ -279,7 +321,12 @@ class Trainer {
       Logs logs;
       while (train.next(xb, yb)) {
         cbs.on_train_batch_begin(step);
-        double l = train_on_batch(m, xb, yb);
+        const Tensor<T>* sw = train.batch_weights();
+        if (!o.class_weight.empty()) {
+          class_weights_to_sample_weights(yb, o.class_weight, class_w_);
+          sw = &class_w_;
+        }
+        double l = train_on_batch(m, xb, yb, sw);
         loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
         for (auto& mt : ms) mt->update_state(yb, *last_pred_);
         logs = current_logs(loss_mean, ms);
@@ -300,12 +347,35 @@ class Trainer {
   }
 
   // ---- evaluate and predict ----------------------------------------------------------------
-  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size) {
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size, const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "evaluate");
     m.ensure_built(x.shape());
     check_batch(m, x, y, "evaluate");
+    if (sample_weight) check_sample_weight(*sample_weight, x.dim(0), "evaluate");
     TensorBatchSource<T> src(x, &y, 0, x.dim(0), batch_size, false, 0);
+    src.set_weights(sample_weight);
     return evaluate(m, src);
+  }
+  /// evaluate(x, y, EvaluateOptions): Keras's evaluate with its callbacks and progress bar.
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const EvaluateOptions<T>& o) {
+    require_compiled(m, "evaluate");
+    m.ensure_built(x.shape());
+    check_batch(m, x, y, "evaluate");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) check_sample_weight(*sw, x.dim(0), "evaluate");
+    TensorBatchSource<T> src(x, &y, 0, x.dim(0), o.batch_size, false, 0);
+    src.set_weights(sw);
+    auto cbs = with_callbacks(m, o.callbacks, o.verbose, src.steps());
+    return evaluate(m, src, &cbs);
+  }
+  /// The callbacks of evaluate/predict: the user's, with Keras's progress bar first when verbose.
+  static callbacks::CallbackList<T> with_callbacks(ModelT& m, const std::vector<std::shared_ptr<callbacks::Callback<T>>>& user, int verbose,
+                                                   Index steps) {
+    callbacks::CallbackList<T> cbs(user);
+    if (verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, verbose));
+    cbs.set_model(&m);
+    cbs.set_params({{"steps", static_cast<double>(steps)}, {"verbose", static_cast<double>(verbose)}});
+    return cbs;
   }
   /// Loss and metrics over a source; the test hooks go to `cbs` (fit's callbacks, for validation).
   Logs evaluate(ModelT& m, BatchSource<T>& src, callbacks::CallbackList<T>* cbs = nullptr) {
@@ -328,7 +398,10 @@ class Trainer {
       const Tensor<T>& pred = graph.output();
       if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
         throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
-      const double l = on_logits ? on_logits->compute(yb, *graph.output_logits(), nullptr) : loss_->compute(yb, pred, nullptr);
+      const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+      const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
+      const Tensor<T>* sw = src.batch_weights();
+      const double l = sw ? weighted_loss<T>(lf, yb, lp, *sw, nullptr, weight_rows_) : lf.compute(yb, lp, nullptr);
       loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
       for (auto& mt : ms) mt->update_state(yb, pred);
       cbs->on_test_batch_end(step++, current_logs(loss_mean, ms));
@@ -392,6 +465,8 @@ class Trainer {
   std::vector<std::string> metric_names_;
   bool compiled_ = false;
   Tensor<T> dpred_;
+  Tensor<T> class_w_;                  ///< the batch's weights from FitOptions::class_weight
+  std::vector<Tensor<T>> weight_rows_;  ///< buffers of weighted_loss
   const Tensor<T>* last_pred_ = nullptr;
   int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
   engine::Graph<T>* exec_ = nullptr;           ///< the graph fit() runs while it trains on cached features
