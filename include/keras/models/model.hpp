@@ -161,6 +161,19 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt) {
     return trainer_.fit(*this, ds, o, validation);
   }
+  /// Several inputs / outputs (Keras's lists of arrays, in the order of inputs and outputs): the
+  /// compiled loss on every output, summed; logs "<output>_loss" and "<output>_<metric>" too when
+  /// there are several outputs (trainers/trainer.hpp).
+  double train_on_batch(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys) { return trainer_.train_on_batch(*this, xs, ys); }
+  History fit(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, FitOptions<T> o = {}) { return trainer_.fit(*this, xs, ys, o); }
+  Logs evaluate(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size = 32) {
+    return trainer_.evaluate(*this, xs, ys, batch_size);
+  }
+  /// The outputs (one tensor per model output) for several inputs.
+  std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& xs, Index batch_size = 32) {
+    if (!this->built() || graph_.empty()) throw StateError("predict: model '" + this->name() + "' is not built yet");
+    return trainer_.predict(*this, xs, batch_size);
+  }
   /// Loss and metrics over x, y (Keras's evaluate(..., return_dict=True)).
   Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) { return trainer_.evaluate(*this, x, y, batch_size); }
   /// evaluate with one weight per sample (Keras's sample_weight): the loss is mean(w * loss); metrics are not weighted.

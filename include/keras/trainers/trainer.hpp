@@ -433,6 +433,122 @@ class Trainer {
     return concat_rows(parts);
   }
 
+  // ---- several inputs / outputs ------------------------------------------------------------
+  // Keras's lists of arrays, in the order of the model's inputs and outputs: one loss for every
+  // output, the loss is their sum; with several outputs the logs also hold "<output>_loss" and
+  // "<output>_<metric>" (the output layer's name), as Keras. A single output of softmax/sigmoid
+  // logits takes the logits path as train_on_batch(x, y) does.
+
+  /// One optimizer step on one batch of several inputs/outputs; returns the total loss.
+  double train_on_batch(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sample_weight = nullptr) {
+    require_compiled(m, "train_on_batch");
+    check_multi(m, xs, &ys, "train_on_batch");
+    auto& graph = m.graph();
+    const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
+    graph.forward(pointers(xs), true, on_logits != nullptr);
+    multi_losses(graph, on_logits, ys, sample_weight, true);
+    auto vars = m.trainable_variables();
+    for (auto* v : vars) v->grad.setZero();
+    if (on_logits) {
+      graph.backward_from_logits(multi_grads_[0]);
+    } else {
+      std::vector<const Tensor<T>*> g;
+      for (auto& t : multi_grads_) g.push_back(&t);
+      graph.backward(g, {});
+    }
+    optimizer_->apply_gradients(vars);
+    return multi_total_;
+  }
+
+  /// Loss and metrics over several inputs/outputs.
+  Logs evaluate(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size, const Tensor<T>* sample_weight = nullptr,
+                callbacks::CallbackList<T>* cbs = nullptr) {
+    require_compiled(m, "evaluate");
+    check_multi(m, xs, &ys, "evaluate");
+    if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "evaluate");
+    return evaluate_rows(m, xs, ys, sample_weight, 0, xs[0].dim(0), batch_size, cbs);
+  }
+
+  /// Outputs of a model with several inputs (and outputs), in batches, in inference mode.
+  std::vector<Tensor<T>> predict(ModelT& m, const std::vector<Tensor<T>>& xs, Index batch_size) {
+    check_multi(m, xs, nullptr, "predict");
+    auto srcs = sources(xs, 0, xs[0].dim(0), batch_size, false, 0);
+    for (auto& s : srcs) s.begin_epoch(0);
+    std::vector<Tensor<T>> xb(xs.size());
+    std::vector<std::vector<Tensor<T>>> parts(m.graph().outputs().size());
+    auto& graph = m.graph();
+    while (next(srcs, xb)) {
+      graph.forward(pointers(xb), false);
+      for (std::size_t k = 0; k < parts.size(); ++k) parts[k].push_back(graph.output(k));
+    }
+    std::vector<Tensor<T>> out;
+    for (auto& p : parts) out.push_back(concat_rows(p));
+    return out;
+  }
+
+  /// fit on several inputs/outputs (tensors): epochs, batch_size, validation_split (the last
+  /// samples), shuffle, seed, verbose, initial_epoch, callbacks and sample_weight (one per sample,
+  /// for every output) as fit(x, y); validation_data, class_weight and steps_per_epoch are refused.
+  History fit(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const FitOptions<T>& o) {
+    require_compiled(m, "fit");
+    check_multi(m, xs, &ys, "fit");
+    if (o.validation_data) throw ValueError("fit: validation_data is not supported with several inputs/outputs; use validation_split");
+    if (!o.class_weight.empty())
+      throw ValueError("fit: `class_weight` is only supported for models with a single output (Keras's rule); use sample_weight");
+    if (o.steps_per_epoch > 0) throw ValueError("fit: steps_per_epoch is for datasets");
+    if (o.validation_split < 0 || o.validation_split >= 1)
+      throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    const Index n = xs[0].dim(0);
+    const Index n_val = static_cast<Index>(static_cast<double>(n) * o.validation_split), n_train = n - n_val;
+    if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) check_sample_weight(*sw, n, "fit");
+    const std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+    std::vector<Tensor<T>> all(xs);
+    all.insert(all.end(), ys.begin(), ys.end());
+    if (sw) all.push_back(*sw);
+    auto train = sources(all, 0, n_train, o.batch_size, o.shuffle, seed);
+    callbacks::CallbackList<T> cbs(o.callbacks);
+    if (o.verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
+    cbs.set_model(&m);
+    cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.front().steps())}, {"verbose", o.verbose}});
+    m.stop_training = false;
+    History h;
+    cbs.on_train_begin();
+    std::vector<Tensor<T>> b(all.size());
+    try {
+      for (int epoch = o.initial_epoch; epoch < o.epochs && !m.stop_training; ++epoch) {
+        cbs.on_epoch_begin(epoch);
+        MultiTrackers tr = trackers(m);
+        for (auto& s : train) s.begin_epoch(epoch);
+        int step = 0;
+        Logs logs;
+        while (next(train, b)) {
+          cbs.on_train_batch_begin(step);
+          std::vector<Tensor<T>> xb(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(xs.size()));
+          std::vector<Tensor<T>> yb(b.begin() + static_cast<std::ptrdiff_t>(xs.size()), b.begin() + static_cast<std::ptrdiff_t>(xs.size() + ys.size()));
+          train_on_batch(m, xb, yb, sw ? &b.back() : nullptr);
+          track(tr, m.graph(), yb, static_cast<double>(xb[0].dim(0)));
+          logs = tr.logs();
+          cbs.on_train_batch_end(step++, logs);
+          if (m.stop_training) break;
+        }
+        if (n_val > 0) {
+          Logs vl = evaluate_rows(m, xs, ys, sw, n_train, n_val, o.batch_size, &cbs);
+          for (auto& [k, v] : vl) logs["val_" + k] = v;
+        }
+        cbs.on_epoch_end(epoch, logs);
+        h.epoch.push_back(epoch);
+        for (auto& [k, v] : logs) h.history[k].push_back(v);
+      }
+    } catch (...) {
+      std::cout << std::flush;
+      throw;
+    }
+    cbs.on_train_end();
+    return h;
+  }
+
   // ---- checks ------------------------------------------------------------------------------
   void require_compiled(const ModelT& m, const char* what) const {
     if (!compiled_) throw StateError(std::string(what) + ": you must compile model '" + m.name() + "' first (model.compile(...))");
@@ -488,6 +604,136 @@ class Trainer {
       logits_act_ = act;
     }
     return logits_twin_.get();
+  }
+
+  // ---- several inputs / outputs: helpers ----
+  std::vector<Tensor<T>> multi_grads_;
+  std::vector<double> multi_losses_;
+  double multi_total_ = 0.0;
+
+  static std::vector<const Tensor<T>*> pointers(const std::vector<Tensor<T>>& ts) {
+    std::vector<const Tensor<T>*> p;
+    for (auto& t : ts) p.push_back(&t);
+    return p;
+  }
+  /// One TensorBatchSource per tensor, all with the same order (same rows, seed and shuffling).
+  static std::vector<TensorBatchSource<T>> sources(const std::vector<Tensor<T>>& ts, Index begin, Index count, Index batch, bool shuffle,
+                                                   std::uint64_t seed) {
+    std::vector<TensorBatchSource<T>> s;
+    for (auto& t : ts) s.emplace_back(t, nullptr, begin, count, batch, shuffle, seed);
+    return s;
+  }
+  static bool next(std::vector<TensorBatchSource<T>>& srcs, std::vector<Tensor<T>>& out) {
+    Tensor<T> unused;
+    bool any = false;
+    for (std::size_t k = 0; k < srcs.size(); ++k) any = srcs[k].next(out[k], unused);
+    return any;
+  }
+  void check_multi(const ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>* ys, const char* what) const {
+    auto ins = m.input_shapes_of_graph();
+    const auto& g = m.graph();
+    if (xs.size() != ins.size())
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(ins.size()) + " input(s), got " + std::to_string(xs.size()) +
+                       " array(s)");
+    if (ys && ys->size() != g.outputs().size())
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(g.outputs().size()) + " output(s), got " +
+                       std::to_string(ys->size()) + " target array(s)");
+    const Index n = xs.empty() || xs[0].rank() == 0 ? -1 : xs[0].dim(0);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      if (!shapes_compatible(xs[k].shape(), ins[k]))
+        throw ShapeError(std::string(what) + ": input " + std::to_string(k) + " ('" + g.nodes()[g.inputs()[k]].layer->name() + "') of model '" + m.name() +
+                         "' expects shape " + shape_str(ins[k]) + ", got " + shape_str(xs[k].shape()));
+      if (xs[k].dim(0) != n) throw ShapeError(std::string(what) + ": the input arrays have different numbers of samples");
+    }
+    if (ys)
+      for (std::size_t k = 0; k < ys->size(); ++k) {
+        const Shape& out = g.nodes()[g.outputs()[k]].shape;
+        if ((*ys)[k].rank() == 0 || (*ys)[k].dim(0) != n)
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) + ", not " + std::to_string(n) +
+                           " samples");
+        if (!loss_->accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " + shape_str((*ys)[k].shape()) + " does not match output '" +
+                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " + loss_->name() + ")");
+      }
+  }
+  /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
+  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<Tensor<T>>& ys, const Tensor<T>* sw, bool grads) {
+    multi_grads_.resize(ys.size());
+    multi_losses_.assign(ys.size(), 0.0);
+    multi_total_ = 0.0;
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+      const Tensor<T>& p = on_logits ? *graph.output_logits() : graph.output(k);
+      Tensor<T>* g = grads ? &multi_grads_[k] : nullptr;
+      multi_losses_[k] = sw ? weighted_loss<T>(lf, ys[k], p, *sw, g, weight_rows_) : lf.compute(ys[k], p, g);
+      multi_total_ += multi_losses_[k];
+    }
+  }
+  /// Running means of the losses and metrics of every output, with Keras's log names.
+  struct MultiTrackers {
+    metrics::Mean<T> loss;
+    std::vector<metrics::Mean<T>> outputs;
+    std::vector<std::vector<std::unique_ptr<metrics::Metric<T>>>> ms;
+    std::vector<std::string> names;  ///< output layer names ("" for a single output)
+    Logs logs() const {
+      Logs l;
+      l["loss"] = loss.result();
+      for (std::size_t k = 0; k < ms.size(); ++k) {
+        const std::string pre = names[k].empty() ? "" : names[k] + "_";
+        if (!pre.empty()) l[pre + "loss"] = outputs[k].result();
+        for (auto& mt : ms[k]) l[pre + mt->name()] = mt->result();
+      }
+      return l;
+    }
+  };
+  MultiTrackers trackers(ModelT& m) const {
+    MultiTrackers t;
+    const auto& g = m.graph();
+    const std::size_t no = g.outputs().size();
+    for (std::size_t k = 0; k < no; ++k) {
+      const auto& node = g.nodes()[g.outputs()[k]];
+      t.names.push_back(no > 1 ? node.layer->name() : std::string());
+      t.outputs.emplace_back(t.names.back() + "_loss");
+      t.ms.emplace_back();
+      for (auto& name : metric_names_) t.ms.back().push_back(metrics::get<T>(name, loss_->name(), node.shape));
+    }
+    return t;
+  }
+  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<Tensor<T>>& ys, double batch) const {
+    t.loss.update_state(multi_total_, batch);
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      t.outputs[k].update_state(multi_losses_[k], batch);
+      for (auto& mt : t.ms[k]) mt->update_state(ys[k], graph.output(k));
+    }
+  }
+  /// evaluate over rows [begin, begin + count) of xs / ys (and the weights).
+  Logs evaluate_rows(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sw, Index begin, Index count,
+                     Index batch_size, callbacks::CallbackList<T>* cbs) {
+    callbacks::CallbackList<T> none;
+    if (!cbs) cbs = &none;
+    std::vector<Tensor<T>> all(xs);
+    all.insert(all.end(), ys.begin(), ys.end());
+    if (sw) all.push_back(*sw);
+    auto srcs = sources(all, begin, count, batch_size, false, 0);
+    for (auto& s : srcs) s.begin_epoch(0);
+    MultiTrackers tr = trackers(m);
+    std::vector<Tensor<T>> b(all.size());
+    auto& graph = m.graph();
+    cbs->on_test_begin();
+    int step = 0;
+    while (next(srcs, b)) {
+      cbs->on_test_batch_begin(step);
+      std::vector<Tensor<T>> xb(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(xs.size()));
+      std::vector<Tensor<T>> yb(b.begin() + static_cast<std::ptrdiff_t>(xs.size()), b.begin() + static_cast<std::ptrdiff_t>(xs.size() + ys.size()));
+      const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
+      graph.forward(pointers(xb), false, on_logits != nullptr);
+      multi_losses(graph, on_logits, yb, sw ? &b.back() : nullptr, false);
+      track(tr, graph, yb, static_cast<double>(xb[0].dim(0)));
+      cbs->on_test_batch_end(step++, tr.logs());
+    }
+    Logs logs = tr.logs();
+    cbs->on_test_end(logs);
+    return logs;
   }
 
   /// The graph the model trains on: its own, or its inlined twin during a cached fit.
