@@ -224,9 +224,13 @@ class Trainer {
     Index v_begin = vd.is_tensors() ? 0 : n_train, v_count = vx ? (vd.is_tensors() ? vx->dim(0) : n_val) : 0;
     // The validation batches: a slice of the tensors, or the validation dataset.
     std::unique_ptr<BatchSource<T>> vplain;
-    if (vx) vplain = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
-    if (vx && sw && !vd.is_tensors()) static_cast<TensorBatchSource<T>*>(vplain.get())->set_weights(sw);
-    else if (vd.is_dataset()) vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
+    if (vx) {
+      auto tv = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+      if (sw && !vd.is_tensors()) tv->set_weights(sw);  // the validation_split rows keep their weights
+      vplain = std::move(tv);
+    } else if (vd.is_dataset()) {
+      vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
+    }
     engine::CachePlan plan;
     engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic()) ? cache_graph(m, plan, o.verbose) : nullptr;
     if (plan.cut >= 0) {
@@ -443,21 +447,8 @@ class Trainer {
   double train_on_batch(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "train_on_batch");
     check_multi(m, xs, &ys, "train_on_batch");
-    auto& graph = m.graph();
-    const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
-    graph.forward(pointers(xs), true, on_logits != nullptr);
-    multi_losses(graph, on_logits, ys, sample_weight, true);
-    auto vars = m.trainable_variables();
-    for (auto* v : vars) v->grad.setZero();
-    if (on_logits) {
-      graph.backward_from_logits(multi_grads_[0]);
-    } else {
-      std::vector<const Tensor<T>*> g;
-      for (auto& t : multi_grads_) g.push_back(&t);
-      graph.backward(g, {});
-    }
-    optimizer_->apply_gradients(vars);
-    return multi_total_;
+    if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "train_on_batch");
+    return step_multi(m, pointers(xs), pointers(ys), sample_weight);
   }
 
   /// Loss and metrics over several inputs/outputs.
@@ -466,13 +457,13 @@ class Trainer {
     require_compiled(m, "evaluate");
     check_multi(m, xs, &ys, "evaluate");
     if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "evaluate");
-    return evaluate_rows(m, xs, ys, sample_weight, 0, xs[0].dim(0), batch_size, cbs);
+    return evaluate_rows(m, pointers(xs), pointers(ys), sample_weight, 0, xs[0].dim(0), batch_size, cbs);
   }
 
   /// Outputs of a model with several inputs (and outputs), in batches, in inference mode.
   std::vector<Tensor<T>> predict(ModelT& m, const std::vector<Tensor<T>>& xs, Index batch_size) {
     check_multi(m, xs, nullptr, "predict");
-    auto srcs = sources(xs, 0, xs[0].dim(0), batch_size, false, 0);
+    auto srcs = sources(pointers(xs), 0, xs[0].dim(0), batch_size, false, 0);
     for (auto& s : srcs) s.begin_epoch(0);
     std::vector<Tensor<T>> xb(xs.size());
     std::vector<std::vector<Tensor<T>>> parts(m.graph().outputs().size());
@@ -504,10 +495,8 @@ class Trainer {
     const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
     if (sw) check_sample_weight(*sw, n, "fit");
     const std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
-    std::vector<Tensor<T>> all(xs);
-    all.insert(all.end(), ys.begin(), ys.end());
-    if (sw) all.push_back(*sw);
-    auto train = sources(all, 0, n_train, o.batch_size, o.shuffle, seed);
+    const std::vector<const Tensor<T>*> xp = pointers(xs), yp = pointers(ys);
+    auto train = sources(joined(xp, yp, sw), 0, n_train, o.batch_size, o.shuffle, seed);
     callbacks::CallbackList<T> cbs(o.callbacks);
     if (o.verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
     cbs.set_model(&m);
@@ -515,7 +504,7 @@ class Trainer {
     m.stop_training = false;
     History h;
     cbs.on_train_begin();
-    std::vector<Tensor<T>> b(all.size());
+    std::vector<Tensor<T>> b(train.size());  // the batch of every array, reused
     try {
       for (int epoch = o.initial_epoch; epoch < o.epochs && !m.stop_training; ++epoch) {
         cbs.on_epoch_begin(epoch);
@@ -525,16 +514,15 @@ class Trainer {
         Logs logs;
         while (next(train, b)) {
           cbs.on_train_batch_begin(step);
-          std::vector<Tensor<T>> xb(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(xs.size()));
-          std::vector<Tensor<T>> yb(b.begin() + static_cast<std::ptrdiff_t>(xs.size()), b.begin() + static_cast<std::ptrdiff_t>(xs.size() + ys.size()));
-          train_on_batch(m, xb, yb, sw ? &b.back() : nullptr);
-          track(tr, m.graph(), yb, static_cast<double>(xb[0].dim(0)));
+          const auto xb = slice(b, 0, xs.size()), yb = slice(b, xs.size(), ys.size());
+          step_multi(m, xb, yb, sw ? &b.back() : nullptr);
+          track(tr, m.graph(), yb, static_cast<double>(b[0].dim(0)));
           logs = tr.logs();
           cbs.on_train_batch_end(step++, logs);
           if (m.stop_training) break;
         }
         if (n_val > 0) {
-          Logs vl = evaluate_rows(m, xs, ys, sw, n_train, n_val, o.batch_size, &cbs);
+          Logs vl = evaluate_rows(m, xp, yp, sw, n_train, n_val, o.batch_size, &cbs);
           for (auto& [k, v] : vl) logs["val_" + k] = v;
         }
         cbs.on_epoch_end(epoch, logs);
@@ -617,11 +605,41 @@ class Trainer {
     return p;
   }
   /// One TensorBatchSource per tensor, all with the same order (same rows, seed and shuffling).
-  static std::vector<TensorBatchSource<T>> sources(const std::vector<Tensor<T>>& ts, Index begin, Index count, Index batch, bool shuffle,
+  static std::vector<TensorBatchSource<T>> sources(const std::vector<const Tensor<T>*>& ts, Index begin, Index count, Index batch, bool shuffle,
                                                    std::uint64_t seed) {
     std::vector<TensorBatchSource<T>> s;
-    for (auto& t : ts) s.emplace_back(t, nullptr, begin, count, batch, shuffle, seed);
+    for (auto* t : ts) s.emplace_back(*t, nullptr, begin, count, batch, shuffle, seed);
     return s;
+  }
+  /// xs, then ys, then the weights (when given): the arrays batched together.
+  static std::vector<const Tensor<T>*> joined(const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+    std::vector<const Tensor<T>*> all(xs);
+    all.insert(all.end(), ys.begin(), ys.end());
+    if (sw) all.push_back(sw);
+    return all;
+  }
+  static std::vector<const Tensor<T>*> slice(const std::vector<Tensor<T>>& b, std::size_t first, std::size_t n) {
+    std::vector<const Tensor<T>*> r;
+    for (std::size_t k = first; k < first + n; ++k) r.push_back(&b[k]);
+    return r;
+  }
+  /// One optimizer step (inputs and targets checked by the caller).
+  double step_multi(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+    auto& graph = m.graph();
+    const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
+    graph.forward(xs, true, on_logits != nullptr);
+    multi_losses(graph, on_logits, ys, sw, true);
+    auto vars = m.trainable_variables();
+    for (auto* v : vars) v->grad.setZero();
+    if (on_logits) {
+      graph.backward_from_logits(multi_grads_[0]);
+    } else {
+      std::vector<const Tensor<T>*> g;
+      for (auto& t : multi_grads_) g.push_back(&t);
+      graph.backward(g, {});
+    }
+    optimizer_->apply_gradients(vars);
+    return multi_total_;
   }
   static bool next(std::vector<TensorBatchSource<T>>& srcs, std::vector<Tensor<T>>& out) {
     Tensor<T> unused;
@@ -657,7 +675,7 @@ class Trainer {
       }
   }
   /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
-  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<Tensor<T>>& ys, const Tensor<T>* sw, bool grads) {
+  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, bool grads) {
     multi_grads_.resize(ys.size());
     multi_losses_.assign(ys.size(), 0.0);
     multi_total_ = 0.0;
@@ -665,7 +683,7 @@ class Trainer {
       const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
       const Tensor<T>& p = on_logits ? *graph.output_logits() : graph.output(k);
       Tensor<T>* g = grads ? &multi_grads_[k] : nullptr;
-      multi_losses_[k] = sw ? weighted_loss<T>(lf, ys[k], p, *sw, g, weight_rows_) : lf.compute(ys[k], p, g);
+      multi_losses_[k] = sw ? weighted_loss<T>(lf, *ys[k], p, *sw, g, weight_rows_) : lf.compute(*ys[k], p, g);
       multi_total_ += multi_losses_[k];
     }
   }
@@ -699,36 +717,32 @@ class Trainer {
     }
     return t;
   }
-  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<Tensor<T>>& ys, double batch) const {
+  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<const Tensor<T>*>& ys, double batch) const {
     t.loss.update_state(multi_total_, batch);
     for (std::size_t k = 0; k < ys.size(); ++k) {
       t.outputs[k].update_state(multi_losses_[k], batch);
-      for (auto& mt : t.ms[k]) mt->update_state(ys[k], graph.output(k));
+      for (auto& mt : t.ms[k]) mt->update_state(*ys[k], graph.output(k));
     }
   }
   /// evaluate over rows [begin, begin + count) of xs / ys (and the weights).
-  Logs evaluate_rows(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sw, Index begin, Index count,
-                     Index batch_size, callbacks::CallbackList<T>* cbs) {
+  Logs evaluate_rows(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, Index begin,
+                     Index count, Index batch_size, callbacks::CallbackList<T>* cbs) {
     callbacks::CallbackList<T> none;
     if (!cbs) cbs = &none;
-    std::vector<Tensor<T>> all(xs);
-    all.insert(all.end(), ys.begin(), ys.end());
-    if (sw) all.push_back(*sw);
-    auto srcs = sources(all, begin, count, batch_size, false, 0);
+    auto srcs = sources(joined(xs, ys, sw), begin, count, batch_size, false, 0);
     for (auto& s : srcs) s.begin_epoch(0);
     MultiTrackers tr = trackers(m);
-    std::vector<Tensor<T>> b(all.size());
+    std::vector<Tensor<T>> b(srcs.size());
     auto& graph = m.graph();
     cbs->on_test_begin();
     int step = 0;
     while (next(srcs, b)) {
       cbs->on_test_batch_begin(step);
-      std::vector<Tensor<T>> xb(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(xs.size()));
-      std::vector<Tensor<T>> yb(b.begin() + static_cast<std::ptrdiff_t>(xs.size()), b.begin() + static_cast<std::ptrdiff_t>(xs.size() + ys.size()));
+      const auto xb = slice(b, 0, xs.size()), yb = slice(b, xs.size(), ys.size());
       const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
-      graph.forward(pointers(xb), false, on_logits != nullptr);
+      graph.forward(xb, false, on_logits != nullptr);
       multi_losses(graph, on_logits, yb, sw ? &b.back() : nullptr, false);
-      track(tr, graph, yb, static_cast<double>(xb[0].dim(0)));
+      track(tr, graph, yb, static_cast<double>(b[0].dim(0)));
       cbs->on_test_batch_end(step++, tr.logs());
     }
     Logs logs = tr.logs();
