@@ -9,6 +9,14 @@ add_test(NAME py_converter
 add_test(NAME py_mobilenet_v2_ref
   COMMAND ${KERASCPP_PYTHON} ${PROJECT_SOURCE_DIR}/tests/python/test_mobilenet_ref.py)
 set_tests_properties(py_converter py_mobilenet_v2_ref PROPERTIES ENVIRONMENT "${_kc_env}" TIMEOUT 120)
+# Keras 3 .keras / .weights.h5 files (written with h5py + zipfile) converted, then predicted by the
+# kerascpp tool and by TF.js (when node is there) against NumPy.
+add_test(NAME py_keras3
+  COMMAND ${KERASCPP_PYTHON} ${PROJECT_SOURCE_DIR}/tests/python/test_keras3.py)
+set_tests_properties(py_keras3 PROPERTIES TIMEOUT 300)
+if(TARGET kerascpp_cli)
+  set_tests_properties(py_keras3 PROPERTIES ENVIRONMENT "KERASCPP_CLI=$<TARGET_FILE:kerascpp_cli>")
+endif()
 
 find_program(KERASCPP_NODE node)
 if(KERASCPP_NODE)

@@ -4,7 +4,7 @@
 //   kerascpp predict MODEL --input X.npy --output Y.npy [--batch-size N]
 //   kerascpp predict MODEL IMAGE... [--top K] [--batch-size N]
 //   kerascpp evaluate MODEL DIR [--batch-size N]
-//   kerascpp convert MODEL.h5 OUTPUT_DIR [--quantize float16|uint8|uint16] [--shard-mb X] [--quiet]
+//   kerascpp convert MODEL OUTPUT_DIR [--config CONFIG.json] [--quantize float16|uint8|uint16] [--shard-mb X] [--quiet]
 //   kerascpp --version | --help | SUBCOMMAND --help
 //
 // MODEL is a model.json path or its folder. Images are decoded (JPEG, PNG, BMP, GIF), resized
@@ -71,7 +71,7 @@ struct Args {
   std::vector<std::string> images;
   Index top = 5, batch_size = 32;
   // convert
-  std::string h5, out_dir, quantize;
+  std::string h5, out_dir, quantize, config;
   double shard_mb = 4.0;
   bool quiet = false;
 };
@@ -291,6 +291,7 @@ int cmd_convert(const Args& a) {
                             "python3-h5py; or set KERASCPP_PYTHON)");
   std::vector<std::string> args = {python, converter, a.h5, a.out_dir};
   if (!a.quantize.empty()) args.insert(args.end(), {"--quantize", a.quantize});
+  if (!a.config.empty()) args.insert(args.end(), {"--config", a.config});
   char mb[32];
   std::snprintf(mb, sizeof mb, "%.17g", a.shard_mb);
   args.insert(args.end(), {"--shard-mb", mb});
@@ -351,10 +352,11 @@ int main(int argc, char** argv) {
   evaluate->add_option("DIR", a.dir, "one sub-folder of images per class")->required();
   evaluate->add_option("-b,--batch-size", a.batch_size, "samples per forward pass")->check(positive_integer())->capture_default_str();
 
-  auto* convert = app.add_subcommand("convert", "Convert a Keras .h5 model or weights file to the TF.js layers format (runs keras_h5_to_tfjs.py).");
-  convert->add_option("MODEL_H5", a.h5, "Keras 2 .h5 (model.save or save_weights)")->required();
+  auto* convert = app.add_subcommand("convert", "Convert a Keras model or weights file (Keras 2 .h5, Keras 3 .keras or .weights.h5) to the TF.js layers format (runs keras_h5_to_tfjs.py).");
+  convert->add_option("MODEL", a.h5, "Keras 2 .h5 (model.save or save_weights), Keras 3 .keras (model.save) or .weights.h5 (save_weights, with --config)")->required();
   convert->add_option("OUTPUT_DIR", a.out_dir, "folder for model.json and the weight shards")->required();
   convert->add_option("--quantize", a.quantize, "store float32 weights quantized")->check(CLI::IsMember({"float16", "uint8", "uint16"}));
+  convert->add_option("--config", a.config, "the model config of a Keras 3 .weights.h5 (model.to_json(), or a .keras file)");
   convert->add_option("--shard-mb", a.shard_mb, "maximum shard size in MiB")->check(positive_number())->capture_default_str();
   convert->add_flag("-q,--quiet", a.quiet, "print nothing on success");
 

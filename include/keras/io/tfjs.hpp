@@ -562,8 +562,26 @@ std::shared_ptr<Model<T>> load_model(const std::string& path) {
 /// Writes model.json + one float32 weights shard into `dir`. Crash-safe: the shard gets a fresh
 /// name, model.json is replaced by an atomic rename, and only then are the previous shards
 /// removed, so the folder always holds a complete model (the old one or the new one).
+namespace detail {
+template <class T>
+void save_artifacts(Model<T>& model, const std::string& dir, bool weights_only);
+}  // namespace detail
+
 template <class T>
 void save_model(Model<T>& model, const std::string& dir) {
+  detail::save_artifacts(model, dir, false);
+}
+
+/// Keras's model.save_weights: the weights alone in the TF.js weights format (model.json with
+/// "modelTopology": null, as tensorflowjs_converter writes for a Keras weights file, + one float32
+/// shard), crash-safe as save_model. load_weights(model, dir) reads them back by name.
+template <class T>
+void save_weights(Model<T>& model, const std::string& dir) {
+  detail::save_artifacts(model, dir, true);
+}
+
+template <class T>
+void detail::save_artifacts(Model<T>& model, const std::string& dir, bool weights_only) {
   fs::create_directories(dir);
   std::vector<std::pair<std::string, Variable<T>*>> vars;
   for (auto& l : model.layers()) collect_named_variables(*l, "", vars);
@@ -593,10 +611,11 @@ void save_model(Model<T>& model, const std::string& dir) {
   json topology = {{"class_name", model.class_name()}, {"config", model.get_config()}, {"keras_version", "tfjs-layers 4.22.0"}, {"backend", "tensor_flow.js"}};
   // generatedBy names the producer and its version, as TF.js writes "TensorFlow.js tfjs-layers v4.22.0"
   // and tensorflowjs_converter "keras v2.13.1".
-  json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp v" KERASCPP_VERSION_STRING}, {"convertedBy", nullptr}, {"modelTopology", topology},
+  json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp v" KERASCPP_VERSION_STRING}, {"convertedBy", nullptr},
+            {"modelTopology", weights_only ? json(nullptr) : topology},
             {"weightsManifest", json::array({{{"paths", json::array({shard})}, {"weights", weights}}})}};
-  if (!model.metadata.is_null()) j["userDefinedMetadata"] = model.metadata;
-  if (model.compiled()) j["trainingConfig"] = model.training_config();
+  if (!model.metadata.is_null() && !weights_only) j["userDefinedMetadata"] = model.metadata;
+  if (model.compiled() && !weights_only) j["trainingConfig"] = model.training_config();
   write_file_atomic(json_path.string(), j.dump());
   // Only now remove what the previous model.json referenced, and what an interrupted save left
   // behind: our temp files ("<name>.tmp<digits>") and our shards that no manifest refers to.
@@ -623,5 +642,7 @@ void save_model(Model<T>& model, const std::string& dir) {
 
 namespace keras::models {
 using io::load_model;
+using io::load_weights;
 using io::save_model;
+using io::save_weights;
 }  // namespace keras::models

@@ -152,6 +152,11 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   // ---- fit / evaluate / predict ------------------------------------------------------------
   /// One optimizer step on one batch; returns the batch loss.
   double train_on_batch(const Tensor<T>& x, const Tensor<T>& y) { return trainer_.train_on_batch(*this, x, y); }
+  /// train_on_batch with one weight per sample (Keras's sample_weight): the loss is mean(w * loss).
+  double train_on_batch(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& sample_weight) {
+    trainers::check_sample_weight(sample_weight, x.rank() ? x.dim(0) : 0, "train_on_batch");
+    return trainer_.train_on_batch(*this, x, y, &sample_weight);
+  }
   History fit(const Tensor<T>& x, const Tensor<T>& y, FitOptions<T> o = {}) { return trainer_.fit(*this, x, y, o); }
   /// fit on a dataset of (x, y) batches, e.g. from utils::image_dataset_from_directory.
   /// Frozen-part caching applies when the dataset is deterministic (no random augmentation):
@@ -159,8 +164,25 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt) {
     return trainer_.fit(*this, ds, o, validation);
   }
+  /// Several inputs / outputs (Keras's lists of arrays, in the order of inputs and outputs): the
+  /// compiled loss on every output, summed; logs "<output>_loss" and "<output>_<metric>" too when
+  /// there are several outputs (trainers/trainer.hpp).
+  double train_on_batch(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys) { return trainer_.train_on_batch(*this, xs, ys); }
+  History fit(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, FitOptions<T> o = {}) { return trainer_.fit(*this, xs, ys, o); }
+  Logs evaluate(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size = 32) {
+    return trainer_.evaluate(*this, xs, ys, batch_size);
+  }
+  /// The outputs (one tensor per model output) for several inputs.
+  std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& xs, Index batch_size = 32) {
+    if (!this->built() || graph_.empty()) throw StateError("predict: model '" + this->name() + "' is not built yet");
+    return trainer_.predict(*this, xs, batch_size);
+  }
   /// Loss and metrics over x, y (Keras's evaluate(..., return_dict=True)).
   Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) { return trainer_.evaluate(*this, x, y, batch_size); }
+  /// evaluate with one weight per sample (Keras's sample_weight): the loss is mean(w * loss); metrics are not weighted.
+  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size, const Tensor<T>& sample_weight) {
+    return trainer_.evaluate(*this, x, y, batch_size, &sample_weight);
+  }
   /// verbose: 1 Keras's progress bar, 2 one line (0, the default here: silent, so that programs
   /// printing their results keep their stdout to themselves).
   Logs evaluate(const data::Dataset<T>& ds, int verbose = 0) {
@@ -176,6 +198,18 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     trainers::Trainer<T>::check_input(*this, x.shape(), "predict");
     trainers::TensorBatchSource<T> src(x, nullptr, 0, x.dim(0), batch_size, false, 0);
     return trainer_.predict(*this, src);
+  }
+  /// Keras's evaluate(x, y, batch_size=, verbose=, sample_weight=, callbacks=): callbacks get the
+  /// on_test_* hooks, verbose shows the progress bar (Keras's default 1).
+  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, const EvaluateOptions<T>& o) { return trainer_.evaluate(*this, x, y, o); }
+  /// Keras's predict(x, batch_size=, verbose=, callbacks=): callbacks get the on_predict_* hooks.
+  Tensor<T> predict(const Tensor<T>& x, const PredictOptions<T>& o) {
+    if (!this->built() || graph_.empty())
+      throw StateError("predict: model '" + this->name() + "' is not built yet (give it an input shape or call build())");
+    trainers::Trainer<T>::check_input(*this, x.shape(), "predict");
+    trainers::TensorBatchSource<T> src(x, nullptr, 0, x.dim(0), o.batch_size, false, 0);
+    auto cbs = trainers::Trainer<T>::with_callbacks(*this, o.callbacks, o.verbose, src.steps());
+    return trainer_.predict(*this, src, &cbs);
   }
   /// Outputs for every batch of a dataset, in order (verbose as evaluate).
   Tensor<T> predict(const data::Dataset<T>& ds, int verbose = 0) {

@@ -24,6 +24,9 @@
 // Slot variables (momenta, velocities) are zero-initialised per Variable on its first update and kept in a
 // map keyed by the Variable's address; a slot whose shape no longer matches its variable is re-created, and
 // forget(var) / reset() drop them (needed when a Variable is destroyed and its address may be reused).
+// learning_rate is a number or a schedule (optimizers/schedules.hpp), evaluated at `iterations` before
+// each update, as Keras; learning_rate() is the current rate and set_learning_rate refuses to replace
+// a schedule (Keras: "...its learning rate is not settable").
 // Arithmetic on tensors is in T; the powers b^t and the bias correction are computed in double.
 #pragma once
 #include <algorithm>
@@ -38,6 +41,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/variable.hpp"
+#include "schedules.hpp"
 
 namespace keras::optimizers {
 
@@ -45,7 +49,7 @@ template <class T = float>
 class Optimizer {
  public:
   struct Common {
-    double learning_rate = 0.001;
+    LearningRate learning_rate = 0.001;
     double weight_decay = 0.0;
     double clipnorm = 0.0;
     double clipvalue = 0.0;
@@ -56,7 +60,7 @@ class Optimizer {
     auto nonneg = [&](double v, const char* what) {
       if (!(v >= 0)) throw ValueError(std::string("Optimizer: ") + what + " must be >= 0, got " + std::to_string(v));
     };
-    nonneg(c.learning_rate, "learning_rate");
+    if (!c.learning_rate.schedule()) nonneg(c.learning_rate.value(), "learning_rate");
     nonneg(c.weight_decay, "weight_decay");
     nonneg(c.clipnorm, "clipnorm");
     nonneg(c.clipvalue, "clipvalue");
@@ -73,8 +77,15 @@ class Optimizer {
   /// Keras class name ("Adam", "SGD", "RMSprop", "AdamW").
   virtual std::string class_name() const = 0;
 
-  double learning_rate() const { return c_.learning_rate; }
+  /// The learning rate of the next step (a schedule's value at iterations()).
+  double learning_rate() const { return c_.learning_rate.at(iterations_); }
+  /// The schedule given as learning_rate, or null.
+  const std::shared_ptr<const schedules::LearningRateSchedule>& learning_rate_schedule() const { return c_.learning_rate.schedule(); }
   void set_learning_rate(double lr) {
+    if (c_.learning_rate.schedule())
+      throw StateError("Optimizer " + name() + " was created with a `LearningRateSchedule` (" + c_.learning_rate.schedule()->class_name() +
+                       ") as its `learning_rate` constructor argument, hence its learning rate is not settable. If you need the learning "
+                       "rate to be settable, you should instantiate the optimizer with a float `learning_rate` argument.");
     if (!(lr >= 0)) throw ValueError("Optimizer: learning_rate must be >= 0, got " + std::to_string(lr));
     c_.learning_rate = lr;
   }
@@ -94,7 +105,7 @@ class Optimizer {
       active_.push_back(v);
     }
     clip_gradients();
-    const double lr = c_.learning_rate;
+    const double lr = learning_rate();
     if (c_.weight_decay > 0) {
       const T f = static_cast<T>(c_.weight_decay * lr);
       for (Variable<T>* v : active_) v->value.array() -= v->value.array() * f;
@@ -108,7 +119,7 @@ class Optimizer {
   virtual nlohmann::json get_config() const {
     auto opt = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
     return {{"name", name()},
-            {"learning_rate", c_.learning_rate},
+            {"learning_rate", c_.learning_rate.to_json()},
             {"weight_decay", opt(c_.weight_decay)},
             {"clipnorm", opt(c_.clipnorm)},
             {"global_clipnorm", opt(c_.global_clipnorm)},
@@ -188,7 +199,7 @@ class Optimizer {
 // ---------------------------------------------------------------------------------------------------------
 
 struct SGDOptions {
-  double learning_rate = 0.01;
+  LearningRate learning_rate = 0.01;
   double momentum = 0.0;
   bool nesterov = false;
   double weight_decay = 0.0;
@@ -241,7 +252,7 @@ class SGD : public Optimizer<T> {
 // ---------------------------------------------------------------------------------------------------------
 
 struct AdamOptions {
-  double learning_rate = 0.001;
+  LearningRate learning_rate = 0.001;
   double beta_1 = 0.9;
   double beta_2 = 0.999;
   double epsilon = 1e-7;
@@ -296,7 +307,7 @@ class Adam : public Optimizer<T> {
 };
 
 struct AdamWOptions {
-  double learning_rate = 0.001;
+  LearningRate learning_rate = 0.001;
   double weight_decay = 0.004;
   double beta_1 = 0.9;
   double beta_2 = 0.999;
@@ -321,7 +332,7 @@ class AdamW : public Adam<T> {
 // ---------------------------------------------------------------------------------------------------------
 
 struct RMSpropOptions {
-  double learning_rate = 0.001;
+  LearningRate learning_rate = 0.001;
   double rho = 0.9;
   double momentum = 0.0;
   double epsilon = 1e-7;
@@ -416,8 +427,10 @@ inline double config_number(const nlohmann::json& c, const std::string& key, dou
 }
 /// The options every optimizer shares (weight decay and gradient clipping), read from a config.
 template <class O, class Num>
-O with_common_options(O o, const Num& num) {
-  o.learning_rate = num("learning_rate", o.learning_rate);
+O with_common_options(O o, const Num& num, const nlohmann::json& c) {
+  const char* lr_key = c.contains("learning_rate") ? "learning_rate" : "learningRate";
+  if (c.contains(lr_key) && c[lr_key].is_object()) o.learning_rate = schedules::deserialize(c[lr_key]);  // a serialized schedule
+  else o.learning_rate = num("learning_rate", o.learning_rate.value());
   o.weight_decay = num("weight_decay", o.weight_decay);
   o.clipnorm = num("clipnorm", o.clipnorm);
   o.clipvalue = num("clipvalue", o.clipvalue);
@@ -439,7 +452,7 @@ std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
     SGDOptions o;
     o.momentum = num("momentum", o.momentum);
     o.nesterov = num("nesterov", 0) != 0;
-    return std::make_unique<SGD<T>>(detail::with_common_options(o, num));
+    return std::make_unique<SGD<T>>(detail::with_common_options(o, num, c));
   }
   if (cls == "Adam" || cls == "adam") {
     AdamOptions o;
@@ -447,7 +460,7 @@ std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
     o.beta_2 = num("beta_2", o.beta_2);
     o.epsilon = num("epsilon", o.epsilon);
     o.amsgrad = num("amsgrad", 0) != 0;
-    return std::make_unique<Adam<T>>(detail::with_common_options(o, num));
+    return std::make_unique<Adam<T>>(detail::with_common_options(o, num, c));
   }
   if (cls == "AdamW" || cls == "adamw") {
     AdamWOptions o;
@@ -455,7 +468,7 @@ std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
     o.beta_2 = num("beta_2", o.beta_2);
     o.epsilon = num("epsilon", o.epsilon);
     o.amsgrad = num("amsgrad", 0) != 0;
-    return std::make_unique<AdamW<T>>(detail::with_common_options(o, num));
+    return std::make_unique<AdamW<T>>(detail::with_common_options(o, num, c));
   }
   if (cls == "RMSprop" || cls == "rmsprop") {
     RMSpropOptions o;
@@ -463,7 +476,7 @@ std::unique_ptr<Optimizer<T>> from_config(const nlohmann::json& oc) {
     o.momentum = num("momentum", o.momentum);
     o.epsilon = num("epsilon", o.epsilon);
     o.centered = num("centered", 0) != 0;
-    return std::make_unique<RMSprop<T>>(detail::with_common_options(o, num));
+    return std::make_unique<RMSprop<T>>(detail::with_common_options(o, num, c));
   }
   throw ValueError("Unknown optimizer: '" + cls + "' in optimizer config. Valid classes: Adam, AdamW, RMSprop, SGD");
 }

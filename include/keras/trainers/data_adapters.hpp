@@ -23,6 +23,8 @@ class BatchSource {
   /// Data parallelism (trainers/distribution.hpp): from now on this source gives replica `index`
   /// of `num` its share of each pass. Again with the same arguments: nothing changes.
   virtual void shard(int num, int index) = 0;
+  /// The sample weights of the batch next() returned last, or null (no weights).
+  virtual const Tensor<T>* batch_weights() const { return nullptr; }
 };
 
 /// Batches of rows of in-memory tensors, optionally shuffled per epoch with a seed.
@@ -63,6 +65,7 @@ class TensorBatchSource : public BatchSource<T> {
       }
     }
     if (y_) gather(*y_, y, lo, hi);
+    if (w_) gather(*w_, wb_, lo, hi);
     pos_ += n;
     return true;
   }
@@ -73,6 +76,9 @@ class TensorBatchSource : public BatchSource<T> {
     shards_ = num;
     shard_index_ = index;
   }
+  /// Per-sample weights (shape (samples,) or (samples, 1), indexed as x's rows) batched with x and y.
+  void set_weights(const Tensor<T>* w) { w_ = w; }
+  const Tensor<T>* batch_weights() const override { return w_ ? &wb_ : nullptr; }
   /// Outcome k > 0 of a sample reads its row from alternatives[k - 1] instead of x (same shape);
   /// draw(n, outcomes) gives the outcomes of each batch of n samples.
   void set_alternatives(std::vector<const Tensor<T>*> alternatives, std::function<void(Index, std::vector<int>&)> draw) {
@@ -94,6 +100,8 @@ class TensorBatchSource : public BatchSource<T> {
   std::function<void(Index, std::vector<int>&)> draw_;
   std::vector<int> outcome_;
   Index shards_ = 1, shard_index_ = 0;
+  const Tensor<T>* w_ = nullptr;
+  Tensor<T> wb_;
   /// Rows lo..hi-1 of the current batch.
   void gather(const Tensor<T>& src, Tensor<T>& dst, Index lo, Index hi) {
     Shape s = src.shape();

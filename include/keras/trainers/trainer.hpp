@@ -23,6 +23,7 @@
 #include "distribution.hpp"
 #include "feature_cache.hpp"
 #include "progbar.hpp"
+#include "sample_weights.hpp"
 
 namespace keras {
 
@@ -84,6 +85,29 @@ struct FitOptions {
   /// leaves this empty uses what an earlier fit kept and then lets it go (its memory is freed
   /// when that fit returns).
   std::string keep_features_of;
+  /// Keras's class_weight: {class index: weight}, each training sample weighted by its class
+  /// (trainers/sample_weights.hpp); not with sample_weight.
+  std::map<int, double> class_weight;
+  /// Keras's sample_weight: one weight per sample of x, shape (samples,) (fit on tensors). The
+  /// training loss is mean(w * loss); the validation_split part weighs the validation loss.
+  Tensor<T> sample_weight;
+};
+
+/// Arguments of evaluate() on tensors (Keras's names and defaults: verbose "auto" is 1).
+template <class T = float>
+struct EvaluateOptions {
+  Index batch_size = 32;
+  int verbose = 1;        ///< 0 silent, 1 progress bar, 2 one line
+  Tensor<T> sample_weight;  ///< one weight per sample: the loss is mean(w * loss) (metrics unweighted)
+  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_test_begin / _batch_begin / _batch_end / _end
+};
+
+/// Arguments of predict() on tensors (Keras's names and defaults).
+template <class T = float>
+struct PredictOptions {
+  Index batch_size = 32;
+  int verbose = 1;
+  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_predict_begin / _batch_begin / _batch_end / _end
 };
 
 namespace trainers {
@@ -156,13 +180,13 @@ class Trainer {
 
   // ---- one step ----------------------------------------------------------------------------
   /// One optimizer step on one batch; returns the batch loss.
-  double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
-    const double l = compute_gradients(m, x, y);
+  double train_on_batch(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* sample_weight = nullptr) {
+    const double l = compute_gradients(m, x, y, sample_weight);
     optimizer_->apply_gradients(m.trainable_variables());
     return l;
   }
-  /// The batch loss, with the gradients of the trainable variables in their grad.
-  double compute_gradients(ModelT& m, const Tensor<T>& x, const Tensor<T>& y) {
+  /// The batch loss (weighted: mean(w * loss)), with the gradients of the trainable variables in their grad.
+  double compute_gradients(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "train_on_batch");
     auto& graph = graph_of(m);
     if (cache_cut_ < 0) {
@@ -173,7 +197,9 @@ class Trainer {
     if (cache_cut_ >= 0) graph.forward_from(cache_cut_, x, true, on_logits != nullptr);
     else graph.forward({&x}, true, on_logits != nullptr);
     const Tensor<T>& pred = graph.output();
-    const double l = on_logits ? on_logits->compute(y, *graph.output_logits(), &dpred_) : loss_->compute(y, pred, &dpred_);
+    const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+    const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
+    const double l = sample_weight ? weighted_loss(lf, y, lp, *sample_weight, &dpred_, weight_rows_) : lf.compute(y, lp, &dpred_);
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
     if (on_logits) graph.backward_from_logits(dpred_);
@@ -199,6 +225,11 @@ class Trainer {
     Index n_val = vd ? 0 : static_cast<Index>(static_cast<double>(n) * o.validation_split);
     Index n_train = n - n_val;
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) {
+      if (!o.class_weight.empty()) throw ValueError("fit: You cannot `class_weight` and `sample_weight` at the same time.");
+      check_sample_weight(*sw, n, "fit");
+    }
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
     if (dist_) seed = dist_->broadcast(seed);
     const Tensor<T>* vx = vd.is_tensors() ? &vd.x() : n_val > 0 ? &x : nullptr;
@@ -207,8 +238,13 @@ class Trainer {
     Index v_begin = vd.is_tensors() ? 0 : n_train, v_count = vx ? (vd.is_tensors() ? vx->dim(0) : n_val) : 0;
     // The validation batches: a slice of the tensors, or the validation dataset.
     std::unique_ptr<BatchSource<T>> vplain;
-    if (vx) vplain = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
-    else if (vd.is_dataset()) vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
+    if (vx) {
+      auto tv = std::make_unique<TensorBatchSource<T>>(*vx, vy, v_begin, v_count, o.batch_size, false, 0);
+      if (sw && !vd.is_tensors()) tv->set_weights(sw);  // the validation_split rows keep their weights
+      vplain = std::move(tv);
+    } else if (vd.is_dataset()) {
+      vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
+    }
     engine::CachePlan plan;
     engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic()) ? cache_graph(m, plan, o.verbose) : nullptr;
     if (plan.cut >= 0) {
@@ -222,12 +258,20 @@ class Trainer {
         const FeatureCache<T>& fc = *fcp;
         TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
         attach_outcomes(train, *g, plan, fc);
+        train.set_weights(sw);  // the cached features keep the samples' order
         TensorBatchSource<T> val(fc.vx, &fc.vy, 0, vplain ? fc.vx.dim(0) : 0, o.batch_size, false, 0);
+        Tensor<T> val_w;
+        if (sw && n_val > 0 && !vd) {
+          val_w.resize({n_val});
+          std::copy(sw->data() + n_train, sw->data() + n, val_w.data());
+          val.set_weights(&val_w);
+        }
         return fit_cached(m, g, plan.cut, train, vplain ? &val : nullptr, o);
       }
     }
     inlined_.reset();
     TensorBatchSource<T> train(x, &y, 0, n_train, o.batch_size, o.shuffle, seed);
+    train.set_weights(sw);
     return fit_sources(m, train, vplain.get(), o);
   }
 
@@ -238,6 +282,8 @@ class Trainer {
     const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled(m, "fit");
     if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    if (!o.sample_weight.empty())
+      throw ValueError("fit: sample_weight is for fit on tensors; a dataset gives its own batches (use class_weight, or fit on tensors)");
     if (validation && o.validation_data)
       throw ValueError("fit: validation data given twice (as the third argument and as FitOptions::validation_data); pass one");
     if (o.validation_data.is_dataset()) validation = o.validation_data.dataset();
@@ -313,7 +359,12 @@ class Trainer {
           break;
         }
         cbs.on_train_batch_begin(step);
-        const double l = dist_ ? distributed_step(m, xb, yb, local, total) : train_on_batch(m, xb, yb);
+        const Tensor<T>* sw = train.batch_weights();
+        if (!o.class_weight.empty() && local > 0) {
+          class_weights_to_sample_weights(yb, o.class_weight, class_w_);
+          sw = &class_w_;
+        }
+        const double l = dist_ ? distributed_step(m, xb, yb, local, total, sw) : train_on_batch(m, xb, yb, sw);
         if (local > 0) {
           loss_mean.update_state(l, static_cast<double>(local));
           for (auto& mt : ms) mt->update_state(yb, *last_pred_);
@@ -341,12 +392,35 @@ class Trainer {
   }
 
   // ---- evaluate and predict ----------------------------------------------------------------
-  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size) {
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size, const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "evaluate");
     m.ensure_built(x.shape());
     check_batch(m, x, y, "evaluate");
+    if (sample_weight) check_sample_weight(*sample_weight, x.dim(0), "evaluate");
     TensorBatchSource<T> src(x, &y, 0, x.dim(0), batch_size, false, 0);
+    src.set_weights(sample_weight);
     return evaluate(m, src);
+  }
+  /// evaluate(x, y, EvaluateOptions): Keras's evaluate with its callbacks and progress bar.
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const EvaluateOptions<T>& o) {
+    require_compiled(m, "evaluate");
+    m.ensure_built(x.shape());
+    check_batch(m, x, y, "evaluate");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) check_sample_weight(*sw, x.dim(0), "evaluate");
+    TensorBatchSource<T> src(x, &y, 0, x.dim(0), o.batch_size, false, 0);
+    src.set_weights(sw);
+    auto cbs = with_callbacks(m, o.callbacks, o.verbose, src.steps());
+    return evaluate(m, src, &cbs);
+  }
+  /// The callbacks of evaluate/predict: the user's, with Keras's progress bar first when verbose.
+  static callbacks::CallbackList<T> with_callbacks(ModelT& m, const std::vector<std::shared_ptr<callbacks::Callback<T>>>& user, int verbose,
+                                                   Index steps) {
+    callbacks::CallbackList<T> cbs(user);
+    if (verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, verbose));
+    cbs.set_model(&m);
+    cbs.set_params({{"steps", static_cast<double>(steps)}, {"verbose", static_cast<double>(verbose)}});
+    return cbs;
   }
   /// Loss and metrics over a source; the test hooks go to `cbs` (fit's callbacks, for validation).
   Logs evaluate(ModelT& m, BatchSource<T>& src, callbacks::CallbackList<T>* cbs = nullptr) {
@@ -371,7 +445,10 @@ class Trainer {
       const Tensor<T>& pred = graph.output();
       if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
         throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
-      const double l = on_logits ? on_logits->compute(yb, *graph.output_logits(), nullptr) : loss_->compute(yb, pred, nullptr);
+      const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+      const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
+      const Tensor<T>* sw = src.batch_weights();
+      const double l = sw ? weighted_loss<T>(lf, yb, lp, *sw, nullptr, weight_rows_) : lf.compute(yb, lp, nullptr);
       loss_mean.update_state(l, static_cast<double>(xb.dim(0)));
       for (auto& mt : ms) mt->update_state(yb, pred);
       cbs->on_test_batch_end(step++, current_logs(loss_mean, ms));
@@ -413,6 +490,106 @@ class Trainer {
     return concat_rows(parts);
   }
 
+  // ---- several inputs / outputs ------------------------------------------------------------
+  // Keras's lists of arrays, in the order of the model's inputs and outputs: one loss for every
+  // output, the loss is their sum; with several outputs the logs also hold "<output>_loss" and
+  // "<output>_<metric>" (the output layer's name), as Keras. A single output of softmax/sigmoid
+  // logits takes the logits path as train_on_batch(x, y) does.
+
+  /// One optimizer step on one batch of several inputs/outputs; returns the total loss.
+  double train_on_batch(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sample_weight = nullptr) {
+    require_compiled(m, "train_on_batch");
+    check_multi(m, xs, &ys, "train_on_batch");
+    if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "train_on_batch");
+    return step_multi(m, pointers(xs), pointers(ys), sample_weight);
+  }
+
+  /// Loss and metrics over several inputs/outputs.
+  Logs evaluate(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size, const Tensor<T>* sample_weight = nullptr,
+                callbacks::CallbackList<T>* cbs = nullptr) {
+    require_compiled(m, "evaluate");
+    check_multi(m, xs, &ys, "evaluate");
+    if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "evaluate");
+    return evaluate_rows(m, pointers(xs), pointers(ys), sample_weight, 0, xs[0].dim(0), batch_size, cbs);
+  }
+
+  /// Outputs of a model with several inputs (and outputs), in batches, in inference mode.
+  std::vector<Tensor<T>> predict(ModelT& m, const std::vector<Tensor<T>>& xs, Index batch_size) {
+    check_multi(m, xs, nullptr, "predict");
+    auto srcs = sources(pointers(xs), 0, xs[0].dim(0), batch_size, false, 0);
+    for (auto& s : srcs) s.begin_epoch(0);
+    std::vector<Tensor<T>> xb(xs.size());
+    std::vector<std::vector<Tensor<T>>> parts(m.graph().outputs().size());
+    auto& graph = m.graph();
+    while (next(srcs, xb)) {
+      graph.forward(pointers(xb), false);
+      for (std::size_t k = 0; k < parts.size(); ++k) parts[k].push_back(graph.output(k));
+    }
+    std::vector<Tensor<T>> out;
+    for (auto& p : parts) out.push_back(concat_rows(p));
+    return out;
+  }
+
+  /// fit on several inputs/outputs (tensors): epochs, batch_size, validation_split (the last
+  /// samples), shuffle, seed, verbose, initial_epoch, callbacks and sample_weight (one per sample,
+  /// for every output) as fit(x, y); validation_data, class_weight and steps_per_epoch are refused.
+  History fit(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const FitOptions<T>& o) {
+    require_compiled(m, "fit");
+    check_multi(m, xs, &ys, "fit");
+    if (o.validation_data) throw ValueError("fit: validation_data is not supported with several inputs/outputs; use validation_split");
+    if (!o.class_weight.empty())
+      throw ValueError("fit: `class_weight` is only supported for models with a single output (Keras's rule); use sample_weight");
+    if (o.steps_per_epoch > 0) throw ValueError("fit: steps_per_epoch is for datasets");
+    if (o.validation_split < 0 || o.validation_split >= 1)
+      throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    const Index n = xs[0].dim(0);
+    const Index n_val = static_cast<Index>(static_cast<double>(n) * o.validation_split), n_train = n - n_val;
+    if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
+    const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
+    if (sw) check_sample_weight(*sw, n, "fit");
+    const std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
+    const std::vector<const Tensor<T>*> xp = pointers(xs), yp = pointers(ys);
+    auto train = sources(joined(xp, yp, sw), 0, n_train, o.batch_size, o.shuffle, seed);
+    callbacks::CallbackList<T> cbs(o.callbacks);
+    if (o.verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
+    cbs.set_model(&m);
+    cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.front().steps())}, {"verbose", o.verbose}});
+    m.stop_training = false;
+    History h;
+    cbs.on_train_begin();
+    std::vector<Tensor<T>> b(train.size());  // the batch of every array, reused
+    try {
+      for (int epoch = o.initial_epoch; epoch < o.epochs && !m.stop_training; ++epoch) {
+        cbs.on_epoch_begin(epoch);
+        MultiTrackers tr = trackers(m);
+        for (auto& s : train) s.begin_epoch(epoch);
+        int step = 0;
+        Logs logs;
+        while (next(train, b)) {
+          cbs.on_train_batch_begin(step);
+          const auto xb = slice(b, 0, xs.size()), yb = slice(b, xs.size(), ys.size());
+          step_multi(m, xb, yb, sw ? &b.back() : nullptr);
+          track(tr, m.graph(), yb, static_cast<double>(b[0].dim(0)));
+          logs = tr.logs();
+          cbs.on_train_batch_end(step++, logs);
+          if (m.stop_training) break;
+        }
+        if (n_val > 0) {
+          Logs vl = evaluate_rows(m, xp, yp, sw, n_train, n_val, o.batch_size, &cbs);
+          for (auto& [k, v] : vl) logs["val_" + k] = v;
+        }
+        cbs.on_epoch_end(epoch, logs);
+        h.epoch.push_back(epoch);
+        for (auto& [k, v] : logs) h.history[k].push_back(v);
+      }
+    } catch (...) {
+      std::cout << std::flush;
+      throw;
+    }
+    cbs.on_train_end();
+    return h;
+  }
+
   // ---- checks ------------------------------------------------------------------------------
   void require_compiled(const ModelT& m, const char* what) const {
     if (!compiled_) throw StateError(std::string(what) + ": you must compile model '" + m.name() + "' first (model.compile(...))");
@@ -446,6 +623,8 @@ class Trainer {
   bool compiled_ = false;
   std::shared_ptr<Distribution<T>> dist_;
   Tensor<T> dpred_;
+  Tensor<T> class_w_;                  ///< the batch's weights from FitOptions::class_weight
+  std::vector<Tensor<T>> weight_rows_;  ///< buffers of weighted_loss
   const Tensor<T>* last_pred_ = nullptr;
   int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
   engine::Graph<T>* exec_ = nullptr;           ///< the graph fit() runs while it trains on cached features
@@ -467,6 +646,162 @@ class Trainer {
       logits_act_ = act;
     }
     return logits_twin_.get();
+  }
+
+  // ---- several inputs / outputs: helpers ----
+  std::vector<Tensor<T>> multi_grads_;
+  std::vector<double> multi_losses_;
+  double multi_total_ = 0.0;
+
+  static std::vector<const Tensor<T>*> pointers(const std::vector<Tensor<T>>& ts) {
+    std::vector<const Tensor<T>*> p;
+    for (auto& t : ts) p.push_back(&t);
+    return p;
+  }
+  /// One TensorBatchSource per tensor, all with the same order (same rows, seed and shuffling).
+  static std::vector<TensorBatchSource<T>> sources(const std::vector<const Tensor<T>*>& ts, Index begin, Index count, Index batch, bool shuffle,
+                                                   std::uint64_t seed) {
+    std::vector<TensorBatchSource<T>> s;
+    for (auto* t : ts) s.emplace_back(*t, nullptr, begin, count, batch, shuffle, seed);
+    return s;
+  }
+  /// xs, then ys, then the weights (when given): the arrays batched together.
+  static std::vector<const Tensor<T>*> joined(const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+    std::vector<const Tensor<T>*> all(xs);
+    all.insert(all.end(), ys.begin(), ys.end());
+    if (sw) all.push_back(sw);
+    return all;
+  }
+  static std::vector<const Tensor<T>*> slice(const std::vector<Tensor<T>>& b, std::size_t first, std::size_t n) {
+    std::vector<const Tensor<T>*> r;
+    for (std::size_t k = first; k < first + n; ++k) r.push_back(&b[k]);
+    return r;
+  }
+  /// One optimizer step (inputs and targets checked by the caller).
+  double step_multi(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+    auto& graph = m.graph();
+    const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
+    graph.forward(xs, true, on_logits != nullptr);
+    multi_losses(graph, on_logits, ys, sw, true);
+    auto vars = m.trainable_variables();
+    for (auto* v : vars) v->grad.setZero();
+    if (on_logits) {
+      graph.backward_from_logits(multi_grads_[0]);
+    } else {
+      std::vector<const Tensor<T>*> g;
+      for (auto& t : multi_grads_) g.push_back(&t);
+      graph.backward(g, {});
+    }
+    optimizer_->apply_gradients(vars);
+    return multi_total_;
+  }
+  static bool next(std::vector<TensorBatchSource<T>>& srcs, std::vector<Tensor<T>>& out) {
+    Tensor<T> unused;
+    bool any = false;
+    for (std::size_t k = 0; k < srcs.size(); ++k) any = srcs[k].next(out[k], unused);
+    return any;
+  }
+  void check_multi(const ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>* ys, const char* what) const {
+    auto ins = m.input_shapes_of_graph();
+    const auto& g = m.graph();
+    if (xs.size() != ins.size())
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(ins.size()) + " input(s), got " + std::to_string(xs.size()) +
+                       " array(s)");
+    if (ys && ys->size() != g.outputs().size())
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(g.outputs().size()) + " output(s), got " +
+                       std::to_string(ys->size()) + " target array(s)");
+    const Index n = xs.empty() || xs[0].rank() == 0 ? -1 : xs[0].dim(0);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      if (!shapes_compatible(xs[k].shape(), ins[k]))
+        throw ShapeError(std::string(what) + ": input " + std::to_string(k) + " ('" + g.nodes()[g.inputs()[k]].layer->name() + "') of model '" + m.name() +
+                         "' expects shape " + shape_str(ins[k]) + ", got " + shape_str(xs[k].shape()));
+      if (xs[k].dim(0) != n) throw ShapeError(std::string(what) + ": the input arrays have different numbers of samples");
+    }
+    if (ys)
+      for (std::size_t k = 0; k < ys->size(); ++k) {
+        const Shape& out = g.nodes()[g.outputs()[k]].shape;
+        if ((*ys)[k].rank() == 0 || (*ys)[k].dim(0) != n)
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) + ", not " + std::to_string(n) +
+                           " samples");
+        if (!loss_->accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " + shape_str((*ys)[k].shape()) + " does not match output '" +
+                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " + loss_->name() + ")");
+      }
+  }
+  /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
+  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, bool grads) {
+    multi_grads_.resize(ys.size());
+    multi_losses_.assign(ys.size(), 0.0);
+    multi_total_ = 0.0;
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+      const Tensor<T>& p = on_logits ? *graph.output_logits() : graph.output(k);
+      Tensor<T>* g = grads ? &multi_grads_[k] : nullptr;
+      multi_losses_[k] = sw ? weighted_loss<T>(lf, *ys[k], p, *sw, g, weight_rows_) : lf.compute(*ys[k], p, g);
+      multi_total_ += multi_losses_[k];
+    }
+  }
+  /// Running means of the losses and metrics of every output, with Keras's log names.
+  struct MultiTrackers {
+    metrics::Mean<T> loss;
+    std::vector<metrics::Mean<T>> outputs;
+    std::vector<std::vector<std::unique_ptr<metrics::Metric<T>>>> ms;
+    std::vector<std::string> names;  ///< output layer names ("" for a single output)
+    Logs logs() const {
+      Logs l;
+      l["loss"] = loss.result();
+      for (std::size_t k = 0; k < ms.size(); ++k) {
+        const std::string pre = names[k].empty() ? "" : names[k] + "_";
+        if (!pre.empty()) l[pre + "loss"] = outputs[k].result();
+        for (auto& mt : ms[k]) l[pre + mt->name()] = mt->result();
+      }
+      return l;
+    }
+  };
+  MultiTrackers trackers(ModelT& m) const {
+    MultiTrackers t;
+    const auto& g = m.graph();
+    const std::size_t no = g.outputs().size();
+    for (std::size_t k = 0; k < no; ++k) {
+      const auto& node = g.nodes()[g.outputs()[k]];
+      t.names.push_back(no > 1 ? node.layer->name() : std::string());
+      t.outputs.emplace_back(t.names.back() + "_loss");
+      t.ms.emplace_back();
+      for (auto& name : metric_names_) t.ms.back().push_back(metrics::get<T>(name, loss_->name(), node.shape));
+    }
+    return t;
+  }
+  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<const Tensor<T>*>& ys, double batch) const {
+    t.loss.update_state(multi_total_, batch);
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      t.outputs[k].update_state(multi_losses_[k], batch);
+      for (auto& mt : t.ms[k]) mt->update_state(*ys[k], graph.output(k));
+    }
+  }
+  /// evaluate over rows [begin, begin + count) of xs / ys (and the weights).
+  Logs evaluate_rows(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, Index begin,
+                     Index count, Index batch_size, callbacks::CallbackList<T>* cbs) {
+    callbacks::CallbackList<T> none;
+    if (!cbs) cbs = &none;
+    auto srcs = sources(joined(xs, ys, sw), begin, count, batch_size, false, 0);
+    for (auto& s : srcs) s.begin_epoch(0);
+    MultiTrackers tr = trackers(m);
+    std::vector<Tensor<T>> b(srcs.size());
+    auto& graph = m.graph();
+    cbs->on_test_begin();
+    int step = 0;
+    while (next(srcs, b)) {
+      cbs->on_test_batch_begin(step);
+      const auto xb = slice(b, 0, xs.size()), yb = slice(b, xs.size(), ys.size());
+      const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
+      graph.forward(xb, false, on_logits != nullptr);
+      multi_losses(graph, on_logits, yb, sw ? &b.back() : nullptr, false);
+      track(tr, graph, yb, static_cast<double>(b[0].dim(0)));
+      cbs->on_test_batch_end(step++, tr.logs());
+    }
+    Logs logs = tr.logs();
+    cbs->on_test_end(logs);
+    return logs;
   }
 
   /// The graph the model trains on: its own, or its inlined twin during a cached fit.
@@ -681,8 +1016,9 @@ class Trainer {
     return total > 0 && v[1] == 0;
   }
   /// One data-parallel step: local gradients (none without local samples), averaged, applied.
-  double distributed_step(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index local, Index total) {
-    const double l = local > 0 ? compute_gradients(m, x, y) : 0.0;
+  double distributed_step(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index local, Index total,
+                          const Tensor<T>* sample_weight = nullptr) {
+    const double l = local > 0 ? compute_gradients(m, x, y, sample_weight) : 0.0;
     auto vars = m.trainable_variables();
     dist_->reduce_gradients(vars, local, total);
     optimizer_->apply_gradients(vars);
