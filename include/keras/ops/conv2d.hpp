@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -34,11 +35,12 @@ struct Conv2DWorkspace {
   Tensor<T> col;      ///< per-thread im2col blocks [threads, block_rows, KH*KW*C]
   Tensor<T> dcol;     ///< per-thread dcol blocks (backward)
   Tensor<T> partial;  ///< per-thread partial sums of dkernel and dbias (backward)
+  Tensor<T> packed;   ///< the kernel packed for the own GEMM micro-kernel (gemm_kernel.hpp), per call
   /// Target size of one thread's im2col block; ~L2-sized blocks keep im2col + GEMM cache-hot.
   Index block_bytes = 256 * 1024;
 
   /// Bytes currently held.
-  Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size()); }
+  Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size() + packed.size()); }
 };
 
 /// The calling thread's workspace (reentrant inference: one per thread and scalar type, kept for
@@ -192,20 +194,36 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
                                 : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
   const Index nblocks = (M + brows - 1) / brows;
-  // Filter split (multiples of 16 columns) when blocks alone cannot feed the threads and the
-  // product is big enough to be worth a second thread.
+  // The own micro-kernel (float, gemm_kernel.hpp): the kernel is packed once per call into its
+  // panels, shared by every block and thread (Eigen's path re-packs it in every block).
+  const bool use_packed = detail::use_gemm_kernel<T>(std::min(brows, M), F, P);
+  // Filter split (multiples of 16 columns, of a panel for the own kernel) when blocks alone cannot
+  // feed the threads and the product is big enough to be worth a second thread.
+  const Index falign = use_packed ? Index(gk::kNR) : 16;
   Index fparts = 1;
   if (nblocks < nt && double(M) * double(F) * double(P) >= 2.0e5)
-    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / 16));
+    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / falign));
   const Index items = nblocks * fparts;
   const int threads = static_cast<int>(std::min<Index>(nt, items));
   if (!pointwise) detail::grow(ws.col, Index(threads) * brows * P);
   T* colbase = pointwise ? nullptr : ws.col.data();
+  PackedB packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed) {
+      detail::grow(ws.packed, gk::packed_size(P, F));
+      const Index npanels = (F + gk::kNR - 1) / gk::kNR;
+      float* dst = ws.packed.data();
+      const int pt = P * F >= 65536 ? nt : 1;
+      keras::parallel_for(npanels, 1, pt, [=](Index p0, Index p1) { pack_b_panels(false, P, F, kernel, F, dst, p0, p1); });
+      packed = PackedB{dst, P, F, npanels * gk::kNR};
+    }
+  }
   keras::parallel_chunks(items, threads, [&](Index it, int slot) {
     T* col = pointwise ? nullptr : colbase + Index(slot) * brows * P;
     const Index b = it / fparts, fp = it % fparts;
     const Index r0 = b * brows, rows = std::min(brows, M - r0);
-    const Index f0 = (F * fp / fparts) / 16 * 16, f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / 16 * 16;
+    const Index f0 = (F * fp / fparts) / falign * falign;
+    const Index f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / falign * falign;
     if (f1 <= f0) return;
     const T* lhs = x + r0 * P;
     if (!pointwise) {
@@ -213,9 +231,25 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
       lhs = col;
     }
     T* yb = y + r0 * F + f0;
-    detail::gemm_block<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F);
-    if (bias) detail::add_bias_rows(yb, rows, f1 - f0, bias + f0, F);
-    if (ep) ep->apply_block(yb, r0, rows, F, f0, f1 - f0);
+    // bias and the fused epilogue, at the block's first row and filter
+    GemmEpilogue<T> gep;
+    if (bias) gep.bias = bias + f0;
+    if (ep) {
+      gep.scale = ep->scale ? ep->scale + f0 : nullptr;
+      gep.shift = ep->shift ? ep->shift + f0 : nullptr;
+      gep.clamp = ep->clamp;
+      gep.lo = ep->lo;
+      gep.hi = ep->hi;
+      gep.residual = ep->residual ? ep->residual + r0 * F + f0 : nullptr;
+      gep.ldr = F;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (use_packed) {
+        gemm_packed(false, rows, 1.0f, lhs, P, packed, f0, f1, 0.0f, yb, F, &gep);
+        return;
+      }
+    }
+    detail::gemm_block_ep<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F, &gep);
   });
 }
 
