@@ -11,6 +11,8 @@
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -130,11 +132,22 @@ inline void GemmPackBuffers<T>::ensure() {
 }
 
 /// Whether the own micro-kernel (gemm_kernel.hpp) runs a product of this scalar type and shape
-/// (else Eigen's). Both are exact to rounding; the own kernel is faster on every shape measured
-/// above this size (bench_ops gemm), Eigen's gemv/coefficient paths on smaller or thinner ones.
+/// (else Eigen's). Both are exact to rounding. bench_gemm (docs/performance.md): with B prepacked
+/// the own kernel is 1.0-1.8x Eigen on MobileNetV2's shapes, packing B per call 0.86-1.8x (slowest
+/// on N = 16 and transposed B); Eigen's gemv/coefficient paths keep the smaller or thinner products.
+/// KERASCPP_GEMM=eigen in the environment (read once) runs every product on Eigen's kernel: for
+/// before/after measurements within one build.
+inline bool gemm_kernel_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("KERASCPP_GEMM");
+    return !(e && std::string_view(e) == "eigen");
+  }();
+  return on;
+}
 template <class T>
 inline bool use_gemm_kernel(Index M, Index N, Index K) {
-  if constexpr (std::is_same_v<T, float> && gk::kGemmKernel) return M >= 4 && N >= 8 && double(M) * double(N) * double(K) >= 16384.0;
+  if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
+    return M >= 4 && N >= 8 && double(M) * double(N) * double(K) >= 16384.0 && gemm_kernel_enabled();
   else return false;
 }
 

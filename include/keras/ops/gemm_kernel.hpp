@@ -95,7 +95,10 @@ inline constexpr int kPS = 1;
 inline constexpr const char* kIsa = "eigen";
 #endif
 inline constexpr int kNR = 2 * kPS;  ///< columns of a panel / micro-tile (two packets)
-inline constexpr Index kKc = 256;    ///< k-block: a 12 x 256 A micro-panel is 12 KB (L1)
+#ifndef KERASCPP_GEMM_KC
+#define KERASCPP_GEMM_KC 256
+#endif
+inline constexpr Index kKc = KERASCPP_GEMM_KC;  ///< k-block: a 12 x 256 A micro-panel is 12 KB (L1)
 inline constexpr Index kNc = 1024;   ///< columns per block of B: 256 x 1024 floats = 1 MB (L2)
 
 /// Floats of a packed op(B) [K, N]: panels padded to kNR columns.
@@ -153,49 +156,75 @@ struct Tile {
 inline Packet load_part(const float* p, int n) { return ei::ploadu<Packet>(p, Mask((1u << n) - 1u)); }
 inline void store_part(float* p, const Packet& v, int n) { ei::pstoreu<float>(p, v, Mask((1u << n) - 1u)); }
 
-/// alpha, beta * C, the epilogue, store: the accumulators of an MR x kNR tile.
-template <int MR>
-EIGEN_ALWAYS_INLINE void finish(Packet (&acc)[MR][2], const Tile& t) {
-  int nv[2] = {std::min(t.nr, kPS), std::max(0, t.nr - kPS)};
+/// Stores the accumulators of an MR x kNR tile: r = alpha * acc (+ beta * C), then the epilogue
+/// folded into one multiply-add per element, r * m + a with m = scale and a = bias * scale + shift
+/// (per column, computed once per tile), then the clamp (lo/hi = -inf/+inf when off) and the
+/// residual. LoadC, Ep and Res are compile-time so that the stores carry no per-element branches
+/// (for small K the tile's FMAs take little longer than its stores).
+template <int MR, bool LoadC, bool Ep, bool Res>
+EIGEN_ALWAYS_INLINE void store_tile(Packet (&acc)[MR][2], const Tile& t, const int (&nv)[2]) {
   const GemmEpilogue<float>* ep = t.ep;
-  Packet bias[2], scale[2], shift[2];
-  for (int v = 0; v < 2; ++v) {
-    if (!nv[v] || !ep) continue;
-    const Index j = t.j + v * kPS;
-    auto ld = [&](const float* p) { return nv[v] == kPS ? ei::ploadu<Packet>(p + j) : load_part(p + j, nv[v]); };
-    if (ep->bias) bias[v] = ld(ep->bias);
-    if (ep->scale) scale[v] = ld(ep->scale);
-    if (ep->shift) shift[v] = ld(ep->shift);
-  }
+  Packet m[2], a[2];
   const Packet alpha = ei::pset1<Packet>(t.alpha), beta = ei::pset1<Packet>(t.beta);
-  const Packet lo = ei::pset1<Packet>(ep ? ep->lo : 0.0f), hi = ei::pset1<Packet>(ep ? ep->hi : 0.0f);
+  Packet lo = ei::pset1<Packet>(-std::numeric_limits<float>::infinity());
+  Packet hi = ei::pset1<Packet>(std::numeric_limits<float>::infinity());
+  for (int v = 0; v < 2; ++v) {
+    m[v] = LoadC ? ei::pset1<Packet>(1.0f) : alpha;
+    a[v] = ei::pzero(Packet{});
+    if constexpr (Ep) {
+      if (!nv[v]) continue;
+      const Index j = t.j + v * kPS;
+      auto ld = [&](const float* p) { return nv[v] == kPS ? ei::ploadu<Packet>(p + j) : load_part(p + j, nv[v]); };
+      const Packet sc = ep->scale ? ld(ep->scale) : ei::pset1<Packet>(1.0f);
+      if (ep->bias) a[v] = ld(ep->bias);
+      a[v] = ei::pmul(a[v], sc);
+      if (ep->shift) a[v] = ei::padd(a[v], ld(ep->shift));
+      m[v] = ei::pmul(m[v], sc);
+    }
+  }
+  if constexpr (Ep) {
+    if (ep->clamp) {
+      lo = ei::pset1<Packet>(ep->lo);
+      hi = ei::pset1<Packet>(ep->hi);
+    }
+  }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* c = t.c + i * t.ldc;
+    const float* res = Res ? ep->residual + (t.i + i) * ep->ldr + t.j : nullptr;
 #pragma GCC unroll 2
     for (int v = 0; v < 2; ++v) {
       if (!nv[v]) continue;
       const bool full = nv[v] == kPS;
       Packet r = acc[i][v];
-      if (t.alpha != 1.0f) r = ei::pmul(r, alpha);
-      if (t.load_c) {
+      if constexpr (LoadC) {
         const Packet cv = full ? ei::ploadu<Packet>(c + v * kPS) : load_part(c + v * kPS, nv[v]);
-        r = t.beta == 1.0f ? ei::padd(r, cv) : ei::pmadd(cv, beta, r);
+        r = ei::pmadd(cv, beta, ei::pmul(r, alpha));
       }
-      if (ep) {
-        if (ep->bias) r = ei::padd(r, bias[v]);
-        if (ep->scale && ep->shift) r = ei::pmadd(r, scale[v], shift[v]);
-        else if (ep->scale) r = ei::pmul(r, scale[v]);
-        else if (ep->shift) r = ei::padd(r, shift[v]);
-        if (ep->clamp) r = ei::pmin(ei::pmax(r, lo), hi);
-        if (ep->residual) {
-          const float* res = ep->residual + (t.i + i) * ep->ldr + t.j + v * kPS;
-          r = ei::padd(r, full ? ei::ploadu<Packet>(res) : load_part(res, nv[v]));
-        }
+      if constexpr (Ep) {
+        r = ei::pmin(ei::pmax(ei::pmadd(r, m[v], a[v]), lo), hi);
+        if constexpr (Res) r = ei::padd(r, full ? ei::ploadu<Packet>(res + v * kPS) : load_part(res + v * kPS, nv[v]));
+      } else if constexpr (!LoadC) {
+        r = ei::pmul(r, m[v]);
       }
       if (full) ei::pstoreu(c + v * kPS, r);
       else store_part(c + v * kPS, r, nv[v]);
     }
+  }
+}
+
+template <int MR>
+EIGEN_ALWAYS_INLINE void finish(Packet (&acc)[MR][2], const Tile& t) {
+  const int nv[2] = {std::min(t.nr, kPS), std::max(0, t.nr - kPS)};
+  const bool ep = t.ep != nullptr, res = ep && t.ep->residual;
+  if (!t.load_c) {
+    if (!ep) store_tile<MR, false, false, false>(acc, t, nv);
+    else if (!res) store_tile<MR, false, true, false>(acc, t, nv);
+    else store_tile<MR, false, true, true>(acc, t, nv);
+  } else {
+    if (!ep) store_tile<MR, true, false, false>(acc, t, nv);
+    else if (!res) store_tile<MR, true, true, false>(acc, t, nv);
+    else store_tile<MR, true, true, true>(acc, t, nv);
   }
 }
 
@@ -263,6 +292,7 @@ inline void macro_kernel(bool ta, Index M, Index n, Index kl, const float* A, In
   t.beta = beta;
   t.load_c = load_c;
   t.ep = ep;
+  const Index np = (n + kNR - 1) / kNR;
   for (Index ic = 0; ic < M; ic += kMR) {
     const int mr = static_cast<int>(std::min<Index>(kMR, M - ic));
     if (ta) {
@@ -275,7 +305,18 @@ inline void macro_kernel(bool ta, Index M, Index n, Index kl, const float* A, In
       t.a_ks = 1;
     }
     t.i = ic;
+    // The next micro-panel of A is read from memory by its first tile (the others find it in L1):
+    // prefetch its cache lines while this one sweeps the panels of B, a share before every tile.
+    // Lines: rows x (kl / 16) of a row-major A, kl rows (of kMR floats) of a transposed one.
+    const Index in = ic + kMR, mn = std::min<Index>(kMR, M - in);
+    const Index lines_per = ta ? 1 : (kl + 15) / 16, lines = mn > 0 ? (ta ? kl : mn * lines_per) : 0;
+    const Index share = (lines + np - 1) / std::max<Index>(np, 1);
+    Index next_line = 0;
     for (Index jr = 0, p = 0; jr < n; jr += kNR, ++p) {
+      for (Index e = std::min(lines, next_line + share); next_line < e; ++next_line) {
+        const float* q = ta ? A + next_line * lda + in : A + (in + next_line / lines_per) * lda + (next_line % lines_per) * 16;
+        __builtin_prefetch(q, 0, 3);
+      }
       t.b = Bblk + p * kl * kNR;
       t.c = C + ic * ldc + jr;
       t.nr = static_cast<int>(std::min<Index>(kNR, n - jr));
