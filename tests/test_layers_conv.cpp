@@ -176,3 +176,51 @@ TEST_CASE("Merge and reshape layers report bad shapes", "[layers][errors]") {
   layers::Conv2D<float> big(4, 7, {.padding = "valid"});
   CHECK_THROWS_AS(big.compute_output_shape({{-1, 5, 5, 3}}), ValueError);
 }
+
+// Conv2D's inference path caches its kernel packed for the GEMM micro-kernel, keyed on the kernel
+// variable's version: every way the library changes the kernel must reach the next prediction.
+TEST_CASE("Conv2D inference sees every change of its kernel (packed-kernel cache)", "[layers][conv][gemm]") {
+  set_random_seed(3);
+  auto in = Input<float>({6, 6, 40});
+  auto conv = std::make_shared<layers::Conv2D<float>>(48, layers::Size2(1), layers::Conv2DOptions{.use_bias = false});
+  auto out = (*conv)(in);
+  Model<float> m(in, out);
+  Tensor<float> x({2, 6, 6, 40});
+  Random rng(11);
+  for (Index i = 0; i < x.size(); ++i) x[i] = float(rng.uniform(-1.0, 1.0));
+  // the reference: a fresh layer-by-layer pass (training mode packs per call, never the cache)
+  auto fresh = [&] { return m(x, true); };
+  auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double d = 0;
+    for (Index i = 0; i < a.size(); ++i) d = std::max(d, double(std::abs(a[i] - b[i])));
+    return d;
+  };
+  Tensor<float> p0 = m.predict(x);
+  CHECK(same(p0, fresh()) < 1e-5);
+  // 1. through Conv2D::kernel()
+  conv->kernel().value[5] += 1.0f;
+  Tensor<float> p1 = m.predict(x);
+  CHECK(same(p1, p0) > 1e-3);
+  CHECK(same(p1, fresh()) < 1e-5);
+  // 2. through variables()
+  m.variables()[0]->value[7] -= 2.0f;
+  Tensor<float> p2 = m.predict(x);
+  CHECK(same(p2, p1) > 1e-3);
+  CHECK(same(p2, fresh()) < 1e-5);
+  // 3. a kept Variable& written after a prediction, then changed()
+  Variable<float>& k = conv->kernel();
+  (void)m.predict(x);
+  k.value[9] += 3.0f;
+  k.changed();
+  Tensor<float> p3 = m.predict(x);
+  CHECK(same(p3, p2) > 1e-3);
+  CHECK(same(p3, fresh()) < 1e-5);
+  // 4. an optimizer step
+  m.compile(optimizers::SGD<float>({.learning_rate = 0.5}), losses::MeanSquaredError<float>());
+  Tensor<float> y({2, 6, 6, 48}, 0.0f);
+  m.train_on_batch(x, y);
+  Tensor<float> p4 = m.predict(x);
+  CHECK(same(p4, p3) > 1e-3);
+  CHECK(same(p4, fresh()) < 1e-5);
+}

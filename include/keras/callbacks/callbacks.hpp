@@ -96,7 +96,10 @@ class EarlyStopping : public Callback<T> {
   }
   void restore_weights() {
     auto vars = this->model_->variables();
-    for (std::size_t i = 0; i < vars.size(); ++i) vars[i]->value = best_weights_[i];
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+      vars[i]->value = best_weights_[i];
+      vars[i]->changed();
+    }
   }
 };
 

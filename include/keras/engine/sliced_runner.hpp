@@ -151,6 +151,7 @@ class SlicedRunner {
         for (std::size_t q = 0; q < ref.slice_inputs.size(); ++q) st.slice_inputs[q].reserve_like(ref.slice_inputs[q]);
         st.slice_value.reserve_like(ref.slice_value);
         st.conv_ws.col.reserve_like(ref.conv_ws.col);
+        st.conv_ws.packed.reserve_like(ref.conv_ws.packed);
         if (ref.gemm_bufs.allocated()) st.gemm_bufs.ensure();
       }
     return true;

@@ -510,6 +510,7 @@ void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, co
     if (static_cast<Index>(w.values.size()) != var->value.size())
       throw IOError("'" + source + "': weight '" + w.name + "' has no values (read_artifacts was called without its data)");
     for (Index i = 0; i < var->value.size(); ++i) var->value[i] = static_cast<T>(w.values[i]);
+    var->changed();
   }
 }
 

@@ -1,6 +1,9 @@
 // Conv2D: 2-d convolution over NHWC inputs with a [kh, kw, in, filters] kernel (Keras layout).
 // k x k kernels run as im2col + GEMM, 1 x 1 kernels as one GEMM (ops/conv2d.hpp).
 #pragma once
+#include <mutex>
+#include <type_traits>
+
 #include "../ops/activations.hpp"
 #include "../ops/conv2d.hpp"
 #include "initializers.hpp"
@@ -111,7 +114,12 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
     detail::check_window_args("Conv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }
-  Variable<T>& kernel() { return *this->variables_.at(0); }
+  /// The kernel variable (its version is bumped: the caller may write it, see Variable::version).
+  Variable<T>& kernel() {
+    Variable<T>& k = *this->variables_.at(0);
+    k.changed();
+    return k;
+  }
   Variable<T>* bias() { return o_.use_bias ? this->variables_.at(1).get() : nullptr; }
   Index filters() const { return filters_; }
 
@@ -125,7 +133,7 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     const Tensor<T>& x = *in.at(0);
     detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z, ws_);
+    ops::conv2d_forward(geom_, x, kvar().value, bias() ? &bias()->value : nullptr, z, ws_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
   /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
@@ -135,8 +143,8 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     const Tensor<T>& x = *in.at(0);
     ops::Conv2DGeometry g;
     detail::update_window_geometry(g, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
-    ops::conv2d_forward(g, x, kernel().value, bias() ? &bias()->value : nullptr, y, ops::thread_workspace<T>(),
-                        act_ == keras::Activation::Linear ? ep : nullptr);
+    ops::conv2d_forward(g, x, kvar().value, bias() ? &bias()->value : nullptr, y, ops::thread_workspace<T>(),
+                        act_ == keras::Activation::Linear ? ep : nullptr, packed_kernel());
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
@@ -144,7 +152,7 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
   void forward_train_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
     const Tensor<T>& x = *in.at(0);
     detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
-    ops::conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, y, ws_, &ep);
+    ops::conv2d_forward(geom_, x, kvar().value, bias() ? &bias()->value : nullptr, y, ws_, &ep);
   }
   void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
                             const typename Layer<T>::GradInputs& dx) override {
@@ -153,14 +161,14 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     const ops::Conv2DGeometry g = ops::with_input(geom_, x, "Conv2D backward");
     if (g.is_pointwise() && dy.shape() == y.shape() && y.shape() == Shape{g.batch, g.out_h, g.out_w, filters_}) {
       if (dx.at(0)) dx[0]->resize(x.shape());
-      ops::conv2d_backward_pointwise_fused(g, filters_, x.data(), kernel().value.data(), y.data(), dy.data(), ep,
-                                           dx[0] ? dx[0]->data() : nullptr, vg ? kernel().grad.data() : nullptr,
+      ops::conv2d_backward_pointwise_fused(g, filters_, x.data(), kvar().value.data(), y.data(), dy.data(), ep,
+                                           dx[0] ? dx[0]->data() : nullptr, vg ? kvar().grad.data() : nullptr,
                                            vg && bias() ? bias()->grad.data() : nullptr, ws_);
       return;
     }
     dz_.resize(y.shape());
     ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
-    ops::conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::conv2d_backward(geom_, x, kvar().value, dz_, dx.at(0), vg ? &kvar().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -171,7 +179,7 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
       dz = &dz_;
     }
     bool vg = this->needs_variable_grads();
-    ops::conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::conv2d_backward(geom_, x, kvar().value, *dz, dx.at(0), vg ? &kvar().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -202,6 +210,42 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
   }
 
  private:
+  Variable<T>& kvar() { return *this->variables_.at(0); }
+  /// Inference: the kernel packed once for the own GEMM micro-kernel (float builds that have it),
+  /// repacked when the kernel variable's version or storage changes; nullptr: conv2d_forward packs
+  /// per call. Slices of one pass call this concurrently (the weights do not change during a pass).
+  const ops::PackedB* packed_kernel() {
+    if constexpr (std::is_same_v<T, float> && ops::gk::kGemmKernel) {
+      const Variable<T>& k = kvar();
+      const Index P = k.value.size() / filters_;
+      std::lock_guard<std::mutex> lock(pack_.mutex);
+      if (pack_.src != k.value.data() || pack_.version != k.version || pack_.size != k.value.size()) {
+        pack_.data.resize({ops::gk::packed_size(P, filters_)});
+        pack_.view = ops::pack_b_matrix(false, P, filters_, k.value.data(), filters_, pack_.data.data());
+        pack_.src = k.value.data();
+        pack_.version = k.version;
+        pack_.size = k.value.size();
+      }
+      return &pack_.view;
+    } else {
+      return nullptr;
+    }
+  }
+  struct PackCache {  ///< copies and moves of the layer start with an empty cache
+    PackCache() = default;
+    PackCache(const PackCache&) {}
+    PackCache& operator=(const PackCache&) {
+      src = nullptr;
+      return *this;
+    }
+    std::mutex mutex;
+    Tensor<float> data;
+    ops::PackedB view;
+    const T* src = nullptr;
+    std::uint64_t version = 0;
+    Index size = -1;
+  };
+  PackCache pack_;
   Index filters_;
   Size2 k_;
   Conv2DOptions o_;

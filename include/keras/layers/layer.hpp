@@ -159,17 +159,24 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
   // ---- variables ----------------------------------------------------------------------------
   /// All variables of this layer (and of its sub-layers, for models), in Keras weight order.
+  /// The caller may write them: each one's version is bumped (Variable::version).
   virtual std::vector<Variable<T>*> variables() {
     std::vector<Variable<T>*> r;
-    for (auto& v : variables_) r.push_back(v.get());
+    for (auto& v : variables_) {
+      v->changed();
+      r.push_back(v.get());
+    }
     return r;
   }
-  /// Variables the optimizer updates: intrinsic trainable ones of trainable layers.
+  /// Variables the optimizer updates: intrinsic trainable ones of trainable layers (versions bumped).
   virtual std::vector<Variable<T>*> trainable_variables() {
     std::vector<Variable<T>*> r;
     if (!trainable_) return r;
     for (auto& v : variables_)
-      if (v->trainable) r.push_back(v.get());
+      if (v->trainable) {
+        v->changed();
+        r.push_back(v.get());
+      }
     return r;
   }
   std::vector<Variable<T>*> non_trainable_variables() {

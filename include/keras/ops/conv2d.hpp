@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -34,11 +35,12 @@ struct Conv2DWorkspace {
   Tensor<T> col;      ///< per-thread im2col blocks [threads, block_rows, KH*KW*C]
   Tensor<T> dcol;     ///< per-thread dcol blocks (backward)
   Tensor<T> partial;  ///< per-thread partial sums of dkernel and dbias (backward)
+  Tensor<T> packed;   ///< the kernel packed for the own GEMM micro-kernel (gemm_kernel.hpp), per call
   /// Target size of one thread's im2col block; ~L2-sized blocks keep im2col + GEMM cache-hot.
   Index block_bytes = 256 * 1024;
 
   /// Bytes currently held.
-  Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size()); }
+  Index bytes() const { return Index(sizeof(T)) * (col.size() + dcol.size() + partial.size() + packed.size()); }
 };
 
 /// The calling thread's workspace (reentrant inference: one per thread and scalar type, kept for
@@ -165,6 +167,38 @@ inline void sum_rows_into(const T* a, Index rows, Index F, T* out) {
   }
 }
 
+/// The input-gradient GEMMs dx[rows, P] = dy[rows, F] * W^T of a backward pass: with the own
+/// micro-kernel (float), W^T packed once per call into ws.packed (on nt threads) and shared by every
+/// block; else Eigen's gemm_block per block, which packs W^T itself.
+template <class T>
+struct KernelTGemm {
+  PackedB packed;
+  bool own = false;
+  Index P = 0, F = 0;
+  const T* kernel = nullptr;
+  KernelTGemm(Index P_, Index F_, Index rows, const T* kernel_, Conv2DWorkspace<T>& ws, int nt) : P(P_), F(F_), kernel(kernel_) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (use_gemm_kernel<T>(rows, P, F)) {
+        grow(ws.packed, gk::packed_size(F, P));
+        float* dst = ws.packed.data();
+        const Index npanels = (P + gk::kNR - 1) / gk::kNR;
+        const Index PP = P, FF = F;
+        keras::parallel_for(npanels, 1, P * F >= 65536 ? nt : 1,
+                            [=](Index p0, Index p1) { pack_b_panels(true, FF, PP, kernel_, FF, dst, p0, p1); });
+        packed = PackedB{dst, F, P, npanels * gk::kNR};
+        own = true;
+      }
+    }
+  }
+  /// dx[rows, P] (row stride P) = dy[rows, F] W^T.
+  void run(Index rows, const T* dy, T* dx) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (own && use_gemm_kernel<T>(rows, P, F)) return gemm_packed(false, rows, 1.0f, dy, F, packed, 0, P, 0.0f, dx, P);
+    }
+    gemm_block<T>(false, true, rows, P, F, T(1), dy, F, kernel, F, T(0), dx, P);
+  }
+};
+
 inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* who) {
   if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
       g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || filters <= 0)
@@ -180,9 +214,11 @@ inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* w
 /// ep (optional): fused epilogue applied to each block of output rows after the GEMM (and bias).
 /// Work items are blocks of output rows; when there are fewer blocks than threads (small images,
 /// late layers) each block is also split over the filters, so every thread gets work.
+/// prepacked (optional, float): the kernel already packed for the own micro-kernel (pack_b_matrix of
+/// the [KH*KW*C, F] matrix), used when the micro-kernel runs this convolution.
 template <class T>
 void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* bias, T* y,
-                    Conv2DWorkspace<T>& ws, const Epilogue<T>* ep = nullptr) {
+                    Conv2DWorkspace<T>& ws, const Epilogue<T>* ep = nullptr, const PackedB* prepacked = nullptr) {
   detail::check_geometry(g, filters, "conv2d_forward");
   const Index F = filters, P = g.patch_size(), M = g.out_pixels();
   if (M == 0) return;
@@ -192,20 +228,38 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
                                 : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
   const Index nblocks = (M + brows - 1) / brows;
-  // Filter split (multiples of 16 columns) when blocks alone cannot feed the threads and the
-  // product is big enough to be worth a second thread.
+  // The own micro-kernel (float, gemm_kernel.hpp): the kernel is packed once per call into its
+  // panels, shared by every block and thread (Eigen's path re-packs it in every block).
+  const bool use_packed = detail::use_gemm_kernel<T>(std::min(brows, M), F, P);
+  // Filter split (multiples of 16 columns, of a panel for the own kernel) when blocks alone cannot
+  // feed the threads and the product is big enough to be worth a second thread.
+  const Index falign = use_packed ? Index(gk::kNR) : 16;
   Index fparts = 1;
   if (nblocks < nt && double(M) * double(F) * double(P) >= 2.0e5)
-    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / 16));
+    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / falign));
   const Index items = nblocks * fparts;
   const int threads = static_cast<int>(std::min<Index>(nt, items));
   if (!pointwise) detail::grow(ws.col, Index(threads) * brows * P);
   T* colbase = pointwise ? nullptr : ws.col.data();
+  PackedB packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed && prepacked && prepacked->K == P && prepacked->N == F) {
+      packed = *prepacked;
+    } else if (use_packed) {
+      detail::grow(ws.packed, gk::packed_size(P, F));
+      const Index npanels = (F + gk::kNR - 1) / gk::kNR;
+      float* dst = ws.packed.data();
+      const int pt = P * F >= 65536 ? nt : 1;
+      keras::parallel_for(npanels, 1, pt, [=](Index p0, Index p1) { pack_b_panels(false, P, F, kernel, F, dst, p0, p1); });
+      packed = PackedB{dst, P, F, npanels * gk::kNR};
+    }
+  }
   keras::parallel_chunks(items, threads, [&](Index it, int slot) {
     T* col = pointwise ? nullptr : colbase + Index(slot) * brows * P;
     const Index b = it / fparts, fp = it % fparts;
     const Index r0 = b * brows, rows = std::min(brows, M - r0);
-    const Index f0 = (F * fp / fparts) / 16 * 16, f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / 16 * 16;
+    const Index f0 = (F * fp / fparts) / falign * falign;
+    const Index f1 = fp + 1 == fparts ? F : (F * (fp + 1) / fparts) / falign * falign;
     if (f1 <= f0) return;
     const T* lhs = x + r0 * P;
     if (!pointwise) {
@@ -213,9 +267,25 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
       lhs = col;
     }
     T* yb = y + r0 * F + f0;
-    detail::gemm_block<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F);
-    if (bias) detail::add_bias_rows(yb, rows, f1 - f0, bias + f0, F);
-    if (ep) ep->apply_block(yb, r0, rows, F, f0, f1 - f0);
+    // bias and the fused epilogue, at the block's first row and filter
+    GemmEpilogue<T> gep;
+    if (bias) gep.bias = bias + f0;
+    if (ep) {
+      gep.scale = ep->scale ? ep->scale + f0 : nullptr;
+      gep.shift = ep->shift ? ep->shift + f0 : nullptr;
+      gep.clamp = ep->clamp;
+      gep.lo = ep->lo;
+      gep.hi = ep->hi;
+      gep.residual = ep->residual ? ep->residual + r0 * F + f0 : nullptr;
+      gep.ldr = F;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (use_packed) {
+        gemm_packed(false, rows, 1.0f, lhs, P, packed, f0, f1, 0.0f, yb, F, &gep);
+        return;
+      }
+    }
+    detail::gemm_block_ep<T>(false, false, rows, f1 - f0, P, T(1), lhs, P, kernel + f0, F, T(0), yb, F, &gep);
   });
 }
 
@@ -240,11 +310,13 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
     // db = colsum(dy) as one GEMM per group of rows, written (beta 0) into the group's partial sums.
     const Index brows = detail::pointwise_block_rows(ws.block_bytes, std::max(P, F), sizeof(T), M);
     const Index nblocks = (M + brows - 1) / brows;
-    if (dx)
+    if (dx) {
+      const detail::KernelTGemm<T> wt(P, F, std::min(brows, M), kernel, ws, nt);
       keras::parallel_chunks(nblocks, static_cast<int>(std::min<Index>(nt, nblocks)), [&](Index b, int) {
         const Index r0 = b * brows, rows = std::min(brows, M - r0);
-        detail::gemm_block<T>(false, true, rows, P, F, T(1), dy + r0 * F, F, kernel, F, T(0), dx + r0 * P, P);
+        wt.run(rows, dy + r0 * F, dx + r0 * P);
       });
+    }
     if (!part) return;
     const Index groups = std::min<Index>(nblocks, detail::kConvReduceGroups);
     detail::grow(ws.partial, groups * part);
@@ -284,6 +356,7 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   T* colbase = ws.col.data();
   T* dcolbase = ws.dcol.data();
   T* pbase = ws.partial.data();
+  const detail::KernelTGemm<T> wt(P, F, dx ? std::min(brows, ohw) : 0, kernel, ws, nt);
   keras::parallel_chunks(groups, threads, [&](Index grp, int slot) {
     T* col = need_col ? colbase + Index(slot) * brows * P : nullptr;
     T* dcol = dx ? dcolbase + Index(slot) * brows * P : nullptr;
@@ -299,7 +372,7 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
         }
         if (dbias) detail::sum_rows_into(dyb, rows, F, pb);
         if (dx) {
-          detail::gemm_block<T>(false, true, rows, P, F, T(1), dyb, F, kernel, F, T(0), dcol, P);
+          wt.run(rows, dyb, dcol);
           detail::col2im_rows(g, dcol, r0, rows, dx);
         }
       }
@@ -336,6 +409,7 @@ void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, con
   detail::grow(ws.dcol, Index(threads) * brows * F);
   T* pbase = ws.partial.data();
   T* sbase = ws.dcol.data();
+  const detail::KernelTGemm<T> wt(P, F, dx ? std::min(brows, M) : 0, kernel, ws, nt);
   keras::parallel_chunks(groups, threads, [&](Index grp, int slot) {
     T* dz = sbase + Index(slot) * brows * F;
     T* pw = part ? pbase + grp * part : nullptr;
@@ -345,7 +419,7 @@ void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, con
     for (Index b = b0; b < b1; ++b) {
       const Index r0 = b * brows, rows = std::min(brows, M - r0);
       epilogue_backward_rows(ep, y + r0 * F, dy + r0 * F, dz, rows, F);
-      if (dx) detail::gemm_block<T>(false, true, rows, P, F, T(1), dz, F, kernel, F, T(0), dx + r0 * P, P);
+      if (dx) wt.run(rows, dz, dx + r0 * P);
       if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dz, F, b == b0 ? T(0) : T(1), pw, F);
       if (pb) detail::sum_rows_into(dz, rows, F, pb);
     }
@@ -375,12 +449,13 @@ inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, 
 /// y is resized to [N, OH, OW, F]. g comes from conv_geometry (its batch is ignored).
 template <class T>
 void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const NoDeduce<Tensor<T>>* bias,
-                    Tensor<T>& y, Conv2DWorkspace<T>& ws, const NoDeduce<Epilogue<T>>* ep = nullptr) {
+                    Tensor<T>& y, Conv2DWorkspace<T>& ws, const NoDeduce<Epilogue<T>>* ep = nullptr,
+                    const PackedB* prepacked = nullptr) {
   const Conv2DGeometry g = with_input(geom, x, "Conv2D");
   detail::check_conv_kernel(g, kernel, bias, "Conv2D");
   const Index F = kernel.dim(3);
   y.resize({g.batch, g.out_h, g.out_w, F});
-  conv2d_forward(g, F, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ws, ep);
+  conv2d_forward(g, F, x.data(), kernel.data(), bias ? bias->data() : nullptr, y.data(), ws, ep, prepacked);
 }
 
 /// dx resized to x's shape and overwritten; dkernel/dbias must already have the kernel/bias shape

@@ -11,12 +11,15 @@
 #pragma once
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../core/shape.hpp"
 #include "../core/threading.hpp"
+#include "gemm_kernel.hpp"
 
 namespace keras::ops {
 
@@ -57,16 +60,19 @@ template <class T>
 struct GemmPackBuffers {
   T* a = nullptr;
   T* b = nullptr;
+  float* panels = nullptr;  ///< the own kernel's B block (gk::kKc x gk::kNc floats; float builds with kGemmKernel)
   GemmPackBuffers() = default;
-  GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b) { o.a = o.b = nullptr; }
+  GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b), panels(o.panels) { o.a = o.b = nullptr, o.panels = nullptr; }
   GemmPackBuffers& operator=(GemmPackBuffers&& o) noexcept {
     std::swap(a, o.a);
     std::swap(b, o.b);
+    std::swap(panels, o.panels);
     return *this;
   }
   ~GemmPackBuffers() {
     Eigen::internal::aligned_free(a);
     Eigen::internal::aligned_free(b);
+    Eigen::internal::aligned_free(panels);
   }
   inline void ensure();
   bool allocated() const { return a != nullptr; }
@@ -78,6 +84,18 @@ template <class T>
 GemmPackBuffers<T>*& gemm_buffers_override() {
   thread_local GemmPackBuffers<T>* p = nullptr;
   return p;
+}
+
+/// The calling thread's packing buffers (or the override's), allocated.
+template <class T>
+inline GemmPackBuffers<T>& thread_pack_buffers() {
+  GemmPackBuffers<T>* buf = gemm_buffers_override<T>();
+  if (!buf) {
+    thread_local GemmPackBuffers<T> own;
+    buf = &own;
+  }
+  buf->ensure();
+  return *buf;
 }
 
 /// Eigen's cache blocking with packing buffers owned by the calling thread: Eigen's own product
@@ -98,22 +116,39 @@ class ThreadBlocking : public Eigen::internal::level3_blocking<T, T> {
     this->m_kc = std::min(kc, kMaxKc);
     this->m_mc = std::min(mc, kMaxMc);
     this->m_nc = std::min(nc, kMaxNc);
-    GemmPackBuffers<T>* buf = gemm_buffers_override<T>();
-    if (!buf) {
-      thread_local GemmPackBuffers<T> own;
-      buf = &own;
-    }
-    buf->ensure();
-    this->m_blockA = buf->a;
-    this->m_blockB = buf->b;
+    GemmPackBuffers<T>& buf = thread_pack_buffers<T>();
+    this->m_blockA = buf.a;
+    this->m_blockB = buf.b;
   }
 };
 
 template <class T>
 inline void GemmPackBuffers<T>::ensure() {
   if (a) return;
+  if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
+    panels = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * gk::kKc * gk::kNc));
   a = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxMc));
   b = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxNc));
+}
+
+/// Whether the own micro-kernel (gemm_kernel.hpp) runs a product of this scalar type and shape
+/// (else Eigen's). Both are exact to rounding. bench_gemm (docs/performance.md): with B prepacked
+/// the own kernel is 1.0-1.8x Eigen on MobileNetV2's shapes, packing B per call 0.86-1.8x (slowest
+/// on N = 16 and transposed B); Eigen's gemv/coefficient paths keep the smaller or thinner products.
+/// KERASCPP_GEMM=eigen in the environment (read once) runs every product on Eigen's kernel: for
+/// before/after measurements within one build.
+inline bool gemm_kernel_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("KERASCPP_GEMM");
+    return !(e && std::string_view(e) == "eigen");
+  }();
+  return on;
+}
+template <class T>
+inline bool use_gemm_kernel(Index M, Index N, Index K) {
+  if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
+    return M >= 4 && N >= 8 && double(M) * double(N) * double(K) >= 16384.0 && gemm_kernel_enabled();
+  else return false;
 }
 
 /// C (+)= alpha op(A) op(B) with Eigen's kernel (general_matrix_matrix_product) and the calling
@@ -141,6 +176,12 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
     if (beta == T(0)) c.setZero();
     else if (beta != T(1)) c *= beta;
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_gemm_kernel<T>(M, N, K)) {
+      gemm_kernel(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, thread_pack_buffers<T>().panels);
+      return;
+    }
   }
   // large products: Eigen's kernel with our packing buffers (small ones and matrix-vector shapes
   // keep Eigen's expression path, which picks its coefficient-based or gemv kernels for them)
@@ -172,6 +213,20 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
     ConstRowMap<T> b(B, N, K, Eigen::OuterStride<>(ldb));
     gemm_apply<T>(a.transpose(), b.transpose(), alpha, beta, c);
   }
+}
+
+/// gemm_block followed by the epilogue ep (nullptr: none), fused into the micro-kernel when it runs.
+template <class T>
+inline void gemm_block_ep(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb,
+                          T beta, T* C, Index ldc, const GemmEpilogue<T>* ep) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_gemm_kernel<T>(M, N, K)) {
+      gemm_kernel(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, thread_pack_buffers<T>().panels);
+      return;
+    }
+  }
+  gemm_block(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (ep) ep->apply(C, ldc, 0, M, 0, N);
 }
 
 }  // namespace detail

@@ -111,7 +111,10 @@ class Optimizer {
       for (Variable<T>* v : active_) v->value.array() -= v->value.array() * f;
     }
     const Index step = iterations_ + 1;
-    for (Variable<T>* v : active_) update_step(*v, slots_for(*v), lr, step);
+    for (Variable<T>* v : active_) {
+      update_step(*v, slots_for(*v), lr, step);
+      v->changed();
+    }
     ++iterations_;
   }
 
