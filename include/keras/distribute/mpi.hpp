@@ -409,6 +409,7 @@ class DataParallel : public trainers::Distribution<T> {
       Tensor<T>& dst = grads ? v->grad : v->value;
       if (grads && dst.shape() != v->value.shape()) dst.resize(v->value.shape());
       std::copy(flat_.data() + w, flat_.data() + w + m, dst.data());
+      if (!grads) v->changed();  // new values: caches of them (packed kernels) are stale
       w += m;
     }
   }
