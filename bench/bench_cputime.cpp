@@ -9,6 +9,8 @@
 #include <keras/applications/mobilenet_v2.hpp>
 #include <keras/keras.hpp>
 
+#include "bench_util.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -39,16 +41,7 @@ int main(int argc, char** argv) {
   keras::Random rng(42);
   keras::set_random_seed(42);
   auto base = keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
-  for (auto& l : base->layers()) {
-    auto* bn = dynamic_cast<keras::layers::BatchNormalization<float>*>(l.get());
-    if (!bn) continue;
-    for (Index c = 0; c < bn->moving_mean().value.size(); ++c) {
-      if (bn->gamma()) bn->gamma()->value[c] = static_cast<float>(rng.uniform(0.5, 1.5));
-      if (bn->beta()) bn->beta()->value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-      bn->moving_mean().value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-      bn->moving_variance().value[c] = static_cast<float>(rng.uniform(0.5, 2.0));
-    }
-  }
+  randomise_bn(*base, rng);
   base->set_trainable(false);
   for (Index b : batches) {
     Tensor<float> x({b, 192, 192, 3});

@@ -18,6 +18,8 @@
 #include <keras/applications/mobilenet_v2.hpp>
 #include <keras/keras.hpp>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,20 +62,6 @@ Tensor<float> random_tensor(const keras::Shape& s, keras::Random& rng, double lo
   Tensor<float> t(s);
   for (Index i = 0; i < t.size(); ++i) t[i] = static_cast<float>(rng.uniform(lo, hi));
   return t;
-}
-
-/// Random BN statistics of sane magnitude (gamma ~ 1, beta ~ 0, mean ~ 0, variance ~ 1).
-void randomise_bn(keras::Model<float>& m, keras::Random& rng) {
-  for (auto& l : m.layers()) {
-    auto* bn = dynamic_cast<keras::layers::BatchNormalization<float>*>(l.get());
-    if (!bn) continue;
-    for (Index c = 0; c < bn->moving_mean().value.size(); ++c) {
-      if (bn->gamma()) bn->gamma()->value[c] = static_cast<float>(rng.uniform(0.5, 1.5));
-      if (bn->beta()) bn->beta()->value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-      bn->moving_mean().value[c] = static_cast<float>(rng.uniform(-0.2, 0.2));
-      bn->moving_variance().value[c] = static_cast<float>(rng.uniform(0.5, 2.0));
-    }
-  }
 }
 
 /// Reference: one GEMM of 0.44 GFLOP, keras::ops::gemm (Eigen's kernel, split over
