@@ -1,0 +1,63 @@
+// Compile kerascpp's class templates once per program instead of once per translation unit.
+//
+// kerascpp is header-only: every .cpp that uses Conv2D<float> compiles Conv2D<float> (every
+// virtual, hence every kernel it calls) at the project's optimisation level, and that code
+// generation, not parsing, is most of a build. A project with many translation units can
+// instead include this header in each of them (after or instead of keras.hpp): it declares
+// `extern template class ...` for the built-in layers, models, engine, trainers, optimizers,
+// losses, metrics and callbacks, in float and double. Exactly one .cpp of the program then
+// defines the instances:
+//
+//   #include <keras/extern_templates.hpp>
+//   KERASCPP_INSTANTIATE_ALL(float)
+//   KERASCPP_INSTANTIATE_ALL(double)   // only if the program uses double
+//
+// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,ENGINE,TRAINING}(T) per
+// .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
+// benchmarks, tools and examples are built this way (tests/CMakeLists.txt, docs/performance.md).
+#pragma once
+#include "all.hpp"
+
+// The class templates of one scalar type T, in three groups of similar compile cost.
+#define KERASCPP_LAYER_TEMPLATES(X, T)                                                                                 \
+  X(layers::Layer<T>) X(layers::Dense<T>) X(layers::Conv2D<T>) X(layers::DepthwiseConv2D<T>)                          \
+  X(layers::BatchNormalization<T>) X(layers::Activation<T>) X(layers::ReLU<T>) X(layers::Softmax<T>)                \
+  X(layers::Dropout<T>) X(layers::Flatten<T>) X(layers::Reshape<T>) X(layers::ZeroPadding2D<T>)                      \
+  X(layers::Rescaling<T>) X(layers::Add<T>) X(layers::Concatenate<T>) X(layers::MaxPooling2D<T>)                    \
+  X(layers::AveragePooling2D<T>) X(layers::GlobalAveragePooling2D<T>) X(layers::GlobalMaxPooling2D<T>)              \
+  X(layers::InputLayer<T>) X(layers::RandomFlip<T>) X(layers::RandomRotation<T>) X(layers::RandomZoom<T>)           \
+  X(layers::RandomTranslation<T>) X(layers::Registry<T>) X(layers::detail::Pooling2D<T, true>) X(layers::detail::Pooling2D<T, false>)         \
+  X(layers::detail::GlobalPooling2D<T, true>) X(layers::detail::GlobalPooling2D<T, false>) X(layers::RandomImageLayer<T>)            \
+  X(layers::RandomAffineLayer<T>)
+#define KERASCPP_ENGINE_TEMPLATES(X, T)                                                                                \
+  X(Model<T>) X(Sequential<T>) X(engine::Graph<T>) X(engine::Topology<T>) X(engine::Backprop<T>)                      \
+  X(engine::Fusion<T>) X(engine::SlicedRunner<T>)
+#define KERASCPP_TRAINING_TEMPLATES(X, T)                                                                              \
+  X(trainers::Trainer<T>) X(trainers::TensorBatchSource<T>) X(trainers::DatasetBatchSource<T>)                        \
+  X(trainers::FeatureCache<T>) X(callbacks::CallbackList<T>) X(callbacks::ProgbarLogger<T>)                           \
+  X(callbacks::EarlyStopping<T>) X(callbacks::CSVLogger<T>) X(callbacks::TerminateOnNaN<T>)                           \
+  X(callbacks::LearningRateScheduler<T>) X(callbacks::ReduceLROnPlateau<T>) X(callbacks::LambdaCallback<T>)           \
+  X(callbacks::ModelCheckpoint<T>) X(optimizers::SGD<T>) X(optimizers::Adam<T>) X(optimizers::AdamW<T>)               \
+  X(optimizers::RMSprop<T>) X(losses::CategoricalCrossentropy<T>) X(losses::SparseCategoricalCrossentropy<T>)         \
+  X(losses::MeanSquaredError<T>) X(losses::BinaryCrossentropy<T>) X(metrics::Mean<T>) X(metrics::Accuracy<T>)         \
+  X(metrics::CategoricalAccuracy<T>) X(metrics::SparseCategoricalAccuracy<T>) X(metrics::BinaryAccuracy<T>)           \
+  X(metrics::LossMetric<T>) X(metrics::Precision<T>) X(metrics::Recall<T>) X(metrics::AUC<T>)                         \
+  X(metrics::TopKCategoricalAccuracy<T>) X(metrics::Metric<T>) X(metrics::MeanMetricWrapper<T>)                \
+  X(metrics::ThresholdConfusion<T>) X(losses::Loss<T>) X(optimizers::Optimizer<T>) X(callbacks::Callback<T>)         \
+  X(data::Dataset<T>)
+
+#define KERASCPP_DETAIL_EXTERN(...) extern template class ::keras::__VA_ARGS__;
+#define KERASCPP_DETAIL_INSTANTIATE(...) template class ::keras::__VA_ARGS__;
+
+#define KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
+#define KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
+#define KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
+#define KERASCPP_INSTANTIATE_ALL(T) \
+  KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_INSTANTIATE_TRAINING(T)
+
+KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
+KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
+KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
+KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
+KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
+KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
