@@ -258,6 +258,8 @@ class DataParallel : public trainers::Distribution<T> {
     ++stats_.steps;
     stats_.gradient_bytes += static_cast<double>(flat_.size() * sizeof(T));
   }
+  // Long for a reason: the four collectives of one gather (numbered below) must run in this order
+  // on every rank, and read best in one place.
   Tensor<T> gather_steps(const Tensor<T>& rows, const std::vector<Index>& chunks, bool to_all) override {
     Timer t(stats_.other_seconds);
     const int R = mpi_->size();

@@ -184,6 +184,7 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
 }
 
 /// y = activation(x); y is resized to x's shape (y may be x).
+// Long for a reason: one case per Keras activation, each a one-line formula side by side.
 template <class T>
 void activation_forward(Activation id, const Tensor<T>& x, Tensor<T>& y) {
   if (id == Activation::Softmax) return softmax_forward(x, y);
@@ -255,6 +256,7 @@ void activation_forward(Activation id, const Tensor<T>& x, Tensor<T>& y) {
 
 /// dx = dy * activation'(x). x and y are the forward input and output (y = activation(x)); dx is resized
 /// (dx may be dy). When activation_backward_needs_input(id) is false, x is not read and may be empty.
+// Long for a reason: one case per activation, each derivative next to the others (as forward).
 template <class T>
 void activation_backward(Activation id, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
   if (id == Activation::Softmax) return softmax_backward(y, dy, dx);

@@ -185,199 +185,253 @@ struct ThreadsGuard {
 };
 }  // namespace detail
 
-/// Runs the checks listed at the top of this file on `layer` (built here for the inputs' shapes
-/// with an unknown batch, unless already built) with the given inputs (batch dimension first).
-/// Never throws for a failed check: every problem, including a keras::Error thrown by the layer,
-/// is a line of the report.
-inline LayerCheckReport check_layer(layers::Layer<double>& layer, std::vector<Tensor<double>> inputs, LayerCheckOptions opt = {}) {
+namespace detail {
+/// One run of check_layer: the layer, its inputs and what the checks share (the output shape,
+/// the loss weights w, the gradients from a zero start). One method per check, in the order
+/// check_layer runs them (the random draws depend on that order).
+class LayerChecker {
+ public:
   using L = layers::Layer<double>;
-  LayerCheckReport r;
-  r.layer = "'" + layer.name() + "' (" + layer.class_name() + ")";
-  auto fail = [&](const std::string& what) { r.failures.push_back(what); };
-  Random rng(opt.seed);
-  detail::ThreadsGuard threads_guard;
-  try {
+  LayerChecker(L& layer, std::vector<Tensor<double>> inputs, const LayerCheckOptions& opt)
+      : layer_(layer), inputs_(std::move(inputs)), opt_(opt), rng_(opt.seed) {
+    r_.layer = "'" + layer.name() + "' (" + layer.class_name() + ")";
+  }
+
+  LayerCheckReport run() {
+    ThreadsGuard threads_guard;
+    try {
+      set_up();
+      check_forward_and_backward();
+      if (opt_.accumulate && !vars_.empty()) check_accumulates();
+      if (opt_.gradients) check_gradients();
+      if (opt_.threads) check_threads();
+      if (opt_.inference) check_inference();
+      if (opt_.config) check_config();
+    } catch (const Error& e) {
+      fail(std::string("threw keras::Error: ") + e.what());
+    }
+    return r_;
+  }
+
+ private:
+  static constexpr double nan_ = std::numeric_limits<double>::quiet_NaN();
+  void fail(const std::string& what) { r_.failures.push_back(what); }
+
+  // Builds the layer for the inputs' shapes (batch unknown), randomises its variables and finds
+  // the output shape.
+  void set_up() {
     std::vector<Shape> shapes;
-    for (auto& x : inputs) {
+    for (auto& x : inputs_) {
       Shape s = x.shape();
       if (!s.empty()) s[0] = -1;
       shapes.push_back(s);
     }
-    if (!layer.built()) layer.build(shapes);
+    if (!layer_.built()) layer_.build(shapes);
     // Trainable weights get random signs; statistics (non-trainable, such as a moving variance)
     // stay positive.
-    if (opt.randomize_variables)
-      for (auto* v : layer.variables())
-        for (auto& e : v->value) e = rng.uniform(0.5, 1.5) * (v->trainable && rng.uniform() < 0.5 ? -1 : 1);
-    L::Inputs in;
-    for (auto& x : inputs) in.push_back(&x);
+    if (opt_.randomize_variables)
+      for (auto* v : layer_.variables())
+        for (auto& e : v->value) e = rng_.uniform(0.5, 1.5) * (v->trainable && rng_.uniform() < 0.5 ? -1 : 1);
+    for (auto& x : inputs_) in_.push_back(&x);
     std::vector<Shape> actual;
-    for (auto& x : inputs) actual.push_back(x.shape());
-    Shape out_shape = layer.compute_output_shape(actual);
+    for (auto& x : inputs_) actual.push_back(x.shape());
+    out_shape_ = layer_.compute_output_shape(actual);
     // (a layer may report the batch as unknown, as InputLayer does: the batch is the input's)
-    if (!out_shape.empty() && out_shape[0] < 0 && !inputs.empty() && inputs[0].rank() > 0) out_shape[0] = inputs[0].dim(0);
-    for (Index d : out_shape)
-      if (d < 0) throw ValueError("compute_output_shape(" + shape_str(actual.empty() ? Shape{} : actual[0]) + ") leaves a dimension unknown: " + shape_str(out_shape));
-    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (!out_shape_.empty() && out_shape_[0] < 0 && !inputs_.empty() && inputs_[0].rank() > 0)
+      out_shape_[0] = inputs_[0].dim(0);
+    for (Index d : out_shape_)
+      if (d < 0)
+        throw ValueError("compute_output_shape(" + shape_str(actual.empty() ? Shape{} : actual[0]) +
+                         ") leaves a dimension unknown: " + shape_str(out_shape_));
+  }
 
-    // forward, into a NaN-filled buffer of the right size
-    auto run_forward = [&](Tensor<double>& y) {
-      y.resize(out_shape);
-      y.setConstant(nan);
-      layer.forward(in, y, opt.training);
-    };
+  // forward, into a NaN-filled buffer of the right size
+  void run_forward(Tensor<double>& y) {
+    y.resize(out_shape_);
+    y.setConstant(nan_);
+    layer_.forward(in_, y, opt_.training);
+  }
+
+  // backward: input gradients prefilled with NaN, variable gradients with `prefill` (or zeros)
+  std::vector<Tensor<double>> run_backward(std::vector<Tensor<double>>& dx, const std::vector<Tensor<double>>* prefill) {
+    Tensor<double> yy;
+    run_forward(yy);
+    dx.assign(inputs_.size(), Tensor<double>());
+    L::GradInputs dxp;
+    for (std::size_t k = 0; k < inputs_.size(); ++k) {
+      dx[k].resize(inputs_[k].shape());
+      dx[k].setConstant(nan_);
+      dxp.push_back(&dx[k]);
+    }
+    for (std::size_t v = 0; v < vars_.size(); ++v) {
+      if (prefill) vars_[v]->grad = (*prefill)[v];
+      else vars_[v]->grad.setZero();
+    }
+    layer_.backward(in_, yy, w_, dxp);
+    std::vector<Tensor<double>> g;
+    for (auto* v : vars_) g.push_back(v->grad);
+    return g;
+  }
+
+  // 3. shapes, and every output and input-gradient element written (NaN prefill)
+  void check_forward_and_backward() {
     Tensor<double> y;
     run_forward(y);
-    if (y.shape() != out_shape) fail("forward wrote shape " + shape_str(y.shape()) + ", compute_output_shape says " + shape_str(out_shape));
-    if (opt.all_written && detail::count_nan(y))
-      fail("forward left " + std::to_string(detail::count_nan(y)) + " of " + std::to_string(y.size()) + " output elements unwritten (NaN prefill)");
-    const Tensor<double> w = detail::random_like(y.shape(), rng);
-    auto vars = layer.trainable_variables();
-
-    // backward: input gradients prefilled with NaN, variable gradients with `prefill`
-    auto run_backward = [&](std::vector<Tensor<double>>& dx, const std::vector<Tensor<double>>* prefill) {
-      Tensor<double> yy;
-      run_forward(yy);
-      dx.assign(inputs.size(), Tensor<double>());
-      L::GradInputs dxp;
-      for (std::size_t k = 0; k < inputs.size(); ++k) {
-        dx[k].resize(inputs[k].shape());
-        dx[k].setConstant(nan);
-        dxp.push_back(&dx[k]);
-      }
-      for (std::size_t v = 0; v < vars.size(); ++v) {
-        if (prefill) vars[v]->grad = (*prefill)[v];
-        else vars[v]->grad.setZero();
-      }
-      layer.backward(in, yy, w, dxp);
-      std::vector<Tensor<double>> g;
-      for (auto* v : vars) g.push_back(v->grad);
-      return g;
-    };
-    std::vector<Tensor<double>> dx;
-    const auto g0 = run_backward(dx, nullptr);
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-      if (dx[k].shape() != inputs[k].shape())
-        fail("backward wrote d/d input " + std::to_string(k) + " of shape " + shape_str(dx[k].shape()) + " for an input of shape " + shape_str(inputs[k].shape()));
-      else if (opt.all_written && detail::count_nan(dx[k]))
-        fail("backward left " + std::to_string(detail::count_nan(dx[k])) + " of " + std::to_string(dx[k].size()) + " elements of d/d input " +
-             std::to_string(k) + " unwritten (NaN prefill)");
+    if (y.shape() != out_shape_)
+      fail("forward wrote shape " + shape_str(y.shape()) + ", compute_output_shape says " + shape_str(out_shape_));
+    if (opt_.all_written && count_nan(y))
+      fail("forward left " + std::to_string(count_nan(y)) + " of " + std::to_string(y.size()) +
+           " output elements unwritten (NaN prefill)");
+    w_ = random_like(y.shape(), rng_);
+    vars_ = layer_.trainable_variables();
+    g0_ = run_backward(dx_, nullptr);
+    for (std::size_t k = 0; k < inputs_.size(); ++k) {
+      if (dx_[k].shape() != inputs_[k].shape())
+        fail("backward wrote d/d input " + std::to_string(k) + " of shape " + shape_str(dx_[k].shape()) +
+             " for an input of shape " + shape_str(inputs_[k].shape()));
+      else if (opt_.all_written && count_nan(dx_[k]))
+        fail("backward left " + std::to_string(count_nan(dx_[k])) + " of " + std::to_string(dx_[k].size()) +
+             " elements of d/d input " + std::to_string(k) + " unwritten (NaN prefill)");
     }
-
-    // 2. backward adds into variable gradients
-    if (opt.accumulate && !vars.empty()) {
-      std::vector<Tensor<double>> pre;
-      for (auto* v : vars) pre.push_back(detail::random_like(v->grad.shape(), rng, 0.5, 1.5));
-      std::vector<Tensor<double>> dx2;
-      auto g1 = run_backward(dx2, &pre);
-      for (std::size_t v = 0; v < vars.size(); ++v) {
-        Tensor<double> added = g1[v];
-        for (Index i = 0; i < added.size(); ++i) added[i] -= pre[v][i];
-        if (max_rel_diff(added, g0[v]) > 1e-9)
-          fail("backward does not add into the gradient of '" + vars[v]->name + "' (prefilled with non-zero values, it added " +
-               std::to_string(max_rel_diff(added, g0[v])) + " relative away from the gradient it gives from zero: an assignment?)");
-      }
-    }
-    // 1. numeric gradients
-    if (opt.gradients) {
-      auto loss = [&]() {
-        Tensor<double> yy;
-        layer.forward(in, yy, opt.training);
-        double s = 0;
-        for (Index i = 0; i < yy.size(); ++i) s += w[i] * yy[i];
-        return s;
-      };
-      for (std::size_t k = 0; k < inputs.size(); ++k) {
-        if (dx[k].shape() != inputs[k].shape()) continue;
-        auto res = check_gradient(loss, inputs[k], dx[k], opt.grad);
-        r.gradient_errors.push_back({"d/d input " + std::to_string(k), res.max_rel_error});
-        if (!(res.max_rel_error <= opt.tolerance)) fail("gradient d/d input " + std::to_string(k) + ": " + res.str());
-      }
-      for (std::size_t v = 0; v < vars.size(); ++v) {
-        auto res = check_gradient(loss, vars[v]->value, g0[v], opt.grad);
-        r.gradient_errors.push_back({"d/d " + vars[v]->name, res.max_rel_error});
-        if (!(res.max_rel_error <= opt.tolerance)) fail("gradient d/d " + vars[v]->name + ": " + res.str());
-      }
-    }
-    // 4. thread count
-    const bool random_in_training = opt.training && !layer.cacheable() && layer.class_name() == "Dropout";
-    if (opt.threads && random_in_training) {
-      r.skipped.push_back("thread check: Dropout draws a new mask on every training forward");
-    } else if (opt.threads) {
-      set_num_threads(1);
-      Tensor<double> y1;
-      run_forward(y1);
-      std::vector<Tensor<double>> dx1;
-      auto gv1 = run_backward(dx1, nullptr);
-      set_num_threads(2);
-      Tensor<double> y2;
-      run_forward(y2);
-      std::vector<Tensor<double>> dx2;
-      auto gv2 = run_backward(dx2, nullptr);
-      auto same = [&](const Tensor<double>& a, const Tensor<double>& b) {
-        return opt.thread_tolerance > 0 ? max_rel_diff(a, b) <= opt.thread_tolerance : detail::bit_equal(a, b);
-      };
-      const std::string how = opt.thread_tolerance > 0 ? " by more than " + std::to_string(opt.thread_tolerance) : std::string(" (not bit-identical)");
-      if (!same(y1, y2)) fail("forward differs between 1 and 2 threads" + how + ": max relative difference " + std::to_string(max_rel_diff(y1, y2)));
-      for (std::size_t k = 0; k < dx1.size(); ++k)
-        if (!same(dx1[k], dx2[k]))
-          fail("d/d input " + std::to_string(k) + " differs between 1 and 2 threads" + how + ": max relative difference " + std::to_string(max_rel_diff(dx1[k], dx2[k])));
-      for (std::size_t v = 0; v < gv1.size(); ++v)
-        if (!same(gv1[v], gv2[v]))
-          fail("the gradient of '" + vars[v]->name + "' differs between 1 and 2 threads" + how + ": max relative difference " +
-               std::to_string(max_rel_diff(gv1[v], gv2[v])));
-    }
-    // 5. inference path
-    if (opt.inference) {
-      Tensor<double> yf, yi;
-      yf.resize(out_shape);
-      yf.setConstant(nan);
-      layer.forward(in, yf, false);
-      yi.resize(out_shape);
-      yi.setConstant(nan);
-      if (auto* kernel = dynamic_cast<layers::InferenceKernel<double>*>(&layer)) kernel->forward_inference(in, yi);
-      else layer.forward(in, yi, false);  // no separate kernel: the engine runs forward(.., false)
-      if (max_rel_diff(yf, yi) > 1e-12)
-        fail("forward_inference differs from forward(training = false) (max relative difference " + std::to_string(max_rel_diff(yf, yi)) + ")");
-    }
-    // 6. config round trip
-    if (opt.config) {
-      auto& reg = layers::registry<double>();
-      if (!reg.contains(layer.class_name())) {
-        r.skipped.push_back("config round trip: class '" + layer.class_name() + "' is not registered (KERAS_REGISTER_LAYER)");
-      } else {
-        const json c1 = layer.get_config();
-        auto again = reg.create(layer.class_name(), c1);
-        const json c2 = again->get_config();
-        if (c1 != c2) fail("from_config(get_config()) gives a different config:\n    before " + c1.dump() + "\n    after  " + c2.dump());
-        again->build(layer.input_shapes());
-        auto va = layer.variables(), vb = again->variables();
-        if (va.size() != vb.size()) {
-          fail("from_config(get_config()) rebuilt " + std::to_string(vb.size()) + " variables, the layer has " + std::to_string(va.size()));
-        } else {
-          bool same = true;
-          for (std::size_t v = 0; v < va.size(); ++v) {
-            if (va[v]->name != vb[v]->name || va[v]->value.shape() != vb[v]->value.shape()) {
-              fail("from_config(get_config()) rebuilt variable '" + vb[v]->name + "' " + shape_str(vb[v]->value.shape()) + " where the layer has '" +
-                   va[v]->name + "' " + shape_str(va[v]->value.shape()));
-              same = false;
-            } else {
-              vb[v]->value = va[v]->value;
-            }
-          }
-          if (same) {
-            Tensor<double> ya, yb;
-            layer.forward(in, ya, false);
-            again->forward(in, yb, false);
-            if (!detail::bit_equal(ya, yb)) fail("the layer rebuilt from its config, given the same weights, computes a different output");
-          }
-        }
-      }
-    }
-  } catch (const Error& e) {
-    fail(std::string("threw keras::Error: ") + e.what());
   }
-  return r;
+
+  // 2. backward adds into variable gradients
+  void check_accumulates() {
+    std::vector<Tensor<double>> pre;
+    for (auto* v : vars_) pre.push_back(random_like(v->grad.shape(), rng_, 0.5, 1.5));
+    std::vector<Tensor<double>> dx2;
+    auto g1 = run_backward(dx2, &pre);
+    for (std::size_t v = 0; v < vars_.size(); ++v) {
+      Tensor<double> added = g1[v];
+      for (Index i = 0; i < added.size(); ++i) added[i] -= pre[v][i];
+      if (max_rel_diff(added, g0_[v]) > 1e-9)
+        fail("backward does not add into the gradient of '" + vars_[v]->name +
+             "' (prefilled with non-zero values, it added " + std::to_string(max_rel_diff(added, g0_[v])) +
+             " relative away from the gradient it gives from zero: an assignment?)");
+    }
+  }
+
+  // 1. numeric gradients of sum(w * y) against the analytic ones
+  void check_gradients() {
+    auto loss = [&]() {
+      Tensor<double> yy;
+      layer_.forward(in_, yy, opt_.training);
+      double s = 0;
+      for (Index i = 0; i < yy.size(); ++i) s += w_[i] * yy[i];
+      return s;
+    };
+    auto record = [&](const std::string& what, const GradCheckResult& res) {
+      r_.gradient_errors.push_back({what, res.max_rel_error});
+      if (!(res.max_rel_error <= opt_.tolerance)) fail("gradient " + what + ": " + res.str());
+    };
+    for (std::size_t k = 0; k < inputs_.size(); ++k) {
+      if (dx_[k].shape() != inputs_[k].shape()) continue;
+      record("d/d input " + std::to_string(k), check_gradient(loss, inputs_[k], dx_[k], opt_.grad));
+    }
+    for (std::size_t v = 0; v < vars_.size(); ++v)
+      record("d/d " + vars_[v]->name, check_gradient(loss, vars_[v]->value, g0_[v], opt_.grad));
+  }
+
+  // 4. the same results on 1 and 2 threads
+  void check_threads() {
+    if (opt_.training && !layer_.cacheable() && layer_.class_name() == "Dropout") {
+      r_.skipped.push_back("thread check: Dropout draws a new mask on every training forward");
+      return;
+    }
+    set_num_threads(1);
+    Tensor<double> y1;
+    run_forward(y1);
+    std::vector<Tensor<double>> dx1;
+    auto gv1 = run_backward(dx1, nullptr);
+    set_num_threads(2);
+    Tensor<double> y2;
+    run_forward(y2);
+    std::vector<Tensor<double>> dx2;
+    auto gv2 = run_backward(dx2, nullptr);
+    const std::string how = opt_.thread_tolerance > 0 ? " by more than " + std::to_string(opt_.thread_tolerance)
+                                                      : std::string(" (not bit-identical)");
+    auto compare = [&](const std::string& what, const Tensor<double>& a, const Tensor<double>& b) {
+      const bool same = opt_.thread_tolerance > 0 ? max_rel_diff(a, b) <= opt_.thread_tolerance : bit_equal(a, b);
+      if (!same)
+        fail(what + " differs between 1 and 2 threads" + how + ": max relative difference " +
+             std::to_string(max_rel_diff(a, b)));
+    };
+    compare("forward", y1, y2);
+    for (std::size_t k = 0; k < dx1.size(); ++k) compare("d/d input " + std::to_string(k), dx1[k], dx2[k]);
+    for (std::size_t v = 0; v < gv1.size(); ++v) compare("the gradient of '" + vars_[v]->name + "'", gv1[v], gv2[v]);
+  }
+
+  // 5. InferenceKernel::forward_inference == forward(training = false)
+  void check_inference() {
+    Tensor<double> yf, yi;
+    yf.resize(out_shape_);
+    yf.setConstant(nan_);
+    layer_.forward(in_, yf, false);
+    yi.resize(out_shape_);
+    yi.setConstant(nan_);
+    if (auto* kernel = dynamic_cast<layers::InferenceKernel<double>*>(&layer_)) kernel->forward_inference(in_, yi);
+    else layer_.forward(in_, yi, false);  // no separate kernel: the engine runs forward(.., false)
+    if (max_rel_diff(yf, yi) > 1e-12)
+      fail("forward_inference differs from forward(training = false) (max relative difference " +
+           std::to_string(max_rel_diff(yf, yi)) + ")");
+  }
+
+  // 6. from_config(get_config()) gives the same config, variables and outputs
+  void check_config() {
+    auto& reg = layers::registry<double>();
+    if (!reg.contains(layer_.class_name())) {
+      r_.skipped.push_back("config round trip: class '" + layer_.class_name() +
+                           "' is not registered (KERAS_REGISTER_LAYER)");
+      return;
+    }
+    const json c1 = layer_.get_config();
+    auto again = reg.create(layer_.class_name(), c1);
+    const json c2 = again->get_config();
+    if (c1 != c2) fail("from_config(get_config()) gives a different config:\n    before " + c1.dump() + "\n    after  " + c2.dump());
+    again->build(layer_.input_shapes());
+    auto va = layer_.variables(), vb = again->variables();
+    if (va.size() != vb.size()) {
+      fail("from_config(get_config()) rebuilt " + std::to_string(vb.size()) + " variables, the layer has " +
+           std::to_string(va.size()));
+      return;
+    }
+    bool same = true;
+    for (std::size_t v = 0; v < va.size(); ++v) {
+      if (va[v]->name != vb[v]->name || va[v]->value.shape() != vb[v]->value.shape()) {
+        fail("from_config(get_config()) rebuilt variable '" + vb[v]->name + "' " + shape_str(vb[v]->value.shape()) +
+             " where the layer has '" + va[v]->name + "' " + shape_str(va[v]->value.shape()));
+        same = false;
+      } else {
+        vb[v]->value = va[v]->value;
+      }
+    }
+    if (!same) return;
+    Tensor<double> ya, yb;
+    layer_.forward(in_, ya, false);
+    again->forward(in_, yb, false);
+    if (!bit_equal(ya, yb)) fail("the layer rebuilt from its config, given the same weights, computes a different output");
+  }
+
+  L& layer_;
+  std::vector<Tensor<double>> inputs_;
+  const LayerCheckOptions& opt_;
+  Random rng_;
+  LayerCheckReport r_;
+  L::Inputs in_;
+  Shape out_shape_;
+  Tensor<double> w_;                    ///< the loss is sum(w * y)
+  std::vector<Variable<double>*> vars_;  ///< the trainable variables
+  std::vector<Tensor<double>> dx_, g0_;  ///< input and variable gradients from a zero start
+};
+}  // namespace detail
+
+/// Runs the checks listed at the top of this file on `layer` (built here for the inputs' shapes
+/// with an unknown batch, unless already built) with the given inputs (batch dimension first).
+/// Never throws for a failed check: every problem, including a keras::Error thrown by the layer,
+/// is a line of the report.
+inline LayerCheckReport check_layer(layers::Layer<double>& layer, std::vector<Tensor<double>> inputs,
+                                    LayerCheckOptions opt = {}) {
+  return detail::LayerChecker(layer, std::move(inputs), opt).run();
 }
 
 /// check_layer, throwing a keras::ValueError with the report when a check fails.
