@@ -12,7 +12,7 @@
 //   KERASCPP_INSTANTIATE_ALL(float)
 //   KERASCPP_INSTANTIATE_ALL(double)   // only if the program uses double
 //
-// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,ENGINE,TRAINING}(T) per
+// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,ENGINE,TRAINING,IO}(T) per
 // .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
 // benchmarks, tools and examples are built this way (tests/CMakeLists.txt, docs/performance.md).
 #pragma once
@@ -46,14 +46,38 @@
   X(metrics::ThresholdConfusion<T>) X(losses::Loss<T>) X(optimizers::Optimizer<T>) X(callbacks::Callback<T>)         \
   X(data::Dataset<T>)
 
+// The function templates of model files, .npy, MobileNetV2 and image datasets.
+#define KERASCPP_IO_TEMPLATES(X, T)                                                                                    \
+  X(std::shared_ptr<::keras::Model<T>> io::model_from_config<T>(const ::keras::json&))                                \
+  X(std::shared_ptr<::keras::Model<T>> io::load_model<T>(const std::string&))                                          \
+  X(void io::load_weights<T>(::keras::Model<T>&, const std::string&, bool))                                            \
+  X(void io::save_model<T>(::keras::Model<T>&, const std::string&))                                                    \
+  X(void io::save_weights<T>(::keras::Model<T>&, const std::string&))                                                  \
+  X(::keras::Tensor<T> io::load_npy<T>(const std::string&))                                                            \
+  X(void io::save_npy<T>(const std::string&, const ::keras::Tensor<T>&))                                               \
+  X(std::shared_ptr<::keras::Model<T>> applications::MobileNetV2<T>(::keras::applications::MobileNetV2Options))        \
+  X(std::pair<::keras::data::Dataset<T>, ::keras::data::Dataset<T>> data::detail::image_datasets<T>(                   \
+      const std::string&, const ::keras::data::ImageDatasetOptions&, bool))                                            \
+  X(::keras::data::Dataset<T> data::detail::paths_to_dataset<T>(std::vector<std::string>, std::vector<int>,            \
+                                                                 const std::vector<std::string>&,                     \
+                                                                 const ::keras::data::ImageDatasetOptions&, bool,      \
+                                                                 std::uint64_t))
+
 #define KERASCPP_DETAIL_EXTERN(...) extern template class ::keras::__VA_ARGS__;
 #define KERASCPP_DETAIL_INSTANTIATE(...) template class ::keras::__VA_ARGS__;
+#define KERASCPP_DETAIL_EXTERN_FN(...) extern template __VA_ARGS__;
+#define KERASCPP_DETAIL_INSTANTIATE_FN(...) template __VA_ARGS__;
 
 #define KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
 #define KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
 #define KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
-#define KERASCPP_INSTANTIATE_ALL(T) \
-  KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_INSTANTIATE_TRAINING(T)
+#define KERASCPP_INSTANTIATE_IO(T) \
+  namespace keras {                \
+  KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE_FN, T) \
+  }
+#define KERASCPP_INSTANTIATE_ALL(T)                                                             \
+  KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_INSTANTIATE_TRAINING(T) \
+  KERASCPP_INSTANTIATE_IO(T)
 
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
@@ -61,3 +85,7 @@ KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
 KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
+namespace keras {
+KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, float)
+KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, double)
+}  // namespace keras
