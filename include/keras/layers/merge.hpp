@@ -1,4 +1,5 @@
-// Merge layers: Add (element-wise sum of inputs of one shape) and Concatenate (along an axis).
+// Merge layers: Add (element-wise sum of inputs of one shape), Concatenate (along an axis), and
+// Multiply, Subtract (two inputs), Average, Maximum, Minimum (element-wise, inputs of one shape).
 #pragma once
 #include "fast_paths.hpp"
 #include "layer.hpp"
@@ -120,5 +121,104 @@ class Concatenate : public Layer<T>, public ReentrantInference {
   }
 };
 
+namespace detail {
+enum class MergeOp { Multiply, Subtract, Average, Maximum, Minimum };
+
+/// The element-wise merges other than Add: inputs of one shape (Keras's broadcasting of unequal
+/// shapes is refused with a ShapeError). Maximum/Minimum send the gradient to the first input
+/// that attains the extremum, as TF's maximum/minimum gradients do for ties.
+template <class T, MergeOp Op>
+class ElementwiseMerge : public Layer<T>, public ReentrantInference {
+ public:
+  explicit ElementwiseMerge(LayerOptions o) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
+  bool multiple_inputs() const override { return true; }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    const std::string who = "layer '" + this->name() + "' (" + this->class_name() + ")";
+    if (Op == MergeOp::Subtract && in.size() != 2)
+      throw ValueError(who + " should be called on exactly 2 inputs, got " + std::to_string(in.size()));
+    if (in.size() < 2)
+      throw ValueError(who + " should be called on a list of at least 2 inputs, got " + std::to_string(in.size()));
+    for (auto& s : in)
+      if (!shapes_compatible(s, in[0]))
+        throw ShapeError(who + ": inputs must have the same shape (broadcasting is not supported), got " +
+                         shape_str(in[0]) + " and " + shape_str(s));
+    return in[0];
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    check_runtime(in);
+    y = *in[0];
+    const Index n = y.size();
+    for (std::size_t k = 1; k < in.size(); ++k) {
+      const T* b = in[k]->data();
+      T* yp = y.data();
+      for (Index i = 0; i < n; ++i) {
+        if constexpr (Op == MergeOp::Multiply)
+          yp[i] *= b[i];
+        else if constexpr (Op == MergeOp::Subtract)
+          yp[i] -= b[i];
+        else if constexpr (Op == MergeOp::Average)
+          yp[i] += b[i];
+        else if constexpr (Op == MergeOp::Maximum)
+          yp[i] = std::max(yp[i], b[i]);
+        else
+          yp[i] = std::min(yp[i], b[i]);
+      }
+    }
+    if constexpr (Op == MergeOp::Average) y.array() *= T(1) / static_cast<T>(in.size());
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    const Index n = dy.size();
+    for (std::size_t k = 0; k < in.size(); ++k) {
+      if (!dx[k]) continue;
+      dx[k]->resize(in[k]->shape());
+      T* d = dx[k]->data();
+      for (Index i = 0; i < n; ++i) d[i] = grad(in, y, dy, k, i);
+    }
+  }
+
+ private:
+  void check_runtime(const typename Layer<T>::Inputs& in) const {
+    for (std::size_t i = 1; i < in.size(); ++i)
+      if (in[i]->shape() != in[0]->shape())
+        throw ShapeError("layer '" + this->name() + "' (" + this->class_name() +
+                         "): inputs must have the same shape, got " + shape_str(in[0]->shape()) + " and " +
+                         shape_str(in[i]->shape()));
+  }
+  static T grad(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, std::size_t k, Index i) {
+    if constexpr (Op == MergeOp::Multiply) {
+      T p = dy[i];
+      for (std::size_t j = 0; j < in.size(); ++j)
+        if (j != k) p *= (*in[j])[i];
+      return p;
+    } else if constexpr (Op == MergeOp::Subtract) {
+      return k == 0 ? dy[i] : -dy[i];
+    } else if constexpr (Op == MergeOp::Average) {
+      return dy[i] / static_cast<T>(in.size());
+    } else {  // the first input equal to the extremum takes the gradient
+      std::size_t first = 0;
+      while (first + 1 < in.size() && (*in[first])[i] != y[i]) ++first;
+      return first == k ? dy[i] : T(0);
+    }
+  }
+};
+}  // namespace detail
+
+#define KERAS_DETAIL_MERGE_LAYER(Cls, Op)                                                                 \
+  template <class T = float>                                                                              \
+  class Cls : public detail::ElementwiseMerge<T, detail::MergeOp::Op> {                                   \
+   public:                                                                                                \
+    KERAS_LAYER(Cls)                                                                                      \
+    explicit Cls(LayerOptions o = {}) : detail::ElementwiseMerge<T, detail::MergeOp::Op>(std::move(o)) {} \
+    static std::shared_ptr<Layer<T>> from_config(const json& c) {                                         \
+      return std::make_shared<Cls>(LayerOptions{config::name(c, #Cls), {}});                              \
+    }                                                                                                     \
+  };
+KERAS_DETAIL_MERGE_LAYER(Multiply, Multiply)
+KERAS_DETAIL_MERGE_LAYER(Subtract, Subtract)
+KERAS_DETAIL_MERGE_LAYER(Average, Average)
+KERAS_DETAIL_MERGE_LAYER(Maximum, Maximum)
+KERAS_DETAIL_MERGE_LAYER(Minimum, Minimum)
+#undef KERAS_DETAIL_MERGE_LAYER
 
 }  // namespace keras::layers
