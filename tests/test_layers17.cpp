@@ -86,6 +86,29 @@ TEST_CASE("Multiply, Subtract, Average, Maximum, Minimum: values and gradients",
   Tensor<double> d;
   sub.forward({&a, &b}, d, false);
   CHECK(d[5] == Approx(a[5] - b[5]));
+  // broadcasting as Keras (each dimension equal or 1): a squeeze-and-excitation Multiply, and more
+  auto img = random_tensor({2, 3, 4, 5}, rng), se = random_tensor({2, 1, 1, 5}, rng);
+  layers::Multiply<double> se_mul;
+  require_gradients_ok(se_mul, {img, se});
+  Tensor<double> ys;
+  se_mul.forward({&img, &se}, ys, false);
+  CHECK(ys.shape() == img.shape());
+  CHECK(ys[((1 * 3 + 2) * 4 + 3) * 5 + 4] == Approx(img[((1 * 3 + 2) * 4 + 3) * 5 + 4] * se[1 * 5 + 4]));
+  layers::Maximum<double> bmax;
+  require_gradients_ok(bmax,
+                       {random_tensor({2, 3, 1}, rng), random_tensor({1, 3, 4}, rng), random_tensor({2, 3, 4}, rng)});
+  CHECK(bmax.compute_output_shape({{-1, 3, 1}, {1, 3, 4}}) == Shape{-1, 3, 4});
+  layers::Subtract<double> bsub;
+  auto sa = random_tensor({2, 1, 4}, rng), sb = random_tensor({2, 3, 1}, rng);
+  require_gradients_ok(bsub, {sa, sb});
+  Tensor<double> yd;
+  bsub.forward({&sa, &sb}, yd, false);
+  CHECK(yd.shape() == Shape{2, 3, 4});
+  CHECK(yd[(1 * 3 + 2) * 4 + 1] == Approx(sa[1 * 4 + 1] - sb[1 * 3 + 2]));
+  CHECK_THAT(error_of([] {
+               layers::Average<float>({.name = "r"}).compute_output_shape({{-1, 2, 3}, {-1, 3}});
+             }),
+             Catch::Contains("'r' (Average)") && Catch::Contains("same rank"));
   CHECK_THAT(error_of([] {
                layers::Subtract<float>({.name = "s"}).compute_output_shape({{-1, 2}, {-1, 2}, {-1, 2}});
              }),
@@ -93,7 +116,8 @@ TEST_CASE("Multiply, Subtract, Average, Maximum, Minimum: values and gradients",
   CHECK_THAT(error_of([] {
                layers::Maximum<float>({.name = "m"}).compute_output_shape({{-1, 2}, {-1, 3}});
              }),
-             Catch::Contains("'m' (Maximum)") && Catch::Contains("(None, 2)") && Catch::Contains("(None, 3)"));
+             Catch::Contains("'m' (Maximum)") && Catch::Contains("(None, 2)") && Catch::Contains("(None, 3)") &&
+                 Catch::Contains("cannot be broadcast"));
 }
 
 TEST_CASE("UpSampling2D, Cropping2D and Resizing: tf.image.resize values and gradients", "[layers17][gradcheck]") {

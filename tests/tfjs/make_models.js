@@ -14,7 +14,8 @@
 //                   MaxPooling1D, AveragePooling1D same, LayerNormalization, PReLU, GlobalMaxPooling1D
 //   layers17_seq2d  Sequential: SeparableConv2D, UpSampling2D nearest, Cropping2D, Conv2DTranspose
 //                   (same/2, valid/1), PReLU shared axes, GlobalAveragePooling1D after a Reshape
-//   layers17_fn     Functional: Multiply, Maximum, Minimum, Average, Concatenate, LayerNormalization
+//   layers17_fn     Functional: Multiply (also broadcast, squeeze-and-excitation), Maximum, Minimum, Average,
+//                   Concatenate, LayerNormalization, LeakyReLU, Conv2DTranspose
 //   resize17        no model: X.npy and tf.image.resize{Bilinear,NearestNeighbor} with half-pixel
 //                   centers (Keras's UpSampling2D bilinear / Resizing; TF.js's own layers differ)
 const fs = require('fs');
@@ -183,7 +184,12 @@ function buildLayers17Fn() {
   const mx = tf.layers.maximum({name: 'max'}).apply([a, b, c]);
   const mn = tf.layers.minimum({name: 'min'}).apply([a, c]);
   const av = tf.layers.average({name: 'avg'}).apply([b, c, mul]);
-  let x = tf.layers.concatenate({name: 'cat'}).apply([mul, mx, mn, av]);
+  let x = tf.layers.concatenate({name: 'cat'}).apply([mul, mx, mn, av]);                  // 6x5x16
+  // squeeze-and-excitation: Multiply broadcasts [N, 6, 5, 16] * [N, 1, 1, 16]
+  const se = tf.layers.dense({units: 16, activation: 'sigmoid', name: 'se_dense'}).apply(
+      tf.layers.globalAveragePooling2d({name: 'se_gap'}).apply(x));
+  const excite = tf.layers.reshape({targetShape: [1, 1, 16], name: 'se_shape'}).apply(se);
+  x = tf.layers.multiply({name: 'se_mul'}).apply([x, excite]);
   x = tf.layers.layerNormalization({name: 'ln', center: false}).apply(x);
   x = tf.layers.leakyReLU({name: 'leaky_default'}).apply(x);
   const out = tf.layers.conv2dTranspose({filters: 2, kernelSize: 2, strides: 2, name: 'up2'}).apply(x);  // 12x10x2

@@ -42,7 +42,7 @@ inline ops::Conv2DGeometry window_1d_geometry(Index steps, Index C, Index k, Ind
 }  // namespace detail
 
 template <class T = float>
-class Conv1D : public Layer<T> {
+class Conv1D : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Conv1D)
   Conv1D(Index filters, Index kernel_size, Conv1DOptions o = {})
@@ -74,12 +74,15 @@ class Conv1D : public Layer<T> {
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    geometry(x);
-    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    z.resize({g_.batch, g_.out_w, filters_});
-    ops::conv2d_forward<T>(g_, filters_, x.data(), kernel().value.data(), bias() ? bias()->value.data() : nullptr,
-                           z.data(), ws_);
+    g_ = geometry(x);
+    run(g_, x, act_ == keras::Activation::Linear ? y : z_, ws_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
+  }
+  /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
+    const Tensor<T>& x = *in.at(0);
+    run(geometry(x), x, y, ops::thread_workspace<T>());
+    if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -153,12 +156,17 @@ class Conv1D : public Layer<T> {
   ops::Conv2DGeometry g_;
   ops::Conv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
-  void geometry(const Tensor<T>& x) {
+  ops::Conv2DGeometry geometry(const Tensor<T>& x) const {
     if (x.rank() != 3)
       throw ShapeError("layer '" + this->name() + "' (Conv1D): expected a 3-d input, got " + shape_str(x.shape()));
-    if (g_.in_w != x.dim(1) || g_.in_c != x.dim(2) || g_.batch == 0)
-      g_ = detail::window_1d_geometry(x.dim(1), x.dim(2), k_, o_.strides, o_.padding, o_.dilation_rate);
-    g_.batch = x.dim(0);
+    auto g = detail::window_1d_geometry(x.dim(1), x.dim(2), k_, o_.strides, o_.padding, o_.dilation_rate);
+    g.batch = x.dim(0);
+    return g;
+  }
+  void run(const ops::Conv2DGeometry& g, const Tensor<T>& x, Tensor<T>& z, ops::Conv2DWorkspace<T>& ws) {
+    z.resize({g.batch, g.out_w, filters_});
+    ops::conv2d_forward<T>(g, filters_, x.data(), kernel().value.data(), bias() ? bias()->value.data() : nullptr,
+                           z.data(), ws);
   }
 };
 
@@ -172,7 +180,7 @@ struct Pooling1DOptions {
 namespace detail {
 /// MaxPooling1D / AveragePooling1D over [N, steps, C] windows.
 template <class T, bool Max>
-class Pooling1D : public Layer<T> {
+class Pooling1D : public Layer<T>, public InferenceKernel<T> {
  public:
   Pooling1D(Index pool_size, Pooling1DOptions o) : Layer<T>(o.name, o.input_shape), pool_(pool_size), o_(std::move(o)) {
     const char* cls = Max ? "MaxPooling1D" : "AveragePooling1D";
@@ -193,11 +201,16 @@ class Pooling1D : public Layer<T> {
       throw ShapeError("layer '" + this->name() + "': expected a 3-d input, got " + shape_str(x.shape()));
     g_ = ops::pool_geometry(1, x.dim(1), x.dim(2), 1, pool_, 1, strides(), o_.padding);
     g_.batch = x.dim(0);
-    y.resize({g_.batch, g_.out_w, g_.in_c});
-    if constexpr (Max)
-      ops::max_pool2d_forward(g_, x.data(), y.data());
-    else
-      ops::avg_pool2d_forward(g_, x.data(), y.data());
+    run(g_, x, y);
+  }
+  /// Reentrant: local geometry.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
+    const Tensor<T>& x = *in.at(0);
+    if (x.rank() != 3)
+      throw ShapeError("layer '" + this->name() + "': expected a 3-d input, got " + shape_str(x.shape()));
+    auto g = ops::pool_geometry(1, x.dim(1), x.dim(2), 1, pool_, 1, strides(), o_.padding);
+    g.batch = x.dim(0);
+    run(g, x, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -233,6 +246,13 @@ class Pooling1D : public Layer<T> {
   Pooling1DOptions o_;
   ops::Pool2DGeometry g_;
   Index strides() const { return o_.strides ? *o_.strides : pool_; }
+  static void run(const ops::Pool2DGeometry& g, const Tensor<T>& x, Tensor<T>& y) {
+    y.resize({g.batch, g.out_w, g.in_c});
+    if constexpr (Max)
+      ops::max_pool2d_forward(g, x.data(), y.data());
+    else
+      ops::avg_pool2d_forward(g, x.data(), y.data());
+  }
 };
 }  // namespace detail
 

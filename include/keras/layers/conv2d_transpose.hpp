@@ -38,7 +38,7 @@ inline Index deconv_length(Index in, Index k, const std::string& padding, std::o
 }  // namespace detail
 
 template <class T = float>
-class Conv2DTranspose : public Layer<T> {
+class Conv2DTranspose : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Conv2DTranspose)
   Conv2DTranspose(Index filters, Size2 kernel_size, Conv2DTransposeOptions o = {})
@@ -71,14 +71,16 @@ class Conv2DTranspose : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     g_ = geometry(x.dim(1), x.dim(2), x.dim(3));
     g_.batch = x.dim(0);
-    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    z.resize({g_.batch, g_.in_h, g_.in_w, filters_});
-    ops::conv2d_backward<T>(g_, x.dim(3), nullptr, kernel().value.data(), x.data(), z.data(), nullptr, nullptr, ws_);
-    if (bias()) {
-      const T* b = bias()->value.data();
-      for (Index i = 0; i < z.size(); ++i) z[i] += b[i % filters_];
-    }
+    run(g_, x, act_ == keras::Activation::Linear ? y : z_, ws_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
+  }
+  /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
+    const Tensor<T>& x = *in.at(0);
+    ops::Conv2DGeometry g = geometry(x.dim(1), x.dim(2), x.dim(3));
+    g.batch = x.dim(0);
+    run(g, x, y, ops::thread_workspace<T>());
+    if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -153,6 +155,14 @@ class Conv2DTranspose : public Layer<T> {
   ops::Conv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
 
+  /// z = conv_transpose(x) + bias (before the activation).
+  void run(const ops::Conv2DGeometry& g, const Tensor<T>& x, Tensor<T>& z, ops::Conv2DWorkspace<T>& ws) {
+    z.resize({g.batch, g.in_h, g.in_w, filters_});
+    ops::conv2d_backward<T>(g, x.dim(3), nullptr, kernel().value.data(), x.data(), z.data(), nullptr, nullptr, ws);
+    if (!bias()) return;
+    const T* b = bias()->value.data();
+    for (Index i = 0; i < z.size(); ++i) z[i] += b[i % filters_];
+  }
   Index out_len(Index in, int axis) const {
     std::optional<Index> op;
     if (o_.output_padding) op = axis == 0 ? o_.output_padding->h : o_.output_padding->w;

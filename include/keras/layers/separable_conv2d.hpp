@@ -24,7 +24,7 @@ struct SeparableConv2DOptions {
 };
 
 template <class T = float>
-class SeparableConv2D : public Layer<T> {
+class SeparableConv2D : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(SeparableConv2D)
   SeparableConv2D(Index filters, Size2 kernel_size, SeparableConv2DOptions o = {})
@@ -56,11 +56,17 @@ class SeparableConv2D : public Layer<T> {
     const Tensor<T>& x = *in.at(0);
     detail::update_window_geometry(geom_, x, this->name(), "SeparableConv2D", k_, o_.strides, o_.padding,
                                    o_.dilation_rate);
-    ops::depthwise_conv2d_forward(geom_, x, depthwise_kernel().value, nullptr, mid_);
-    pw_ = ops::conv_geometry(mid_.dim(1), mid_.dim(2), mid_.dim(3), 1, 1, 1, 1, ops::Padding::Valid);
-    Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
-    ops::conv2d_forward(pw_, mid_, pointwise_kernel().value, bias() ? &bias()->value : nullptr, z, ws_);
+    pw_ = run(geom_, x, mid_, act_ == keras::Activation::Linear ? y : z_, ws_);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
+  }
+  /// Reentrant: local geometry, the calling thread's workspace and depthwise output buffer.
+  void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
+    const Tensor<T>& x = *in.at(0);
+    ops::Conv2DGeometry g;
+    detail::update_window_geometry(g, x, this->name(), "SeparableConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    thread_local Tensor<T> mid;
+    run(g, x, mid, y, ops::thread_workspace<T>());
+    if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -113,6 +119,14 @@ class SeparableConv2D : public Layer<T> {
   }
 
  private:
+  /// mid = depthwise(x), z = pointwise(mid) + bias; returns the pointwise geometry.
+  ops::Conv2DGeometry run(const ops::Conv2DGeometry& g, const Tensor<T>& x, Tensor<T>& mid, Tensor<T>& z,
+                          ops::Conv2DWorkspace<T>& ws) {
+    ops::depthwise_conv2d_forward(g, x, depthwise_kernel().value, nullptr, mid);
+    const auto pw = ops::conv_geometry(mid.dim(1), mid.dim(2), mid.dim(3), 1, 1, 1, 1, ops::Padding::Valid);
+    ops::conv2d_forward(pw, mid, pointwise_kernel().value, bias() ? &bias()->value : nullptr, z, ws);
+    return pw;
+  }
   Index filters_;
   Size2 k_;
   SeparableConv2DOptions o_;
