@@ -200,6 +200,24 @@ TEST_CASE("LayerNormalization and Normalization: Keras formulas and gradients", 
   w[1]->value.setConstant(4.0);
   auto yn = norm.call(x);
   CHECK(yn[7] == Approx((x[7] - 0.5) / 2.0));
+  // adapt(): per-feature mean and biased variance over the samples, so the data comes out standardised
+  layers::Normalization<double> adapted;
+  auto data = random_tensor({40, 2, 3}, rng, -2, 5);
+  adapted.adapt(data);
+  CHECK(adapted.variables()[2]->value[0] == 80);
+  auto z = adapted.call(data);
+  for (Index f = 0; f < 3; ++f) {
+    double m = 0, v = 0;
+    for (Index r = 0; r < 80; ++r) m += z[r * 3 + f] / 80;
+    for (Index r = 0; r < 80; ++r) v += (z[r * 3 + f] - m) * (z[r * 3 + f] - m) / 80;
+    CHECK(std::abs(m) < 1e-12);
+    CHECK(v == Approx(1.0).epsilon(1e-12));
+  }
+  CHECK_THAT(error_of([] {
+               layers::Normalization<double> given({.mean = {0.0}, .variance = {1.0}, .name = "g"});
+               given.adapt(Tensor<double>({2, 3}, 1.0));
+             }),
+             Catch::Contains("'g' (Normalization)") && Catch::Contains("adapt"));
   layers::Normalization<double> fixed({.mean = {1.0}, .variance = {0.25}, .invert = true});
   require_gradients_ok(fixed, {x});
   CHECK(fixed.call(x)[3] == Approx(1.0 + x[3] * 0.5));

@@ -161,7 +161,7 @@ struct NormalizationOptions {
 
 /// Normalization: (x - mean) / max(sqrt(variance), 1e-7) per feature of the last axis (invert:
 /// mean + x * max(sqrt(variance), 1e-7)). The state is Keras's non-trainable weights mean, variance
-/// and count (set them, or load an adapted model; adapt() is not implemented).
+/// and count (adapt(data) computes them from one tensor, or set them, or load an adapted model).
 template <class T = float>
 class Normalization : public Layer<T>, public ReentrantInference {
  public:
@@ -195,6 +195,31 @@ class Normalization : public Layer<T>, public ReentrantInference {
     const Index D = in[0]->dim(-1);
     dx[0]->resize(dy.shape());
     for (Index i = 0; i < dy.size(); ++i) (*dx[0])[i] = o_.invert ? dy[i] * std_dev(i % D) : dy[i] / std_dev(i % D);
+  }
+  /// Keras's adapt() on one tensor: the per-feature mean and (biased) variance over every axis but
+  /// the last, and the number of samples per feature, into the weights mean, variance and count.
+  void adapt(const Tensor<T>& data) {
+    const std::string who = "layer '" + this->name() + "' (Normalization)";
+    if (!o_.mean.empty())
+      throw ValueError(who + ": cannot adapt a layer whose mean and variance are set in its config");
+    if (this->built())
+      this->check_input_shapes({this->with_unknown_batch(data.shape())});
+    else
+      this->build(this->with_unknown_batch(data.shape()));
+    const Index D = data.dim(-1), rows = data.size() / D;
+    if (rows == 0) throw ValueError(who + ": adapt() needs at least one sample, got shape " + shape_str(data.shape()));
+    std::vector<double> mean(D, 0.0), var(D, 0.0);
+    for (Index i = 0; i < data.size(); ++i) mean[i % D] += static_cast<double>(data[i]) / static_cast<double>(rows);
+    for (Index i = 0; i < data.size(); ++i) {
+      const double d = static_cast<double>(data[i]) - mean[i % D];
+      var[i % D] += d * d / static_cast<double>(rows);
+    }
+    for (Index f = 0; f < D; ++f) {
+      this->variables_[0]->value[f] = static_cast<T>(mean[f]);
+      this->variables_[1]->value[f] = static_cast<T>(var[f]);
+    }
+    this->variables_[2]->value[0] = static_cast<T>(rows);
+    for (auto& v : this->variables_) v->changed();
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
