@@ -40,6 +40,8 @@ endif()
 # test_mobilenet_v2 runs the converter and the NumPy reference itself.
 # (Without node the fixture is not defined and test_io skips those checks.)
 set_tests_properties(test_io PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
+# issue 17's non-recurrent layers in TF.js-built models (layers17_*, resize17 in the same fixture)
+set_tests_properties(test_io_layers17 PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
 set_tests_properties(test_mobilenet_v2 PROPERTIES TIMEOUT 300)
 if(TARGET kerascpp_cli AND TARGET test_cli)
   add_dependencies(test_cli kerascpp_cli)

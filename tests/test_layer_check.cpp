@@ -138,6 +138,27 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       {"RandomRotation", {{{{"factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
       {"RandomZoom", {{{{"height_factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
       {"RandomTranslation", {{{{"height_factor", 0.2}, {"width_factor", 0.1}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
+      // issue 17: activations, merges, resampling, normalizations, convolutions and 1-D poolings
+      {"LeakyReLU", {{{{"alpha", 0.2}}, {{2, 6}}}}},
+      {"ELU", {{{{"alpha", 0.5}}, {{2, 6}}}}},
+      {"PReLU", {{{{"shared_axes", {1, 2}}}, {{2, 3, 4, 2}}}}},
+      {"Multiply", {{json::object(), {{2, 3}, {2, 3}, {2, 3}}}}},
+      {"Subtract", {{json::object(), {{2, 3}, {2, 3}}}}},
+      {"Average", {{json::object(), {{2, 3}, {2, 3}}}}},
+      {"Maximum", {{json::object(), {{2, 3}, {2, 3}, {2, 3}}}}},
+      {"Minimum", {{json::object(), {{2, 3}, {2, 3}}}}},
+      {"UpSampling2D", {{{{"size", {2, 3}}, {"interpolation", "bilinear"}}, {{2, 3, 2, 2}}}}},
+      {"Cropping2D", {{{{"cropping", {{1, 0}, {0, 2}}}}, {{2, 4, 4, 2}}}}},
+      {"Resizing", {{{{"height", 3}, {"width", 5}}, {{2, 4, 4, 2}}}, {{{"height", 2}, {"width", 2}, {"interpolation", "nearest"}}, {{2, 4, 3, 2}}}}},
+      {"Normalization", {{json::object(), {{3, 4}}}, {{{"mean", {0.5, 1.0, 0.0, 2.0}}, {"variance", 2.0}}, {{3, 4}}}}},
+      {"LayerNormalization", {{{{"axis", {-1}}}, {{3, 2, 5}}}}},
+      {"SeparableConv2D", {{{{"filters", 3}, {"kernel_size", 3}, {"depth_multiplier", 2}, {"padding", "same"}}, {{2, 5, 4, 2}}, false, 1e-13}}},
+      {"Conv2DTranspose", {{{{"filters", 3}, {"kernel_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 3, 4, 2}}, false, 1e-13}}},
+      {"Conv1D", {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "causal"}, {"dilation_rate", 2}}, {{2, 7, 2}}, false, 1e-13}}},
+      {"MaxPooling1D", {{{{"pool_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 7, 3}}}}},
+      {"AveragePooling1D", {{{{"pool_size", 2}}, {{2, 6, 3}}}}},
+      {"GlobalAveragePooling1D", {{json::object(), {{2, 5, 3}}}}},
+      {"GlobalMaxPooling1D", {{{{"keepdims", true}}, {{2, 5, 3}}}}},
   };
   Random rng(21);
   for (const auto& name : layers::registry<double>().names()) {

@@ -10,6 +10,14 @@
 //                   GlobalAveragePooling2D, Dense softmax
 //   nested          Sequential[ Functional "mobilenetv2_like" (InputLayer batch_input_shape,
 //                   MobileNetV2 layer names), GlobalAveragePooling2D, Dropout, Dense(5, softmax) ]
+//   layers17_seq1d  Sequential (issue 17): Conv1D dilated, same/strided and valid, LeakyReLU, ELU,
+//                   MaxPooling1D, AveragePooling1D same, LayerNormalization, PReLU, GlobalMaxPooling1D
+//   layers17_seq2d  Sequential: SeparableConv2D, UpSampling2D nearest, Cropping2D, Conv2DTranspose
+//                   (same/2, valid/1), PReLU shared axes, GlobalAveragePooling1D after a Reshape
+//   layers17_fn     Functional: Multiply (also broadcast, squeeze-and-excitation), Maximum, Minimum, Average,
+//                   Concatenate, LayerNormalization, LeakyReLU, Conv2DTranspose
+//   resize17        no model: X.npy and tf.image.resize{Bilinear,NearestNeighbor} with half-pixel
+//                   centers (Keras's UpSampling2D bilinear / Resizing; TF.js's own layers differ)
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
@@ -131,11 +139,90 @@ function buildNested() {
   return {model: m, inputShape: [2, 16, 16, 3]};
 }
 
+// ---- issue 17: the non-recurrent layers ---------------------------------------------------------
+function buildLayers17Seq1d() {
+  const m = tf.sequential({name: 'layers17_seq1d'});
+  // TF.js 4.22 refuses padding 'causal' in conv1d ("not implemented yet"): test_layers17 checks it by hand
+  m.add(tf.layers.conv1d({filters: 6, kernelSize: 3, padding: 'valid', dilationRate: 2, inputShape: [12, 3],
+                          name: 'conv1d_dilated'}));                                      // 8 steps
+  m.add(tf.layers.leakyReLU({alpha: 0.2, name: 'leaky'}));
+  m.add(tf.layers.maxPooling1d({poolSize: 2, name: 'maxpool1d'}));                       // 4 steps
+  m.add(tf.layers.conv1d({filters: 5, kernelSize: 3, strides: 2, padding: 'same', name: 'conv1d_same'}));  // 2
+  m.add(tf.layers.elu({name: 'elu'}));
+  m.add(tf.layers.averagePooling1d({poolSize: 2, strides: 1, padding: 'same', name: 'avgpool1d'}));
+  m.add(tf.layers.layerNormalization({epsilon: 1e-3, name: 'layer_norm'}));
+  m.add(tf.layers.prelu({name: 'prelu'}));
+  m.add(tf.layers.conv1d({filters: 4, kernelSize: 2, padding: 'valid', activation: 'tanh', name: 'conv1d_valid'}));
+  m.add(tf.layers.globalMaxPooling1d({name: 'gmp1d'}));
+  return {model: m, inputShape: [3, 12, 3]};
+}
+
+function buildLayers17Seq2d() {
+  const m = tf.sequential({name: 'layers17_seq2d'});
+  // TF.js 4.22's SeparableConv2D does not save depth_multiplier (its own reload then fails): keep 1 here;
+  // test_layers17 checks depth_multiplier 2
+  m.add(tf.layers.separableConv2d({filters: 6, kernelSize: 3, padding: 'same', strides: 2,
+                                   inputShape: [8, 7, 3], name: 'sep_a'}));                    // 4x4x6
+  m.add(tf.layers.upSampling2d({size: [2, 3], name: 'up'}));                              // 8x12
+  m.add(tf.layers.cropping2D({cropping: [[1, 2], [0, 3]], name: 'crop'}));               // 5x9
+  m.add(tf.layers.conv2dTranspose({filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'deconv_same'}));
+  m.add(tf.layers.conv2dTranspose({filters: 3, kernelSize: [2, 3], padding: 'valid', activation: 'relu',
+                                   name: 'deconv_valid'}));                                 // 11x20x3
+  m.add(tf.layers.prelu({sharedAxes: [1, 2], name: 'prelu_shared'}));
+  m.add(tf.layers.conv2d({filters: 2, kernelSize: 3, dilationRate: 2, useBias: false, name: 'conv_dil'}));
+  m.add(tf.layers.reshape({targetShape: [7 * 16, 2], name: 'to_steps'}));
+  m.add(tf.layers.globalAveragePooling1d({name: 'gap1d'}));
+  return {model: m, inputShape: [2, 8, 7, 3]};
+}
+
+function buildLayers17Fn() {
+  const inp = tf.input({shape: [6, 5, 3], name: 'img'});
+  const a = tf.layers.conv2d({filters: 4, kernelSize: 1, name: 'a'}).apply(inp);
+  const b = tf.layers.conv2d({filters: 4, kernelSize: 3, padding: 'same', name: 'b'}).apply(inp);
+  const c = tf.layers.separableConv2d({filters: 4, kernelSize: 3, padding: 'same', name: 'c'}).apply(inp);
+  const mul = tf.layers.multiply({name: 'mul'}).apply([a, b]);
+  const mx = tf.layers.maximum({name: 'max'}).apply([a, b, c]);
+  const mn = tf.layers.minimum({name: 'min'}).apply([a, c]);
+  const av = tf.layers.average({name: 'avg'}).apply([b, c, mul]);
+  let x = tf.layers.concatenate({name: 'cat'}).apply([mul, mx, mn, av]);                  // 6x5x16
+  // squeeze-and-excitation: Multiply broadcasts [N, 6, 5, 16] * [N, 1, 1, 16]
+  const se = tf.layers.dense({units: 16, activation: 'sigmoid', name: 'se_dense'}).apply(
+      tf.layers.globalAveragePooling2d({name: 'se_gap'}).apply(x));
+  const excite = tf.layers.reshape({targetShape: [1, 1, 16], name: 'se_shape'}).apply(se);
+  x = tf.layers.multiply({name: 'se_mul'}).apply([x, excite]);
+  x = tf.layers.layerNormalization({name: 'ln', center: false}).apply(x);
+  x = tf.layers.leakyReLU({name: 'leaky_default'}).apply(x);
+  const out = tf.layers.conv2dTranspose({filters: 2, kernelSize: 2, strides: 2, name: 'up2'}).apply(x);  // 12x10x2
+  return {model: tf.model({inputs: inp, outputs: out, name: 'layers17_fn'}), inputShape: [3, 6, 5, 3]};
+}
+
+/// Keras's UpSampling2D(bilinear) and Resizing use tf.image.resize (half-pixel centers); TF.js's
+/// layers of those names sample otherwise, so the reference is TF.js's resize ops with
+/// halfPixelCenters true: Y_<case>.npy for X.npy [2, 5, 7, 3].
+async function writeResize17(outDir) {
+  const dir = path.join(outDir, 'resize17');
+  fs.mkdirSync(dir, {recursive: true});
+  const shape = [2, 5, 7, 3];
+  const x = tf.tensor(randomInput(shape, 4242), shape);
+  writeNpy(path.join(dir, 'X.npy'), Float32Array.from(await x.data()), shape);
+  const cases = {
+    up_bilinear_2x3: tf.image.resizeBilinear(x, [10, 21], false, true),
+    resize_bilinear_4x9: tf.image.resizeBilinear(x, [4, 9], false, true),
+    resize_nearest_8x3: tf.image.resizeNearestNeighbor(x, [8, 3], false, true),
+    // crop_to_aspect_ratio to 3x3: the centred 5x5 window (cols 1..5), then resized
+    resize_crop_bilinear_3x3: tf.image.resizeBilinear(x.slice([0, 0, 1, 0], [2, 5, 5, 3]), [3, 3], false, true),
+  };
+  for (const [name, y] of Object.entries(cases))
+    writeNpy(path.join(dir, `Y_${name}.npy`), Float32Array.from(await y.data()), y.shape);
+  console.log(`resize17: ${Object.keys(cases).length} resize references -> ${dir}`);
+}
+
 async function main() {
   const outDir = process.argv[2];
   if (!outDir) { console.error('usage: node make_models.js OUT_DIR'); process.exit(2); }
   await tf.setBackend('cpu');
-  const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested};
+  const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested, layers17_seq1d: buildLayers17Seq1d,
+                    layers17_seq2d: buildLayers17Seq2d, layers17_fn: buildLayers17Fn};
   let seed = 1;
   for (const [name, build] of Object.entries(builders)) {
     const {model, inputShape} = build();
@@ -155,6 +242,7 @@ async function main() {
     console.log(`${name}: ${model.countParams()} params, ${model.weights.length} weights, ` +
                 `X [${inputShape}] -> Y [${y.shape}] -> ${dir}`);
   }
+  await writeResize17(outDir);
 }
 
 main().catch(e => { console.error(`make_models.js: error: ${e.stack || e}`); process.exit(1); });

@@ -5,8 +5,11 @@
 // registrations made every file that includes keras.hpp compile all layers twice.
 #pragma once
 #include "activation.hpp"
+#include "advanced_activations.hpp"
 #include "batch_normalization.hpp"
+#include "conv1d.hpp"
 #include "conv2d.hpp"
+#include "conv2d_transpose.hpp"
 #include "dense.hpp"
 #include "depthwise_conv2d.hpp"
 #include "dropout.hpp"
@@ -16,8 +19,11 @@
 #include "input_layer.hpp"
 #include "layer.hpp"
 #include "merge.hpp"
+#include "normalization.hpp"
 #include "pooling.hpp"
 #include "registry.hpp"
+#include "resampling.hpp"
+#include "separable_conv2d.hpp"
 #include "reshaping.hpp"
 
 namespace keras::layers {
@@ -54,6 +60,27 @@ Registry<T>& registry() {
     add("RandomRotation", [](const json& c) { return RandomRotation<T>::from_config(c); });
     add("RandomZoom", [](const json& c) { return RandomZoom<T>::from_config(c); });
     add("RandomTranslation", [](const json& c) { return RandomTranslation<T>::from_config(c); });
+    // issue 17: activations, merges, resampling and normalization layers
+    add("LeakyReLU", [](const json& c) { return LeakyReLU<T>::from_config(c); });
+    add("PReLU", [](const json& c) { return PReLU<T>::from_config(c); });
+    add("ELU", [](const json& c) { return ELU<T>::from_config(c); });
+    add("Multiply", [](const json& c) { return Multiply<T>::from_config(c); });
+    add("Subtract", [](const json& c) { return Subtract<T>::from_config(c); });
+    add("Average", [](const json& c) { return Average<T>::from_config(c); });
+    add("Maximum", [](const json& c) { return Maximum<T>::from_config(c); });
+    add("Minimum", [](const json& c) { return Minimum<T>::from_config(c); });
+    add("UpSampling2D", [](const json& c) { return UpSampling2D<T>::from_config(c); });
+    add("Cropping2D", [](const json& c) { return Cropping2D<T>::from_config(c); });
+    add("Resizing", [](const json& c) { return Resizing<T>::from_config(c); });
+    add("Normalization", [](const json& c) { return Normalization<T>::from_config(c); });
+    add("LayerNormalization", [](const json& c) { return LayerNormalization<T>::from_config(c); });
+    add("SeparableConv2D", [](const json& c) { return SeparableConv2D<T>::from_config(c); });
+    add("Conv2DTranspose", [](const json& c) { return Conv2DTranspose<T>::from_config(c); });
+    add("Conv1D", [](const json& c) { return Conv1D<T>::from_config(c); });
+    add("MaxPooling1D", [](const json& c) { return MaxPooling1D<T>::from_config(c); });
+    add("AveragePooling1D", [](const json& c) { return AveragePooling1D<T>::from_config(c); });
+    add("GlobalAveragePooling1D", [](const json& c) { return GlobalAveragePooling1D<T>::from_config(c); });
+    add("GlobalMaxPooling1D", [](const json& c) { return GlobalMaxPooling1D<T>::from_config(c); });
     return true;
   }();
   (void)once;

@@ -1,4 +1,5 @@
-// Merge layers: Add (element-wise sum of inputs of one shape) and Concatenate (along an axis).
+// Merge layers: Add (element-wise sum of inputs of one shape), Concatenate (along an axis), and
+// Multiply, Subtract (two inputs), Average, Maximum, Minimum (element-wise, broadcasting as Keras).
 #pragma once
 #include "fast_paths.hpp"
 #include "layer.hpp"
@@ -120,5 +121,149 @@ class Concatenate : public Layer<T>, public ReentrantInference {
   }
 };
 
+namespace detail {
+enum class MergeOp { Multiply, Subtract, Average, Maximum, Minimum };
+
+/// The broadcast of input shapes of one rank, as Keras's merge layers (each dimension equal or 1;
+/// -1 = unknown). Throws a ShapeError naming `who` otherwise.
+inline Shape broadcast_shapes(const std::vector<Shape>& in, const std::string& who) {
+  Shape out = in.at(0);
+  for (auto& s : in) {
+    if (s.size() != out.size())
+      throw ShapeError(who + ": inputs must have the same rank, got " + shape_str(in[0]) + " and " + shape_str(s));
+    for (std::size_t d = 0; d < s.size(); ++d) {
+      const Index a = out[d], b = s[d];
+      if (a == b || b == 1) continue;
+      if (a == 1)
+        out[d] = b;
+      else if (a < 0 || b < 0)
+        out[d] = -1;
+      else
+        throw ShapeError(who + ": inputs with shapes " + shape_str(in[0]) + " and " + shape_str(s) +
+                         " cannot be broadcast (each dimension must be equal or 1)");
+    }
+  }
+  return out;
+}
+
+/// Calls fn(i, offsets) for every element i of `out`; offsets[k] is the element of input k (of
+/// shape shapes[k], broadcast to `out`) that element i reads.
+template <class Fn>
+void for_each_broadcast(const std::vector<Shape>& shapes, const Shape& out, Fn&& fn) {
+  const std::size_t K = shapes.size();
+  const int R = static_cast<int>(out.size());
+  std::vector<Index> off(K, 0), idx(R, 0), st(K * R, 0);
+  for (std::size_t k = 0; k < K; ++k)
+    for (Index d = R - 1, s = 1; d >= 0; s *= shapes[k][d], --d) st[k * R + d] = shapes[k][d] == out[d] ? s : 0;
+  const Index n = num_elements(out);
+  for (Index i = 0; i < n; ++i) {
+    fn(i, off.data());
+    for (int d = R - 1; d >= 0; --d) {
+      if (++idx[d] < out[d]) {
+        for (std::size_t k = 0; k < K; ++k) off[k] += st[k * R + d];
+        break;
+      }
+      for (std::size_t k = 0; k < K; ++k) off[k] -= st[k * R + d] * (out[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+/// The element-wise merges other than Add. Inputs of one rank broadcast as in Keras (each dimension
+/// equal or 1, e.g. Multiply()({x, se}) with se [N, 1, 1, C]); inputs of different ranks are
+/// refused. Maximum/Minimum send the gradient to the first input that attains the extremum, as TF's
+/// maximum/minimum gradients do for ties.
+template <class T, MergeOp Op>
+class ElementwiseMerge : public Layer<T>, public ReentrantInference {
+ public:
+  explicit ElementwiseMerge(LayerOptions o) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
+  bool multiple_inputs() const override { return true; }
+  Shape compute_output_shape(const std::vector<Shape>& in) const override {
+    if (Op == MergeOp::Subtract && in.size() != 2)
+      throw ValueError(who() + " should be called on exactly 2 inputs, got " + std::to_string(in.size()));
+    if (in.size() < 2)
+      throw ValueError(who() + " should be called on a list of at least 2 inputs, got " + std::to_string(in.size()));
+    return broadcast_shapes(in, who());
+  }
+  void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
+    const std::vector<Shape> shapes = shapes_of(in);
+    y.resize(broadcast_shapes(shapes, who()));
+    T* yp = y.data();
+    for_each_broadcast(shapes, y.shape(), [&](Index i, const Index* off) {
+      T v = (*in[0])[off[0]];
+      for (std::size_t k = 1; k < in.size(); ++k) {
+        const T b = (*in[k])[off[k]];
+        if constexpr (Op == MergeOp::Multiply)
+          v *= b;
+        else if constexpr (Op == MergeOp::Subtract)
+          v -= b;
+        else if constexpr (Op == MergeOp::Average)
+          v += b;
+        else if constexpr (Op == MergeOp::Maximum)
+          v = std::max(v, b);
+        else
+          v = std::min(v, b);
+      }
+      if constexpr (Op == MergeOp::Average) v /= static_cast<T>(in.size());
+      yp[i] = v;
+    });
+  }
+  /// dx[k] sums the gradients of the outputs that input k's elements broadcast to.
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    for (std::size_t k = 0; k < in.size(); ++k)
+      if (dx[k]) {
+        dx[k]->resize(in[k]->shape());
+        dx[k]->setZero();
+      }
+    for_each_broadcast(shapes_of(in), dy.shape(), [&](Index i, const Index* off) {
+      for (std::size_t k = 0; k < in.size(); ++k)
+        if (dx[k]) (*dx[k])[off[k]] += grad(in, y, dy, k, i, off);
+    });
+  }
+
+ private:
+  std::string who() const { return "layer '" + this->name() + "' (" + this->class_name() + ")"; }
+  static std::vector<Shape> shapes_of(const typename Layer<T>::Inputs& in) {
+    std::vector<Shape> s;
+    for (auto* x : in) s.push_back(x->shape());
+    return s;
+  }
+  static T grad(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, std::size_t k, Index i,
+                const Index* off) {
+    if constexpr (Op == MergeOp::Multiply) {
+      T p = dy[i];
+      for (std::size_t j = 0; j < in.size(); ++j)
+        if (j != k) p *= (*in[j])[off[j]];
+      return p;
+    } else if constexpr (Op == MergeOp::Subtract) {
+      return k == 0 ? dy[i] : -dy[i];
+    } else if constexpr (Op == MergeOp::Average) {
+      return dy[i] / static_cast<T>(in.size());
+    } else {  // the first input equal to the extremum takes the gradient
+      std::size_t first = 0;
+      while (first + 1 < in.size() && (*in[first])[off[first]] != y[i]) ++first;
+      return first == k ? dy[i] : T(0);
+    }
+  }
+};
+}  // namespace detail
+
+#define KERAS_DETAIL_MERGE_LAYER(Cls, Op)                                                                 \
+  template <class T = float>                                                                              \
+  class Cls : public detail::ElementwiseMerge<T, detail::MergeOp::Op> {                                   \
+   public:                                                                                                \
+    KERAS_LAYER(Cls)                                                                                      \
+    explicit Cls(LayerOptions o = {}) : detail::ElementwiseMerge<T, detail::MergeOp::Op>(std::move(o)) {} \
+    static std::shared_ptr<Layer<T>> from_config(const json& c) {                                         \
+      return std::make_shared<Cls>(LayerOptions{config::name(c, #Cls), {}});                              \
+    }                                                                                                     \
+  };
+KERAS_DETAIL_MERGE_LAYER(Multiply, Multiply)
+KERAS_DETAIL_MERGE_LAYER(Subtract, Subtract)
+KERAS_DETAIL_MERGE_LAYER(Average, Average)
+KERAS_DETAIL_MERGE_LAYER(Maximum, Maximum)
+KERAS_DETAIL_MERGE_LAYER(Minimum, Minimum)
+#undef KERAS_DETAIL_MERGE_LAYER
 
 }  // namespace keras::layers

@@ -110,20 +110,20 @@ struct GlobalPoolingOptions {
 };
 
 namespace detail {
-/// Global average or max over the spatial axes of [N, H, W, C].
-template <class T, bool Max>
+/// Global average or max over the spatial axes of [N, H, W, C] (Rank 4) or [N, steps, C] (Rank 3).
+template <class T, bool Max, int Rank = 4>
 class GlobalPooling2D : public Layer<T>, public ReentrantInference {
  public:
   explicit GlobalPooling2D(GlobalPoolingOptions o) : Layer<T>(o.name, o.input_shape), keepdims_(o.keepdims) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    this->expect_rank(in[0], 4);
-    return keepdims_ ? Shape{in[0][0], 1, 1, in[0][3]} : Shape{in[0][0], in[0][3]};
+    this->expect_rank(in[0], Rank);
+    return keepdims_ ? kept(in[0][0], in[0][Rank - 1]) : Shape{in[0][0], in[0][Rank - 1]};
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);
-    y.resize(keepdims_ ? Shape{N, 1, 1, C} : Shape{N, C});
+    const Index N = x.dim(0), P = x.dim(1) * (Rank == 4 ? x.dim(2) : 1), C = x.dim(Rank - 1);
+    y.resize(keepdims_ ? kept(N, C) : Shape{N, C});
     keras::parallel_for(N, 1, (N * P * C > 65536) ? get_num_threads() : 1, [&](Index n_begin, Index n_end) {
       for (Index n = n_begin; n < n_end; ++n) {
         T* out = y.data() + n * C;
@@ -143,7 +143,7 @@ class GlobalPooling2D : public Layer<T>, public ReentrantInference {
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
     const Tensor<T>& x = *in.at(0);
-    const Index N = x.dim(0), P = x.dim(1) * x.dim(2), C = x.dim(3);
+    const Index N = x.dim(0), P = x.dim(1) * (Rank == 4 ? x.dim(2) : 1), C = x.dim(Rank - 1);
     dx[0]->resize(x.shape());
     if (Max) dx[0]->setZero();
     keras::parallel_for(N, 1, (N * P * C > 65536) ? get_num_threads() : 1, [&](Index n_begin, Index n_end) {
@@ -177,6 +177,7 @@ class GlobalPooling2D : public Layer<T>, public ReentrantInference {
 
  private:
   bool keepdims_;
+  static Shape kept(Index n, Index c) { return Rank == 4 ? Shape{n, 1, 1, c} : Shape{n, 1, c}; }
 };
 }  // namespace detail
 
