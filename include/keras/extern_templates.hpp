@@ -12,13 +12,13 @@
 //   KERASCPP_INSTANTIATE_ALL(float)
 //   KERASCPP_INSTANTIATE_ALL(double)   // only if the program uses double
 //
-// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,ENGINE,TRAINING,IO}(T) per
+// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,MORE_LAYERS,ENGINE,TRAINING,IO}(T) per
 // .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
 // benchmarks, tools and examples are built this way (tests/CMakeLists.txt, docs/performance.md).
 #pragma once
 #include "all.hpp"
 
-// The class templates of one scalar type T, in three groups of similar compile cost.
+// The class templates of one scalar type T, in groups of similar compile cost.
 #define KERASCPP_LAYER_TEMPLATES(X, T)                                                                                 \
   X(layers::Layer<T>) X(layers::Dense<T>) X(layers::Conv2D<T>) X(layers::DepthwiseConv2D<T>)                          \
   X(layers::BatchNormalization<T>) X(layers::Activation<T>) X(layers::ReLU<T>) X(layers::Softmax<T>)                \
@@ -29,6 +29,14 @@
   X(layers::RandomTranslation<T>) X(layers::Registry<T>) X(layers::detail::Pooling2D<T, true>) X(layers::detail::Pooling2D<T, false>)         \
   X(layers::detail::GlobalPooling2D<T, true>) X(layers::detail::GlobalPooling2D<T, false>) X(layers::RandomImageLayer<T>)            \
   X(layers::RandomAffineLayer<T>)
+#define KERASCPP_MORE_LAYER_TEMPLATES(X, T)                                                                            \
+  X(layers::LeakyReLU<T>) X(layers::ELU<T>) X(layers::PReLU<T>) X(layers::Conv1D<T>) X(layers::MaxPooling1D<T>)       \
+  X(layers::AveragePooling1D<T>) X(layers::GlobalAveragePooling1D<T>) X(layers::GlobalMaxPooling1D<T>)                \
+  X(layers::detail::Pooling1D<T, true>) X(layers::detail::Pooling1D<T, false>)                                        \
+  X(layers::detail::GlobalPooling2D<T, true, 3>) X(layers::detail::GlobalPooling2D<T, false, 3>)                      \
+  X(layers::Conv2DTranspose<T>) X(layers::SeparableConv2D<T>) X(layers::LayerNormalization<T>)                        \
+  X(layers::Normalization<T>) X(layers::UpSampling2D<T>) X(layers::Cropping2D<T>) X(layers::Resizing<T>)              \
+  X(layers::Multiply<T>) X(layers::Subtract<T>) X(layers::Average<T>) X(layers::Maximum<T>) X(layers::Minimum<T>)
 #define KERASCPP_ENGINE_TEMPLATES(X, T)                                                                                \
   X(Model<T>) X(Sequential<T>) X(engine::Graph<T>) X(engine::Topology<T>) X(engine::Backprop<T>)                      \
   X(engine::Fusion<T>) X(engine::SlicedRunner<T>)
@@ -69,6 +77,7 @@
 #define KERASCPP_DETAIL_INSTANTIATE_FN(...) template __VA_ARGS__;
 
 #define KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
+#define KERASCPP_INSTANTIATE_MORE_LAYERS(T) KERASCPP_MORE_LAYER_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
 #define KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
 #define KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE, T)
 #define KERASCPP_INSTANTIATE_IO(T) \
@@ -76,11 +85,13 @@
   KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE_FN, T) \
   }
 #define KERASCPP_INSTANTIATE_ALL(T)                                                             \
-  KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) KERASCPP_INSTANTIATE_TRAINING(T) \
-  KERASCPP_INSTANTIATE_IO(T)
+  KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_MORE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) \
+  KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_INSTANTIATE_IO(T)
 
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
+KERASCPP_MORE_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
+KERASCPP_MORE_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
 KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_ENGINE_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
 KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
