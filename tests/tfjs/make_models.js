@@ -10,6 +10,9 @@
 //                   GlobalAveragePooling2D, Dense softmax
 //   nested          Sequential[ Functional "mobilenetv2_like" (InputLayer batch_input_shape,
 //                   MobileNetV2 layer names), GlobalAveragePooling2D, Dropout, Dense(5, softmax) ]
+//   text_lstm       Sequential Embedding -> LSTM -> Dense softmax (integer-valued X)
+//   rnn_functional  Functional: GRU (return_sequences) -> SimpleRNN (go_backwards), LSTM (go_backwards,
+//                   return_sequences) -> SimpleRNN (no bias), Concatenate, Dense
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
@@ -56,11 +59,11 @@ function randomizeWeights(model, seed) {
   model.setWeights(values);
 }
 
-function randomInput(shape, seed) {
+function randomInput(shape, seed, vocabulary) {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const a = new Float32Array(n);
-  for (let i = 0; i < n; ++i) a[i] = r.uniform(-1, 1);
+  for (let i = 0; i < n; ++i) a[i] = vocabulary ? Math.floor(r.uniform(0, vocabulary)) : r.uniform(-1, 1);
   return a;
 }
 
@@ -131,16 +134,39 @@ function buildNested() {
   return {model: m, inputShape: [2, 16, 16, 3]};
 }
 
+// ---- text and sequence layers (recurrentActivation 'sigmoid', Keras's default: TF.js's own
+// default 'hardSigmoid' is tf.keras 2's clip(0.2 x + 0.5), not Keras 3's hard_sigmoid)
+function buildTextLstm() {
+  const m = tf.sequential({name: 'text_lstm'});
+  m.add(tf.layers.embedding({inputDim: 20, outputDim: 6, inputLength: 7, name: 'embedding'}));
+  m.add(tf.layers.lstm({units: 5, recurrentActivation: 'sigmoid', unitForgetBias: true, name: 'lstm'}));
+  m.add(tf.layers.dense({units: 3, activation: 'softmax', name: 'probs'}));
+  return {model: m, inputShape: [4, 7], vocabulary: 20};
+}
+
+function buildRnnFunctional() {
+  const inp = tf.input({shape: [6, 4], name: 'sequence'});
+  let a = tf.layers.gru({units: 5, recurrentActivation: 'sigmoid', returnSequences: true, name: 'gru'}).apply(inp);
+  a = tf.layers.simpleRNN({units: 4, goBackwards: true, name: 'simple_rnn'}).apply(a);
+  let b = tf.layers.lstm({units: 3, recurrentActivation: 'sigmoid', goBackwards: true, returnSequences: true,
+                          name: 'lstm_back'}).apply(inp);
+  b = tf.layers.simpleRNN({units: 3, activation: 'relu', useBias: false, name: 'simple_rnn_1'}).apply(b);
+  const x = tf.layers.concatenate({name: 'concat'}).apply([a, b]);
+  const out = tf.layers.dense({units: 2, name: 'out'}).apply(x);
+  return {model: tf.model({inputs: inp, outputs: out, name: 'rnn_functional'}), inputShape: [3, 6, 4]};
+}
+
 async function main() {
   const outDir = process.argv[2];
   if (!outDir) { console.error('usage: node make_models.js OUT_DIR'); process.exit(2); }
   await tf.setBackend('cpu');
-  const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested};
+  const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested,
+                    text_lstm: buildTextLstm, rnn_functional: buildRnnFunctional};
   let seed = 1;
   for (const [name, build] of Object.entries(builders)) {
-    const {model, inputShape} = build();
+    const {model, inputShape, vocabulary} = build();
     randomizeWeights(model, 1000 + seed);
-    const x = tf.tensor(randomInput(inputShape, 2000 + seed), inputShape);
+    const x = tf.tensor(randomInput(inputShape, 2000 + seed, vocabulary), inputShape);
     seed += 1;
     const y = model.predict(x);
     const dir = path.join(outDir, name);

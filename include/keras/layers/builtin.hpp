@@ -19,6 +19,9 @@
 #include "pooling.hpp"
 #include "registry.hpp"
 #include "reshaping.hpp"
+// text and sequence layers
+#include "embedding.hpp"
+#include "recurrent.hpp"
 
 namespace keras::layers {
 
@@ -54,6 +57,11 @@ Registry<T>& registry() {
     add("RandomRotation", [](const json& c) { return RandomRotation<T>::from_config(c); });
     add("RandomZoom", [](const json& c) { return RandomZoom<T>::from_config(c); });
     add("RandomTranslation", [](const json& c) { return RandomTranslation<T>::from_config(c); });
+    // text and sequence layers
+    add("Embedding", [](const json& c) { return Embedding<T>::from_config(c); });
+    add("SimpleRNN", [](const json& c) { return SimpleRNN<T>::from_config(c); });
+    add("GRU", [](const json& c) { return GRU<T>::from_config(c); });
+    add("LSTM", [](const json& c) { return LSTM<T>::from_config(c); });
     return true;
   }();
   (void)once;
