@@ -2,14 +2,14 @@
 // every weight, several time steps, both return_sequences settings, go_backwards), forward
 // passes against plain loops written from Keras's formulas, models that TF.js builds and saves
 // (the ctest fixture tfjs_models), save -> load round trips and the error messages.
+#include <sys/wait.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <keras/io/npy.hpp>
 #include <keras/io/tfjs.hpp>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "layer_check.hpp"
 
@@ -101,7 +101,8 @@ std::vector<Vec> ref_lstm(const Tensor<double>& x, Index n, Index u, const Weigh
     Vec hn(u);
     for (Index j = 0; j < u; ++j) {
       double g[4];
-      for (int k = 0; k < 4; ++k) g[k] = dot_col(xt, w.W, k * u + j) + dot_col(h, w.U, k * u + j) + (w.b ? w.b[k * u + j] : 0);
+      for (int k = 0; k < 4; ++k)
+        g[k] = dot_col(xt, w.W, k * u + j) + dot_col(h, w.U, k * u + j) + (w.b ? w.b[k * u + j] : 0);
       c[j] = sigm(g[1]) * c[j] + sigm(g[0]) * std::tanh(g[2]);  // i, f, c, o
       hn[j] = sigm(g[3]) * std::tanh(c[j]);
     }
@@ -109,7 +110,8 @@ std::vector<Vec> ref_lstm(const Tensor<double>& x, Index n, Index u, const Weigh
   });
 }
 
-std::vector<Vec> ref_gru(const Tensor<double>& x, Index n, Index u, const Weights& w, bool backwards, bool reset_after) {
+std::vector<Vec> ref_gru(const Tensor<double>& x, Index n, Index u, const Weights& w, bool backwards,
+                         bool reset_after) {
   return run_sequence(x, n, u, backwards, [&](const Vec& xt, const Vec& h) {
     Vec z(u), r(u), hn(u);
     const double* bi = w.b;
@@ -159,8 +161,9 @@ void check_against_reference(layers::Layer<double>& l, const Tensor<double>& x, 
 /// TF.js's prediction for the model saved in dir (nullopt when node is missing).
 std::optional<Tensor<float>> tfjs_predict(const fs::path& dir, const Tensor<float>& x) {
   io::save_npy((dir / "X_in.npy").string(), x);
-  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" + (dir / "X_in.npy").string() +
-                    "' '" + (dir / "Y_tfjs.npy").string() + "' > '" + (dir / "tfjs.log").string() + "' 2>&1";
+  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" +
+                    (dir / "X_in.npy").string() + "' '" + (dir / "Y_tfjs.npy").string() + "' > '" +
+                    (dir / "tfjs.log").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   if (code == 77) return std::nullopt;
@@ -191,12 +194,14 @@ TEST_CASE("Embedding: gather, gradient check, config, errors", "[layers][embeddi
 
   idx[4] = 7;
   CHECK_THAT(error_of([&] { e.call(idx); }), Catch::Contains("layer 'emb' (Embedding): index 7") &&
-                                                  Catch::Contains("out of range [0, 7)") && Catch::Contains("(3, 5)"));
+                                                 Catch::Contains("out of range [0, 7)") && Catch::Contains("(3, 5)"));
   idx[4] = -1;
   CHECK_THAT(error_of([&] { e.call(idx); }), Catch::Contains("out of range"));
   CHECK_THAT(error_of([] { layers::Embedding<float>(5, 2, {.mask_zero = true, .name = "m"}); }),
              Catch::Contains("Embedding 'm': mask_zero=True is not supported"));
-  CHECK_THAT(error_of([] { layers::registry<float>().create("Embedding", {{"name", "e0"}, {"input_dim", 0}, {"output_dim", 2}}); }),
+  CHECK_THAT(error_of([] {
+               layers::registry<float>().create("Embedding", {{"name", "e0"}, {"input_dim", 0}, {"output_dim", 2}});
+             }),
              Catch::Contains("Embedding 'e0': 'input_dim' must be an integer in [1,"));
 }
 
@@ -231,7 +236,9 @@ TEST_CASE("LSTM: BPTT gradient check, gate order i f c o", "[layers][recurrent]"
       check_against_reference(l, x, 3, seq, [&](Index n) { return ref_lstm(x, n, 3, w, back); });
     }
   // other activations, no bias: gradients still check
-  layers::LSTM<double> l(3, {.activation = "softsign", .recurrent_activation = "hard_sigmoid", .use_bias = false, .return_sequences = true});
+  layers::LSTM<double> l(
+      3,
+      {.activation = "softsign", .recurrent_activation = "hard_sigmoid", .use_bias = false, .return_sequences = true});
   check_recurrent(l, {2, 4, 2}, 21);
   // unit_forget_bias: the forget slice of the bias starts at 1, the others at the initializer's 0
   layers::LSTM<float> f(2);
@@ -262,9 +269,10 @@ TEST_CASE("GRU: BPTT gradient check, reset_after True (bias [2, 3u]) and False",
 TEST_CASE("Recurrent layers: Keras config keys and the options that raise", "[layers][recurrent]") {
   layers::LSTM<float> l(4, {.return_sequences = true, .go_backwards = true, .name = "lstm_x"});
   auto c = l.get_config();
-  for (const char* k : {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-                        "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout", "return_sequences", "return_state",
-                        "go_backwards", "stateful", "unroll", "kernel_regularizer", "recurrent_constraint"})
+  for (const char* k :
+       {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+        "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout", "return_sequences", "return_state",
+        "go_backwards", "stateful", "unroll", "kernel_regularizer", "recurrent_constraint"})
     CHECK(c.contains(k));
   CHECK(c["recurrent_initializer"]["class_name"] == "Orthogonal");
   CHECK(c["go_backwards"] == true);
@@ -282,12 +290,18 @@ TEST_CASE("Recurrent layers: Keras config keys and the options that raise", "[la
              Catch::Contains("stateful=True is not supported"));
   CHECK_THAT(error_of([] { layers::SimpleRNN<float>(2, {.activation = "softmax", .name = "s"}); }),
              Catch::Contains("SimpleRNN 's': activation 'softmax' is not supported in a recurrent layer"));
-  CHECK_THAT(error_of([&] { reg.create("GRU", {{"name", "g"}, {"units", 2}, {"time_major", true}}); }),
+  CHECK_THAT(error_of([&] {
+               reg.create("GRU", {{"name", "g"}, {"units", 2}, {"time_major", true}});
+             }),
              Catch::Contains("GRU 'g': time_major=True is not supported"));
-  CHECK_THAT(error_of([] { layers::SimpleRNN<float>(0, {.name = "z"}); }), Catch::Contains("SimpleRNN 'z': units must be positive"));
+  CHECK_THAT(error_of([] { layers::SimpleRNN<float>(0, {.name = "z"}); }),
+             Catch::Contains("SimpleRNN 'z': units must be positive"));
   layers::GRU<float> g(2, {.name = "g2"});
-  CHECK_THAT(error_of([&] { g.build(Shape{-1, 5}); }),
-             Catch::Contains("layer 'g2' (GRU): expected input of shape (batch, time, features)") && Catch::Contains("(None, 5)"));
+  CHECK_THAT(error_of([&] {
+               g.build(Shape{-1, 5});
+             }),
+             Catch::Contains("layer 'g2' (GRU): expected input of shape (batch, time, features)") &&
+                 Catch::Contains("(None, 5)"));
 }
 
 TEST_CASE("Orthogonal initializer: Keras's recurrent default is orthonormal", "[layers][initializers]") {
@@ -310,7 +324,9 @@ TEST_CASE("Orthogonal initializer: Keras's recurrent default is orthonormal", "[
   }
   auto j = initializers::Initializer("orthogonal").to_json();
   CHECK(j["class_name"] == "Orthogonal");
-  CHECK(initializers::Initializer::from_json({{"class_name", "Orthogonal"}, {"config", {{"gain", 3}, {"seed", nullptr}}}}).gain == 3.0);
+  CHECK(
+      initializers::Initializer::from_json({{"class_name", "Orthogonal"}, {"config", {{"gain", 3}, {"seed", nullptr}}}})
+          .gain == 3.0);
 }
 
 TEST_CASE("Text and sequence models written by TF.js predict what TF.js predicts", "[io][tfjs][recurrent]") {

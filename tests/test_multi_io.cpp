@@ -109,7 +109,8 @@ TEST_CASE("Per-output losses and loss_weights: Keras's weighted sum, logs unweig
   Model<float> m({in}, {pa, pb}, "heads");
   Tensor<float> x({4, 2}, {1, 0, 0, 1, 1, 1, 2, -1}), ya({4, 1}, {1, 2, -1, 3}), yb({4, 1}, {1, 0, 1, 1});
   const double ln2 = std::log(2.0);  // zero weights: b predicts 0.5, binary cross-entropy ln 2 per sample
-  m.compile(optimizers::SGD<float>({.learning_rate = 0.1}), {"mse", losses::BinaryCrossentropy<float>()}, {}, {1.0, 0.5});
+  m.compile(optimizers::SGD<float>({.learning_rate = 0.1}), {"mse", losses::BinaryCrossentropy<float>()}, {},
+            {1.0, 0.5});
   auto l = m.evaluate(TV{x}, TV{ya, yb}, 4);
   CHECK(l.at("a_loss") == Approx(15.0 / 4));
   CHECK(l.at("b_loss") == Approx(ln2));  // Keras logs each output's loss unweighted
@@ -148,6 +149,8 @@ TEST_CASE("Per-output losses and loss_weights: Keras's weighted sum, logs unweig
 
   CHECK_THROWS_WITH(m.compile("sgd", {"mse"}), Catch::Contains("model 'heads' has 2 outputs, got 1 loss"));
   CHECK_THROWS_WITH(m.compile("sgd", {"mse", "mse"}, {}, {1.0}), Catch::Contains("got 1 loss weight"));
-  CHECK_THROWS_WITH(m.compile("sgd", {{"a", "mse"}, {"c", "mse"}}), Catch::Contains("unknown entry 'c' in the loss dict of model 'heads': its outputs are 'a', 'b'"));
-  CHECK_THROWS_WITH(m.compile("sgd", Model<float>::LossDict{{"a", "mse"}}), Catch::Contains("output 'b' of model 'heads' has no entry in the loss dict"));
+  CHECK_THROWS_WITH(m.compile("sgd", {{"a", "mse"}, {"c", "mse"}}),
+                    Catch::Contains("unknown entry 'c' in the loss dict of model 'heads': its outputs are 'a', 'b'"));
+  CHECK_THROWS_WITH(m.compile("sgd", Model<float>::LossDict{{"a", "mse"}}),
+                    Catch::Contains("output 'b' of model 'heads' has no entry in the loss dict"));
 }

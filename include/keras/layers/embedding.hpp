@@ -17,11 +17,11 @@ namespace keras::layers {
 
 struct EmbeddingOptions {
   initializers::Initializer embeddings_initializer = "random_uniform";  ///< Keras "uniform": U(-0.05, 0.05)
-  bool mask_zero = false;               ///< true raises a ValueError (no masking in kerascpp)
-  std::optional<Index> input_length;    ///< Keras 2 / TF.js: the (checked) sequence length
+  bool mask_zero = false;             ///< true raises a ValueError (no masking in kerascpp)
+  std::optional<Index> input_length;  ///< Keras 2 / TF.js: the (checked) sequence length
   std::string name;
-  std::optional<std::uint64_t> seed;    ///< seed for the initializer (default: global seed)
-  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
+  std::optional<std::uint64_t> seed;  ///< seed for the initializer (default: global seed)
+  Shape input_shape;                  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
@@ -46,7 +46,8 @@ class Embedding : public Layer<T>, public ReentrantInference {
 
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    if (in[0].empty()) throw ShapeError("layer '" + this->name() + "' (Embedding): expected a batch of indices, got a scalar shape");
+    if (in[0].empty())
+      throw ShapeError("layer '" + this->name() + "' (Embedding): expected a batch of indices, got a scalar shape");
     if (o_.input_length && in[0].size() == 2 && in[0][1] >= 0 && in[0][1] != *o_.input_length)
       throw ShapeError("layer '" + this->name() + "' (Embedding): input_length is " + std::to_string(*o_.input_length) +
                        ", got input shape " + shape_str(in[0]));
@@ -116,7 +117,8 @@ class Embedding : public Layer<T>, public ReentrantInference {
  protected:
   void build_variables(const std::vector<Shape>&) override {
     auto& e = this->add_weight("embeddings", {input_dim_, output_dim_});
-    o_.embeddings_initializer.fill(e.value, double(input_dim_), double(output_dim_), o_.seed ? *o_.seed : next_global_seed());
+    o_.embeddings_initializer.fill(e.value, double(input_dim_), double(output_dim_),
+                                   o_.seed ? *o_.seed : next_global_seed());
   }
 
  private:
@@ -127,9 +129,9 @@ class Embedding : public Layer<T>, public ReentrantInference {
     if (!(r >= 0 && r < static_cast<double>(input_dim_))) {
       std::ostringstream value;
       value << v;
-      throw ValueError("layer '" + this->name() + "' (Embedding): index " + value.str() + " at position " + std::to_string(i) +
-                       " of the input (shape " + shape_str(x.shape()) + ") is out of range [0, " + std::to_string(input_dim_) +
-                       ") (input_dim " + std::to_string(input_dim_) + ")");
+      throw ValueError("layer '" + this->name() + "' (Embedding): index " + value.str() + " at position " +
+                       std::to_string(i) + " of the input (shape " + shape_str(x.shape()) + ") is out of range [0, " +
+                       std::to_string(input_dim_) + ") (input_dim " + std::to_string(input_dim_) + ")");
     }
     return static_cast<Index>(r);
   }

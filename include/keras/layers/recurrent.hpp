@@ -34,13 +34,13 @@ struct SimpleRNNOptions {
   double dropout = 0.0;            ///< non-zero raises a ValueError
   double recurrent_dropout = 0.0;  ///< non-zero raises a ValueError
   bool return_sequences = false;
-  bool return_state = false;       ///< true raises a ValueError (one output per layer)
+  bool return_state = false;  ///< true raises a ValueError (one output per layer)
   bool go_backwards = false;
-  bool stateful = false;           ///< true raises a ValueError
-  bool unroll = false;             ///< accepted; the computation is the same
+  bool stateful = false;  ///< true raises a ValueError
+  bool unroll = false;    ///< accepted; the computation is the same
   std::string name;
   std::optional<std::uint64_t> seed;  ///< seed for the kernel initializer (default: global seed)
-  Shape input_shape;  ///< per-sample input shape (time, features); see LayerOptions
+  Shape input_shape;                  ///< per-sample input shape (time, features); see LayerOptions
 };
 
 struct GRUOptions {
@@ -89,8 +89,13 @@ namespace detail {
 /// with the formulas of ops/activations.hpp.
 inline bool recurrent_activation_supported(keras::Activation a) {
   switch (a) {
-    case keras::Activation::Linear: case keras::Activation::ReLU: case keras::Activation::Sigmoid: case keras::Activation::Tanh:
-    case keras::Activation::HardSigmoid: case keras::Activation::Softsign: case keras::Activation::ELU:
+    case keras::Activation::Linear:
+    case keras::Activation::ReLU:
+    case keras::Activation::Sigmoid:
+    case keras::Activation::Tanh:
+    case keras::Activation::HardSigmoid:
+    case keras::Activation::Softsign:
+    case keras::Activation::ELU:
       return true;
     default:
       return false;
@@ -99,26 +104,42 @@ inline bool recurrent_activation_supported(keras::Activation a) {
 template <class T>
 inline T step_act(keras::Activation a, T x) {
   switch (a) {
-    case keras::Activation::ReLU: return x > T(0) ? x : T(0);
-    case keras::Activation::Sigmoid: return keras::detail::stable_sigmoid(x);
-    case keras::Activation::Tanh: return std::tanh(x);
-    case keras::Activation::HardSigmoid: return std::min(std::max(x + T(3), T(0)), T(6)) / T(6);
-    case keras::Activation::Softsign: return x / (T(1) + std::abs(x));
-    case keras::Activation::ELU: return x > T(0) ? x : std::expm1(x);
-    default: return x;
+    case keras::Activation::ReLU:
+      return x > T(0) ? x : T(0);
+    case keras::Activation::Sigmoid:
+      return keras::detail::stable_sigmoid(x);
+    case keras::Activation::Tanh:
+      return std::tanh(x);
+    case keras::Activation::HardSigmoid:
+      return std::min(std::max(x + T(3), T(0)), T(6)) / T(6);
+    case keras::Activation::Softsign:
+      return x / (T(1) + std::abs(x));
+    case keras::Activation::ELU:
+      return x > T(0) ? x : std::expm1(x);
+    default:
+      return x;
   }
 }
 /// d act / dx at x, given y = act(x).
 template <class T>
 inline T step_act_grad(keras::Activation a, T x, T y) {
   switch (a) {
-    case keras::Activation::ReLU: return x > T(0) ? T(1) : T(0);
-    case keras::Activation::Sigmoid: return y * (T(1) - y);
-    case keras::Activation::Tanh: return T(1) - y * y;
-    case keras::Activation::HardSigmoid: return x > T(-3) && x < T(3) ? T(1) / T(6) : T(0);
-    case keras::Activation::Softsign: { const T d = T(1) + std::abs(x); return T(1) / (d * d); }
-    case keras::Activation::ELU: return x > T(0) ? T(1) : y + T(1);
-    default: return T(1);
+    case keras::Activation::ReLU:
+      return x > T(0) ? T(1) : T(0);
+    case keras::Activation::Sigmoid:
+      return y * (T(1) - y);
+    case keras::Activation::Tanh:
+      return T(1) - y * y;
+    case keras::Activation::HardSigmoid:
+      return x > T(-3) && x < T(3) ? T(1) / T(6) : T(0);
+    case keras::Activation::Softsign: {
+      const T d = T(1) + std::abs(x);
+      return T(1) / (d * d);
+    }
+    case keras::Activation::ELU:
+      return x > T(0) ? T(1) : y + T(1);
+    default:
+      return T(1);
   }
 }
 
@@ -144,7 +165,8 @@ class RecurrentBase : public Layer<T> {
     this->expect_inputs(in, 1);
     if (in[0].size() != 3 || in[0][2] < 0)
       throw ShapeError("layer '" + this->name() + "' (" + this->class_name() +
-                       "): expected input of shape (batch, time, features) with known features, got " + shape_str(in[0]));
+                       "): expected input of shape (batch, time, features) with known features, got " +
+                       shape_str(in[0]));
     return s_.return_sequences ? Shape{in[0][0], in[0][1], units_} : Shape{in[0][0], units_};
   }
 
@@ -153,7 +175,9 @@ class RecurrentBase : public Layer<T> {
     this->check_input_shapes({x.shape()});
     N_ = x.dim(0);
     T_ = x.dim(1);
-    if (T_ < 1) throw ShapeError("layer '" + this->name() + "' (" + this->class_name() + "): the input has no time steps: " + shape_str(x.shape()));
+    if (T_ < 1)
+      throw ShapeError("layer '" + this->name() + "' (" + this->class_name() +
+                       "): the input has no time steps: " + shape_str(x.shape()));
     const Index F = x.dim(2), G = gates_ * units_;
     xw_.resize({N_ * T_, G});
     ops::gemm<T>(false, false, N_ * T_, G, F, T(1), x.data(), F, kernel().value.data(), G, T(0), xw_.data(), G);
@@ -213,29 +237,41 @@ class RecurrentBase : public Layer<T> {
     const std::string who = std::string(cls) + " '" + this->name() + "'";
     if (units <= 0) throw ValueError(who + ": units must be positive, got " + std::to_string(units));
     if (o.dropout != 0.0 || o.recurrent_dropout != 0.0)
-      throw ValueError(who + ": dropout=" + json(o.dropout).dump() + " and recurrent_dropout=" + json(o.recurrent_dropout).dump() +
+      throw ValueError(who + ": dropout=" + json(o.dropout).dump() +
+                       " and recurrent_dropout=" + json(o.recurrent_dropout).dump() +
                        ": only 0 is supported (use a Dropout layer before or after the recurrent layer)");
-    if (o.return_state) throw ValueError(who + ": return_state=True is not supported (a kerascpp layer has one output)");
+    if (o.return_state)
+      throw ValueError(who + ": return_state=True is not supported (a kerascpp layer has one output)");
     if (o.stateful) throw ValueError(who + ": stateful=True is not supported (every batch starts from a zero state)");
-    s_ = Spec{o.activation, std::move(recurrent_activation), o.use_bias, o.kernel_initializer, o.recurrent_initializer,
-              o.bias_initializer, o.return_sequences, o.go_backwards, o.unroll, o.seed};
+    s_ = Spec{o.activation,
+              std::move(recurrent_activation),
+              o.use_bias,
+              o.kernel_initializer,
+              o.recurrent_initializer,
+              o.bias_initializer,
+              o.return_sequences,
+              o.go_backwards,
+              o.unroll,
+              o.seed};
     act_ = activation_of(s_.activation, "activation", who);
-    ract_ = s_.recurrent_activation.empty() ? keras::Activation::Linear : activation_of(s_.recurrent_activation, "recurrent_activation", who);
+    ract_ = s_.recurrent_activation.empty() ? keras::Activation::Linear
+                                            : activation_of(s_.recurrent_activation, "recurrent_activation", who);
   }
 
   /// Processing step s reads time step time_of(s).
   Index time_of(Index s) const { return s_.go_backwards ? T_ - 1 - s : s; }
-  T* state(Index s) { return H_.data() + s * N_ * units_; }             // h before step s (s = 0: zeros)
-  T* pre(Index s) { return Z_.data() + s * N_ * gates_ * units_; }      // pre-activations of step s
-  T* act(Index s) { return A_.data() + s * N_ * gates_ * units_; }      // activations of step s
-  T* extra(Index s) { return E_.data() + s * N_ * gates_ * units_; }    // the cell's own values of step s
+  T* state(Index s) { return H_.data() + s * N_ * units_; }           // h before step s (s = 0: zeros)
+  T* pre(Index s) { return Z_.data() + s * N_ * gates_ * units_; }    // pre-activations of step s
+  T* act(Index s) { return A_.data() + s * N_ * gates_ * units_; }    // activations of step s
+  T* extra(Index s) { return E_.data() + s * N_ * gates_ * units_; }  // the cell's own values of step s
   T fa(T x) const { return detail::step_act(act_, x); }
   T ra(T x) const { return detail::step_act(ract_, x); }
   T fa_grad(T x, T y) const { return detail::step_act_grad(act_, x, y); }
   T ra_grad(T x, T y) const { return detail::step_act_grad(ract_, x, y); }
 
   /// C[rows, cols] (row stride ldc) (+)= A[rows, k] (lda) . B[k, cols] (ldb), with op = transpose.
-  static void mm(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc) {
+  static void mm(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta,
+                 T* c, Index ldc) {
     ops::gemm<T>(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
   }
   static void add_rows(const T* b, T* m, Index rows, Index cols) {
@@ -256,7 +292,9 @@ class RecurrentBase : public Layer<T> {
   virtual void begin_sequence() {}
   virtual void begin_backward() {}
   virtual Shape bias_shape() const { return {gates_ * units_}; }
-  virtual void init_bias(Tensor<T>& b, double fan_in) const { s_.bias_initializer.fill(b, fan_in, double(units_), next_global_seed()); }
+  virtual void init_bias(Tensor<T>& b, double fan_in) const {
+    s_.bias_initializer.fill(b, fan_in, double(units_), next_global_seed());
+  }
 
   void build_variables(const std::vector<Shape>& in) override {
     const Index F = in[0][2], G = gates_ * units_;
@@ -309,7 +347,8 @@ class RecurrentBase : public Layer<T> {
     o.go_backwards = config::get_bool(c, "go_backwards", false, who);
     o.stateful = config::get_bool(c, "stateful", false, who);
     o.unroll = config::get_bool(c, "unroll", false, who);
-    if (config::get_bool(c, "time_major", false, who)) throw ValueError(who + ": time_major=True is not supported (inputs are (batch, time, features))");
+    if (config::get_bool(c, "time_major", false, who))
+      throw ValueError(who + ": time_major=True is not supported (inputs are (batch, time, features))");
     return config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim);
   }
 
@@ -325,7 +364,8 @@ class RecurrentBase : public Layer<T> {
     const keras::Activation a = activation_from_name(name);
     if (!detail::recurrent_activation_supported(a))
       throw ValueError(who + ": " + key + " '" + name +
-                       "' is not supported in a recurrent layer (supported: linear, relu, sigmoid, tanh, hard_sigmoid, softsign, elu)");
+                       "' is not supported in a recurrent layer (supported: linear, relu, sigmoid, tanh, hard_sigmoid, "
+                       "softsign, elu)");
     return a;
   }
   void write_output(Tensor<T>& y) {
@@ -336,7 +376,8 @@ class RecurrentBase : public Layer<T> {
     }
     y.resize({N_, T_, units_});
     for (Index s = 0; s < T_; ++s)
-      for (Index n = 0; n < N_; ++n) std::copy(state(s + 1) + n * units_, state(s + 1) + (n + 1) * units_, y.data() + (n * T_ + s) * units_);
+      for (Index n = 0; n < N_; ++n)
+        std::copy(state(s + 1) + n * units_, state(s + 1) + (n + 1) * units_, y.data() + (n * T_ + s) * units_);
   }
 };
 
@@ -370,7 +411,8 @@ class SimpleRNN : public RecurrentBase<T> {
     const T *z = this->pre(s), *h = this->state(s + 1);
     for (Index n = 0; n < N; ++n)
       for (Index j = 0; j < U; ++j) dp[n * ldp + j] = dh[n * U + j] * this->fa_grad(z[n * U + j], h[n * U + j]);
-    if (this->grads_) B::mm(true, false, U, U, N, this->state(s), U, dp, ldp, T(1), this->recurrent_kernel().grad.data(), U);
+    if (this->grads_)
+      B::mm(true, false, U, U, N, this->state(s), U, dp, ldp, T(1), this->recurrent_kernel().grad.data(), U);
     B::mm(false, true, N, U, U, dp, ldp, this->recurrent_kernel().value.data(), U, T(0), dh_prev, U);
   }
 };
@@ -382,7 +424,8 @@ class LSTM : public RecurrentBase<T> {
 
  public:
   KERAS_LAYER(LSTM)
-  explicit LSTM(Index units, LSTMOptions o = {}) : B("LSTM", units, 4, o, o.recurrent_activation), unit_forget_bias_(o.unit_forget_bias) {}
+  explicit LSTM(Index units, LSTMOptions o = {})
+      : B("LSTM", units, 4, o, o.recurrent_activation), unit_forget_bias_(o.unit_forget_bias) {}
 
   json get_config() const override {
     json c = this->rnn_config();
@@ -449,7 +492,8 @@ class LSTM : public RecurrentBase<T> {
         d[2 * U + j] = dc * i * this->fa_grad(z[r + 2 * U + j], g);
         d[3 * U + j] = dh[k] * e[k] * this->ra_grad(z[r + 3 * U + j], o);
       }
-    if (this->grads_) B::mm(true, false, U, G, N, this->state(s), U, dp, ldp, T(1), this->recurrent_kernel().grad.data(), G);
+    if (this->grads_)
+      B::mm(true, false, U, G, N, this->state(s), U, dp, ldp, T(1), this->recurrent_kernel().grad.data(), G);
     B::mm(false, true, N, U, G, dp, ldp, this->recurrent_kernel().value.data(), G, T(0), dh_prev, U);
   }
 
@@ -465,7 +509,8 @@ class GRU : public RecurrentBase<T> {
 
  public:
   KERAS_LAYER(GRU)
-  explicit GRU(Index units, GRUOptions o = {}) : B("GRU", units, 3, o, o.recurrent_activation), reset_after_(o.reset_after) {}
+  explicit GRU(Index units, GRUOptions o = {})
+      : B("GRU", units, 3, o, o.recurrent_activation), reset_after_(o.reset_after) {}
 
   bool reset_after() const { return reset_after_; }
   json get_config() const override {
@@ -490,12 +535,16 @@ class GRU : public RecurrentBase<T> {
     dq_.resize({this->N_, this->units_});
   }
   void step_forward(Index s, const T* p, Index ldp) override {
-    if (reset_after_) forward_reset_after(s, p, ldp);
-    else forward_reset_before(s, p, ldp);
+    if (reset_after_)
+      forward_reset_after(s, p, ldp);
+    else
+      forward_reset_before(s, p, ldp);
   }
   void step_backward(Index s, const T* dh, T* dp, Index ldp, T* dh_prev) override {
-    if (reset_after_) backward_reset_after(s, dh, dp, ldp, dh_prev);
-    else backward_reset_before(s, dh, dp, ldp, dh_prev);
+    if (reset_after_)
+      backward_reset_after(s, dh, dp, ldp, dh_prev);
+    else
+      backward_reset_before(s, dh, dp, ldp, dh_prev);
   }
 
  private:
@@ -583,7 +632,8 @@ class GRU : public RecurrentBase<T> {
         dh_prev[k] = dh[k] * zt;
       }
     B::mm(false, true, N, U, U, dp + 2 * U, ldp, rk + 2 * U, G, T(0), dq_.data(), U);  // d(loss)/dq
-    if (this->grads_) B::mm(true, false, U, U, N, e + 2 * U, G, dp + 2 * U, ldp, T(1), this->recurrent_kernel().grad.data() + 2 * U, G);
+    if (this->grads_)
+      B::mm(true, false, U, U, N, e + 2 * U, G, dp + 2 * U, ldp, T(1), this->recurrent_kernel().grad.data() + 2 * U, G);
     for (Index n = 0; n < N; ++n)
       for (Index j = 0; j < U; ++j) {
         const Index r = n * G, k = n * U + j;

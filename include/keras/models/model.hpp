@@ -138,9 +138,9 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   /// A loss in compile()'s per-output list or dict: a Keras name, a loss object or a shared_ptr.
   struct LossArg {
     std::shared_ptr<losses::Loss<T>> loss;
-    LossArg(const char* name) : loss(losses::get<T>(name)) {}                    // NOLINT: implicit, as Keras's strings
-    LossArg(const std::string& name) : loss(losses::get<T>(name)) {}             // NOLINT
-    LossArg(std::shared_ptr<losses::Loss<T>> l) : loss(std::move(l)) {}          // NOLINT
+    LossArg(const char* name) : loss(losses::get<T>(name)) {}            // NOLINT: implicit, as Keras's strings
+    LossArg(const std::string& name) : loss(losses::get<T>(name)) {}     // NOLINT
+    LossArg(std::shared_ptr<losses::Loss<T>> l) : loss(std::move(l)) {}  // NOLINT
     template <class L, class = std::enable_if_t<std::is_base_of_v<losses::Loss<T>, std::decay_t<L>>>>
     LossArg(L&& l) : loss(std::make_shared<std::decay_t<L>>(std::forward<L>(l))) {}  // NOLINT
   };
@@ -154,8 +154,8 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     const auto names = output_names();
     auto count = [](std::size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
     if (losses.size() != names.size())
-      throw ValueError("compile: model '" + this->name() + "' has " + count(names.size(), "output") + ", got " + count(losses.size(), "loss") +
-                       " (give one loss per output, or one loss for all)");
+      throw ValueError("compile: model '" + this->name() + "' has " + count(names.size(), "output") + ", got " +
+                       count(losses.size(), "loss") + " (give one loss per output, or one loss for all)");
     if (!loss_weights.empty() && loss_weights.size() != names.size())
       throw ValueError("compile: model '" + this->name() + "' has " + count(names.size(), "output") + ", got " +
                        count(loss_weights.size(), "loss weight"));
@@ -171,8 +171,8 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   /// losses: write Model<float>::LossDict{{"a", "mse"}} then.)
   using LossDict = std::map<std::string, LossArg>;
   template <class O, class = decltype(as_optimizer(std::declval<O>()))>
-  void compile(O&& optimizer, const std::map<std::string, LossArg>& losses, const std::vector<std::string>& metrics = {},
-               const std::map<std::string, double>& loss_weights = {}) {
+  void compile(O&& optimizer, const std::map<std::string, LossArg>& losses,
+               const std::vector<std::string>& metrics = {}, const std::map<std::string, double>& loss_weights = {}) {
     std::vector<LossArg> ls;
     std::vector<double> ws;
     by_output_name(losses, "loss", [&](const std::string& n) { ls.push_back(losses.at(n)); });
@@ -227,12 +227,16 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     for (auto& n : names) all += (all.empty() ? "'" : ", '") + n + "'";
     auto check_key = [&](const std::string& k) {
       if (!known(k))
-        throw ValueError("compile: unknown entry '" + k + "' in the " + what + " dict of model '" + this->name() + "': its outputs are " + all);
+        throw ValueError("compile: unknown entry '" + k + "' in the " + what + " dict of model '" + this->name() +
+                         "': its outputs are " + all);
     };
-    if constexpr (std::is_same_v<M, json>) for (auto& [k, v] : by_name.items()) check_key(k);
-    else for (auto& [k, v] : by_name) check_key(k);
+    if constexpr (std::is_same_v<M, json>)
+      for (auto& [k, v] : by_name.items()) check_key(k);
+    else
+      for (auto& [k, v] : by_name) check_key(k);
     for (auto& n : names) {
-      if (by_name.count(n)) f(n);
+      if (by_name.count(n))
+        f(n);
       else if (what.rfind("loss_weights", 0) != 0)
         throw ValueError("compile: output '" + n + "' of model '" + this->name() + "' has no entry in the " + what +
                          " dict (kerascpp trains every output)");

@@ -145,20 +145,24 @@ class Trainer {
   /// Keras's compile(loss=[...], loss_weights=[...]): one loss per output, in the order of the
   /// model's outputs (Model::compile resolves a {name: loss} dict to this order). The total loss is
   /// sum_k loss_weights[k] * loss_k (empty weights: all 1); "<output>_loss" logs loss_k unweighted.
-  void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer, std::vector<std::shared_ptr<losses::Loss<T>>> per_output,
-               const std::vector<std::string>& metrics, std::vector<double> loss_weights) {
+  void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer,
+               std::vector<std::shared_ptr<losses::Loss<T>>> per_output, const std::vector<std::string>& metrics,
+               std::vector<double> loss_weights) {
     if (per_output.empty()) throw ValueError("compile: the list of losses is empty");
     for (auto& l : per_output)
       if (!l) throw ValueError("compile: a loss of the list is null");
     if (!loss_weights.empty() && loss_weights.size() != per_output.size())
-      throw ValueError("compile: " + std::to_string(loss_weights.size()) + " loss_weights for " + std::to_string(per_output.size()) + " losses");
+      throw ValueError("compile: " + std::to_string(loss_weights.size()) + " loss_weights for " +
+                       std::to_string(per_output.size()) + " losses");
     compile(std::move(optimizer), per_output[0], metrics);
     output_losses_ = std::move(per_output);
     loss_weights_ = std::move(loss_weights);
   }
   bool compiled() const { return compiled_; }
   /// The loss of output k and its weight in the total.
-  const losses::Loss<T>& output_loss(std::size_t k) const { return output_losses_.empty() ? *loss_ : *output_losses_.at(k); }
+  const losses::Loss<T>& output_loss(std::size_t k) const {
+    return output_losses_.empty() ? *loss_ : *output_losses_.at(k);
+  }
   double loss_weight(std::size_t k) const { return loss_weights_.empty() ? 1.0 : loss_weights_.at(k); }
   /// How many losses compile() was given (0: one loss for every output).
   std::size_t output_loss_count() const { return output_losses_.size(); }
@@ -176,7 +180,9 @@ class Trainer {
         names.push_back(layers::detail::snake_case(l->class_name()));
         configs.push_back({{"class_name", l->class_name()}, {"config", l->get_config()}});
       }
-      json tc{{"loss", names}, {"loss_config", configs}, {"metrics", metrics},
+      json tc{{"loss", names},
+              {"loss_config", configs},
+              {"metrics", metrics},
               {"optimizer_config", {{"class_name", optimizer_->class_name()}, {"config", optimizer_->get_config()}}}};
       tc["loss_weights"] = loss_weights_.empty() ? json(nullptr) : json(loss_weights_);
       return tc;
@@ -770,8 +776,10 @@ class Trainer {
           throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) + ", not " + std::to_string(n) +
                            " samples");
         if (!output_loss(k).accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
-          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " + shape_str((*ys)[k].shape()) + " does not match output '" +
-                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " + output_loss(k).name() + ")");
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " +
+                           shape_str((*ys)[k].shape()) + " does not match output '" +
+                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " +
+                           output_loss(k).name() + ")");
       }
   }
   /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
