@@ -13,6 +13,8 @@
 //   text_lstm       Sequential Embedding -> LSTM -> Dense softmax (integer-valued X)
 //   rnn_functional  Functional: GRU (return_sequences) -> SimpleRNN (go_backwards), LSTM (go_backwards,
 //                   return_sequences) -> SimpleRNN (no bias), Concatenate, Dense
+//   text_gru        Functional: int32 Input -> Embedding -> GRU (go_backwards, return_sequences) ->
+//                   SimpleRNN -> Dense sigmoid (integer-valued X)
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
@@ -156,12 +158,22 @@ function buildRnnFunctional() {
   return {model: tf.model({inputs: inp, outputs: out, name: 'rnn_functional'}), inputShape: [3, 6, 4]};
 }
 
+function buildTextGru() {
+  const inp = tf.input({shape: [5], dtype: 'int32', name: 'tokens'});
+  let x = tf.layers.embedding({inputDim: 11, outputDim: 4, name: 'emb'}).apply(inp);
+  x = tf.layers.gru({units: 4, recurrentActivation: 'sigmoid', goBackwards: true, returnSequences: true,
+                     name: 'gru_back'}).apply(x);
+  x = tf.layers.simpleRNN({units: 3, name: 'rnn'}).apply(x);
+  const out = tf.layers.dense({units: 1, activation: 'sigmoid', name: 'p'}).apply(x);
+  return {model: tf.model({inputs: inp, outputs: out, name: 'text_gru'}), inputShape: [4, 5], vocabulary: 11};
+}
+
 async function main() {
   const outDir = process.argv[2];
   if (!outDir) { console.error('usage: node make_models.js OUT_DIR'); process.exit(2); }
   await tf.setBackend('cpu');
   const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested,
-                    text_lstm: buildTextLstm, rnn_functional: buildRnnFunctional};
+                    text_lstm: buildTextLstm, rnn_functional: buildRnnFunctional, text_gru: buildTextGru};
   let seed = 1;
   for (const [name, build] of Object.entries(builders)) {
     const {model, inputShape, vocabulary} = build();
