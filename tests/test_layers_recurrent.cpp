@@ -195,6 +195,8 @@ TEST_CASE("Embedding: gather, gradient check, config, errors", "[layers][embeddi
   idx[4] = 7;
   CHECK_THAT(error_of([&] { e.call(idx); }), Catch::Contains("layer 'emb' (Embedding): index 7") &&
                                                  Catch::Contains("out of range [0, 7)") && Catch::Contains("(3, 5)"));
+  idx[4] = 6.7;
+  CHECK_THAT(error_of([&] { e.call(idx); }), Catch::Contains("index 6.7 (rounded to 7) at position 4"));
   idx[4] = -1;
   CHECK_THAT(error_of([&] { e.call(idx); }), Catch::Contains("out of range"));
   CHECK_THAT(error_of([] { layers::Embedding<float>(5, 2, {.mask_zero = true, .name = "m"}); }),

@@ -129,6 +129,7 @@ class Embedding : public Layer<T>, public ReentrantInference {
     if (!(r >= 0 && r < static_cast<double>(input_dim_))) {
       std::ostringstream value;
       value << v;
+      if (r != v && std::isfinite(r)) value << " (rounded to " << r << ")";
       throw ValueError("layer '" + this->name() + "' (Embedding): index " + value.str() + " at position " +
                        std::to_string(i) + " of the input (shape " + shape_str(x.shape()) + ") is out of range [0, " +
                        std::to_string(input_dim_) + ") (input_dim " + std::to_string(input_dim_) + ")");
