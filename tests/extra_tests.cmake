@@ -29,6 +29,7 @@ if(KERASCPP_NODE)
   # Fixture for the C++ loader tests: TF.js-saved models with X.npy / Y.npy in
   # ${PROJECT_BINARY_DIR}/tfjs_models/{mlp,cnn,nested}. Use in a C++ test with
   #   set_tests_properties(test_xxx PROPERTIES FIXTURES_REQUIRED tfjs_models)
+  # (and text_lstm, rnn_functional, text_gru: Embedding, LSTM, GRU, SimpleRNN)
   add_test(NAME tfjs_make_models
     COMMAND sh ${PROJECT_SOURCE_DIR}/tests/tfjs/run_reference.sh models ${PROJECT_BINARY_DIR}/tfjs_models)
   set_tests_properties(tfjs_make_models PROPERTIES FIXTURES_SETUP tfjs_models TIMEOUT 300
@@ -42,6 +43,8 @@ endif()
 set_tests_properties(test_io PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
 # issue 17's non-recurrent layers in TF.js-built models (layers17_*, resize17 in the same fixture)
 set_tests_properties(test_io_layers17 PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
+# text and sequence layers: the TF.js-built text_lstm / rnn_functional / text_gru fixture models
+set_tests_properties(test_layers_recurrent PROPERTIES FIXTURES_REQUIRED tfjs_models TIMEOUT 300)
 set_tests_properties(test_mobilenet_v2 PROPERTIES TIMEOUT 300)
 if(TARGET kerascpp_cli AND TARGET test_cli)
   add_dependencies(test_cli kerascpp_cli)

@@ -106,6 +106,7 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
     std::vector<Shape> inputs;
     bool training = false;
     double thread_tolerance = 0;
+    double lo = -1, hi = 1;  ///< the inputs' range (Embedding: indices)
   };
   // One representative configuration per registered class; a class registered without a case here
   // fails this test, so a new layer cannot skip the check.
@@ -135,6 +136,11 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       // the random image layers in inference (the identity); their training backward is checked as
       // the exact transpose of their forward in test_augmentation
       {"RandomFlip", {{{{"mode", "horizontal"}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
+      // text and sequence layers (more cases in test_layers_recurrent)
+      {"Embedding", {{{{"input_dim", 7}, {"output_dim", 3}}, {{2, 4}}, false, 0, 0.0, 6.4}}},
+      {"SimpleRNN", {{{{"units", 3}, {"return_sequences", true}}, {{2, 4, 2}}}}},
+      {"GRU", {{{{"units", 2}, {"go_backwards", true}}, {{2, 3, 2}}}, {{{"units", 2}, {"reset_after", false}}, {{2, 3, 2}}}}},
+      {"LSTM", {{{{"units", 2}, {"return_sequences", true}}, {{2, 3, 2}}}}},
       {"RandomRotation", {{{{"factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
       {"RandomZoom", {{{{"height_factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
       {"RandomTranslation", {{{{"height_factor", 0.2}, {"width_factor", 0.1}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
@@ -169,7 +175,7 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
     for (const auto& c : it->second) {
       auto layer = layers::registry<double>().create(name, c.config);
       std::vector<Tensor<double>> xs;
-      for (auto& s : c.inputs) xs.push_back(testing::detail::random_like(s, rng));
+      for (auto& s : c.inputs) xs.push_back(testing::detail::random_like(s, rng, c.lo, c.hi));
       testing::LayerCheckOptions opt;
       opt.training = c.training;
       opt.thread_tolerance = c.thread_tolerance;

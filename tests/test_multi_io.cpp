@@ -1,6 +1,7 @@
 // Models with several inputs / outputs: train_on_batch, fit, evaluate and predict on lists of
 // tensors (Keras's lists of arrays). Expected values: the one-input twin of a two-input model, and
-// Keras's summed loss / per-output logs worked by hand.
+// Keras's summed loss / per-output logs worked by hand, with one loss for all outputs or per-output
+// losses (list or dict) and loss_weights.
 #include <catch2/catch.hpp>
 
 #include <keras/keras.hpp>
@@ -99,4 +100,57 @@ TEST_CASE("Two outputs: the loss is the sum, logs name each output's loss and me
   const double la = (before[0][0] - 1) * (before[0][0] - 1) / 4, lb = (before[1][0] - 0) * (before[1][0] - 0) / 4;
   CHECK(hw["a_loss"][0] == Approx(la));
   CHECK(hw["loss"][0] == Approx(la + lb));
+}
+
+TEST_CASE("Per-output losses and loss_weights: Keras's weighted sum, logs unweighted", "[training][multi]") {
+  auto in = Input<float>({2}, "x");
+  auto pa = layers::Dense(1, {.kernel_initializer = "zeros", .name = "a"})(in);
+  auto pb = layers::Dense(1, {.activation = "sigmoid", .kernel_initializer = "zeros", .name = "b"})(in);
+  Model<float> m({in}, {pa, pb}, "heads");
+  Tensor<float> x({4, 2}, {1, 0, 0, 1, 1, 1, 2, -1}), ya({4, 1}, {1, 2, -1, 3}), yb({4, 1}, {1, 0, 1, 1});
+  const double ln2 = std::log(2.0);  // zero weights: b predicts 0.5, binary cross-entropy ln 2 per sample
+  m.compile(optimizers::SGD<float>({.learning_rate = 0.1}), {"mse", losses::BinaryCrossentropy<float>()}, {},
+            {1.0, 0.5});
+  auto l = m.evaluate(TV{x}, TV{ya, yb}, 4);
+  CHECK(l.at("a_loss") == Approx(15.0 / 4));
+  CHECK(l.at("b_loss") == Approx(ln2));  // Keras logs each output's loss unweighted
+  CHECK(l.at("loss") == Approx(15.0 / 4 + 0.5 * ln2));
+  CHECK(m.train_on_batch(TV{x}, TV{ya, yb}) == Approx(15.0 / 4 + 0.5 * ln2));
+  // a: kernel -= lr * (-(2/4) sum ya x) as before; b: kernel -= lr * 0.5 * (1/4) sum (0.5 - yb) x
+  //   sum (0.5 - yb) x = -0.5 (1,0) + 0.5 (0,1) - 0.5 (1,1) - 0.5 (2,-1) = (-2, 0.5)
+  CHECK(var(m, "a", "kernel").value[0] == Approx(0.1 * 0.5 * 6));
+  CHECK(var(m, "b", "kernel").value[0] == Approx(-0.1 * 0.5 * 0.25 * -2));
+  CHECK(var(m, "b", "kernel").value[1] == Approx(-0.1 * 0.5 * 0.25 * 0.5));
+  CHECK(var(m, "b", "bias").value[0] == Approx(-0.1 * 0.5 * 0.25 * -1));  // sum (0.5 - yb) = -1
+
+  // the same by output name; a weight left out is 1
+  Model<float> m2({in}, {pa, pb}, "heads2");
+  m2.compile("sgd", {{"b", "binary_crossentropy"}, {"a", "mse"}}, {}, {{"b", 0.25}});
+  auto l2 = m2.evaluate(TV{x}, TV{ya, yb}, 4);
+  CHECK(l2.at("loss") == Approx(l2.at("a_loss") + 0.25 * l2.at("b_loss")));
+  auto h = m2.fit(TV{x}, TV{ya, yb}, {.epochs = 2, .batch_size = 2, .validation_split = 0.5, .verbose = 0});
+  CHECK(h["loss"][1] == Approx(h["a_loss"][1] + 0.25 * h["b_loss"][1]));
+  CHECK(h["val_loss"][1] == Approx(h["val_a_loss"][1] + 0.25 * h["val_b_loss"][1]));
+
+  // compiled reload: the per-output losses and weights come back from trainingConfig
+  auto tc = m.training_config();
+  CHECK(tc["loss"] == json::array({"mean_squared_error", "binary_crossentropy"}));
+  CHECK(tc["loss_weights"] == json::array({1.0, 0.5}));
+  Model<float> m3({in}, {pa, pb}, "heads3");
+  m3.compile_from_config(tc);
+  CHECK(m3.evaluate(TV{x}, TV{ya, yb}, 4).at("loss") == Approx(m.evaluate(TV{x}, TV{ya, yb}, 4).at("loss")));
+  // Keras's dict form of a training config
+  json kc = tc;
+  kc.erase("loss_config");
+  kc["loss"] = {{"b", "binary_crossentropy"}, {"a", "mean_squared_error"}};
+  kc["loss_weights"] = {{"b", 0.5}};
+  m3.compile_from_config(kc);
+  CHECK(m3.evaluate(TV{x}, TV{ya, yb}, 4).at("loss") == Approx(m.evaluate(TV{x}, TV{ya, yb}, 4).at("loss")));
+
+  CHECK_THROWS_WITH(m.compile("sgd", {"mse"}), Catch::Contains("model 'heads' has 2 outputs, got 1 loss"));
+  CHECK_THROWS_WITH(m.compile("sgd", {"mse", "mse"}, {}, {1.0}), Catch::Contains("got 1 loss weight"));
+  CHECK_THROWS_WITH(m.compile("sgd", {{"a", "mse"}, {"c", "mse"}}),
+                    Catch::Contains("unknown entry 'c' in the loss dict of model 'heads': its outputs are 'a', 'b'"));
+  CHECK_THROWS_WITH(m.compile("sgd", Model<float>::LossDict{{"a", "mse"}}),
+                    Catch::Contains("output 'b' of model 'heads' has no entry in the loss dict"));
 }

@@ -36,7 +36,8 @@
   X(layers::detail::GlobalPooling2D<T, true, 3>) X(layers::detail::GlobalPooling2D<T, false, 3>)                      \
   X(layers::Conv2DTranspose<T>) X(layers::SeparableConv2D<T>) X(layers::LayerNormalization<T>)                        \
   X(layers::Normalization<T>) X(layers::UpSampling2D<T>) X(layers::Cropping2D<T>) X(layers::Resizing<T>)              \
-  X(layers::Multiply<T>) X(layers::Subtract<T>) X(layers::Average<T>) X(layers::Maximum<T>) X(layers::Minimum<T>)
+  X(layers::Multiply<T>) X(layers::Subtract<T>) X(layers::Average<T>) X(layers::Maximum<T>) X(layers::Minimum<T>)  \
+  X(layers::Embedding<T>) X(layers::RecurrentBase<T>) X(layers::SimpleRNN<T>) X(layers::LSTM<T>) X(layers::GRU<T>)
 #define KERASCPP_ENGINE_TEMPLATES(X, T)                                                                                \
   X(Model<T>) X(Sequential<T>) X(engine::Graph<T>) X(engine::Topology<T>) X(engine::Backprop<T>)                      \
   X(engine::Fusion<T>) X(engine::SlicedRunner<T>)

@@ -174,6 +174,37 @@ def nested(rng):
     return cfg, w
 
 
+def _rnn(cls, name, units, build_shape, **extra):
+    c = dict(units=units, activation="tanh", use_bias=True, kernel_initializer=init("GlorotUniform"),
+             recurrent_initializer=init("Orthogonal", gain=1.0, seed=None), bias_initializer=init("Zeros"),
+             kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+             kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+             recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
+             stateful=False, unroll=False, zero_output_for_mask=False)
+    c.update(extra)
+    return layer(cls, name, build_shape, **c)
+
+
+def text_rnn(rng):
+    """Sequential: InputLayer [None, 5] -> Embedding 'emb' (10 -> 4) -> GRU 'gru' (3, reset_after=True,
+    return_sequences, bias [2, 9]) -> LSTM 'lstm' (3, go_backwards) -> Dense 'probs' (2, softmax)."""
+    emb = layer("Embedding", "emb", [None, 5], input_dim=10, output_dim=4,
+                embeddings_initializer=init("RandomUniform", minval=-0.05, maxval=0.05), embeddings_regularizer=None,
+                activity_regularizer=None, embeddings_constraint=None, mask_zero=False, lora_rank=None)
+    gru = _rnn("GRU", "gru", 3, [None, 5, 4], recurrent_activation="sigmoid", reset_after=True,
+               return_sequences=True, use_cudnn="auto")
+    lstm = _rnn("LSTM", "lstm", 3, [None, 5, 3], recurrent_activation="sigmoid", unit_forget_bias=True,
+                go_backwards=True, use_cudnn="auto")
+    layers = [input_layer("tokens", [None, 5]), emb, gru, lstm, dense("probs", 2, "softmax", build_shape=[None, 3])]
+    cfg = model_entry("Sequential", {"name": "text_rnn", "trainable": True, "dtype": policy(), "layers": layers,
+                                     "build_input_shape": [None, 5]}, [None, 5])
+    s = 0.5
+    w = {"emb": [_rnd(rng, 10, 4)], "gru": [s * _rnd(rng, 4, 9), s * _rnd(rng, 3, 9), s * _rnd(rng, 2, 9)],
+         "lstm": [s * _rnd(rng, 3, 12), s * _rnd(rng, 3, 12), s * _rnd(rng, 12)],
+         "probs": [_rnd(rng, 3, 2), _rnd(rng, 2)]}
+    return cfg, w
+
+
 def _model_layers(cfg):
     layers = cfg["config"]["layers"]
     if cfg["class_name"] == "Sequential" and layers and layers[0]["class_name"] == "InputLayer":
@@ -201,7 +232,9 @@ def write_weights_h5(target, cfg, weights, names_attr=True, optimizer_vars=True)
                 arrays = weights.get(lay["config"]["name"], [])
                 if not arrays and not names_attr:
                     continue  # older Keras 3 creates no group for a layer without variables
-                g = f.create_group(lpath + "/vars")
+                # a recurrent layer's variables are its cell's
+                cell = "/cell" if lay["class_name"] in ("LSTM", "GRU", "SimpleRNN") else ""
+                g = f.create_group(lpath + cell + "/vars")
                 if names_attr:
                     g.attrs["name"] = lay["config"]["name"]
                 for i, a in enumerate(arrays):

@@ -18,6 +18,11 @@
 //                   Concatenate, LayerNormalization, LeakyReLU, Conv2DTranspose
 //   resize17        no model: X.npy and tf.image.resize{Bilinear,NearestNeighbor} with half-pixel
 //                   centers (Keras's UpSampling2D bilinear / Resizing; TF.js's own layers differ)
+//   text_lstm       Sequential Embedding -> LSTM -> Dense softmax (integer-valued X)
+//   rnn_functional  Functional: GRU (return_sequences) -> SimpleRNN (go_backwards), LSTM (go_backwards,
+//                   return_sequences) -> SimpleRNN (no bias), Concatenate, Dense
+//   text_gru        Functional: int32 Input -> Embedding -> GRU (go_backwards, return_sequences) ->
+//                   SimpleRNN -> Dense sigmoid (integer-valued X)
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
@@ -64,11 +69,11 @@ function randomizeWeights(model, seed) {
   model.setWeights(values);
 }
 
-function randomInput(shape, seed) {
+function randomInput(shape, seed, vocabulary) {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const a = new Float32Array(n);
-  for (let i = 0; i < n; ++i) a[i] = r.uniform(-1, 1);
+  for (let i = 0; i < n; ++i) a[i] = vocabulary ? Math.floor(r.uniform(0, vocabulary)) : r.uniform(-1, 1);
   return a;
 }
 
@@ -215,6 +220,36 @@ async function writeResize17(outDir) {
   for (const [name, y] of Object.entries(cases))
     writeNpy(path.join(dir, `Y_${name}.npy`), Float32Array.from(await y.data()), y.shape);
   console.log(`resize17: ${Object.keys(cases).length} resize references -> ${dir}`);
+// ---- text and sequence layers (recurrentActivation 'sigmoid', Keras's default: TF.js's own
+// default 'hardSigmoid' is tf.keras 2's clip(0.2 x + 0.5), not Keras 3's hard_sigmoid)
+function buildTextLstm() {
+  const m = tf.sequential({name: 'text_lstm'});
+  m.add(tf.layers.embedding({inputDim: 20, outputDim: 6, inputLength: 7, name: 'embedding'}));
+  m.add(tf.layers.lstm({units: 5, recurrentActivation: 'sigmoid', unitForgetBias: true, name: 'lstm'}));
+  m.add(tf.layers.dense({units: 3, activation: 'softmax', name: 'probs'}));
+  return {model: m, inputShape: [4, 7], vocabulary: 20};
+}
+
+function buildRnnFunctional() {
+  const inp = tf.input({shape: [6, 4], name: 'sequence'});
+  let a = tf.layers.gru({units: 5, recurrentActivation: 'sigmoid', returnSequences: true, name: 'gru'}).apply(inp);
+  a = tf.layers.simpleRNN({units: 4, goBackwards: true, name: 'simple_rnn'}).apply(a);
+  let b = tf.layers.lstm({units: 3, recurrentActivation: 'sigmoid', goBackwards: true, returnSequences: true,
+                          name: 'lstm_back'}).apply(inp);
+  b = tf.layers.simpleRNN({units: 3, activation: 'relu', useBias: false, name: 'simple_rnn_1'}).apply(b);
+  const x = tf.layers.concatenate({name: 'concat'}).apply([a, b]);
+  const out = tf.layers.dense({units: 2, name: 'out'}).apply(x);
+  return {model: tf.model({inputs: inp, outputs: out, name: 'rnn_functional'}), inputShape: [3, 6, 4]};
+}
+
+function buildTextGru() {
+  const inp = tf.input({shape: [5], dtype: 'int32', name: 'tokens'});
+  let x = tf.layers.embedding({inputDim: 11, outputDim: 4, name: 'emb'}).apply(inp);
+  x = tf.layers.gru({units: 4, recurrentActivation: 'sigmoid', goBackwards: true, returnSequences: true,
+                     name: 'gru_back'}).apply(x);
+  x = tf.layers.simpleRNN({units: 3, name: 'rnn'}).apply(x);
+  const out = tf.layers.dense({units: 1, activation: 'sigmoid', name: 'p'}).apply(x);
+  return {model: tf.model({inputs: inp, outputs: out, name: 'text_gru'}), inputShape: [4, 5], vocabulary: 11};
 }
 
 async function main() {
@@ -222,12 +257,13 @@ async function main() {
   if (!outDir) { console.error('usage: node make_models.js OUT_DIR'); process.exit(2); }
   await tf.setBackend('cpu');
   const builders = {mlp: buildMlp, cnn: buildCnn, nested: buildNested, layers17_seq1d: buildLayers17Seq1d,
-                    layers17_seq2d: buildLayers17Seq2d, layers17_fn: buildLayers17Fn};
+                    layers17_seq2d: buildLayers17Seq2d, layers17_fn: buildLayers17Fn,
+                    text_lstm: buildTextLstm, rnn_functional: buildRnnFunctional, text_gru: buildTextGru};
   let seed = 1;
   for (const [name, build] of Object.entries(builders)) {
-    const {model, inputShape} = build();
+    const {model, inputShape, vocabulary} = build();
     randomizeWeights(model, 1000 + seed);
-    const x = tf.tensor(randomInput(inputShape, 2000 + seed), inputShape);
+    const x = tf.tensor(randomInput(inputShape, 2000 + seed, vocabulary), inputShape);
     seed += 1;
     const y = model.predict(x);
     const dir = path.join(outDir, name);

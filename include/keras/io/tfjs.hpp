@@ -470,6 +470,16 @@ std::vector<std::pair<Variable<T>*, std::size_t>> match_weights(Model<T>& model,
   for (auto& l : model.layers()) collect_named_variables(*l, "", vars);
   std::map<std::string, const NamedWeight*> by_name;
   for (auto& w : weights) by_name[w.name] = &w;
+  // Keras 2 (TF >= 2.2) names a recurrent layer's weights "lstm/lstm_cell/kernel": also known as
+  // "lstm/kernel" (TF.js's loader drops the cell token the same way), unless that name is taken.
+  for (auto& w : weights) {
+    const std::size_t last = w.name.rfind('/');
+    const std::size_t prev = last == std::string::npos || last == 0 ? std::string::npos : w.name.rfind('/', last - 1);
+    const std::size_t from = prev == std::string::npos ? 0 : prev + 1;
+    if (last == std::string::npos || w.name.substr(from, last - from).find("cell") == std::string::npos) continue;
+    const std::string alias = w.name.substr(0, from == 0 ? 0 : from - 1) + w.name.substr(from == 0 ? last + 1 : last);
+    if (from > 0 && !by_name.count(alias)) by_name[alias] = &w;
+  }
   std::vector<bool> used(weights.size(), false);
   auto index_of = [&](const NamedWeight* w) { return static_cast<std::size_t>(w - weights.data()); };
   std::vector<std::pair<Variable<T>*, std::size_t>> r;

@@ -25,6 +25,9 @@
 #include "resampling.hpp"
 #include "separable_conv2d.hpp"
 #include "reshaping.hpp"
+// text and sequence layers
+#include "embedding.hpp"
+#include "recurrent.hpp"
 
 namespace keras::layers {
 
@@ -81,6 +84,11 @@ Registry<T>& registry() {
     add("AveragePooling1D", [](const json& c) { return AveragePooling1D<T>::from_config(c); });
     add("GlobalAveragePooling1D", [](const json& c) { return GlobalAveragePooling1D<T>::from_config(c); });
     add("GlobalMaxPooling1D", [](const json& c) { return GlobalMaxPooling1D<T>::from_config(c); });
+    // text and sequence layers
+    add("Embedding", [](const json& c) { return Embedding<T>::from_config(c); });
+    add("SimpleRNN", [](const json& c) { return SimpleRNN<T>::from_config(c); });
+    add("GRU", [](const json& c) { return GRU<T>::from_config(c); });
+    add("LSTM", [](const json& c) { return LSTM<T>::from_config(c); });
     return true;
   }();
   (void)once;

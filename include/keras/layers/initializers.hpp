@@ -4,18 +4,21 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "../core/core.hpp"
 
 namespace keras::initializers {
 
 /// An initializer by Keras name: "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-/// "lecun_uniform", "lecun_normal", "zeros", "ones", "constant", "random_normal", "random_uniform".
+/// "lecun_uniform", "lecun_normal", "zeros", "ones", "constant", "random_normal", "random_uniform",
+/// "orthogonal" (Keras: QR of a normal matrix over (prod(shape[:-1]), shape[-1]), times `gain`).
 struct Initializer {
   std::string name = "glorot_uniform";
   double value = 0.0;                     ///< constant
   double mean = 0.0, stddev = 0.05;       ///< random_normal
   double minval = -0.05, maxval = 0.05;   ///< random_uniform
+  double gain = 1.0;                      ///< orthogonal
   std::optional<std::uint64_t> seed;
 
   Initializer() = default;
@@ -35,6 +38,7 @@ struct Initializer {
     if (n == "random_normal") return "RandomNormal";
     if (n == "random_uniform") return "RandomUniform";
     if (n == "truncated_normal") return "TruncatedNormal";
+    if (n == "orthogonal") return "Orthogonal";
     throw ValueError("Unknown initializer: '" + n + "'");
   }
   /// {"class_name": "GlorotUniform", "config": {"seed": null}}
@@ -43,6 +47,7 @@ struct Initializer {
     if (name == "constant") c["value"] = value;
     else if (name == "random_normal" || name == "truncated_normal") c = {{"mean", mean}, {"stddev", stddev}};
     else if (name == "random_uniform") c = {{"minval", minval}, {"maxval", maxval}};
+    else if (name == "orthogonal") c = {{"gain", gain}};
     if (name != "zeros" && name != "ones" && name != "constant") c["seed"] = seed ? nlohmann::json(*seed) : nlohmann::json(nullptr);
     return {{"class_name", keras_class(name)}, {"config", c}};
   }
@@ -50,7 +55,8 @@ struct Initializer {
     if (j.is_string()) return Initializer(j.get<std::string>());
     std::string cls = j.at("class_name").get<std::string>();
     static const char* names[] = {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-                                  "zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal"};
+                                  "zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal",
+                                  "orthogonal"};
     Initializer r;
     bool found = false;
     for (const char* n : names)
@@ -67,6 +73,7 @@ struct Initializer {
       if (c.contains("stddev")) r.stddev = c["stddev"];
       if (c.contains("minval")) r.minval = c["minval"];
       if (c.contains("maxval")) r.maxval = c["maxval"];
+      if (c.contains("gain") && c["gain"].is_number()) r.gain = c["gain"];
       if (c.contains("seed") && c["seed"].is_number_integer()) r.seed = c["seed"].get<std::uint64_t>();
     }
     return r;
@@ -101,7 +108,38 @@ struct Initializer {
     else if (name == "random_normal") for (auto& v : t) v = static_cast<T>(rng.normal(mean, stddev));
     else if (name == "truncated_normal") truncated(stddev, mean);
     else if (name == "random_uniform") for (auto& v : t) v = static_cast<T>(rng.uniform(minval, maxval));
+    else if (name == "orthogonal") fill_orthogonal(t, rng);
     else throw ValueError("Unknown initializer: '" + name + "'");
+  }
+
+ private:
+  /// Keras's Orthogonal: a normal matrix (rows = prod(shape[:-1]), cols = shape[-1]), made
+  /// orthonormal along its longer side by modified Gram-Schmidt (= QR with sign(diag(R)) folded
+  /// in, as Keras does), times gain.
+  template <class T>
+  void fill_orthogonal(Tensor<T>& t, Random& rng) const {
+    const Index cols = t.rank() ? t.dim(-1) : 1, rows = cols ? t.size() / cols : 0;
+    const bool tall = rows >= cols;
+    const Index n = tall ? rows : cols, k = tall ? cols : rows;  // k orthonormal vectors of length n
+    std::vector<double> q(static_cast<std::size_t>(n * k));
+    for (auto& v : q) v = rng.normal(0.0, 1.0);
+    for (Index j = 0; j < k; ++j) {
+      double* qj = q.data() + j * n;
+      for (Index i = 0; i < j; ++i) {
+        const double* qi = q.data() + i * n;
+        double d = 0;
+        for (Index e = 0; e < n; ++e) d += qi[e] * qj[e];
+        for (Index e = 0; e < n; ++e) qj[e] -= d * qi[e];
+      }
+      double norm = 0;
+      for (Index e = 0; e < n; ++e) norm += qj[e] * qj[e];
+      norm = std::sqrt(norm) > 0 ? std::sqrt(norm) : 1.0;
+      for (Index e = 0; e < n; ++e) qj[e] /= norm;
+    }
+    // vector j is column j of a tall matrix, row j of a wide one
+    for (Index r = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c)
+        t.data()[r * cols + c] = static_cast<T>(gain * (tall ? q[c * n + r] : q[r * n + c]));
   }
 };
 

@@ -135,11 +135,78 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   void compile(O&& optimizer, L&& loss, const std::vector<std::string>& metrics = {}) {
     compile(as_optimizer(std::forward<O>(optimizer)), as_loss(std::forward<L>(loss)), metrics);
   }
+  /// A loss in compile()'s per-output list or dict: a Keras name, a loss object or a shared_ptr.
+  struct LossArg {
+    std::shared_ptr<losses::Loss<T>> loss;
+    LossArg(const char* name) : loss(losses::get<T>(name)) {}            // NOLINT: implicit, as Keras's strings
+    LossArg(const std::string& name) : loss(losses::get<T>(name)) {}     // NOLINT
+    LossArg(std::shared_ptr<losses::Loss<T>> l) : loss(std::move(l)) {}  // NOLINT
+    template <class L, class = std::enable_if_t<std::is_base_of_v<losses::Loss<T>, std::decay_t<L>>>>
+    LossArg(L&& l) : loss(std::make_shared<std::decay_t<L>>(std::forward<L>(l))) {}  // NOLINT
+  };
+  /// Keras's compile(loss=[...], loss_weights=[...]) for several outputs: one loss per output in
+  /// the order of the outputs; the loss is sum_k loss_weights[k] * loss_k (default weights 1) and
+  /// "<output>_loss" logs each loss_k unweighted, as Keras:
+  ///   m.compile("adam", {"mse", losses::BinaryCrossentropy<float>()}, {"mse"}, {1.0, 0.5});
+  template <class O, class = decltype(as_optimizer(std::declval<O>()))>
+  void compile(O&& optimizer, const std::vector<LossArg>& losses, const std::vector<std::string>& metrics = {},
+               const std::vector<double>& loss_weights = {}) {
+    const auto names = output_names();
+    auto count = [](std::size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
+    if (losses.size() != names.size())
+      throw ValueError("compile: model '" + this->name() + "' has " + count(names.size(), "output") + ", got " +
+                       count(losses.size(), "loss") + " (give one loss per output, or one loss for all)");
+    if (!loss_weights.empty() && loss_weights.size() != names.size())
+      throw ValueError("compile: model '" + this->name() + "' has " + count(names.size(), "output") + ", got " +
+                       count(loss_weights.size(), "loss weight"));
+    if (names.size() == 1 && !loss_weights.empty() && loss_weights[0] != 1.0)
+      throw ValueError("compile: loss_weights other than 1 need several outputs in kerascpp (model '" + this->name() +
+                       "' has one): scale the learning rate instead");
+    std::vector<std::shared_ptr<losses::Loss<T>>> ls;
+    for (auto& l : losses) ls.push_back(l.loss);
+    trainer_.compile(as_optimizer(std::forward<O>(optimizer)), std::move(ls), metrics, loss_weights);
+  }
+  /// compile(loss={output name: loss}, loss_weights={output name: weight}): every output needs a
+  /// loss; a weight left out is 1. (A one-entry brace list {{"a", "mse"}} also reads as a list of two
+  /// losses: write Model<float>::LossDict{{"a", "mse"}} then.)
+  using LossDict = std::map<std::string, LossArg>;
+  template <class O, class = decltype(as_optimizer(std::declval<O>()))>
+  void compile(O&& optimizer, const std::map<std::string, LossArg>& losses,
+               const std::vector<std::string>& metrics = {}, const std::map<std::string, double>& loss_weights = {}) {
+    std::vector<LossArg> ls;
+    std::vector<double> ws;
+    by_output_name(losses, "loss", [&](const std::string& n) { ls.push_back(losses.at(n)); });
+    by_output_name(loss_weights, "loss_weights", [&](const std::string&) {});
+    if (!loss_weights.empty())
+      for (auto& n : output_names()) ws.push_back(loss_weights.count(n) ? loss_weights.at(n) : 1.0);
+    compile(std::forward<O>(optimizer), ls, metrics, ws);
+  }
+  /// The output layers' names, in the order of the outputs (Keras's model.output_names).
+  std::vector<std::string> output_names() const {
+    std::vector<std::string> r;
+    for (int o : graph_.outputs()) r.push_back(graph_.nodes()[o].layer->name());
+    if (r.empty()) r.push_back(this->name());  // a Sequential not built yet: one output
+    return r;
+  }
   bool compiled() const { return trainer_.compiled(); }
   /// Keras's training config (trainingConfig in model.json): loss, metrics, optimizer; null when
   /// not compiled. save_model writes it and load_model compiles the model from it.
   json training_config() const { return trainer_.training_config(); }
-  void compile_from_config(const json& training_config) { trainer_.compile_from_config(training_config); }
+  void compile_from_config(const json& training_config) {
+    json tc = training_config;
+    // Keras saves compile(loss={name: ...}) as a dict: to the list in the order of the outputs
+    for (const char* key : {"loss", "loss_config", "loss_weights"}) {
+      if (!tc.is_object() || !tc.contains(key) || !tc[key].is_object() || tc[key].contains("class_name")) continue;
+      json list = json::array();
+      by_output_name(tc[key], key, [&](const std::string& n) { list.push_back(tc[key][n]); });
+      if (std::string(key) == "loss_weights") {  // a weight left out is 1
+        list = json::array();
+        for (auto& n : output_names()) list.push_back(tc[key].contains(n) ? tc[key][n] : json(1.0));
+      }
+      tc[key] = list;
+    }
+    trainer_.compile_from_config(tc);
+  }
   optimizers::Optimizer<T>& optimizer() { return trainer_.optimizer(*this); }
   losses::Loss<T>& loss() { return trainer_.loss(*this); }
   bool stop_training = false;
@@ -148,6 +215,33 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   void set_distribution(std::shared_ptr<trainers::Distribution<T>> d) { trainer_.set_distribution(std::move(d)); }
   /// User metadata saved with the model (TF.js userDefinedMetadata), e.g. {"class_names": [...]}.
   json metadata;
+
+  /// Calls f(name) for each output name in order, after checking the keys of a {output name: ...}
+  /// map: unknown names raise (Keras's "Unknown entries in loss dictionary"), and for "loss" every
+  /// output needs an entry.
+  template <class M, class F>
+  void by_output_name(const M& by_name, const std::string& what, F&& f) const {
+    const auto names = output_names();
+    auto known = [&](const std::string& k) { return std::find(names.begin(), names.end(), k) != names.end(); };
+    std::string all;
+    for (auto& n : names) all += (all.empty() ? "'" : ", '") + n + "'";
+    auto check_key = [&](const std::string& k) {
+      if (!known(k))
+        throw ValueError("compile: unknown entry '" + k + "' in the " + what + " dict of model '" + this->name() +
+                         "': its outputs are " + all);
+    };
+    if constexpr (std::is_same_v<M, json>)
+      for (auto& [k, v] : by_name.items()) check_key(k);
+    else
+      for (auto& [k, v] : by_name) check_key(k);
+    for (auto& n : names) {
+      if (by_name.count(n))
+        f(n);
+      else if (what.rfind("loss_weights", 0) != 0)
+        throw ValueError("compile: output '" + n + "' of model '" + this->name() + "' has no entry in the " + what +
+                         " dict (kerascpp trains every output)");
+    }
+  }
 
   // ---- fit / evaluate / predict ------------------------------------------------------------
   /// One optimizer step on one batch; returns the batch loss.

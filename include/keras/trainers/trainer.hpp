@@ -135,12 +135,37 @@ class Trainer {
     if (!loss) throw ValueError("compile: loss is null");
     optimizer_ = std::move(optimizer);
     loss_ = std::move(loss);
+    output_losses_.clear();
+    loss_weights_.clear();
     metric_names_ = metrics;
     compiled_ = true;
     logits_twin_.reset();  // made again for the new loss on first use
     twin_of_ = nullptr;
   }
+  /// Keras's compile(loss=[...], loss_weights=[...]): one loss per output, in the order of the
+  /// model's outputs (Model::compile resolves a {name: loss} dict to this order). The total loss is
+  /// sum_k loss_weights[k] * loss_k (empty weights: all 1); "<output>_loss" logs loss_k unweighted.
+  void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer,
+               std::vector<std::shared_ptr<losses::Loss<T>>> per_output, const std::vector<std::string>& metrics,
+               std::vector<double> loss_weights) {
+    if (per_output.empty()) throw ValueError("compile: the list of losses is empty");
+    for (auto& l : per_output)
+      if (!l) throw ValueError("compile: a loss of the list is null");
+    if (!loss_weights.empty() && loss_weights.size() != per_output.size())
+      throw ValueError("compile: " + std::to_string(loss_weights.size()) + " loss_weights for " +
+                       std::to_string(per_output.size()) + " losses");
+    compile(std::move(optimizer), per_output[0], metrics);
+    output_losses_ = std::move(per_output);
+    loss_weights_ = std::move(loss_weights);
+  }
   bool compiled() const { return compiled_; }
+  /// The loss of output k and its weight in the total.
+  const losses::Loss<T>& output_loss(std::size_t k) const {
+    return output_losses_.empty() ? *loss_ : *output_losses_.at(k);
+  }
+  double loss_weight(std::size_t k) const { return loss_weights_.empty() ? 1.0 : loss_weights_.at(k); }
+  /// How many losses compile() was given (0: one loss for every output).
+  std::size_t output_loss_count() const { return output_losses_.size(); }
   /// Keras's training config, as TF.js writes it in model.json ("trainingConfig"): loss (the Keras
   /// function name, which TF.js reads), metrics and optimizer_config {class_name, config}; plus
   /// loss_config {class_name, config} with the loss's arguments (from_logits, label_smoothing).
@@ -149,6 +174,19 @@ class Trainer {
     if (!compiled_) return nullptr;
     json metrics = json::array();
     for (auto& n : metric_names_) metrics.push_back(n);
+    if (!output_losses_.empty()) {  // Keras's loss list (and loss_weights), one per output
+      json names = json::array(), configs = json::array();
+      for (auto& l : output_losses_) {
+        names.push_back(layers::detail::snake_case(l->class_name()));
+        configs.push_back({{"class_name", l->class_name()}, {"config", l->get_config()}});
+      }
+      json tc{{"loss", names},
+              {"loss_config", configs},
+              {"metrics", metrics},
+              {"optimizer_config", {{"class_name", optimizer_->class_name()}, {"config", optimizer_->get_config()}}}};
+      tc["loss_weights"] = loss_weights_.empty() ? json(nullptr) : json(loss_weights_);
+      return tc;
+    }
     return json{{"loss", layers::detail::snake_case(loss_->class_name())},
                 {"loss_config", {{"class_name", loss_->class_name()}, {"config", loss_->get_config()}}},
                 {"metrics", metrics},
@@ -160,14 +198,26 @@ class Trainer {
     if (!tc.is_object()) throw ValueError("trainingConfig must be an object, got " + tc.dump());
     if (!tc.contains("optimizer_config")) throw ValueError("trainingConfig has no optimizer_config");
     if (!tc.contains("loss_config") && !tc.contains("loss")) throw ValueError("trainingConfig has no loss");
-    std::shared_ptr<losses::Loss<T>> loss = losses::from_config<T>(tc.contains("loss_config") ? tc["loss_config"] : tc["loss"]);
+    const json& lc = tc.contains("loss_config") ? tc["loss_config"] : tc["loss"];
     std::vector<std::string> metrics;
     if (tc.contains("metrics") && tc["metrics"].is_array())
       for (auto& m : tc["metrics"]) {
         if (!m.is_string()) throw ValueError("trainingConfig: metrics must be names, got " + m.dump());
         metrics.push_back(m.get<std::string>());
       }
-    compile(optimizers::from_config<T>(tc["optimizer_config"]), std::move(loss), metrics);
+    if (lc.is_array()) {  // one loss per output (Model::compile_from_config turns a dict into this list)
+      std::vector<std::shared_ptr<losses::Loss<T>>> per_output;
+      for (auto& l : lc) per_output.push_back(losses::from_config<T>(l));
+      std::vector<double> weights;
+      if (tc.contains("loss_weights") && tc["loss_weights"].is_array())
+        for (auto& w : tc["loss_weights"]) {
+          if (!w.is_number()) throw ValueError("trainingConfig: loss_weights must be numbers, got " + w.dump());
+          weights.push_back(w.get<double>());
+        }
+      compile(optimizers::from_config<T>(tc["optimizer_config"]), std::move(per_output), metrics, std::move(weights));
+      return;
+    }
+    compile(optimizers::from_config<T>(tc["optimizer_config"]), losses::from_config<T>(lc), metrics);
   }
   optimizers::Optimizer<T>& optimizer(const ModelT& m) const {
     require_compiled(m, "optimizer");
@@ -619,6 +669,8 @@ class Trainer {
  private:
   std::shared_ptr<optimizers::Optimizer<T>> optimizer_;
   std::shared_ptr<losses::Loss<T>> loss_;
+  std::vector<std::shared_ptr<losses::Loss<T>>> output_losses_;  ///< one per output (empty: loss_ for every output)
+  std::vector<double> loss_weights_;                             ///< empty: all 1
   std::vector<std::string> metric_names_;
   bool compiled_ = false;
   std::shared_ptr<Distribution<T>> dist_;
@@ -723,9 +775,11 @@ class Trainer {
         if ((*ys)[k].rank() == 0 || (*ys)[k].dim(0) != n)
           throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) + ", not " + std::to_string(n) +
                            " samples");
-        if (!loss_->accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
-          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " + shape_str((*ys)[k].shape()) + " does not match output '" +
-                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " + loss_->name() + ")");
+        if (!output_loss(k).accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " +
+                           shape_str((*ys)[k].shape()) + " does not match output '" +
+                           g.nodes()[g.outputs()[k]].layer->name() + "' " + shape_str(out) + " (loss " +
+                           output_loss(k).name() + ")");
       }
   }
   /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
@@ -734,11 +788,14 @@ class Trainer {
     multi_losses_.assign(ys.size(), 0.0);
     multi_total_ = 0.0;
     for (std::size_t k = 0; k < ys.size(); ++k) {
-      const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
+      const losses::Loss<T>& lf = on_logits ? *on_logits : output_loss(k);
       const Tensor<T>& p = on_logits ? *graph.output_logits() : graph.output(k);
       Tensor<T>* g = grads ? &multi_grads_[k] : nullptr;
       multi_losses_[k] = sw ? weighted_loss<T>(lf, *ys[k], p, *sw, g, weight_rows_) : lf.compute(*ys[k], p, g);
-      multi_total_ += multi_losses_[k];
+      const double w = loss_weight(k);  // Keras's loss_weights: the total and its gradient, not the output's log
+      multi_total_ += w * multi_losses_[k];
+      if (g && w != 1.0)
+        for (auto& v : *g) v *= static_cast<T>(w);
     }
   }
   /// Running means of the losses and metrics of every output, with Keras's log names.
@@ -767,7 +824,7 @@ class Trainer {
       t.names.push_back(no > 1 ? node.layer->name() : std::string());
       t.outputs.emplace_back(t.names.back() + "_loss");
       t.ms.emplace_back();
-      for (auto& name : metric_names_) t.ms.back().push_back(metrics::get<T>(name, loss_->name(), node.shape));
+      for (auto& name : metric_names_) t.ms.back().push_back(metrics::get<T>(name, output_loss(k).name(), node.shape));
     }
     return t;
   }
