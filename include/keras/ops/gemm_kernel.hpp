@@ -8,7 +8,8 @@
 //   each block into the calling thread's buffer.
 // - A is read in place: a row-major A (rows of pixels) as kMR row streams, a transposed one
 //   (op(A)[i, k] = A[k, i], the weight-gradient GEMMs) as contiguous kMR-wide slices of its rows.
-//   A micro-panel (kMR x kKc, 12 KB) stays in L1 while the kernel sweeps the panels of B (L2).
+//   A micro-panel (kMR x kKc, 12 KB) stays in L1 while the kernel sweeps the panels of B (L2); for
+//   few rows (late layers) the panels of B are the outer loop instead (each panel in L1 for all rows).
 // - The micro-kernel holds a kMR x kNR tile of C in registers (AVX-512: 12 x 32 = 24 zmm
 //   accumulators, 2 loads of B and 12 broadcasts of A per k; AVX2 + FMA: 6 x 16, 12 ymm) and applies
 //   alpha, beta * C and the per-column epilogue (bias, BN scale + shift, clamp, residual) before
@@ -280,30 +281,6 @@ inline void run_tile(bool kmajor, int mr, const Tile& t) {
 inline void run_tile(bool, int, const Tile&) {}
 #endif
 
-/// Software prefetch of the next A micro-panel, a share of its cache lines before each tile of the
-/// current one: rows x ceil(kl / 16) lines of a row-major A, kl lines (of kMR floats) of a
-/// transposed one. Walks the lines with counters (no division per line).
-struct APrefetch {
-  const float* base = nullptr;  ///< the next micro-panel's first element (nullptr: none)
-  Index lda = 0, lines_per_row = 1, lines = 0, share = 0, done = 0, row = 0, col = 0;
-  APrefetch(bool ta, const float* A, Index lda_, Index next_row, Index rows_left, Index kl, Index tiles) : lda(lda_) {
-    const Index mn = std::min<Index>(kMR, rows_left);
-    if (mn <= 0) return;
-    base = ta ? A + next_row : A + next_row * lda;
-    lines_per_row = ta ? 1 : (kl + 15) / 16;
-    lines = ta ? kl : mn * lines_per_row;
-    share = (lines + tiles - 1) / std::max<Index>(tiles, 1);
-  }
-  /// One tile's share. Row-major: line (row, col) at base + row * lda + 16 * col; transposed:
-  /// line `row` at base + row * lda.
-  void step() {
-    for (const Index e = std::min(lines, done + share); done < e; ++done) {
-      __builtin_prefetch(base + row * lda + 16 * col, 0, 3);
-      if (++col == lines_per_row) col = 0, ++row;
-    }
-  }
-};
-
 /// The tile arguments shared by every tile of a macro-kernel call.
 inline Tile tile_args(Index kl, float alpha, float beta, bool load_c, Index ldc, const GemmEpilogue<float>* ep) {
   Tile t{};
@@ -341,7 +318,6 @@ inline constexpr Index kPanelOuterRows = 4 * kMR;
 inline void macro_kernel(bool ta, Index M, Index n, Index kl, const float* A, Index lda, const float* Bblk, float alpha,
                          float beta, bool load_c, float* C, Index ldc, const GemmEpilogue<float>* ep, Index j0) {
   Tile t = tile_args(kl, alpha, beta, load_c, ldc, ep);
-  const Index np = (n + kNR - 1) / kNR;
   if (M <= kPanelOuterRows) {
     for (Index jr = 0; jr < n; jr += kNR)
       for (Index ic = 0; ic < M; ic += kMR) {
@@ -350,13 +326,13 @@ inline void macro_kernel(bool ta, Index M, Index n, Index kl, const float* A, In
       }
     return;
   }
+  // A micro-panel is read from L2/memory by its first tile and found in L1 by the others. (A software
+  // prefetch of the next micro-panel, a share of its lines before each tile, made whole inference
+  // passes 4-10% slower in CPU time at batch 8/32 on the AVX-512 machine: the hardware prefetcher
+  // follows the kMR row streams, the prefetch instructions stalled on full fill buffers.)
   for (Index ic = 0; ic < M; ic += kMR) {
     const int mr = static_cast<int>(std::min<Index>(kMR, M - ic));
-    // The next micro-panel of A is read from memory by its first tile (the others find it in L1):
-    // prefetch its cache lines while this one sweeps the panels of B.
-    APrefetch pf(ta, A, lda, ic + kMR, M - ic - kMR, kl, np);
     for (Index jr = 0; jr < n; jr += kNR) {
-      if (pf.base) pf.step();
       place_tile(t, ta, A, lda, Bblk, kl, C, ldc, ic, jr, n, j0);
       run_tile(ta, mr, t);
     }
