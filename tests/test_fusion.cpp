@@ -346,3 +346,82 @@ TEST_CASE("A layer that is not reentrant keeps inference unsliced; an error in a
     CHECK(max_rel_diff(again, ok) == 0.0);
   }
 }
+
+namespace {
+
+/// ZeroPadding2D -> DepthwiseConv2D [-> BN -> ReLU6], the padding read through by the depthwise
+/// (folded) in inference passes; `second_reader`: the padded tensor also feeds a pooling layer
+/// (must not fold).
+template <class T>
+std::shared_ptr<Model<T>> pad_dw_net(Shape in_shape, layers::Padding2D pad, Index stride, const std::string& padding, bool bias,
+                                     bool bn_relu, bool second_reader) {
+  using namespace layers;
+  auto in = Input<T>(in_shape);
+  auto p = ZeroPadding2D<T>(pad)(in);
+  auto y = DepthwiseConv2D<T>(3, {.strides = {stride, stride}, .padding = padding, .use_bias = bias})(p);
+  if (bn_relu) {
+    y = BatchNormalization<T>(BatchNormalizationOptions{.epsilon = 1e-3})(y);
+    y = ReLU<T>({.max_value = 6.0})(y);
+  }
+  if (second_reader) {
+    auto q = MaxPooling2D<T>(3, {.strides = Size2(stride, stride), .padding = padding})(p);
+    y = Concatenate<T>()({y, q});
+  }
+  return std::make_shared<Model<T>>(in, y);
+}
+
+template <class T>
+void check_pad_fold(double tol) {
+  struct Case {
+    Shape in;
+    layers::Padding2D pad;
+    Index stride;
+    const char* padding;
+    bool bias, bn_relu, second;
+  };
+  const std::vector<Case> cases = {
+      {{12, 12, 16}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, false},  // MobileNetV2's stride-2 blocks
+      {{13, 9, 7}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", true, true, false},     // odd sizes, leftover channels
+      {{11, 10, 19}, layers::Padding2D({2, 1}, {1, 3}), 2, "valid", true, false, false},  // asymmetric padding
+      {{9, 8, 17}, layers::Padding2D({1, 1}, {1, 1}), 1, "valid", false, true, false},    // stride 1
+      {{8, 7, 33}, layers::Padding2D({1, 0}, {0, 2}), 1, "same", true, true, false},      // pad + the window's own
+      {{10, 10, 16}, layers::Padding2D({0, 1}, {0, 1}), 2, "same", false, true, false},
+      {{10, 10, 8}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, true},    // padded tensor read twice
+  };
+  Random rng(5);
+  for (std::size_t k = 0; k < cases.size(); ++k) {
+    const Case& c = cases[k];
+    set_random_seed(20 + k);
+    auto m = pad_dw_net<T>(c.in, c.pad, c.stride, c.padding, c.bias, c.bn_relu, c.second);
+    randomise_bn(*m, rng);
+    for (int threads : {1, 2})
+      for (Index batch : {1, 3}) {
+        set_num_threads(threads);
+        Shape xs{batch};
+        xs.insert(xs.end(), c.in.begin(), c.in.end());
+        auto x = random_input<T>(xs, 40 + k + batch);
+        m->graph().set_fusion(false);
+        Tensor<T> ref = (*m)(x);
+        CHECK(m->graph().folded_paddings() == 0);
+        m->graph().set_fusion(true);
+        Tensor<T> got = (*m)(x);
+        INFO("case " << k << " threads " << threads << " batch " << batch);
+        CHECK(m->graph().folded_paddings() == (c.second ? 0 : 1));
+        REQUIRE(got.shape() == ref.shape());
+        for (Index i = 0; i < ref.size(); ++i) REQUIRE(std::abs(double(got[i] - ref[i])) <= tol * std::max(1.0, std::abs(double(ref[i]))));
+      }
+  }
+  set_num_threads(2);
+}
+
+}  // namespace
+
+TEST_CASE("A zero padding folds into the depthwise convolution after it (no padded copy)", "[fusion][padding]") {
+  check_pad_fold<float>(1e-5);
+  check_pad_fold<double>(1e-12);
+  // small_net's ZeroPadding2D -> stride-2 depthwise
+  set_random_seed(7);
+  auto m = small_net<float>();
+  (*m)(random_input<float>({2, 10, 10, 4}, 3));
+  CHECK(m->graph().folded_paddings() == 1);
+}

@@ -1,6 +1,8 @@
 // Fusion of conv -> [BatchNormalization] -> [ReLU] -> [Add] chains in inference passes: the
 // convolution applies the others as its epilogue (ops/epilogue.hpp) and the fused nodes alias its
-// output. Layers are recognised by the interfaces of layers/fast_paths.hpp, never by class name.
+// output. A zero padding read only by such a conv (ZeroPadding2D before a stride-2 depthwise) is
+// folded into it: the conv reads the unpadded input and the padded copy is never written.
+// Layers are recognised by the interfaces of layers/fast_paths.hpp, never by class name.
 //
 // Training passes fuse the conv -> frozen BatchNormalization -> [ReLU] part of a chain (the BN in
 // inference mode with nothing to train, layers::AffineInference::affine_in_training; the conv a
@@ -20,6 +22,7 @@ struct Chain {
   int end = -1;                                     ///< last node of the chain (-1: no chain here)
   std::vector<int> members;                         ///< the fused nodes after the conv, in order
   int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
+  int pad = -1;  ///< a zero padding before the conv that the conv reads through (-1: none)
   Tensor<T> scale, shift;                           ///< the BN's inference affine, refreshed every pass
   T lo = T(0), hi = T(0);                           ///< the ReLU's clamp range
   bool ok = false;                                  ///< usable in this pass
@@ -50,6 +53,7 @@ class Fusion {
     for (int c = 0; c < n; ++c) {
       if (nodes[c].input_index >= 0 || !nodes[c].conv || !nodes[c].conv->accepts_epilogue()) continue;
       Chain<T> ch;
+      ch.pad = foldable_padding(nodes, c, is_output);
       int cur = c, nx = next_of(cur);
       T lo, hi;
       if (nx >= 0 && nodes[nx].inputs.size() == 1 && nodes[nx].affine && nodes[nx].affine->inference_affine(ch.scale, ch.shift)) {
@@ -67,7 +71,7 @@ class Fusion {
           ch.residual = other;
         }
       }
-      if (cur == c) continue;
+      if (cur == c && ch.pad < 0) continue;
       ch.end = cur;
       for (int m : {ch.bn, ch.relu, ch.add})
         if (m >= 0) ch.members.push_back(m);
@@ -132,6 +136,16 @@ class Fusion {
   }
 
  private:
+  /// The zero-padding node that conv c reads, when c can read the padding's input instead and
+  /// nothing else reads the padded tensor (-1: none).
+  static int foldable_padding(const std::vector<Node<T>>& nodes, int c, const std::vector<char>& is_output) {
+    if (nodes[c].inputs.size() != 1 || !nodes[c].conv->accepts_input_padding()) return -1;
+    const int p = nodes[c].inputs[0];
+    const Node<T>& pn = nodes[p];
+    if (!pn.zero_pad || pn.input_index >= 0 || pn.inputs.size() != 1 || pn.consumers != 1 || is_output[p]) return -1;
+    return p;
+  }
+
   std::vector<Chain<T>> chains_;  ///< per node (only conv nodes may hold a chain)
   bool planned_ = false;
 };

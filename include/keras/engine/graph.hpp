@@ -58,6 +58,8 @@ class Graph {
   Index inference_slice() const { return slice_; }
   /// Number of fused chains the last forward pass ran (per slice, when it was sliced).
   int fused_chains() const { return static_cast<int>(std::count(main_.fused.begin(), main_.fused.end(), char(1))); }
+  /// Number of zero paddings the last forward pass folded into the convolution after them.
+  int folded_paddings() const { return static_cast<int>(std::count(main_.folded.begin(), main_.folded.end(), char(1))); }
   /// Number of conv -> frozen BN -> [ReLU] chains the last training pass ran fused.
   int fused_training_chains() const {
     return static_cast<int>(std::count_if(main_.train_end.begin(), main_.train_end.end(), [](int e) { return e >= 0; }));

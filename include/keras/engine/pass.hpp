@@ -18,6 +18,7 @@ struct PassState {
   std::vector<Tensor<T>> pool;     ///< per BufferPlan slot (run_fast)
   std::vector<const Tensor<T>*> values;
   std::vector<char> fused;
+  std::vector<char> folded;  ///< per node: a zero padding its consumer read through (not computed)
   std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
   std::vector<Tensor<T>> slice_inputs;
   Tensor<T> slice_value;
@@ -31,6 +32,7 @@ struct PassState {
     eps.resize(n);
     values.assign(n, nullptr);
     fused.assign(n, 0);
+    folded.assign(n, 0);
     train_member_of.assign(n, -1);
     train_end.assign(n, -1);
   }
@@ -93,14 +95,20 @@ void run_fast(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& p
       st.values[i] = st.values[p.member_of[i]];  // computed by the conv's epilogue
       continue;
     }
+    st.folded[i] = p.folded[i];
+    if (p.folded[i]) {
+      st.values[i] = nullptr;  // its consumer reads through it
+      continue;
+    }
     ins.clear();
-    for (int j : n.inputs) ins.push_back(st.values[j]);
+    for (int j : p.reads(g, i)) ins.push_back(st.values[j]);
     Tensor<T>& out = st.pool[static_cast<std::size_t>(p.slot[i])];
     if (i == p.logits_node) {
       n.logits->forward_logits(ins, out);
     } else if (p.fuse[i]) {
       fusion.make_epilogue(i, st.values, st.eps[i]);
-      n.conv->forward_fused(ins, out, st.eps[i]);
+      if (p.pad_of[i] >= 0) n.conv->forward_fused_padded(ins, out, st.eps[i], g.nodes()[p.pad_of[i]].zero_pad->zero_padding());
+      else n.conv->forward_fused(ins, out, st.eps[i]);
     } else if (n.kernel) {
       n.kernel->forward_inference(ins, out);
     } else {

@@ -14,7 +14,9 @@ namespace keras::engine {
 struct BufferPlan {
   std::vector<char> fuse;      ///< per node: the chain headed here runs fused
   std::vector<int> member_of;  ///< per node: the fused conv computing it, or -1
-  std::vector<int> slot;       ///< per node: pooled buffer, or -1 (source, member, outside)
+  std::vector<int> slot;       ///< per node: pooled buffer, or -1 (source, member, folded, outside)
+  std::vector<int> pad_of;     ///< per fused conv: the zero padding it reads through (Chain::pad), or -1
+  std::vector<char> folded;    ///< per node: a zero padding folded into its consumer (not computed)
   int slots = 0;
   int logits_node = -1;        ///< the output node computed as logits only (forward_logits), or -1
 
@@ -26,6 +28,8 @@ struct BufferPlan {
     fuse.assign(n, 0);
     member_of.assign(n, -1);
     slot.assign(n, -1);
+    pad_of.assign(n, -1);
+    folded.assign(n, 0);
     slots = 0;
     logits_node = -1;
     for (int c = first; c <= last; ++c) {
@@ -34,14 +38,18 @@ struct BufferPlan {
       if (ch.residual >= 0 && ch.residual < first && ch.residual != preset) continue;  // no value in this pass
       fuse[c] = 1;
       for (int m : ch.members) member_of[m] = c;
+      if (ch.pad >= first && ch.pad != preset) {
+        pad_of[c] = ch.pad;
+        folded[ch.pad] = 1;
+      }
     }
     auto owner = [&](int v) { return member_of[v] >= 0 ? member_of[v] : v; };
-    auto computed = [&](int v) { return v >= first && v <= last && nodes[v].input_index < 0; };
+    auto computed = [&](int v) { return v >= first && v <= last && nodes[v].input_index < 0 && !folded[v]; };
     std::vector<int> end(n, -1);  // time (node index) of the last read of each owner's buffer
     for (int u = first; u <= last; ++u) {
       if (!computed(u)) continue;
       const int t = owner(u);
-      for (int j : nodes[u].inputs) end[owner(j)] = std::max(end[owner(j)], t);
+      for (int j : reads(g, u)) end[owner(j)] = std::max(end[owner(j)], t);
     }
     for (int k : sinks) end[owner(k)] = std::numeric_limits<int>::max();
     std::vector<std::vector<int>> release(n);
@@ -58,6 +66,12 @@ struct BufferPlan {
       }
       for (int v : release[i]) free_slots.push_back(slot[v]);
     }
+  }
+
+  /// The nodes whose values node u reads in the pass: its inputs, or its folded padding's input.
+  template <class T>
+  const std::vector<int>& reads(const Topology<T>& g, int u) const {
+    return pad_of[static_cast<std::size_t>(u)] >= 0 ? g.nodes()[pad_of[u]].inputs : g.nodes()[u].inputs;
   }
 };
 

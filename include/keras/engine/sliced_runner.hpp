@@ -134,6 +134,7 @@ class SlicedRunner {
     for (int t = 0; t < threads; ++t)
       if (ran[static_cast<std::size_t>(t)]) {
         main.fused = slices_[static_cast<std::size_t>(t)].fused;
+        main.folded = slices_[static_cast<std::size_t>(t)].folded;
         done = t;
         break;
       }

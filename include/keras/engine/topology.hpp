@@ -32,6 +32,7 @@ struct Node {
   layers::ClampActivation<T>* clamp = nullptr;
   bool elementwise_sum = false;
   layers::LogitsOutput<T>* logits = nullptr;
+  layers::ZeroPaddingInference* zero_pad = nullptr;
 };
 
 template <class T>
@@ -256,6 +257,7 @@ class Topology {
     n.clamp = dynamic_cast<layers::ClampActivation<T>*>(l);
     n.elementwise_sum = dynamic_cast<layers::ElementwiseSum*>(l) != nullptr;
     n.logits = dynamic_cast<layers::LogitsOutput<T>*>(l);
+    n.zero_pad = dynamic_cast<layers::ZeroPaddingInference*>(l);
     nodes_.push_back(std::move(n));
     return static_cast<int>(nodes_.size()) - 1;
   }

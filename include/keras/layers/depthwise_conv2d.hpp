@@ -60,6 +60,16 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
     if (act_ != keras::Activation::Linear) activation_forward(act_, y, y);
   }
   bool accepts_epilogue() const override { return act_ == keras::Activation::Linear; }
+  /// Reads through a preceding zero padding (engine/fusion.hpp): its pad joins the window's.
+  bool accepts_input_padding() const override { return accepts_epilogue(); }
+  void forward_fused_padded(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep,
+                            const std::array<Index, 4>& pad) override {
+    const Tensor<T>& x = *in.at(0);
+    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " + shape_str(x.shape()));
+    const ops::Conv2DGeometry padded = ops::conv_geometry(x.dim(1) + pad[0] + pad[1], x.dim(2) + pad[2] + pad[3], x.dim(3), k_.h, k_.w,
+                                                          o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h, o_.dilation_rate.w);
+    ops::depthwise_conv2d_forward(ops::through_zero_padding(padded, pad), x, kernel().value, bias() ? &bias()->value : nullptr, y, &ep);
+  }
   /// Training chain conv -> frozen BN -> [ReLU] (engine/fusion.hpp; only when accepts_epilogue()).
   void forward_train_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
     const Tensor<T>& x = *in.at(0);

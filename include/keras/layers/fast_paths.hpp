@@ -5,6 +5,7 @@
 //
 // The engine finds them with dynamic_cast once per node when it plans a graph, never by class name.
 #pragma once
+#include <array>
 #include <vector>
 
 #include "../core/tensor.hpp"
@@ -38,6 +39,22 @@ class FusableConv : public InferenceKernel<T> {
   /// False when the layer has its own activation (the epilogue would run before it).
   virtual bool accepts_epilogue() const = 0;
   virtual void forward_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output, const ops::Epilogue<T>& ep) = 0;
+  /// True when forward_fused_padded can read the unpadded input of a preceding zero padding
+  /// (ZeroPaddingInference): the padded copy is then never written.
+  virtual bool accepts_input_padding() const { return false; }
+  /// forward_fused on the input zero-padded by `pad` (rows before/after, columns before/after),
+  /// without materialising the padded tensor. Only called when accepts_input_padding().
+  virtual void forward_fused_padded(const std::vector<const Tensor<T>*>& /*inputs*/, Tensor<T>& /*output*/,
+                                    const ops::Epilogue<T>& /*ep*/, const std::array<Index, 4>& /*pad*/) {}
+};
+
+/// A layer that zero-pads the two spatial axes of an NHWC input (ZeroPadding2D): a following
+/// convolution that accepts_input_padding() reads its input instead (engine/fusion.hpp).
+class ZeroPaddingInference {
+ public:
+  virtual ~ZeroPaddingInference() = default;
+  /// {top, bottom, left, right}
+  virtual std::array<Index, 4> zero_padding() const = 0;
 };
 
 /// A convolution that also runs a fused per-channel affine + clamp epilogue in training passes:

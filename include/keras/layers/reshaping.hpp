@@ -92,13 +92,14 @@ struct Padding2D {
 };
 
 template <class T = float>
-class ZeroPadding2D : public Layer<T>, public ReentrantInference {
+class ZeroPadding2D : public Layer<T>, public ReentrantInference, public ZeroPaddingInference {
  public:
   KERAS_LAYER(ZeroPadding2D)
   explicit ZeroPadding2D(Padding2D p = {}, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), p_(p) {
     if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) throw ValueError("ZeroPadding2D: padding must be >= 0");
   }
   const Padding2D& padding() const { return p_; }
+  std::array<Index, 4> zero_padding() const override { return {p_.top, p_.bottom, p_.left, p_.right}; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     this->expect_rank(in[0], 4);

@@ -13,6 +13,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "../core/error.hpp"
@@ -86,13 +87,43 @@ inline void dw_pixel_m1(const T* __restrict xrow0, Index xrow_stride, const T* _
   }
 }
 
+/// The per-channel part of an epilogue (scale, shift, clamp; no residual) on packets of channels
+/// [c0, c0 + V): v * scale + shift, clamped. Off parts are the identity (scale 1, shift 0, +-inf).
+template <class T>
+struct DwPacketEpilogue {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  Packet sc, sh, lo, hi;
+  DwPacketEpilogue(const Epilogue<T>* ep, Index c0) {
+    using namespace Eigen::internal;
+    const T inf = std::numeric_limits<T>::infinity();
+    sc = ep && ep->scale ? ploadu<Packet>(ep->scale + c0) : pset1<Packet>(T(1));
+    sh = ep && ep->shift ? ploadu<Packet>(ep->shift + c0) : pset1<Packet>(T(0));
+    lo = pset1<Packet>(ep && ep->clamp ? ep->lo : -inf);
+    hi = pset1<Packet>(ep && ep->clamp ? ep->hi : inf);
+  }
+  Packet operator()(const Packet& v) const {
+    using namespace Eigen::internal;
+    return pmin(pmax(pmadd(v, sc, sh), lo), hi);
+  }
+};
+
+/// The scalar epilogue (no residual) of channel c: the leftover channels of a packet loop.
+template <class T>
+inline T dw_scalar_epilogue(const Epilogue<T>* ep, Index c, T v) {
+  if (!ep) return v;
+  if (ep->scale) v *= ep->scale[c];
+  if (ep->shift) v += ep->shift[c];
+  return ep->clamp ? std::min(std::max(v, ep->lo), ep->hi) : v;
+}
+
 /// Interior pixels of one output row for the common MobileNet case: 3x3 kernel, M == 1,
 /// dilation 1, every tap inside the input. x00 points at the input of tap (0, 0) of the first pixel
 /// (channel 0), y at that pixel's output. The 9 kernel vectors of a channel block stay in
-/// registers and P pixels are computed at once (P independent FMA chains).
+/// registers and P pixels are computed at once (P independent FMA chains). ep (optional, without a
+/// residual): the per-channel epilogue, applied in registers before the store.
 template <class T, int S>
 inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict k,
-                               const T* __restrict bias, T* __restrict y, Index count) {
+                               const T* __restrict bias, T* __restrict y, Index count, const Epilogue<T>* ep = nullptr) {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   constexpr Index V = Eigen::internal::packet_traits<T>::size;
   constexpr Index P = 4;
@@ -104,6 +135,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
     Packet kk[9];
     for (int t = 0; t < 9; ++t) kk[t] = ploadu<Packet>(k + t * C + c0);
     const Packet b = bias ? ploadu<Packet>(bias + c0) : Eigen::internal::pset1<Packet>(T(0));
+    const DwPacketEpilogue<T> e(ep, c0);
     const T* xc = x00 + c0;
     Index o = 0;
     for (; o + P <= count; o += P) {
@@ -121,16 +153,16 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
       KERAS_DW_TAP(5) KERAS_DW_TAP(6) KERAS_DW_TAP(7) KERAS_DW_TAP(8)
 #undef KERAS_DW_TAP
       T* yo = y + o * C + c0;
-      pstoreu(yo, a0);
-      pstoreu(yo + C, a1);
-      pstoreu(yo + 2 * C, a2);
-      pstoreu(yo + 3 * C, a3);
+      pstoreu(yo, e(a0));
+      pstoreu(yo + C, e(a1));
+      pstoreu(yo + 2 * C, e(a2));
+      pstoreu(yo + 3 * C, e(a3));
     }
     for (; o < count; ++o) {
       Packet a0 = b;
       const T* xo = xc + o * S * C;
       for (int t = 0; t < 9; ++t) a0 = pmadd(ploadu<Packet>(xo + (t / 3) * xrow_stride + (t % 3) * C), kk[t], a0);
-      pstoreu(y + o * C + c0, a0);
+      pstoreu(y + o * C + c0, e(a0));
     }
   }
   if (c0 < C)  // leftover channels
@@ -142,6 +174,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
         const T* kp = k + t * C;
         for (Index c = c0; c < C; ++c) yo[c] += xp[c] * kp[c];
       }
+      for (Index c = c0; c < C; ++c) yo[c] = dw_scalar_epilogue(ep, c, yo[c]);
     }
 }
 
@@ -200,6 +233,9 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
   const Index C = g.in_c, CM = C * M, KW = g.k_w;
   const Index rows = g.batch * g.out_h;
   const Index xrow_stride = g.in_w * C;
+  // the 3x3 interior kernel applies an epilogue without residual in registers
+  const Epilogue<T>* row_ep = ep && !ep->empty() && !ep->residual ? ep : nullptr;
+  if (ep && ep->empty()) ep = nullptr;
   keras::parallel_for(rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
     for (Index r = r_begin; r < r_end; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
@@ -216,8 +252,8 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
         if (fast1 > fast0) {
           const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
           T* y0 = y + (r * g.out_w + fast0) * CM;
-          if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
-          else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0);
+          if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
+          else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
         } else {
           fast0 = fast1 = 0;
         }
@@ -250,7 +286,14 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
             }
           }
       }
-      if (ep) ep->apply(y + r * g.out_w * CM, r * g.out_w, g.out_w, CM);
+      if (!ep) continue;
+      T* yr = y + r * g.out_w * CM;
+      if (!row_ep || fast1 <= fast0) {
+        ep->apply(yr, r * g.out_w, g.out_w, CM);
+      } else {  // the interior applied it in registers; the border pixels here
+        ep->apply(yr, r * g.out_w, fast0, CM);
+        ep->apply(yr + fast1 * CM, r * g.out_w + fast1, g.out_w - fast1, CM);
+      }
     }
   });
 }

@@ -6,6 +6,7 @@
 //   valid: out = ceil((in - (k-1)*d) / s)  (must be > 0)
 // so stride 2 on an even size pads 0 before and 1 after.
 #pragma once
+#include <array>
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -104,6 +105,19 @@ inline Conv2DGeometry conv_geometry(Index in_h, Index in_w, Index in_c, Index k_
 inline Conv2DGeometry conv_geometry(Index in_h, Index in_w, Index in_c, Index k_h, Index k_w, Index stride_h,
                                     Index stride_w, const std::string& padding, Index dil_h = 1, Index dil_w = 1) {
   return conv_geometry(in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, parse_padding(padding), dil_h, dil_w);
+}
+
+/// The geometry of a window over an input zero-padded by pad = {top, bottom, left, right} first
+/// (`g`: the geometry over the padded input), as a geometry over the unpadded input: the zero
+/// padding joins the window's own (the output is the same; the padded copy is never needed).
+inline Conv2DGeometry through_zero_padding(Conv2DGeometry g, const std::array<Index, 4>& pad) {
+  g.in_h -= pad[0] + pad[1];
+  g.in_w -= pad[2] + pad[3];
+  g.pad_top += pad[0];
+  g.pad_bottom += pad[1];
+  g.pad_left += pad[2];
+  g.pad_right += pad[3];
+  return g;
 }
 
 /// Checks that `x` is [N, in_h, in_w, in_c] for `g` and returns g with batch = N.
