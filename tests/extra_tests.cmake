@@ -53,3 +53,7 @@ endif()
 
 # The include rule between the rooms of include/keras (docs/architecture.md).
 add_test(NAME layering COMMAND sh ${PROJECT_SOURCE_DIR}/tests/layering/run.sh ${PROJECT_SOURCE_DIR})
+
+# The C++ style of .clang-format (tools/format.sh rewrites; this checks). Skipped without clang-format.
+add_test(NAME format COMMAND bash ${PROJECT_SOURCE_DIR}/tools/format.sh --check)
+set_tests_properties(format PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)

@@ -3,8 +3,9 @@
 # Usage: tools/deps.sh [extra packages...]
 set -euo pipefail
 # libopenmpi-dev openmpi-bin: the opt-in data parallelism (kerascpp::mpi) and its tests under mpirun.
+# clang-format: the style check (ctest format, tools/format.sh).
 pkgs=(build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev libstb-dev libcli11-dev catch2 python3-h5py python3-numpy python3-pil nodejs npm
-      libopenmpi-dev openmpi-bin "$@")
+      libopenmpi-dev openmpi-bin clang-format "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
