@@ -50,7 +50,13 @@ int main(int argc, char** argv) {
   for (int cached = 1; cached >= 0; --cached) {
     auto m = make_model();
     auto t0 = std::chrono::steady_clock::now();
-    auto h = m->fit(x, y, {.epochs = epochs, .batch_size = 64, .validation_split = 0.2, .seed = 5, .verbose = 0, .cache_frozen = cached == 1});
+    auto h = m->fit(x, y,
+                    {.epochs = epochs,
+                     .batch_size = 64,
+                     .validation_split = 0.2,
+                     .seed = 5,
+                     .verbose = 0,
+                     .cache_frozen = cached == 1});
     secs[cached] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     losses[cached] = h["loss"];
   }

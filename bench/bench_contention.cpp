@@ -12,8 +12,9 @@
 //
 // After building the model and 3 warm-up calls, with --sync it prints "ready" and waits for a line on
 // stdin (so that the processes of one scenario measure the same window: bench/contention.py sends
-// the line when all are ready), then calls the work repeatedly for S seconds (default 4) and prints one JSON line: {"tool": "kerascpp <what>", "threads", "batch", "ips": [images/s of each
-// call], "total_ips": images / wall time of the window}. Weights are random (seeded).
+// the line when all are ready), then calls the work repeatedly for S seconds (default 4) and prints one JSON line:
+// {"tool": "kerascpp <what>", "threads", "batch", "ips": [images/s of each call], "total_ips": images / wall time of
+// the window}. Weights are random (seeded).
 #include <keras/applications/mobilenet_v2.hpp>
 #include <keras/keras.hpp>
 
@@ -57,7 +58,9 @@ Tensor<float> one_hot(Index n, Index k) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_contention infer|train-cnn|train [--batch B] [--threads T] [--seconds S] [--sync] [--size PX]\n");
+    std::fprintf(
+        stderr,
+        "usage: bench_contention infer|train-cnn|train [--batch B] [--threads T] [--seconds S] [--sync] [--size PX]\n");
     return 2;
   }
   const std::string what = argv[1];
@@ -78,10 +81,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     const char* v = argv[i + 1];
-    if (k == "--batch") batch = std::atol(v);
-    else if (k == "--threads") threads = std::atoi(v);
-    else if (k == "--seconds") seconds = std::atof(v);
-    else if (k == "--size") size = std::atol(v);
+    if (k == "--batch")
+      batch = std::atol(v);
+    else if (k == "--threads")
+      threads = std::atoi(v);
+    else if (k == "--seconds")
+      seconds = std::atof(v);
+    else if (k == "--size")
+      size = std::atol(v);
     else {
       std::fprintf(stderr, "bench_contention: unknown option %s\n", k.c_str());
       return 2;
@@ -129,7 +136,8 @@ int main(int argc, char** argv) {
     x = random_tensor({batch, 64, 64, 3}, rng, -1, 1);
     y = one_hot(batch, 10);
   } else if (what == "train") {
-    auto base = keras::applications::MobileNetV2<float>({.input_shape = {size, size, 3}, .include_top = false, .pooling = "avg"});
+    auto base = keras::applications::MobileNetV2<float>(
+        {.input_shape = {size, size, 3}, .include_top = false, .pooling = "avg"});
     auto in = keras::Input<float>({size, size, 3});
     auto out = keras::layers::Dense<float>(5, {.activation = "softmax", .name = "head"})((*base)(in));
     model = std::make_shared<keras::Model<float>>(in, out, "finetune");
@@ -142,8 +150,10 @@ int main(int argc, char** argv) {
   }
   const bool train = what != "infer";
   auto step = [&] {
-    if (train) model->train_on_batch(x, y);
-    else model->predict(x, batch);
+    if (train)
+      model->train_on_batch(x, y);
+    else
+      model->predict(x, batch);
   };
   for (int i = 0; i < 3; ++i) step();
   wait_start();
@@ -158,8 +168,8 @@ int main(int argc, char** argv) {
     ips.push_back(double(batch) / std::chrono::duration<double>(b - a).count());
     elapsed = std::chrono::duration<double>(b - t0).count();
   }
-  std::printf("{\"tool\": \"kerascpp %s\", \"threads\": %d, \"batch\": %ld, \"total_ips\": %.4f, \"ips\": [", what.c_str(),
-              keras::get_num_threads(), long(batch), double(batch) * double(ips.size()) / elapsed);
+  std::printf("{\"tool\": \"kerascpp %s\", \"threads\": %d, \"batch\": %ld, \"total_ips\": %.4f, \"ips\": [",
+              what.c_str(), keras::get_num_threads(), long(batch), double(batch) * double(ips.size()) / elapsed);
   for (std::size_t i = 0; i < ips.size(); ++i) std::printf("%s%.3f", i ? ", " : "", ips[i]);
   std::printf("]}\n");
   return 0;

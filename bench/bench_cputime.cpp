@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   keras::set_num_threads(1);
   keras::Random rng(42);
   keras::set_random_seed(42);
-  auto base = keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
+  auto base =
+      keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
   randomise_bn(*base, rng);
   base->set_trainable(false);
   for (Index b : batches) {

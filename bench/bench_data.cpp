@@ -18,9 +18,7 @@
 #endif
 
 namespace {
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -31,8 +29,8 @@ int main(int argc, char** argv) {
 
   auto idx = data::index_directory(dir, "inferred", {}, false, 0);
   const Index n = static_cast<Index>(idx.file_paths.size());
-  std::printf("%lld images in %s, resized to %lldx%lld\n", static_cast<long long>(n), dir.c_str(), static_cast<long long>(H),
-              static_cast<long long>(W));
+  std::printf("%lld images in %s, resized to %lldx%lld\n", static_cast<long long>(n), dir.c_str(),
+              static_cast<long long>(H), static_cast<long long>(W));
 
   // Warm the page cache so that the first measurement is not a disk benchmark.
   for (const auto& f : idx.file_paths) (void)data::read_file_bytes(f);
@@ -51,7 +49,8 @@ int main(int argc, char** argv) {
       for (Index i = 0; i < n; ++i) {
         try {
           data::Image img = data::decode_image(idx.file_paths[i], 3);
-          data::resize_image(img.pixels.data(), img.width, 3, data::Window{0, 0, img.height, img.width}, out.data(), H, W);
+          data::resize_image(img.pixels.data(), img.width, 3, data::Window{0, 0, img.height, img.width}, out.data(), H,
+                             W);
           checksum += out[0];
         } catch (const Error&) {
           ++failed;
@@ -80,10 +79,11 @@ int main(int argc, char** argv) {
     for (auto& b : cached) seen2 += b.x.dim(0);
     double cache_epoch = now() - t0;
 
-    std::printf("threads %d: raw decode+resize %7.1f images/s (%.2f s, %lld failed) | pipeline %7.1f images/s "
-                "(%.2f s, %lld images; file check %.2f s) | cached epoch %7.1f images/s\n",
-                threads, static_cast<double>(n) / raw, raw, static_cast<long long>(failed), static_cast<double>(seen) / pipe,
-                pipe, static_cast<long long>(seen), check, static_cast<double>(seen2) / cache_epoch);
+    std::printf(
+        "threads %d: raw decode+resize %7.1f images/s (%.2f s, %lld failed) | pipeline %7.1f images/s "
+        "(%.2f s, %lld images; file check %.2f s) | cached epoch %7.1f images/s\n",
+        threads, static_cast<double>(n) / raw, raw, static_cast<long long>(failed), static_cast<double>(seen) / pipe,
+        pipe, static_cast<long long>(seen), check, static_cast<double>(seen2) / cache_epoch);
     if (checksum < 0) std::printf("?\n");
   }
   return 0;

@@ -35,19 +35,29 @@ struct Shape {
 
 int main(int argc, char** argv) {
   const double budget = argc > 1 ? std::atof(argv[1]) : 0.6;
-  std::printf("own kernel: %s (MR %d, NR %d, kc %ld, nc %ld)\n", ops::gk::kIsa, ops::gk::kMR, ops::gk::kNR, long(ops::gk::kKc),
-              long(ops::gk::kNc));
+  std::printf("own kernel: %s (MR %d, NR %d, kc %ld, nc %ld)\n", ops::gk::kIsa, ops::gk::kMR, ops::gk::kNR,
+              long(ops::gk::kKc), long(ops::gk::kNc));
   const std::vector<Shape> shapes = {
-      {"Conv1 im2col b1", false, false, 9216, 32, 27},      {"expanded_conv_project", false, false, 9216, 16, 32},
-      {"block_1_expand", false, false, 9216, 96, 16},       {"block_2_project", false, false, 2304, 24, 144},
-      {"block_2_expand", false, false, 2304, 144, 24},      {"block_5_expand", false, false, 576, 192, 32},
-      {"block_5_project", false, false, 576, 32, 192},      {"block_10_expand", false, false, 144, 384, 64},
-      {"block_12_expand", false, false, 144, 576, 96},      {"block_12_project", false, false, 144, 96, 576},
-      {"block_15_expand", false, false, 36, 960, 160},      {"block_15_project", false, false, 36, 160, 960},
-      {"Conv_1 b1", false, false, 36, 1280, 320},           {"Conv_1 block 128", false, false, 128, 1280, 320},
-      {"top: expand 128 rows", false, false, 128, 960, 160}, {"top: dx expand", false, true, 128, 160, 960},
-      {"top: dW expand", true, false, 160, 960, 128},       {"top: dx Conv_1", false, true, 128, 320, 1280},
-      {"top: dW Conv_1", true, false, 320, 1280, 128},      {"top: dW project", true, false, 960, 160, 128},
+      {"Conv1 im2col b1", false, false, 9216, 32, 27},
+      {"expanded_conv_project", false, false, 9216, 16, 32},
+      {"block_1_expand", false, false, 9216, 96, 16},
+      {"block_2_project", false, false, 2304, 24, 144},
+      {"block_2_expand", false, false, 2304, 144, 24},
+      {"block_5_expand", false, false, 576, 192, 32},
+      {"block_5_project", false, false, 576, 32, 192},
+      {"block_10_expand", false, false, 144, 384, 64},
+      {"block_12_expand", false, false, 144, 576, 96},
+      {"block_12_project", false, false, 144, 96, 576},
+      {"block_15_expand", false, false, 36, 960, 160},
+      {"block_15_project", false, false, 36, 160, 960},
+      {"Conv_1 b1", false, false, 36, 1280, 320},
+      {"Conv_1 block 128", false, false, 128, 1280, 320},
+      {"top: expand 128 rows", false, false, 128, 960, 160},
+      {"top: dx expand", false, true, 128, 160, 960},
+      {"top: dW expand", true, false, 160, 960, 128},
+      {"top: dx Conv_1", false, true, 128, 320, 1280},
+      {"top: dW Conv_1", true, false, 320, 1280, 128},
+      {"top: dW project", true, false, 960, 160, 128},
   };
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> U(-1, 1);
@@ -66,14 +76,18 @@ int main(int argc, char** argv) {
     auto eigen = [&] {
       constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
       for (int i = 0; i < inner; ++i) {
-        if (!s.ta && !s.tb) ops::detail::gemm_eigen<float, R, R>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
-        else if (!s.ta) ops::detail::gemm_eigen<float, R, Cm>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
-        else ops::detail::gemm_eigen<float, Cm, R>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
+        if (!s.ta && !s.tb)
+          ops::detail::gemm_eigen<float, R, R>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
+        else if (!s.ta)
+          ops::detail::gemm_eigen<float, R, Cm>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
+        else
+          ops::detail::gemm_eigen<float, Cm, R>(s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N);
       }
     };
     auto own = [&] {
       for (int i = 0; i < inner; ++i)
-        ops::gemm_kernel(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N, nullptr, buf);
+        ops::gemm_kernel(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N, nullptr,
+                         buf);
     };
     auto pre = [&] {
       for (int i = 0; i < inner; ++i) ops::gemm_packed(s.ta, s.M, 1.f, A.data(), lda, pb, 0, s.N, 0.f, C.data(), s.N);
@@ -93,8 +107,8 @@ int main(int argc, char** argv) {
       tp.push_back(flops * inner / (t3 - t2) * 1e-9);
     }
     const double e = median(te), o = median(to), p = median(tp);
-    std::printf("| %s | %c%c | %ld | %ld | %ld | %.1f | %.1f | %.1f | %.2f | %.2f |\n", s.what, s.ta ? 't' : 'n', s.tb ? 't' : 'n',
-                long(s.M), long(s.N), long(s.K), e, o, p, o / e, p / e);
+    std::printf("| %s | %c%c | %ld | %ld | %ld | %.1f | %.1f | %.1f | %.2f | %.2f |\n", s.what, s.ta ? 't' : 'n',
+                s.tb ? 't' : 'n', long(s.M), long(s.N), long(s.K), e, o, p, o / e, p / e);
   }
   Eigen::internal::aligned_free(buf);
 }

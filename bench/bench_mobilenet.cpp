@@ -69,8 +69,11 @@ Tensor<float> random_tensor(const keras::Shape& s, keras::Random& rng, double lo
 struct Reference {
   Eigen::MatrixXf a = Eigen::MatrixXf::Random(1024, 512), b = Eigen::MatrixXf::Random(512, 420), c{1024, 420};
   Stat run(double budget) {
-    return rate([&] { keras::ops::gemm<float>(false, false, 1024, 420, 512, 1.f, a.data(), 512, b.data(), 420, 0.f, c.data(), 420); },
-                1.0, budget, 3, 5, 200);
+    return rate(
+        [&] {
+          keras::ops::gemm<float>(false, false, 1024, 420, 512, 1.f, a.data(), 512, b.data(), 420, 0.f, c.data(), 420);
+        },
+        1.0, budget, 3, 5, 200);
   }
 };
 
@@ -129,7 +132,8 @@ int main(int argc, char** argv) {
   keras::Random rng(42);
   keras::set_random_seed(42);
 
-  auto base = keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
+  auto base =
+      keras::applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .include_top = false, .pooling = "avg"});
   randomise_bn(*base, rng);
   if (const char* sl = std::getenv("KERAS_BENCH_SLICE")) base->graph().set_inference_slice(std::atoi(sl));
   const double gflop_img = 0.4401;
@@ -163,7 +167,9 @@ int main(int argc, char** argv) {
       Stat r = ref.run(budget / 3);
       rows.push_back({"inference", th, b, s, r});
       emit("infer", th, b, s);
-      if (!json) std::printf("  [%d thr] inference b=%-2ld %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, long(b), s.median, s.best, r.median);
+      if (!json)
+        std::printf("  [%d thr] inference b=%-2ld %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, long(b), s.median,
+                    s.best, r.median);
       std::fflush(stdout);
     }
     base->set_trainable(true);
@@ -173,20 +179,26 @@ int main(int argc, char** argv) {
       Stat r = ref.run(budget / 3);
       rows.push_back({"train step", th, 32, s, r});
       emit("train-full", th, 32, s);
-      if (!json) std::printf("  [%d thr] train     b=32 %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, s.median, s.best, r.median);
+      if (!json)
+        std::printf("  [%d thr] train     b=32 %7.1f img/s (best %7.1f)   ref %6.1f/s\n", th, s.median, s.best,
+                    r.median);
       std::fflush(stdout);
     }
   }
 
   if (json) return 0;
-  std::printf("\nMobileNetV2-192 (include_top=False, pooling=avg), %.4f GFLOP/img forward; reference = Eigen GEMM 1024x512x420 (0.44 GFLOP)\n",
-              gflop_img);
-  std::printf("| mode       | thr | batch | img/s median | img/s best | GFLOP/s | ref GEMM/s | ratio (img/s / ref) |\n");
-  std::printf("|------------|-----|-------|--------------|------------|---------|------------|---------------------|\n");
+  std::printf(
+      "\nMobileNetV2-192 (include_top=False, pooling=avg), %.4f GFLOP/img forward; reference = Eigen GEMM 1024x512x420 "
+      "(0.44 GFLOP)\n",
+      gflop_img);
+  std::printf(
+      "| mode       | thr | batch | img/s median | img/s best | GFLOP/s | ref GEMM/s | ratio (img/s / ref) |\n");
+  std::printf(
+      "|------------|-----|-------|--------------|------------|---------|------------|---------------------|\n");
   for (auto& r : rows) {
     double flop = r.what == "inference" ? gflop_img : 3 * gflop_img;
-    std::printf("| %-10s | %3d | %5ld | %12.1f | %10.1f | %7.1f | %10.1f | %19.3f |\n", r.what.c_str(), r.threads, long(r.batch),
-                r.s.median, r.s.best, r.s.median * flop, r.r.median, r.s.median / r.r.median);
+    std::printf("| %-10s | %3d | %5ld | %12.1f | %10.1f | %7.1f | %10.1f | %19.3f |\n", r.what.c_str(), r.threads,
+                long(r.batch), r.s.median, r.s.best, r.s.median * flop, r.r.median, r.s.median / r.r.median);
   }
   if (do_profile) {
     base->set_trainable(false);

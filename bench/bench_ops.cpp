@@ -44,8 +44,10 @@ struct Layer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) keras::set_num_threads(std::atoi(argv[1]));
-  else keras::set_num_threads(keras::get_num_threads());
+  if (argc > 1)
+    keras::set_num_threads(std::atoi(argv[1]));
+  else
+    keras::set_num_threads(keras::get_num_threads());
   const Index batch = argc > 2 ? std::atoi(argv[2]) : 32;
   std::printf("threads: %d, batch %ld\n", keras::get_num_threads(), long(batch));
   keras::Random rng(1);
@@ -57,12 +59,14 @@ int main(int argc, char** argv) {
     ops::Conv2DWorkspace<float> ws;
     const double flop = 2.0 * batch * 24 * 24 * 192 * 64;
     double t = best_seconds([&] { ops::conv2d_forward(g, x, k, &b, y, ws); });
-    std::printf("conv 1x1  [%ld,24,24,192]->64 forward : %7.2f ms  %6.1f GFLOP/s\n", long(batch), t * 1e3, flop / t * 1e-9);
+    std::printf("conv 1x1  [%ld,24,24,192]->64 forward : %7.2f ms  %6.1f GFLOP/s\n", long(batch), t * 1e3,
+                flop / t * 1e-9);
     Tensor<float> dx, dk(k.shape(), 0.f), db({64}, 0.f);
     t = best_seconds([&] { ops::conv2d_backward(g, x, k, y, &dx, &dk, &db, ws); });
     std::printf("conv 1x1  backward (dx, dW, db)        : %7.2f ms  %6.1f GFLOP/s\n", t * 1e3, 2 * flop / t * 1e-9);
     // reference: Eigen's own (internally threaded) GEMM on the same matrices
-    t = best_seconds([&] { y.matrix(batch * 24 * 24, 64).noalias() = x.matrix(batch * 24 * 24, 192) * k.matrix(192, 64); });
+    t = best_seconds(
+        [&] { y.matrix(batch * 24 * 24, 64).noalias() = x.matrix(batch * 24 * 24, 192) * k.matrix(192, 64); });
     std::printf("  (plain Eigen GEMM, Eigen threads)    : %7.2f ms  %6.1f GFLOP/s\n", t * 1e3, flop / t * 1e-9);
   }
   {  // 3x3 convolution (im2col + GEMM)
@@ -72,7 +76,8 @@ int main(int argc, char** argv) {
     ops::Conv2DWorkspace<float> ws;
     const double flop = 2.0 * batch * 48 * 48 * 9 * 32 * 64;
     double t = best_seconds([&] { ops::conv2d_forward<float>(g, x, k, nullptr, y, ws); });
-    std::printf("conv 3x3  [%ld,48,48,32]->64 forward  : %7.2f ms  %6.1f GFLOP/s\n", long(batch), t * 1e3, flop / t * 1e-9);
+    std::printf("conv 3x3  [%ld,48,48,32]->64 forward  : %7.2f ms  %6.1f GFLOP/s\n", long(batch), t * 1e3,
+                flop / t * 1e-9);
     Tensor<float> dx, dk(k.shape(), 0.f);
     t = best_seconds([&] { ops::conv2d_backward<float>(g, x, k, y, &dx, &dk, nullptr, ws); });
     std::printf("conv 3x3  backward (dx, dW)            : %7.2f ms  %6.1f GFLOP/s\n", t * 1e3, 2 * flop / t * 1e-9);
@@ -134,8 +139,9 @@ int main(int argc, char** argv) {
     total += t;
     flops += fl;
   }
-  std::printf("MobileNetV2-192 conv layers, batch %ld: %.1f ms (1x1 %.1f, depthwise %.1f, 3x3 %.1f) = %.1f GFLOP/s"
-              " -> %.0f images/s (convs only)\n",
-              long(batch), total * 1e3, t_pw * 1e3, t_dw * 1e3, t_full * 1e3, flops / total * 1e-9, batch / total);
+  std::printf(
+      "MobileNetV2-192 conv layers, batch %ld: %.1f ms (1x1 %.1f, depthwise %.1f, 3x3 %.1f) = %.1f GFLOP/s"
+      " -> %.0f images/s (convs only)\n",
+      long(batch), total * 1e3, t_pw * 1e3, t_dw * 1e3, t_full * 1e3, flops / total * 1e-9, batch / total);
   return 0;
 }

@@ -56,7 +56,10 @@ void profile(keras::Model<float>& m, const Tensor<float>& x, int reps) {
   std::vector<std::vector<double>> tf(n), tb(n);
   for (int rep = 0; rep < reps; ++rep) {
     for (std::size_t i = 0; i < n; ++i) {
-      if (nodes[i].input_index >= 0) { val[i] = &x; continue; }
+      if (nodes[i].input_index >= 0) {
+        val[i] = &x;
+        continue;
+      }
       std::vector<const Tensor<float>*> ins;
       for (int j : nodes[i].inputs) ins.push_back(val[j]);
       auto t0 = Clock::now();
@@ -84,27 +87,36 @@ void profile(keras::Model<float>& m, const Tensor<float>& x, int reps) {
       for (std::size_t s = 0; s < dins.size(); ++s) {
         if (!dins[s]) continue;
         int j = nodes[i].inputs[s];
-        if (!has[j]) { grad[j] = std::move(tmp[s]); has[j] = 1; }
-        else grad[j].array() += tmp[s].array();
+        if (!has[j]) {
+          grad[j] = std::move(tmp[s]);
+          has[j] = 1;
+        } else
+          grad[j].array() += tmp[s].array();
       }
     }
   }
-  auto med = [](std::vector<double> v) { if (v.empty()) return 0.0; std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
+  auto med = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   std::map<std::string, std::pair<double, double>> by_class;
   double tot = 0;
-  std::printf("per-layer training step (batch %ld, %d threads; ms, median of %d):\n", long(x.dim(0)), keras::get_num_threads(), reps);
+  std::printf("per-layer training step (batch %ld, %d threads; ms, median of %d):\n", long(x.dim(0)),
+              keras::get_num_threads(), reps);
   for (std::size_t i = 0; i < n; ++i) {
     if (nodes[i].input_index >= 0) continue;
     double f = med(tf[i]), b = med(tb[i]);
     by_class[nodes[i].layer->class_name()].first += f;
     by_class[nodes[i].layer->class_name()].second += b;
     tot += f + b;
-    std::printf("  %-22s %-20s %-18s fwd %6.2f  bwd %6.2f\n", nodes[i].layer->name().c_str(), nodes[i].layer->class_name().c_str(),
-                keras::shape_str(out[i].shape()).c_str(), f * 1e3, b * 1e3);
+    std::printf("  %-22s %-20s %-18s fwd %6.2f  bwd %6.2f\n", nodes[i].layer->name().c_str(),
+                nodes[i].layer->class_name().c_str(), keras::shape_str(out[i].shape()).c_str(), f * 1e3, b * 1e3);
   }
   std::printf("  by class (total %.1f ms):\n", tot * 1e3);
   for (auto& [k, v] : by_class)
-    std::printf("    %-20s fwd %7.2f  bwd %7.2f  %5.1f%%\n", k.c_str(), v.first * 1e3, v.second * 1e3, 100 * (v.first + v.second) / tot);
+    std::printf("    %-20s fwd %7.2f  bwd %7.2f  %5.1f%%\n", k.c_str(), v.first * 1e3, v.second * 1e3,
+                100 * (v.first + v.second) / tot);
 }
 
 }  // namespace
@@ -121,7 +133,9 @@ int main(int argc, char** argv) {
     weights = std::string(home ? home : ".") + "/.cache/kerascpp/mobilenet_v2_1.0_224_no_top";
   }
   if (weights != "random" && !std::filesystem::exists(weights + "/model.json")) {
-    std::fprintf(stderr, "bench_top_blocks: %s/model.json not found (bash tools/flowers.sh converts it); random weights\n", weights.c_str());
+    std::fprintf(stderr,
+                 "bench_top_blocks: %s/model.json not found (bash tools/flowers.sh converts it); random weights\n",
+                 weights.c_str());
     weights = "random";
   }
   constexpr Index B = 64;
@@ -135,10 +149,12 @@ int main(int argc, char** argv) {
     bench::TopBlocks t = bench::make_top_blocks(hw);
     if (weights == "random")
       bench::randomise_bn(*t.backbone, rng);
-    else keras::io::load_weights(*t.backbone, weights, /*allow_unused=*/true);
+    else
+      keras::io::load_weights(*t.backbone, weights, /*allow_unused=*/true);
     for (auto& l : t.model->layers())
       if (l->class_name() == "BatchNormalization") l->set_trainable(false);
-    t.model->compile(keras::optimizers::Adam<float>({.learning_rate = 1e-4}), keras::losses::CategoricalCrossentropy<float>());
+    t.model->compile(keras::optimizers::Adam<float>({.learning_rate = 1e-4}),
+                     keras::losses::CategoricalCrossentropy<float>());
     // block_12's output after the ReLU6s and a residual add: centred, a few units wide
     Tensor<float> x({B, hw, hw, 96});
     for (Index i = 0; i < x.size(); ++i) x[i] = static_cast<float>(rng.normal(0.0, 2.0));
@@ -159,13 +175,16 @@ int main(int argc, char** argv) {
       std::vector<double> s = r;
       std::sort(s.begin(), s.end());
       if (json) {
-        std::printf("{\"tool\": \"kerascpp top-blocks-%d\", \"threads\": %d, \"batch\": %ld, \"weights\": \"%s\", \"ips\": [", size, th,
-                    long(B), weights == "random" ? "random" : "keras");
+        std::printf(
+            "{\"tool\": \"kerascpp top-blocks-%d\", \"threads\": %d, \"batch\": %ld, \"weights\": \"%s\", \"ips\": [",
+            size, th, long(B), weights == "random" ? "random" : "keras");
         for (std::size_t i = 0; i < r.size(); ++i) std::printf("%s%.2f", i ? ", " : "", r[i]);
         std::printf("]}\n");
       } else {
-        std::printf("top blocks %dx%d (block_13 input %ldx%ldx96), batch %ld, %d thr: %7.1f samples/s median (best %7.1f, %zu steps)\n",
-                    size, size, long(hw), long(hw), long(B), th, s[s.size() / 2], s.back(), s.size());
+        std::printf(
+            "top blocks %dx%d (block_13 input %ldx%ldx96), batch %ld, %d thr: %7.1f samples/s median (best %7.1f, %zu "
+            "steps)\n",
+            size, size, long(hw), long(hw), long(B), th, s[s.size() / 2], s.back(), s.size());
       }
       std::fflush(stdout);
     }

@@ -17,8 +17,9 @@ inline Tensor<double> random_tensor(const Shape& s, keras::Random& rng, double l
 /// How far apart two computations are (max |a-b| / scale); not a gradient check.
 inline double rel_error(const Tensor<double>& a, const Tensor<double>& b) { return keras::testing::max_rel_diff(a, b); }
 
-inline keras::testing::LayerCheckReport require_layer_passes(keras::layers::Layer<double>& layer, std::vector<Tensor<double>> inputs,
-                                                         keras::testing::LayerCheckOptions opt = {}) {
+inline keras::testing::LayerCheckReport require_layer_passes(keras::layers::Layer<double>& layer,
+                                                             std::vector<Tensor<double>> inputs,
+                                                             keras::testing::LayerCheckOptions opt = {}) {
   auto r = keras::testing::check_layer(layer, std::move(inputs), opt);
   INFO(r.str());
   CHECK(r.ok());
@@ -30,8 +31,9 @@ inline keras::testing::LayerCheckReport require_layer_passes(keras::layers::Laye
 }
 
 /// Every check of check_layer, in training or inference mode, with the gradient tolerance `tol`.
-inline keras::testing::LayerCheckReport require_gradients_ok(keras::layers::Layer<double>& layer, std::vector<Tensor<double>> inputs,
-                                                             bool training = false, double tol = 1e-6) {
+inline keras::testing::LayerCheckReport require_gradients_ok(keras::layers::Layer<double>& layer,
+                                                             std::vector<Tensor<double>> inputs, bool training = false,
+                                                             double tol = 1e-6) {
   keras::testing::LayerCheckOptions opt;
   opt.training = training;
   opt.tolerance = tol;

@@ -50,11 +50,10 @@ double activation_grad_error(Activation id, Tensor<double>& x, keras::Random& rn
 TEST_CASE("every activation's backward matches central differences", "[activations]") {
   keras::Random rng(42);
   const std::vector<std::pair<std::string, std::vector<double>>> cases = {
-      {"linear", {}},   {"relu", {0}},          {"relu6", {0, 6}},     {"leaky_relu", {0}},
-      {"sigmoid", {}},  {"tanh", {}},           {"softmax", {}},       {"softplus", {}},
-      {"softsign", {0}}, {"elu", {0}},          {"selu", {0}},         {"swish", {}},
-      {"silu", {}},     {"gelu", {}},           {"hard_sigmoid", {-3, 3}}, {"hard_silu", {-3, 3}},
-      {"exponential", {}},
+      {"linear", {}},         {"relu", {0}},       {"relu6", {0, 6}}, {"leaky_relu", {0}}, {"sigmoid", {}},
+      {"tanh", {}},           {"softmax", {}},     {"softplus", {}},  {"softsign", {0}},   {"elu", {0}},
+      {"selu", {0}},          {"swish", {}},       {"silu", {}},      {"gelu", {}},        {"hard_sigmoid", {-3, 3}},
+      {"hard_silu", {-3, 3}}, {"exponential", {}},
   };
   for (const auto& [name, kinks] : cases) {
     Activation id = keras::activation_from_name(name);
@@ -136,8 +135,8 @@ TEST_CASE("activations work in place and reuse buffers", "[activations]") {
 
 TEST_CASE("unknown activation names throw ValueError naming them", "[activations]") {
   CHECK_THROWS_AS(keras::activation_from_name("foo"), keras::ValueError);
-  CHECK_THROWS_WITH(keras::activation_from_name("foo"), Catch::Contains("Unknown activation: 'foo'") &&
-                                                             Catch::Contains("relu6"));
+  CHECK_THROWS_WITH(keras::activation_from_name("foo"),
+                    Catch::Contains("Unknown activation: 'foo'") && Catch::Contains("relu6"));
   CHECK(keras::activation_from_name("") == Activation::Linear);
   CHECK(keras::activation_from_name("silu") == Activation::Swish);
   CHECK(keras::activation_name(Activation::Swish) == "swish");

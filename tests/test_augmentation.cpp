@@ -121,7 +121,8 @@ TEST_CASE("RandomRotation, RandomZoom and RandomTranslation follow Keras's trans
   }
   SECTION("a translation down by 2/5 of the height, with each fill mode") {
     auto shifted = [&](const std::string& fill) {
-      layers::RandomTranslation<double> t(layers::FactorRange{0.4, 0.4}, layers::FactorRange{0, 0}, {.fill_mode = fill, .seed = 1, .fill_value = -7});
+      layers::RandomTranslation<double> t(layers::FactorRange{0.4, 0.4}, layers::FactorRange{0, 0},
+                                          {.fill_mode = fill, .seed = 1, .fill_value = -7});
       t.forward({&x}, y, true);
       std::vector<double> col;
       for (Index i = 0; i < n; ++i) col.push_back(y.at({0, i, 0, 0}) / 100.0);  // the source row of column 0
@@ -137,8 +138,10 @@ TEST_CASE("RandomRotation, RandomZoom and RandomTranslation follow Keras's trans
     r.forward({&x}, y, false);
     CHECK(std::equal(y.begin(), y.end(), x.begin()));
   }
-  CHECK_THROWS_WITH(layers::RandomRotation<double>(0.1, {.fill_mode = "mirror"}), Catch::Contains("unknown fill_mode 'mirror'"));
-  CHECK_THROWS_WITH(layers::RandomZoom<double>(layers::FactorRange{0.3, 0.1}, std::nullopt), Catch::Contains("height_factor must be a range"));
+  CHECK_THROWS_WITH(layers::RandomRotation<double>(0.1, {.fill_mode = "mirror"}),
+                    Catch::Contains("unknown fill_mode 'mirror'"));
+  CHECK_THROWS_WITH(layers::RandomZoom<double>(layers::FactorRange{0.3, 0.1}, std::nullopt),
+                    Catch::Contains("height_factor must be a range"));
 }
 
 TEST_CASE("The augmentation layers' backward is the transpose of their forward (double)", "[augmentation][gradient]") {
@@ -162,14 +165,16 @@ TEST_CASE("The augmentation layers' backward is the transpose of their forward (
   layers::RandomRotation<double> r2(0.1, {.seed = 1});
   layers::RandomZoom<double> z2(0.1, std::nullopt, {.seed = 1});
   layers::RandomTranslation<double> t2(0.1, 0.2, {.seed = 1});
-  for (layers::Layer<double>* l : std::vector<layers::Layer<double>*>{&f2, &r2, &z2, &t2}) testing::require_layer_ok(*l, {x});
+  for (layers::Layer<double>* l : std::vector<layers::Layer<double>*>{&f2, &r2, &z2, &t2})
+    testing::require_layer_ok(*l, {x});
 }
 
 TEST_CASE("The augmentation layers save and load with Keras's config keys", "[augmentation][io]") {
   auto in = Input<float>({6, 6, 3});
   auto x = layers::RandomFlip<float>("horizontal", {.seed = 11, .name = "flip"})(in);
   x = layers::RandomRotation<float>(0.1, {.fill_mode = "nearest", .seed = 12, .name = "rot"})(x);
-  x = layers::RandomZoom<float>(layers::FactorRange{-0.2, 0.1}, layers::FactorRange{-0.1, 0.1}, {.interpolation = "nearest", .seed = 13})(x);
+  x = layers::RandomZoom<float>(layers::FactorRange{-0.2, 0.1}, layers::FactorRange{-0.1, 0.1},
+                                {.interpolation = "nearest", .seed = 13})(x);
   x = layers::RandomTranslation<float>(0.1, 0.2, {.fill_mode = "constant", .fill_value = 0.5})(x);
   x = layers::GlobalAveragePooling2D()(x);
   x = layers::Dense(2, {.activation = "softmax", .seed = 1})(x);
@@ -186,8 +191,10 @@ TEST_CASE("The augmentation layers save and load with Keras's config keys", "[au
   CHECK(rot["factor"] == json::array({-0.1, 0.1}));
   CHECK(rot["fill_mode"] == "nearest");
   // a Keras config with factor as one number and data_format loads
-  json keras_cfg = {{"name", "rr"}, {"factor", 0.2}, {"fill_mode", "reflect"}, {"interpolation", "bilinear"},
-                    {"seed", nullptr}, {"fill_value", 0.0}, {"data_format", "channels_last"}, {"trainable", true}, {"dtype", "float32"}};
+  json keras_cfg = {
+      {"name", "rr"},      {"factor", 0.2},     {"fill_mode", "reflect"},         {"interpolation", "bilinear"},
+      {"seed", nullptr},   {"fill_value", 0.0}, {"data_format", "channels_last"}, {"trainable", true},
+      {"dtype", "float32"}};
   auto rr = layers::registry<float>().create("RandomRotation", keras_cfg);
   CHECK(rr->get_config()["factor"] == json::array({-0.2, 0.2}));
   keras_cfg["data_format"] = "channels_first";
@@ -227,21 +234,25 @@ void bar_images(Index n, Tensor<float>& x, Tensor<float>& y) {
   for (Index i = 0; i < n; ++i) {
     const Index q = static_cast<Index>(rng.index(4));
     for (Index h = 0; h < 8; ++h)
-      for (Index w = 0; w < 8; ++w) x.at({i, h, w, 0}) = static_cast<float>((w == 2 * q ? 1.0 : 0.0) + 0.1 * h + rng.normal(0, 0.2));
+      for (Index w = 0; w < 8; ++w)
+        x.at({i, h, w, 0}) = static_cast<float>((w == 2 * q ? 1.0 : 0.0) + 0.1 * h + rng.normal(0, 0.2));
     y.at({i, q}) = 1;
   }
 }
 
 }  // namespace
 
-TEST_CASE("Training on features cached per RandomFlip outcome is uncached training with RandomFlip", "[augmentation][cache]") {
+TEST_CASE("Training on features cached per RandomFlip outcome is uncached training with RandomFlip",
+          "[augmentation][cache]") {
   Tensor<float> x, y;
   bar_images(160, x, y);
   for (std::string mode : {"horizontal", "horizontal_and_vertical"}) {
     auto run = [&](bool cache, std::string* log) {
       auto m = flip_model(3, mode);
-      m->compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
-      FitOptions<float> o{.epochs = 4, .batch_size = 16, .validation_split = 0.25, .seed = 7, .verbose = 0, .cache_frozen = cache};
+      m->compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(),
+                 {"accuracy"});
+      FitOptions<float> o{
+          .epochs = 4, .batch_size = 16, .validation_split = 0.25, .seed = 7, .verbose = 0, .cache_frozen = cache};
       if (!log) return m->fit(x, y, o);
       o.verbose = 2;
       History h;
@@ -252,7 +263,8 @@ TEST_CASE("Training on features cached per RandomFlip outcome is uncached traini
     History cached = run(true, &log), uncached = run(false, nullptr);
     INFO(mode << ": " << log);
     CHECK(log.find("Cached the outputs of the frozen layers up to 're_lu") != std::string::npos);
-    CHECK(log.find(std::string("each of the ") + (mode == "horizontal" ? "2" : "4") + " outcomes of RandomFlip") != std::string::npos);
+    CHECK(log.find(std::string("each of the ") + (mode == "horizontal" ? "2" : "4") + " outcomes of RandomFlip") !=
+          std::string::npos);
     for (std::string k : {"loss", "accuracy", "val_loss", "val_accuracy"})
       for (int e = 0; e < 4; ++e) {
         INFO(k << " epoch " << e << ": cached " << cached[k][e] << ", uncached " << uncached[k][e]);
@@ -277,7 +289,8 @@ TEST_CASE("Training on features cached per RandomFlip outcome is uncached traini
   CHECK(std::abs(hp["loss"][3] - hf["loss"][3]) > 1e-4);
 }
 
-TEST_CASE("A random layer with infinitely many outcomes turns the cache off, and the log says so", "[augmentation][cache]") {
+TEST_CASE("A random layer with infinitely many outcomes turns the cache off, and the log says so",
+          "[augmentation][cache]") {
   Tensor<float> x, y;
   bar_images(32, x, y);
   set_random_seed(1);
@@ -318,7 +331,8 @@ std::shared_ptr<Sequential<float>> nested_model(std::uint64_t seed) {
 }
 }  // namespace
 
-TEST_CASE("The cache cuts inside a partly unfrozen nested model, as if it were inlined", "[augmentation][cache][nested]") {
+TEST_CASE("The cache cuts inside a partly unfrozen nested model, as if it were inlined",
+          "[augmentation][cache][nested]") {
   Tensor<float> x, y;
   bar_images(96, x, y);
   FitOptions<float> o{.epochs = 3, .batch_size = 16, .validation_split = 0.25, .seed = 3, .verbose = 2};
@@ -341,12 +355,14 @@ TEST_CASE("The cache cuts inside a partly unfrozen nested model, as if it were i
     }
   // training reached the nested model's trainable layer, and not its frozen ones
   auto fresh = nested_model(4);
-  auto w_fresh = std::dynamic_pointer_cast<Model<float>>(fresh->layers()[2])->get_layer("b_conv2")->variables()[0]->value;
+  auto w_fresh =
+      std::dynamic_pointer_cast<Model<float>>(fresh->layers()[2])->get_layer("b_conv2")->variables()[0]->value;
   auto base = std::dynamic_pointer_cast<Model<float>>(nested->layers()[2]);
   REQUIRE(base);
   auto& w_trained = base->get_layer("b_conv2")->variables()[0]->value;
   auto& w_frozen = base->get_layer("b_conv1")->variables()[0]->value;
-  auto w_frozen_fresh = std::dynamic_pointer_cast<Model<float>>(fresh->layers()[2])->get_layer("b_conv1")->variables()[0]->value;
+  auto w_frozen_fresh =
+      std::dynamic_pointer_cast<Model<float>>(fresh->layers()[2])->get_layer("b_conv1")->variables()[0]->value;
   CHECK(!std::equal(w_trained.begin(), w_trained.end(), w_fresh.begin()));
   CHECK(std::equal(w_frozen.begin(), w_frozen.end(), w_frozen_fresh.begin()));
   // and the model still predicts through its own (nested) graph afterwards
@@ -354,7 +370,8 @@ TEST_CASE("The cache cuts inside a partly unfrozen nested model, as if it were i
   CHECK(p.dim(0) == 96);
 }
 
-TEST_CASE("A fine-tuning fit starts from the features an earlier fit kept (keep_features_of)", "[augmentation][cache][keep]") {
+TEST_CASE("A fine-tuning fit starts from the features an earlier fit kept (keep_features_of)",
+          "[augmentation][cache][keep]") {
   Tensor<float> x, y;
   bar_images(96, x, y);
   auto two_stages = [&](bool keep, std::string* log) {
@@ -405,5 +422,6 @@ TEST_CASE("A fine-tuning fit starts from the features an earlier fit kept (keep_
   CHECK(out.find("Reusing the outputs of 'b_relu1'") != std::string::npos);
   out = capture_stdout([&] { m->fit(x, y, {.epochs = 1, .verbose = 2}); });
   CHECK(out.find("Reusing") == std::string::npos);
-  CHECK_THROWS_WITH(m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "dense_nope"}), Catch::Contains("no such layer"));
+  CHECK_THROWS_WITH(m->fit(x, y, {.epochs = 1, .verbose = 0, .keep_features_of = "dense_nope"}),
+                    Catch::Contains("no such layer"));
 }

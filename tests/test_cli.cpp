@@ -73,10 +73,13 @@ void write_images(const fs::path& dir, int per_class, std::uint64_t seed) {
       std::vector<unsigned char> px(static_cast<std::size_t>(w * h * 3));
       for (int k = 0; k < w * h; ++k)
         for (int c = 0; c < 3; ++c)
-          px[static_cast<std::size_t>(3 * k + c)] = static_cast<unsigned char>(std::clamp(rgb[c] + static_cast<int>(rng.normal(0, 25)), 0, 255));
+          px[static_cast<std::size_t>(3 * k + c)] =
+              static_cast<unsigned char>(std::clamp(rgb[c] + static_cast<int>(rng.normal(0, 25)), 0, 255));
       std::string f = (dir / name / (name + "_" + std::to_string(i))).string();
-      if (i == 0) REQUIRE(stbi_write_jpg((f + ".jpg").c_str(), w, h, 3, px.data(), 95));
-      else REQUIRE(stbi_write_png((f + ".png").c_str(), w, h, 3, px.data(), w * 3));
+      if (i == 0)
+        REQUIRE(stbi_write_jpg((f + ".jpg").c_str(), w, h, 3, px.data(), 95));
+      else
+        REQUIRE(stbi_write_png((f + ".png").c_str(), w, h, 3, px.data(), w * 3));
     }
   }
 }
@@ -104,7 +107,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
   x = layers::GlobalAveragePooling2D({.name = "gap"})(x);
   auto out = layers::Dense(3, {.activation = "softmax", .name = "probs"})(x);
   Model<float> m(in, out, "colours");
-  utils::ImageDatasetOptions o{.label_mode = "categorical", .batch_size = 6, .image_size = {16, 16}, .seed = 1, .verbose = false};
+  utils::ImageDatasetOptions o{
+      .label_mode = "categorical", .batch_size = 6, .image_size = {16, 16}, .seed = 1, .verbose = false};
   auto train = utils::image_dataset_from_directory<float>((tmp / "train").string(), o);
   m.compile(optimizers::Adam<float>({.learning_rate = 0.05}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
   m.fit(train, {.epochs = 30, .verbose = 0});
@@ -134,7 +138,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     auto r = run(exe, "summary " + q(model_dir / "model.json"), tmp);
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("Model: \"colours\"") && Catch::Contains("probs (Dense)") &&
-                          Catch::Contains("Total params: " + std::to_string(m.count_params())) && Catch::Contains("Classes (3): blue green red"));
+                          Catch::Contains("Total params: " + std::to_string(m.count_params())) &&
+                          Catch::Contains("Classes (3): blue green red"));
   }
   SECTION("predict images") {
     fs::path red = tmp / "val" / "red" / "red_1.png", blue = tmp / "val" / "blue" / "blue_0.jpg";
@@ -152,7 +157,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     auto p = m.predict(xr);
     Index best = std::max_element(p.data(), p.data() + 3) - p.data();
     char line[64];
-    std::snprintf(line, sizeof line, "  %-5s %.4f", train.class_names()[static_cast<std::size_t>(best)].c_str(), p[best]);
+    std::snprintf(line, sizeof line, "  %-5s %.4f", train.class_names()[static_cast<std::size_t>(best)].c_str(),
+                  p[best]);
     CHECK(ls[1] == line);
     CHECK(ls[1].rfind("  red", 0) == 0);
     CHECK(ls[4].rfind("  blue", 0) == 0);
@@ -162,7 +168,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     Random rng(9);
     for (auto& v : xs) v = static_cast<float>(rng.uniform(0, 255));
     io::save_npy((tmp / "x.npy").string(), xs);
-    auto r = run(exe, "predict " + q(model_dir) + " --input " + q(tmp / "x.npy") + " --output " + q(tmp / "y.npy"), tmp);
+    auto r =
+        run(exe, "predict " + q(model_dir) + " --input " + q(tmp / "x.npy") + " --output " + q(tmp / "y.npy"), tmp);
     REQUIRE(r.code == 0);
     auto y = io::load_npy<float>((tmp / "y.npy").string());
     auto ref = m.predict(xs);
@@ -188,8 +195,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     CHECK(r.out == std::string("kerascpp ") + KERASCPP_VERSION_STRING + "\n");
     r = run(exe, "--help", tmp);
     CHECK(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("summary") && Catch::Contains("predict") && Catch::Contains("evaluate") && Catch::Contains("convert") &&
-                          Catch::Contains("2 usage error"));
+    CHECK_THAT(r.out, Catch::Contains("summary") && Catch::Contains("predict") && Catch::Contains("evaluate") &&
+                          Catch::Contains("convert") && Catch::Contains("2 usage error"));
     for (std::string sub : {"summary", "predict", "evaluate", "convert"}) {
       r = run(exe, sub + " --help", tmp);
       CHECK(r.code == 0);
@@ -213,18 +220,22 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     usage_error("frobnicate " + q(model_dir), "unknown command 'frobnicate'");
     usage_error("predict " + q(model_dir) + " --top 0" + red, "--top");
     usage_error("predict " + q(model_dir) + " --top abc" + red, "--top: needs a positive integer, got 'abc'");
-    usage_error("predict " + q(model_dir) + " --top 5x" + red, "--top: needs a positive integer, got '5x'");  // was taken as 5
+    usage_error("predict " + q(model_dir) + " --top 5x" + red,
+                "--top: needs a positive integer, got '5x'");  // was taken as 5
     usage_error("predict " + q(model_dir) + " --top=2.5" + red, "--top: needs a positive integer, got '2.5'");
     usage_error("predict " + q(model_dir) + " --batch-size -3" + red, "--batch-size");
-    usage_error("evaluate " + q(model_dir) + " " + q(tmp / "val") + " --batch-size 1e3", "--batch-size: needs a positive integer, got '1e3'");
-    usage_error("predict " + q(model_dir) + " --top" , "--top");
+    usage_error("evaluate " + q(model_dir) + " " + q(tmp / "val") + " --batch-size 1e3",
+                "--batch-size: needs a positive integer, got '1e3'");
+    usage_error("predict " + q(model_dir) + " --top", "--top");
     usage_error("predict " + q(model_dir) + " --frobnicate" + red, "--frobnicate");
     usage_error("predict " + q(model_dir) + red + " --output " + q(tmp / "o.npy"), "--output requires --input");
     usage_error("summary", "MODEL is required");
     usage_error("evaluate " + q(model_dir), "DIR is required");
     usage_error("summary " + q(model_dir) + " " + q(model_dir), "not expected");
-    usage_error("convert " + q(tmp / "m.h5") + " " + q(tmp / "out") + " --quantize int8", "--quantize: int8 not in {float16,uint8,uint16}");
-    usage_error("convert " + q(tmp / "m.h5") + " " + q(tmp / "out") + " --shard-mb 0", "--shard-mb: needs a positive number");
+    usage_error("convert " + q(tmp / "m.h5") + " " + q(tmp / "out") + " --quantize int8",
+                "--quantize: int8 not in {float16,uint8,uint16}");
+    usage_error("convert " + q(tmp / "m.h5") + " " + q(tmp / "out") + " --shard-mb 0",
+                "--shard-mb: needs a positive number");
     auto r = run(exe, "", tmp);  // no subcommand: the help on stderr
     CHECK(r.code == 2);
     CHECK_THAT(r.err, Catch::Contains("Usage: kerascpp"));
@@ -239,7 +250,8 @@ TEST_CASE("kerascpp summary / predict / evaluate on a saved image classifier", "
     one_line_error("summary " + q(tmp / "no_such_model"), "does not exist");
     one_line_error("predict " + q(model_dir) + " " + q(tmp / "x_missing.png"), "x_missing.png");
     io::save_npy((tmp / "bad.npy").string(), Tensor<float>({2, 8, 8, 3}));
-    one_line_error("predict " + q(model_dir) + " --input " + q(tmp / "bad.npy") + " --output " + q(tmp / "o.npy"), "(2, 8, 8, 3)");
+    one_line_error("predict " + q(model_dir) + " --input " + q(tmp / "bad.npy") + " --output " + q(tmp / "o.npy"),
+                   "(2, 8, 8, 3)");
     fs::create_directories(tmp / "two" / "blue");
     fs::create_directories(tmp / "two" / "red");
     one_line_error("evaluate " + q(model_dir) + " " + q(tmp / "two"), "class_names");
@@ -301,7 +313,8 @@ with h5py.File(sys.argv[1], "w") as f:
   for (Index n = 0; n < 2; ++n)
     for (Index j = 0; j < 2; ++j) {
       double want = j == 0 ? 0.5 : -0.25;
-      for (Index i = 0; i < 4; ++i) want += static_cast<double>(x[n * 4 + i]) * ((static_cast<double>(i * 2 + j)) / 10 - 0.3);
+      for (Index i = 0; i < 4; ++i)
+        want += static_cast<double>(x[n * 4 + i]) * ((static_cast<double>(i * 2 + j)) / 10 - 0.3);
       CHECK(y[n * 2 + j] == Approx(want).margin(1e-6));
     }
   // the converter's options pass through: float16 weights, and --quiet prints nothing

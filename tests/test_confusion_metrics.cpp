@@ -69,25 +69,30 @@ TEST_CASE("Precision and Recall: threshold 0.5 (strictly greater), accumulated o
   km::Recall<float> rt({.thresholds = 0.75, .class_id = std::nullopt, .name = "recall"});  // > 0.75: .8 and .9
   rt.update_state(y2, p2);  // every element counts: positives .7 (fn), .8 (tp), .3 (fn)
   CHECK(rt.result() == Approx(1.0 / 3));
-  CHECK_THROWS_WITH(p.update_state(t1({1, 0}), t1({1})), Catch::Contains("'precision'") && Catch::Contains("shapes differ"));
+  CHECK_THROWS_WITH(p.update_state(t1({1, 0}), t1({1})),
+                    Catch::Contains("'precision'") && Catch::Contains("shapes differ"));
 }
 
 TEST_CASE("AUC: Keras's docstring example, and 200 thresholds against the definition", "[metrics]") {
   // keras.metrics.AUC(num_thresholds=3).update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9]):
   // tp = [2, 1, 0], fp = [2, 0, 0]; tpr = [1, 0.5, 0], fpr = [1, 0, 0] -> (1 + 0.5) / 2 = 0.75
-  km::AUC<float> a3({.num_thresholds = 3, .curve = "ROC", .summation_method = "interpolation", .name = "auc", .from_logits = false});
+  km::AUC<float> a3(
+      {.num_thresholds = 3, .curve = "ROC", .summation_method = "interpolation", .name = "auc", .from_logits = false});
   a3.update_state(t1({0, 0, 1, 1}), t1({0, 0.5f, 0.3f, 0.9f}));
   CHECK(a3.true_positives() == std::vector<double>{2, 1, 0});
   CHECK(a3.false_positives() == std::vector<double>{2, 0, 0});
   CHECK(a3.result() == Approx(0.75));
   // PR, interpolation (Keras's interpolate_pr_auc), same data: p = tp + fp = [4, 1, 0]
   //   [0,1]: slope 1/3, intercept 1 - 1/3, (1/3) (1 + (2/3) log(4 / 1)) / 2;  [1,2]: slope 1, 1 / 2
-  km::AUC<float> pr({.num_thresholds = 3, .curve = "PR", .summation_method = "interpolation", .name = "pr", .from_logits = false});
+  km::AUC<float> pr(
+      {.num_thresholds = 3, .curve = "PR", .summation_method = "interpolation", .name = "pr", .from_logits = false});
   pr.update_state(t1({0, 0, 1, 1}), t1({0, 0.5f, 0.3f, 0.9f}));
   CHECK(pr.result() == Approx((1.0 / 3) * (1 + (2.0 / 3) * std::log(4.0)) / 2 + 0.5));
   // ROC minoring / majoring on the same curve: heights min(1, .5) = .5 / max = 1 over fpr 1 -> 0
-  km::AUC<float> mi({.num_thresholds = 3, .curve = "ROC", .summation_method = "minoring", .name = "a", .from_logits = false});
-  km::AUC<float> ma({.num_thresholds = 3, .curve = "ROC", .summation_method = "majoring", .name = "a", .from_logits = false});
+  km::AUC<float> mi(
+      {.num_thresholds = 3, .curve = "ROC", .summation_method = "minoring", .name = "a", .from_logits = false});
+  km::AUC<float> ma(
+      {.num_thresholds = 3, .curve = "ROC", .summation_method = "majoring", .name = "a", .from_logits = false});
   mi.update_state(t1({0, 0, 1, 1}), t1({0, 0.5f, 0.3f, 0.9f}));
   ma.update_state(t1({0, 0, 1, 1}), t1({0, 0.5f, 0.3f, 0.9f}));
   CHECK(mi.result() == Approx(0.5));
@@ -124,17 +129,25 @@ TEST_CASE("AUC: Keras's docstring example, and 200 thresholds against the defini
   CHECK(a.result() == Approx(wins / pairs).margin(0.01));
   a.reset_state();
   CHECK(a.result() == 0.0);
-  CHECK_THROWS_WITH(km::AUC<float>({.num_thresholds = 1, .curve = "ROC", .summation_method = "interpolation", .name = "auc", .from_logits = false}),
+  CHECK_THROWS_WITH(km::AUC<float>({.num_thresholds = 1,
+                                    .curve = "ROC",
+                                    .summation_method = "interpolation",
+                                    .name = "auc",
+                                    .from_logits = false}),
                     Catch::Contains("`num_thresholds` must be an integer > 1"));
-  CHECK_THROWS_WITH(km::AUC<float>({.num_thresholds = 200, .curve = "ROCK", .summation_method = "interpolation", .name = "auc", .from_logits = false}),
+  CHECK_THROWS_WITH(km::AUC<float>({.num_thresholds = 200,
+                                    .curve = "ROCK",
+                                    .summation_method = "interpolation",
+                                    .name = "auc",
+                                    .from_logits = false}),
                     Catch::Contains("Invalid AUC curve value: \"ROCK\""));
 }
 
 TEST_CASE("TopKCategoricalAccuracy: k = 5 by default, ties at the k-th value count (in_top_k)", "[metrics]") {
   // rows of 6 classes; true classes 4, 2, 5
-  Tensor<float> p({3, 6}, {0.1f, 0.3f, 0.3f, 0.2f, 0.05f, 0.05f,    // class 4: 5th largest is 0.05 -> in
-                           0.1f, 0.3f, 0.3f, 0.2f, 0.05f, 0.05f,    // class 2: in
-                           0.5f, 0.2f, 0.12f, 0.1f, 0.07f, 0.01f}); // class 5: 6th -> out
+  Tensor<float> p({3, 6}, {0.1f, 0.3f, 0.3f, 0.2f, 0.05f, 0.05f,     // class 4: 5th largest is 0.05 -> in
+                           0.1f, 0.3f, 0.3f, 0.2f, 0.05f, 0.05f,     // class 2: in
+                           0.5f, 0.2f, 0.12f, 0.1f, 0.07f, 0.01f});  // class 5: 6th -> out
   Tensor<float> y({3, 6}, 0.f);
   y[0 * 6 + 4] = 1;
   y[1 * 6 + 2] = 1;
@@ -179,5 +192,6 @@ TEST_CASE("compile(metrics={precision, recall, auc}) logs them under Keras's nam
   CHECK(logs.count("accuracy") == 1);
   auto h = m.fit(x, y, {.epochs = 2, .batch_size = 16, .verbose = 0});
   CHECK(h.history.at("auc").size() == 2);
-  CHECK_THROWS_WITH(km::get<float>("precison"), Catch::Contains("Unknown metric function: 'precison'") && Catch::Contains("precision"));
+  CHECK_THROWS_WITH(km::get<float>("precison"),
+                    Catch::Contains("Unknown metric function: 'precison'") && Catch::Contains("precision"));
 }

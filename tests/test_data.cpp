@@ -132,8 +132,9 @@ ImageDatasetOptions quiet() {
 TEST_CASE("numpy RandomState(seed).shuffle permutation is reproduced", "[data]") {
   // Values printed by numpy 1.24: x = list(range(n)); np.random.RandomState(seed).shuffle(x)
   CHECK(detail::numpy_shuffle_permutation(10, 123) == std::vector<std::size_t>{4, 0, 7, 5, 8, 3, 1, 6, 9, 2});
-  CHECK(detail::numpy_shuffle_permutation(25, 1337) ==
-        std::vector<std::size_t>{13, 4, 5, 17, 3, 0, 11, 12, 2, 14, 15, 1, 19, 21, 10, 16, 6, 9, 24, 20, 18, 22, 7, 8, 23});
+  CHECK(detail::numpy_shuffle_permutation(25, 1337) == std::vector<std::size_t>{13, 4,  5,  17, 3,  0,  11, 12, 2,
+                                                                                14, 15, 1,  19, 21, 10, 16, 6,  9,
+                                                                                24, 20, 18, 22, 7,  8,  23});
   CHECK(detail::numpy_shuffle_permutation(7, 4000000000u) == std::vector<std::size_t>{1, 5, 6, 0, 3, 2, 4});
 }
 
@@ -179,8 +180,8 @@ TEST_CASE("decode PNG and BMP exactly, JPEG approximately; reject truncated and 
 }
 
 TEST_CASE("bilinear resize matches an independent half-pixel reference", "[data]") {
-  for (auto [w, h, ow, oh] : std::vector<std::array<int, 4>>{{13, 9, 8, 5}, {13, 9, 30, 20}, {7, 11, 7, 11}, {320, 240, 192, 192},
-                                                             {5, 3, 1, 1}}) {
+  for (auto [w, h, ow, oh] : std::vector<std::array<int, 4>>{
+           {13, 9, 8, 5}, {13, 9, 30, 20}, {7, 11, 7, 11}, {320, 240, 192, 192}, {5, 3, 1, 1}}) {
     auto px = random_pixels(w, h, 3, static_cast<std::uint64_t>(w * 100 + ow));
     Image img{h, w, 3, px};
     auto out = resize_image<float>(img, oh, ow);
@@ -452,25 +453,40 @@ TEST_CASE("Dataset: slices, batch, unbatch, take, shuffle, map_random, cache, pr
   CHECK(o0 != order(collect(ds.shuffle(10, 43), 0)));
 
   // map and map_random: the rng depends on (seed, epoch, element) only.
-  auto noisy = ds.map_random([](Batch<float> e, Random& rng) {
-    e.x[0] += static_cast<float>(rng.uniform());
-    return e;
-  }, 5);
+  auto noisy = ds.map_random(
+      [](Batch<float> e, Random& rng) {
+        e.x[0] += static_cast<float>(rng.uniform());
+        return e;
+      },
+      5);
   auto n0 = flat_x(collect(noisy, 0));
   CHECK(n0 == flat_x(collect(noisy, 0)));
   CHECK(n0 != flat_x(collect(noisy, 1)));
-  auto doubled = collect(ds.map([](Batch<float> e) { e.x[1] *= 2; return e; }), 0);
+  auto doubled = collect(ds.map([](Batch<float> e) {
+    e.x[1] *= 2;
+    return e;
+  }),
+                         0);
   CHECK(doubled[3].x[1] == 206);
 
   // cache: the first complete epoch is replayed (even through a shuffle placed before it).
   int calls = 0;
-  auto counted = ds.map([&calls](Batch<float> e) { ++calls; return e; }).shuffle(10, 3).cache(CacheStorage::exact);
+  auto counted = ds.map([&calls](Batch<float> e) {
+                     ++calls;
+                     return e;
+                   })
+                     .shuffle(10, 3)
+                     .cache(CacheStorage::exact);
   auto c0 = flat_x(collect(counted, 0));
   CHECK(calls == 10);
   CHECK(flat_x(collect(counted, 1)) == c0);
   CHECK(calls == 10);
   // uint8 storage rounds to [0, 255] integers, in the first epoch too.
-  auto frac = ds.map([](Batch<float> e) { e.x[0] += 0.4f; e.x[1] = 300; return e; }).cache(CacheStorage::uint8);
+  auto frac = ds.map([](Batch<float> e) {
+                  e.x[0] += 0.4f;
+                  e.x[1] = 300;
+                  return e;
+                }).cache(CacheStorage::uint8);
   auto f0 = collect(frac, 0);
   CHECK(f0[3].x[0] == 3);
   CHECK(f0[3].x[1] == 255);
@@ -479,7 +495,10 @@ TEST_CASE("Dataset: slices, batch, unbatch, take, shuffle, map_random, cache, pr
   // prefetch: same elements, in order; stopping early joins the thread cleanly.
   auto pf = b.prefetch(2);
   CHECK(flat_x(collect(pf, 0)) == flat_x(bs));
-  { auto it = pf.begin(0); CHECK(it->x.dim(0) == 4); }
+  {
+    auto it = pf.begin(0);
+    CHECK(it->x.dim(0) == 4);
+  }
   // Errors from the pipeline reach the consumer (through prefetch too).
   auto failing = ds.map([](Batch<float> e) -> Batch<float> {
     if (e.x[0] == 5) throw keras::ValueError("boom");
@@ -487,7 +506,9 @@ TEST_CASE("Dataset: slices, batch, unbatch, take, shuffle, map_random, cache, pr
   });
   CHECK_THROWS_AS(collect(failing.prefetch(3), 0), keras::ValueError);
   // Batching elements of different shapes is a ShapeError naming both.
-  auto ragged = Dataset<float>::from_indexed(2, [](Index i) { return std::optional<Batch<float>>(Batch<float>{Tensor<float>({i + 1}, 0.f), {}}); });
+  auto ragged = Dataset<float>::from_indexed(2, [](Index i) {
+    return std::optional<Batch<float>>(Batch<float>{Tensor<float>({i + 1}, 0.f), {}});
+  });
   CHECK_THROWS_AS(collect(ragged.batch(2), 0), keras::ShapeError);
   CHECK_THROWS_AS(Dataset<float>::from_tensor_slices(x, Tensor<float>({3})), keras::ShapeError);
   CHECK_THROWS_AS(Dataset<float>().begin(), keras::StateError);
@@ -518,13 +539,19 @@ TEST_CASE("parallel sources keep the order, skip nullopt items and pass errors o
     CHECK(a == b);
   }
   so.parallel = true;
-  auto bad = Dataset<float>::from_indexed(50, [](Index i) -> std::optional<Batch<float>> {
-    if (i == 20) throw keras::IOError("bad item 20");
-    return Batch<float>{Tensor<float>({1}, 0.f), {}};
-  }, so);
+  auto bad = Dataset<float>::from_indexed(
+      50,
+      [](Index i) -> std::optional<Batch<float>> {
+        if (i == 20) throw keras::IOError("bad item 20");
+        return Batch<float>{Tensor<float>({1}, 0.f), {}};
+      },
+      so);
   CHECK_THROWS_AS(collect(bad, 0), keras::IOError);
   CHECK_THROWS_AS(collect(bad.batch(8).prefetch(2), 0), keras::IOError);
-  { auto it = par.batch(5).prefetch(1).begin(0); CHECK(it->x.dim(0) == 5); }  // early stop joins all threads
+  {
+    auto it = par.batch(5).prefetch(1).begin(0);
+    CHECK(it->x.dim(0) == 5);
+  }  // early stop joins all threads
   keras::set_num_threads(2);
 }
 
@@ -535,10 +562,13 @@ TEST_CASE("Dataset::shard: disjoint shards that cover each epoch, read only at t
   so.parallel = true;
   so.shuffle = true;
   so.seed = 5;
-  auto src = Dataset<float>::from_indexed(23, [&](Index i) -> std::optional<Batch<float>> {
-    ++reads;
-    return Batch<float>{Tensor<float>({1}, static_cast<float>(i)), {}};
-  }, so);
+  auto src = Dataset<float>::from_indexed(
+      23,
+      [&](Index i) -> std::optional<Batch<float>> {
+        ++reads;
+        return Batch<float>{Tensor<float>({1}, static_cast<float>(i)), {}};
+      },
+      so);
   auto whole = src.batch(4).prefetch(2);  // 6 batches, the last of 3
   for (std::uint64_t e : {0u, 1u}) {
     auto all = collect(whole, e);
@@ -583,10 +613,14 @@ TEST_CASE("image datasets cache as uint8 and prefetch across epochs", "[data]") 
   CHECK(flat_x(e0) == flat_x(collect(ds, 0)));  // solid colours: integral values, nothing lost
   CHECK_FALSE(ds.map([](Batch<float> b) { return b; }).info().uint8_images);
   // The usual pipeline: cache, reshuffle batches every epoch, augment, prefetch.
-  auto train = cached.shuffle(100, 1).map_random([](Batch<float> b, Random& rng) {
-    random_flip_left_right(b.x, rng);
-    return b;
-  }, 9).prefetch(2);
+  auto train = cached.shuffle(100, 1)
+                   .map_random(
+                       [](Batch<float> b, Random& rng) {
+                         random_flip_left_right(b.x, rng);
+                         return b;
+                       },
+                       9)
+                   .prefetch(2);
   CHECK(train.class_names() == ds.class_names());
   Index seen = 0;
   for (auto& b : train) seen += b.x.dim(0);
@@ -645,7 +679,8 @@ TEST_CASE("augmentation: flips, rotation, zoom and crop are seeded and geometric
   CHECK_THROWS_AS(random_crop(sq, 6, 1, crng), keras::ValueError);
 }
 
-TEST_CASE("Hostile images are refused from their headers, naming the file and the limit (fuzz regressions)", "[data][image][limits]") {
+TEST_CASE("Hostile images are refused from their headers, naming the file and the limit (fuzz regressions)",
+          "[data][image][limits]") {
   const fs::path corpus = fs::path(KERASCPP_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "image";
   auto bytes_of = [&](const std::string& name) {
     std::ifstream f(corpus / name, std::ios::binary);
@@ -663,13 +698,16 @@ TEST_CASE("Hostile images are refused from their headers, naming the file and th
     return "<decoded>";
   };
   REQUIRE(image_limits().max_pixels == 89478485);
-  CHECK_THAT(error_of("regress_png_30000x30000.png"), Catch::Contains("regress_png_30000x30000.png") && Catch::Contains("30000 x 30000") &&
-                                                          Catch::Contains("89478485") && Catch::Contains("image_limits().max_pixels"));
+  CHECK_THAT(error_of("regress_png_30000x30000.png"),
+             Catch::Contains("regress_png_30000x30000.png") && Catch::Contains("30000 x 30000") &&
+                 Catch::Contains("89478485") && Catch::Contains("image_limits().max_pixels"));
   // IHDR's 32-bit width and height multiply past 2^63 (a UBSan finding of CI's fuzzing)
   CHECK_THAT(error_of("regress_png_dims_overflow_4294967295.png"),
              Catch::Contains("4294967295 x 4294967295") && Catch::Contains("image_limits().max_pixels"));
-  CHECK_THAT(error_of("regress_jpeg_bomb_8000x8000.jpg"), Catch::Contains("8000 x 8000") && Catch::Contains("decompression bomb"));
-  CHECK_THAT(error_of("regress_bmp_bomb_4784143x12.bmp"), Catch::Contains("4784143 x 12") && Catch::Contains("decompression bomb"));
+  CHECK_THAT(error_of("regress_jpeg_bomb_8000x8000.jpg"),
+             Catch::Contains("8000 x 8000") && Catch::Contains("decompression bomb"));
+  CHECK_THAT(error_of("regress_bmp_bomb_4784143x12.bmp"),
+             Catch::Contains("4784143 x 12") && Catch::Contains("decompression bomb"));
   CHECK_THAT(error_of("regress_jpeg_dht_overflow.jpg"), Catch::Contains("corrupt JPEG"));
   CHECK_THAT(error_of("regress_jpeg_fill_bytes_dht_overflow.jpg"), Catch::Contains("JPEG"));
   // legal, if odd: an empty IDAT chunk (stb 2.27 would memcpy from a null pointer); decodes or is refused cleanly
@@ -688,8 +726,9 @@ TEST_CASE("Hostile images are refused from their headers, naming the file and th
   // an image under the caps still decodes
   std::vector<unsigned char> px = solid(300, 200, 10, 20, 30);
   std::string png;
-  stbi_write_png_to_func([](void* ctx, void* data, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), n); }, &png, 300, 200, 3,
-                         px.data(), 900);
+  stbi_write_png_to_func(
+      [](void* ctx, void* data, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), n); }, &png,
+      300, 200, 3, px.data(), 900);
   auto img = decode_image_bytes(reinterpret_cast<const unsigned char*>(png.data()), png.size(), 3);
   CHECK(img.width == 300);
   CHECK(img.at(199, 299, 2) == 30);

@@ -34,7 +34,7 @@ TEST_CASE("A residual model with a branch trains with fit and its loss falls", "
   auto a = layers::Conv2D(8, 3, {.padding = "same", .activation = "relu"})(inputs);
   auto b = layers::Conv2D(8, 3, {.padding = "same"})(a);
   b = layers::BatchNormalization()(b);
-  auto r = layers::Add()({a, b});                                        // residual: `a` feeds two layers
+  auto r = layers::Add()({a, b});  // residual: `a` feeds two layers
   auto branch = layers::Conv2D(4, 1, {.strides = {2, 2}})(r);
   auto pooled = layers::GlobalAveragePooling2D()(branch);
   auto skip = layers::GlobalMaxPooling2D()(r);
@@ -121,7 +121,8 @@ TEST_CASE("Duplicate layer names are refused at construction with Keras's messag
     Model<float> m(in, y);
     FAIL("a model with two layers named 'hidden' was accepted");
   } catch (const ValueError& e) {
-    CHECK(std::string(e.what()) == "The name \"hidden\" is used 2 times in the model. All layer names should be unique.");
+    CHECK(std::string(e.what()) ==
+          "The name \"hidden\" is used 2 times in the model. All layer names should be unique.");
   }
   // One layer called twice (a shared layer) is one name, and is fine.
   auto shared = std::make_shared<layers::Dense<float>>(4, layers::DenseOptions{.name = "shared"});

@@ -50,7 +50,7 @@ std::shared_ptr<Model<T>> small_net() {
   x = ZeroPadding2D<T>(Padding2D({0, 1}, {0, 1}))(x);
   x = DepthwiseConv2D<T>(3, {.strides = {2, 2}, .use_bias = true})(x);
   x = layers::Activation<T>("relu6")(x);  // depthwise (bias) -> Activation
-  auto shared = Conv2D<T>(6, 1)(x);  // two consumers: must not fuse
+  auto shared = Conv2D<T>(6, 1)(x);       // two consumers: must not fuse
   auto a = ReLU<T>()(shared);
   auto b = BatchNormalization<T>(bn)(shared);
   x = Add<T>()({a, b});
@@ -169,7 +169,8 @@ TEST_CASE("Gradients are right after a fused inference pass and in training", "[
   }
 }
 
-TEST_CASE("Training with frozen BatchNormalization: fused conv -> BN -> ReLU chains equal the unfused pass", "[fusion][gradient]") {
+TEST_CASE("Training with frozen BatchNormalization: fused conv -> BN -> ReLU chains equal the unfused pass",
+          "[fusion][gradient]") {
   set_random_seed(9);
   auto m = small_net<double>();
   Random rng(5);
@@ -316,7 +317,8 @@ TEST_CASE("Inference split into batch slices over threads equals the unsliced pa
   m->graph().set_inference_slice(0);
 }
 
-TEST_CASE("A layer that is not reentrant keeps inference unsliced; an error in a slice propagates", "[fusion][slices]") {
+TEST_CASE("A layer that is not reentrant keeps inference unsliced; an error in a slice propagates",
+          "[fusion][slices]") {
   set_random_seed(10);
   set_num_threads(2);
   auto x = random_input<float>({6, 10, 10, 4}, 22);
@@ -353,8 +355,8 @@ namespace {
 /// (folded) in inference passes; `second_reader`: the padded tensor also feeds a pooling layer
 /// (must not fold).
 template <class T>
-std::shared_ptr<Model<T>> pad_dw_net(Shape in_shape, layers::Padding2D pad, Index stride, const std::string& padding, bool bias,
-                                     bool bn_relu, bool second_reader) {
+std::shared_ptr<Model<T>> pad_dw_net(Shape in_shape, layers::Padding2D pad, Index stride, const std::string& padding,
+                                     bool bias, bool bn_relu, bool second_reader) {
   using namespace layers;
   auto in = Input<T>(in_shape);
   auto p = ZeroPadding2D<T>(pad)(in);
@@ -380,13 +382,14 @@ void check_pad_fold(double tol) {
     bool bias, bn_relu, second;
   };
   const std::vector<Case> cases = {
-      {{12, 12, 16}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, false},  // MobileNetV2's stride-2 blocks
-      {{13, 9, 7}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", true, true, false},     // odd sizes, leftover channels
+      {{12, 12, 16}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, false},  // MobileNetV2's stride-2
+                                                                                          // blocks
+      {{13, 9, 7}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", true, true, false},  // odd sizes, leftover channels
       {{11, 10, 19}, layers::Padding2D({2, 1}, {1, 3}), 2, "valid", true, false, false},  // asymmetric padding
       {{9, 8, 17}, layers::Padding2D({1, 1}, {1, 1}), 1, "valid", false, true, false},    // stride 1
       {{8, 7, 33}, layers::Padding2D({1, 0}, {0, 2}), 1, "same", true, true, false},      // pad + the window's own
       {{10, 10, 16}, layers::Padding2D({0, 1}, {0, 1}), 2, "same", false, true, false},
-      {{10, 10, 8}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, true},    // padded tensor read twice
+      {{10, 10, 8}, layers::Padding2D({0, 1}, {0, 1}), 2, "valid", false, true, true},  // padded tensor read twice
   };
   Random rng(5);
   for (std::size_t k = 0; k < cases.size(); ++k) {
@@ -408,7 +411,8 @@ void check_pad_fold(double tol) {
         INFO("case " << k << " threads " << threads << " batch " << batch);
         CHECK(m->graph().folded_paddings() == (c.second ? 0 : 1));
         REQUIRE(got.shape() == ref.shape());
-        for (Index i = 0; i < ref.size(); ++i) REQUIRE(std::abs(double(got[i] - ref[i])) <= tol * std::max(1.0, std::abs(double(ref[i]))));
+        for (Index i = 0; i < ref.size(); ++i)
+          REQUIRE(std::abs(double(got[i] - ref[i])) <= tol * std::max(1.0, std::abs(double(ref[i]))));
       }
   }
   set_num_threads(2);

@@ -64,7 +64,7 @@ void check_shapes(double tol) {
   const std::vector<Index> ms = {1, 7, 13, 33, 100}, ns = {1, 7, 17, 33, 100}, ks = {1, 7, 17, 300};
   const std::vector<EpParts> eps = {{false, false, false, false, false}, {true, false, false, false, false},
                                     {false, true, true, false, false},   {true, true, true, true, false},
-                                    {false, false, true, true, true},     {true, true, false, false, true}};
+                                    {false, false, true, true, true},    {true, true, false, false, true}};
   int n = 0;
   for (Index M : ms)
     for (Index N : ns)
@@ -94,12 +94,13 @@ void check_shapes(double tol) {
             ep.ldr = N;
           }
           const auto ref = reference<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, &ep);
-          INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb << " alpha " << alpha << " beta " << beta
-                    << " bias " << e.bias << " scale " << e.scale << " shift " << e.shift << " clamp " << e.clamp << " res "
-                    << e.residual);
+          INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb << " alpha " << alpha << " beta "
+                    << beta << " bias " << e.bias << " scale " << e.scale << " shift " << e.shift << " clamp "
+                    << e.clamp << " res " << e.residual);
           // the serial block with the fused epilogue (own kernel or Eigen + the scalar epilogue)
           auto C = C0;
-          ops::detail::gemm_block_ep<T>(ta, tb, M, N, K, T(alpha), A.data(), lda, B.data(), ldb, T(beta), C.data(), N, &ep);
+          ops::detail::gemm_block_ep<T>(ta, tb, M, N, K, T(alpha), A.data(), lda, B.data(), ldb, T(beta), C.data(), N,
+                                        &ep);
           CHECK(max_err(C, ref, K) <= tol);
           if (ep.empty()) {
             // the parallel gemm (no epilogue)
@@ -112,8 +113,8 @@ void check_shapes(double tol) {
             if (ops::gk::kGemmKernel) {
               std::vector<float, Eigen::aligned_allocator<float>> buf(std::size_t(ops::gk::kKc * ops::gk::kNc));
               auto C3 = C0;
-              ops::gemm_kernel(ta, tb, M, N, K, float(alpha), A.data(), lda, B.data(), ldb, float(beta), C3.data(), N, &ep,
-                               buf.data());
+              ops::gemm_kernel(ta, tb, M, N, K, float(alpha), A.data(), lda, B.data(), ldb, float(beta), C3.data(), N,
+                               &ep, buf.data());
               CHECK(max_err(C3, ref, K) <= tol);
               // a packed B, by column ranges starting on panel boundaries
               std::vector<float, Eigen::aligned_allocator<float>> packed(std::size_t(ops::gk::packed_size(K, N)));

@@ -49,15 +49,19 @@ TEST_CASE("load_img + predict on one photo gives the dataset path's probabilitie
   }
   for (const bool crop : {false, true}) {
     const Index H = 96, W = 80;  // not square, so that the crop and the (height, width) order matter
-    auto ds = utils::image_dataset_from_directory(
-        tmp.path.string(), {.label_mode = "categorical", .batch_size = 1, .image_size = {H, W}, .shuffle = false, .crop_to_aspect_ratio = crop, .verbose = false});
+    auto ds = utils::image_dataset_from_directory(tmp.path.string(), {.label_mode = "categorical",
+                                                                      .batch_size = 1,
+                                                                      .image_size = {H, W},
+                                                                      .shuffle = false,
+                                                                      .crop_to_aspect_ratio = crop,
+                                                                      .verbose = false});
     const auto class_names = ds.class_names();
     REQUIRE(class_names == std::vector<std::string>{"daisy", "roses"});
 
     set_random_seed(5);
     Sequential<float> model({layers::Rescaling(1.0 / 127.5, -1.0, {.input_shape = {H, W, 3}}),
-                             layers::Conv2D(8, 3, {.strides = 2, .activation = "relu"}), layers::GlobalAveragePooling2D(),
-                             layers::Dense(2, {.activation = "softmax"})});
+                             layers::Conv2D(8, 3, {.strides = 2, .activation = "relu"}),
+                             layers::GlobalAveragePooling2D(), layers::Dense(2, {.activation = "softmax"})});
     model.metadata = {{"class_names", class_names}};
     Tensor<float> p_ds = model.predict(ds);
     REQUIRE(p_ds.shape() == Shape{2, 2});
@@ -65,8 +69,9 @@ TEST_CASE("load_img + predict on one photo gives the dataset path's probabilitie
     Index row = 0;
     for (auto& batch : ds) {
       const std::string& cls = class_names[static_cast<std::size_t>(row)];
-      auto img = utils::load_img(source[cls].string(),
-                                 {.target_size = {H, W}, .color_mode = "rgb", .interpolation = "bilinear", .keep_aspect_ratio = crop});
+      auto img = utils::load_img(
+          source[cls].string(),
+          {.target_size = {H, W}, .color_mode = "rgb", .interpolation = "bilinear", .keep_aspect_ratio = crop});
       CHECK(img.height == H);
       CHECK(img.width == W);
       Tensor<float> a = utils::img_to_array(img);
@@ -74,7 +79,7 @@ TEST_CASE("load_img + predict on one photo gives the dataset path's probabilitie
       CHECK(a.array().minCoeff() >= 0.0f);
       CHECK(a.array().maxCoeff() <= 255.0f);
       Tensor<float> x = utils::expand_dims(a, 0);
-      REQUIRE(x.shape() == batch.x.shape());  // [1, H, W, 3]
+      REQUIRE(x.shape() == batch.x.shape());                             // [1, H, W, 3]
       for (Index i = 0; i < x.size(); ++i) REQUIRE(x[i] == batch.x[i]);  // the same pixels, exactly
       Tensor<float> p = model.predict(x);
       REQUIRE(p.shape() == Shape{1, 2});
@@ -148,14 +153,18 @@ TEST_CASE("decode_predictions ranks each row; a sigmoid output reads as two clas
   CHECK(utils::decode_predictions(p, {"w", "x", "y", "z"}, 1)[1][0].class_name == "w");
 }
 
-TEST_CASE("load_img, expand_dims and decode_predictions refuse bad input with clear messages", "[image_utils][errors]") {
+TEST_CASE("load_img, expand_dims and decode_predictions refuse bad input with clear messages",
+          "[image_utils][errors]") {
   Tensor<float> p({2, 3}, 0.1f);
   REQUIRE_THROWS_WITH(utils::decode_predictions(Tensor<float>({3}, 0.1f), std::vector<std::string>{"a", "b", "c"}),
                       Contains("expects a batch of predictions") && Contains("(3,)"));
-  REQUIRE_THROWS_WITH(utils::decode_predictions(p, std::vector<std::string>{"a", "b"}), Contains("3 classes") && Contains("2 class names"));
-  REQUIRE_THROWS_WITH(utils::decode_predictions(p, std::vector<std::string>{"a", "b", "c"}, 0), Contains("top must be positive"));
+  REQUIRE_THROWS_WITH(utils::decode_predictions(p, std::vector<std::string>{"a", "b"}),
+                      Contains("3 classes") && Contains("2 class names"));
+  REQUIRE_THROWS_WITH(utils::decode_predictions(p, std::vector<std::string>{"a", "b", "c"}, 0),
+                      Contains("top must be positive"));
   json bad = {{"class_names", {"a", 2, "c"}}};
-  REQUIRE_THROWS_WITH(utils::decode_predictions(p, bad["class_names"]), Contains("class_names must be a list of strings"));
+  REQUIRE_THROWS_WITH(utils::decode_predictions(p, bad["class_names"]),
+                      Contains("class_names must be a list of strings"));
   json missing = json::object();
   REQUIRE_THROWS_WITH(utils::decode_predictions(p, missing["class_names"]), Contains("got null"));
 

@@ -37,7 +37,8 @@ double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
 }
 
 bool bit_identical(const Tensor<float>& a, const Tensor<float>& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.size())) == 0;
+  return a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.size())) == 0;
 }
 
 std::string slurp(const fs::path& p) { return io::read_file(p.string()); }
@@ -49,8 +50,9 @@ void spit(const fs::path& p, const std::string& s) {
 /// TF.js (Node) predicts `dir`'s model on x; nullopt when node is unavailable (exit 77).
 std::optional<Tensor<float>> tfjs_predict(const fs::path& dir, const Tensor<float>& x) {
   io::save_npy((dir / "X_in.npy").string(), x);
-  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" + (dir / "X_in.npy").string() +
-                    "' '" + (dir / "Y_tfjs.npy").string() + "' > '" + (dir / "tfjs.log").string() + "' 2>&1";
+  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" +
+                    (dir / "X_in.npy").string() + "' '" + (dir / "Y_tfjs.npy").string() + "' > '" +
+                    (dir / "tfjs.log").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   if (code == 77) return std::nullopt;
@@ -174,7 +176,8 @@ TEST_CASE("load_weights loads a TF.js weights manifest into a built model by nam
   auto out = Dense(4, {.activation = "softmax", .name = "probs"})(x);
   Model<float> m(in, out, "cnn");
   io::load_weights(m, dir.string());
-  auto d = max_abs_diff(m.predict(io::load_npy<float>((dir / "X.npy").string())), io::load_npy<float>((dir / "Y.npy").string()));
+  auto d = max_abs_diff(m.predict(io::load_npy<float>((dir / "X.npy").string())),
+                        io::load_npy<float>((dir / "Y.npy").string()));
   CHECK(d <= 1e-5);
   // a model whose layer is missing from the file is an error naming it
   auto in2 = Input<float>({4});
@@ -297,17 +300,20 @@ void write_quantized(const fs::path& dir, const std::string& kernel_dtype) {
   const float b[2] = {0.25f, -0.75f};
   bin.append(reinterpret_cast<const char*>(b), 8);
   spit(dir / "w.bin", bin);
-  json topo = {{"class_name", "Sequential"},
-               {"config",
-                {{"name", "q"},
-                 {"layers", json::array({{{"class_name", "Dense"},
-                                          {"config", {{"units", 2}, {"name", "d"}, {"batch_input_shape", {nullptr, 3}}}}}})}}}};
-  json j = {{"format", "layers-model"},
-            {"modelTopology", topo},
-            {"weightsManifest",
-             json::array({{{"paths", {"w.bin"}},
-                           {"weights", json::array({{{"name", "d/kernel"}, {"shape", {3, 2}}, {"dtype", "float32"}, {"quantization", q}},
-                                                    {{"name", "d/bias"}, {"shape", {2}}, {"dtype", "float32"}}})}}})}};
+  json topo = {
+      {"class_name", "Sequential"},
+      {"config",
+       {{"name", "q"},
+        {"layers", json::array({{{"class_name", "Dense"},
+                                 {"config", {{"units", 2}, {"name", "d"}, {"batch_input_shape", {nullptr, 3}}}}}})}}}};
+  json j = {
+      {"format", "layers-model"},
+      {"modelTopology", topo},
+      {"weightsManifest",
+       json::array({{{"paths", {"w.bin"}},
+                     {"weights",
+                      json::array({{{"name", "d/kernel"}, {"shape", {3, 2}}, {"dtype", "float32"}, {"quantization", q}},
+                                   {{"name", "d/bias"}, {"shape", {2}}, {"dtype", "float32"}}})}}})}};
   spit(dir / "model.json", j.dump());
 }
 }  // namespace
@@ -348,8 +354,10 @@ TEST_CASE("A saved compiled model loads compiled (trainingConfig), as in Keras a
   CHECK_FALSE(models::load_model(pdir.string())->compiled());
 
   // TF.js's own spelling (camelCase keys, loss as a camelCase name) is read too; a bad one is named.
-  j["trainingConfig"] = {{"loss", "categoricalCrossentropy"}, {"metrics", {"accuracy"}},
-                         {"optimizer_config", {{"class_name", "Adam"}, {"config", {{"learningRate", 0.005}, {"beta1", 0.8}}}}}};
+  j["trainingConfig"] = {
+      {"loss", "categoricalCrossentropy"},
+      {"metrics", {"accuracy"}},
+      {"optimizer_config", {{"class_name", "Adam"}, {"config", {{"learningRate", 0.005}, {"beta1", 0.8}}}}}};
   {
     std::ofstream f(dir / "model.json");
     f << j.dump();
@@ -399,7 +407,8 @@ TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][er
   auto good = root / "good";
   {
     auto in = Input<float>({3}, "in");
-    Model<float> m(in, layers::Dense(2, {.name = "d"})(layers::Dense(4, {.activation = "relu", .name = "hidden"})(in)), "m");
+    Model<float> m(in, layers::Dense(2, {.name = "d"})(layers::Dense(4, {.activation = "relu", .name = "hidden"})(in)),
+                   "m");
     models::save_model(m, good.string());
   }
   auto fresh = [&](const std::string& name) {
@@ -447,11 +456,13 @@ TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][er
     auto d = fresh("shape");
     edit_json(d, [](json& j) { j["weightsManifest"][0]["weights"][0]["shape"] = {4, 3}; });  // hidden/kernel is [3, 4]
     auto e = error_of([&] { models::load_model(d.string()); });
-    CHECK_THAT(e, Catch::Contains("hidden") && Catch::Contains("kernel") && Catch::Contains("(3, 4)") && Catch::Contains("(4, 3)"));
+    CHECK_THAT(e, Catch::Contains("hidden") && Catch::Contains("kernel") && Catch::Contains("(3, 4)") &&
+                      Catch::Contains("(4, 3)"));
     // and a config that disagrees with the weights
     auto d2 = fresh("units");
     edit_json(d2, [](json& j) { j["modelTopology"]["config"]["layers"][2]["config"]["units"] = 3; });
-    CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("layer 'd'") && Catch::Contains("(4, 3)"));
+    CHECK_THAT(error_of([&] { models::load_model(d2.string()); }),
+               Catch::Contains("layer 'd'") && Catch::Contains("(4, 3)"));
   }
   SECTION("nonsense values") {
     auto d = fresh("nonsense");
@@ -465,7 +476,10 @@ TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][er
     edit_json(d2, [](json& j) { j["modelTopology"]["config"]["output_layers"] = {"nowhere", 0, 0}; });
     CHECK_THAT(error_of([&] { models::load_model(d2.string()); }), Catch::Contains("nowhere"));
     auto d3 = fresh("nonsense3");
-    edit_json(d3, [](json& j) { j["modelTopology"]["config"]["layers"][1].erase("name"); j["modelTopology"]["config"]["layers"][1]["config"].erase("name"); });
+    edit_json(d3, [](json& j) {
+      j["modelTopology"]["config"]["layers"][1].erase("name");
+      j["modelTopology"]["config"]["layers"][1]["config"].erase("name");
+    });
     CHECK(error_of([&] { models::load_model(d3.string()); }) != "<no keras::Error thrown>");
     edit_json(d3, [](json& j) { j["modelTopology"]["config"]["layers"] = 7; });
     CHECK(error_of([&] { models::load_model(d3.string()); }) != "<no keras::Error thrown>");
@@ -490,14 +504,16 @@ TEST_CASE("Corrupt model files give a keras::Error naming the problem", "[io][er
     CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("not valid JSON"));
     spit(d / "model.json", "[1, 2]");
     CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("model.json"));
-    spit(d / "model.json", "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"config\": {}}]}}, "
-                           "\"weightsManifest\": []}");
+    spit(d / "model.json",
+         "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"config\": {}}]}}, "
+         "\"weightsManifest\": []}");
     CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("class_name"));
     spit(d / "model.json", "{\"modelTopology\": null, \"weightsManifest\": [{\"paths\": 3}]}");
     CHECK(error_of([&] { models::load_model(d.string()); }) != "<no keras::Error thrown>");
-    spit(d / "model.json", "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": "
-                           "[{\"class_name\": \"Dense\", \"config\": {\"units\": \"many\", \"batch_input_shape\": [null, 3]}}]}},"
-                           " \"weightsManifest\": []}");
+    spit(d / "model.json",
+         "{\"modelTopology\": {\"class_name\": \"Sequential\", \"config\": {\"layers\": "
+         "[{\"class_name\": \"Dense\", \"config\": {\"units\": \"many\", \"batch_input_shape\": [null, 3]}}]}},"
+         " \"weightsManifest\": []}");
     CHECK_THAT(error_of([&] { models::load_model(d.string()); }), Catch::Contains("Dense"));
   }
 }
@@ -557,7 +573,8 @@ TEST_CASE("save child (run by the kill test)", "[.save_child]") {
   }
 }
 
-TEST_CASE("save_model killed with SIGKILL at random points leaves the old or the new model, never a mix", "[io][save][durable]") {
+TEST_CASE("save_model killed with SIGKILL at random points leaves the old or the new model, never a mix",
+          "[io][save][durable]") {
   fs::path dir = scratch("kill_save");
   std::mt19937 rng(std::random_device{}());
   int last_version = 0, changes = 0;
@@ -571,7 +588,8 @@ TEST_CASE("save_model killed with SIGKILL at random points leaves the old or the
       execl("/proc/self/exe", "test_io", "[.save_child]", static_cast<char*>(nullptr));
       _exit(127);
     }
-    for (int i = 0; i < 6000 && !fs::exists(dir / "model.json"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 6000 && !fs::exists(dir / "model.json"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
     kill(pid, SIGKILL);
     int status = 0;
@@ -594,25 +612,28 @@ TEST_CASE("save_model killed with SIGKILL at random points leaves the old or the
   fs::remove_all(dir);
 }
 
-TEST_CASE("Files that claim absurd sizes are refused from their headers, naming the file and the limit", "[io][limits]") {
+TEST_CASE("Files that claim absurd sizes are refused from their headers, naming the file and the limit",
+          "[io][limits]") {
   fs::path root = scratch("limits");
   auto base_json = [&](const std::string& shape, const std::string& paths) {
-    return std::string(R"({"format":"layers-model","modelTopology":{"class_name":"Sequential","config":{"name":"s","layers":[
+    return std::string(
+               R"({"format":"layers-model","modelTopology":{"class_name":"Sequential","config":{"name":"s","layers":[
       {"class_name":"InputLayer","config":{"batch_input_shape":[null,3],"name":"in"}},{"class_name":"Dense","config":{"units":2,"name":"d"}}]}},
-      "weightsManifest":[{"paths":)") + paths + R"(,"weights":[{"name":"d/kernel","shape":)" + shape + R"(,"dtype":"float32"},{"name":"d/bias","shape":[2],"dtype":"float32"}]}]})";
+      "weightsManifest":[{"paths":)") +
+           paths + R"(,"weights":[{"name":"d/kernel","shape":)" + shape +
+           R"(,"dtype":"float32"},{"name":"d/bias","shape":[2],"dtype":"float32"}]}]})";
   };
   SECTION("a weight of 10^12 elements") {
     spit(root / "model.json", base_json("[1000000,1000000]", R"(["w.bin"])"));
     spit(root / "w.bin", std::string(32, '\0'));
     auto e = error_of([&] { models::load_model(root.string()); });
-    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("d/kernel") && Catch::Contains("(1000000, 1000000)") &&
-                      Catch::Contains("max_weight_elements") && Catch::Contains(std::to_string(io::limits().max_weight_elements)));
+    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("d/kernel") &&
+                      Catch::Contains("(1000000, 1000000)") && Catch::Contains("max_weight_elements") &&
+                      Catch::Contains(std::to_string(io::limits().max_weight_elements)));
   }
   SECTION("a shard of 2^40 bytes (sparse file: nothing is read)") {
     spit(root / "model.json", base_json("[3,2]", R"(["big.bin"])"));
-    {
-      std::ofstream f(root / "big.bin", std::ios::binary);
-    }
+    { std::ofstream f(root / "big.bin", std::ios::binary); }
     fs::resize_file(root / "big.bin", std::uintmax_t(1) << 40);
     auto e = error_of([&] { models::load_model(root.string()); });
     CHECK_THAT(e, Catch::Contains("big.bin") && Catch::Contains("1099511627776") && Catch::Contains("max_file_bytes"));
@@ -620,9 +641,11 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
   }
   SECTION("a shard that is a device") {
     spit(root / "model.json", base_json("[3,2]", R"(["../../../../../../../../dev/zero"])"));
-    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("dev/zero") && Catch::Contains("not a regular file"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }),
+               Catch::Contains("dev/zero") && Catch::Contains("not a regular file"));
     spit(root / "model.json", base_json("[3,2]", R"(["/dev/zero"])"));
-    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("/dev/zero") && Catch::Contains("relative"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }),
+               Catch::Contains("/dev/zero") && Catch::Contains("relative"));
   }
   SECTION("a config asking for more parameters than the manifest holds is refused before allocating") {
     std::string j = base_json("[3,2]", R"(["w.bin"])");
@@ -631,8 +654,8 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
     spit(root / "model.json", j);
     spit(root / "w.bin", std::string(32, '\0'));
     auto e = error_of([&] { models::load_model(root.string()); });
-    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("'d' (Dense)") && Catch::Contains("(100000, 100000)") &&
-                      Catch::Contains("8 weight elements the file provides"));
+    CHECK_THAT(e, Catch::Contains("model.json") && Catch::Contains("'d' (Dense)") &&
+                      Catch::Contains("(100000, 100000)") && Catch::Contains("8 weight elements the file provides"));
   }
   SECTION("a weight with more elements than the model expects names that weight") {
     spit(root / "model.json", base_json("[4,2]", R"(["w.bin"])"));  // the kernel is [3, 2]
@@ -644,12 +667,13 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
   SECTION("numbers out of range") {
     std::string j = base_json("[3,2]", R"(["w.bin"])");
     spit(root / "w.bin", std::string(32, '\0'));
-    for (auto [from, to, expect] : {std::tuple<std::string, std::string, std::string>{"\"units\":2", "\"units\":1e400", "not valid JSON"},
-                                   {"\"units\":2", "\"units\":1e300", "'units' must be an integer in [1, 2147483647], got 1e+300"},
-                                   {"\"units\":2", "\"units\":-5", "'units' must be an integer in [1, 2147483647], got -5"},
-                                   {"[null,3]", "[null,1e300]", "InputLayer 'in': 'batch_input_shape' must be an integer"},
-                                   {"[null,3]", "[null,4294967296,4294967296]", "got 4294967296"},
-                                   {"\"shape\":[3,2]", "\"shape\":[1e300,2]", "weight 'd/kernel': 'shape' must be an integer"}}) {
+    for (auto [from, to, expect] :
+         {std::tuple<std::string, std::string, std::string>{"\"units\":2", "\"units\":1e400", "not valid JSON"},
+          {"\"units\":2", "\"units\":1e300", "'units' must be an integer in [1, 2147483647], got 1e+300"},
+          {"\"units\":2", "\"units\":-5", "'units' must be an integer in [1, 2147483647], got -5"},
+          {"[null,3]", "[null,1e300]", "InputLayer 'in': 'batch_input_shape' must be an integer"},
+          {"[null,3]", "[null,4294967296,4294967296]", "got 4294967296"},
+          {"\"shape\":[3,2]", "\"shape\":[1e300,2]", "weight 'd/kernel': 'shape' must be an integer"}}) {
       std::string t = j;
       t.replace(t.find(from), from.size(), to);
       spit(root / "model.json", t);
@@ -660,23 +684,27 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
   }
   SECTION("a model.json nested 300,000 levels deep") {
     spit(root / "model.json", "{\"modelTopology\":" + std::string(300000, '[') + std::string(300000, ']') + "}");
-    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("nested more than 100 levels") && Catch::Contains("max_json_depth"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }),
+               Catch::Contains("nested more than 100 levels") && Catch::Contains("max_json_depth"));
   }
   SECTION(".npy headers") {
     spit(root / "a.npy", std::string("\x93NUMPY\x02\x00\xff\xff\xff\xff", 12));
-    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "a.npy").string()); }), Catch::Contains("a.npy") && Catch::Contains("4294967295") &&
-                                                                                      Catch::Contains("max_npy_header_bytes"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "a.npy").string()); }),
+               Catch::Contains("a.npy") && Catch::Contains("4294967295") && Catch::Contains("max_npy_header_bytes"));
     auto npy = [&](const std::string& shape) {
       std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
       h += std::string((64 - (10 + h.size() + 1) % 64) % 64, ' ') + "\n";
-      return std::string("\x93NUMPY\x01\x00", 8) + char(h.size() & 255) + char(h.size() >> 8) + h + std::string(16, '\0');
+      return std::string("\x93NUMPY\x01\x00", 8) + char(h.size() & 255) + char(h.size() >> 8) + h +
+             std::string(16, '\0');
     };
     spit(root / "b.npy", npy("(100000, 100000, 10)"));
-    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "b.npy").string()); }), Catch::Contains("b.npy") && Catch::Contains("max_npy_elements") &&
-                                                                                      Catch::Contains("(100000, 100000, 10)"));
+    CHECK_THAT(
+        error_of([&] { io::load_npy<float>((root / "b.npy").string()); }),
+        Catch::Contains("b.npy") && Catch::Contains("max_npy_elements") && Catch::Contains("(100000, 100000, 10)"));
     spit(root / "b.npy", npy("(100000, 10000)"));
-    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "b.npy").string()); }), Catch::Contains("b.npy") && Catch::Contains("truncated .npy data") &&
-                                                                                      Catch::Contains("expected 4000000000 bytes"));
+    CHECK_THAT(error_of([&] { io::load_npy<float>((root / "b.npy").string()); }),
+               Catch::Contains("b.npy") && Catch::Contains("truncated .npy data") &&
+                   Catch::Contains("expected 4000000000 bytes"));
     spit(root / "c.npy", npy("(4294967296, 4294967296)"));
     CHECK_THAT(error_of([&] { io::load_npy<float>((root / "c.npy").string()); }), Catch::Contains("max_npy_elements"));
     spit(root / "d.npy", npy("(abc,)"));
@@ -685,7 +713,8 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
     CHECK_THAT(error_of([&] { io::load_npy<float>((root / "e.npy").string()); }), Catch::Contains("over 2^40"));
   }
   SECTION("empty input or output lists") {
-    std::string k3 = R"({"format":"layers-model","modelTopology":{"class_name":"Functional","config":{"name":"k3","layers":[
+    std::string k3 =
+        R"({"format":"layers-model","modelTopology":{"class_name":"Functional","config":{"name":"k3","layers":[
 {"class_name":"InputLayer","name":"in","config":{"batch_shape":[null,3],"name":"in"},"inbound_nodes":[]},
 {"class_name":"Dense","name":"d","config":{"name":"d","units":2},"inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"shape":[null,3],"keras_history":["in",0,0]}}],"kwargs":{}}]}],
 "input_layers":[["in",0,0]],"output_layers":[]}},
@@ -696,6 +725,7 @@ TEST_CASE("Files that claim absurd sizes are refused from their headers, naming 
     std::string h = k3;
     h.replace(h.find("\"keras_history\":[\"in\",0,0]"), 26, "\"keras_history\":[]");
     spit(root / "model.json", h);
-    CHECK_THAT(error_of([&] { models::load_model(root.string()); }), Catch::Contains("layer 'd': malformed inbound node"));
+    CHECK_THAT(error_of([&] { models::load_model(root.string()); }),
+               Catch::Contains("layer 'd': malformed inbound node"));
   }
 }

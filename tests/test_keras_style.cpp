@@ -8,7 +8,8 @@
 using namespace keras;
 using Catch::Matchers::Contains;
 
-TEST_CASE("The codelab's list-form Sequential compiles as written; input_shape creates the InputLayer", "[models][style]") {
+TEST_CASE("The codelab's list-form Sequential compiles as written; input_shape creates the InputLayer",
+          "[models][style]") {
   // Written exactly as in issue 15.
   Sequential<float> model({layers::Flatten({.input_shape = {192, 192, 3}}), layers::Dense(500, {.activation = "relu"}),
                            layers::Dense(50, {.activation = "relu"}), layers::Dense(5, {.activation = "softmax"})});
@@ -40,7 +41,9 @@ TEST_CASE("The codelab's list-form Sequential compiles as written; input_shape c
   }
 }
 
-TEST_CASE("The list form takes a keras::Input, shared_ptrs and temporaries; input_shape after the first layer is ignored", "[models][style]") {
+TEST_CASE(
+    "The list form takes a keras::Input, shared_ptrs and temporaries; input_shape after the first layer is ignored",
+    "[models][style]") {
   auto shared = std::make_shared<layers::Dense<float>>(3, layers::DenseOptions{.name = "shared_dense"});
   Sequential<float> a({Input<float>({4}), shared, layers::Dense(2, {.input_shape = {99}})}, "list_mixed");
   CHECK(a.name() == "list_mixed");
@@ -73,7 +76,7 @@ TEST_CASE("Every layer takes Keras's positional arguments plus an options struct
   auto in = Input<float>({4, 4, 2});
   auto x = layers::Rescaling(1.0 / 255, 0.5, {.name = "st_rescale"})(in);
   auto pad = layers::ZeroPadding2D(1, {.name = "st_pad"})(x);
-  auto pool = layers::MaxPooling2D(2, {.name = "st_pool"})(pad);                                  // [3, 3, 2]
+  auto pool = layers::MaxPooling2D(2, {.name = "st_pool"})(pad);  // [3, 3, 2]
   auto conv = layers::Conv2D(2, 3, {.padding = "same", .name = "st_conv"})(pool);
   auto bn = layers::BatchNormalization({.name = "st_bn"})(conv);
   auto relu = layers::ReLU({.max_value = 6.0, .name = "st_relu"})(bn);
@@ -88,8 +91,9 @@ TEST_CASE("Every layer takes Keras's positional arguments plus an options struct
   auto logits = layers::Dense(3, {.name = "st_dense"})(drop);
   auto out = layers::Softmax({.name = "st_softmax"})(logits);
   Model<float> model(in, out, "style_model");
-  for (const char* n : {"st_rescale", "st_pad", "st_pool", "st_conv", "st_bn", "st_relu", "st_add", "st_act", "st_dw", "st_cat",
-                        "st_cat_axis", "st_gap", "st_reshape", "st_flat", "st_drop", "st_dense", "st_softmax"})
+  for (const char* n :
+       {"st_rescale", "st_pad", "st_pool", "st_conv", "st_bn", "st_relu", "st_add", "st_act", "st_dw", "st_cat",
+        "st_cat_axis", "st_gap", "st_reshape", "st_flat", "st_drop", "st_dense", "st_softmax"})
     CHECK(model.get_layer(n)->name() == n);
   // The positional arguments land where Keras puts them (the configs say so).
   CHECK(model.get_layer("st_rescale")->get_config()["scale"] == Approx(1.0 / 255));
@@ -150,10 +154,12 @@ TEST_CASE("FitOptions::validation_data takes tensors or a dataset, with the same
   // ... and tensors in the options of a dataset fit are batched with the options' batch_size.
   auto tensors_in_ds_fit = toy_model();
   tensors_in_ds_fit.compile("adam", "binary_crossentropy", {"accuracy"});
-  History hx = tensors_in_ds_fit.fit(train_ds, {.epochs = 2, .batch_size = 8, .validation_data = {vx, vy}, .verbose = 0});
+  History hx =
+      tensors_in_ds_fit.fit(train_ds, {.epochs = 2, .batch_size = 8, .validation_data = {vx, vy}, .verbose = 0});
   CHECK(hx["val_loss"] == hp["val_loss"]);
 
-  REQUIRE_THROWS_WITH(positional.fit(train_ds, {.validation_data = val_ds, .verbose = 0}, val_ds), Contains("validation data given twice"));
+  REQUIRE_THROWS_WITH(positional.fit(train_ds, {.validation_data = val_ds, .verbose = 0}, val_ds),
+                      Contains("validation data given twice"));
 }
 
 TEST_CASE("compile() takes any mix of Keras names and objects", "[train][style]") {

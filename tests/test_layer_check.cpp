@@ -12,7 +12,8 @@ template <class T = float>
 class CheckedScale : public layers::Layer<T> {
  public:
   KERAS_LAYER(CheckedScale)
-  CheckedScale(int bug, double factor, std::string name = "") : layers::Layer<T>(std::move(name)), bug_(bug), factor_(factor) {}
+  CheckedScale(int bug, double factor, std::string name = "")
+      : layers::Layer<T>(std::move(name)), bug_(bug), factor_(factor) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override { return in.at(0); }
   void forward(const typename layers::Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in[0];
@@ -33,7 +34,7 @@ class CheckedScale : public layers::Layer<T> {
     if (dx.at(0)) {
       dx[0]->resize(x.shape());
       const Index n = bug_ == 6 ? x.size() - 1 : x.size();  // 6: one input-gradient element never written
-      const T wrong = bug_ == 3 ? T(2) : T(1);             // 3: a wrong input gradient
+      const T wrong = bug_ == 3 ? T(2) : T(1);              // 3: a wrong input gradient
       for (Index i = 0; i < n; ++i) (*dx[0])[i] = wrong * dy[i] * a().value[i % C] * static_cast<T>(factor_);
     }
   }
@@ -45,7 +46,8 @@ class CheckedScale : public layers::Layer<T> {
   }
   static std::shared_ptr<layers::Layer<T>> from_config(const json& c) {
     const int bug = c.at("bug").get<int>();
-    return std::make_shared<CheckedScale>(bug, bug == 7 ? 1.0 : c.value("factor", 1.0), c.value("name", ""));  // 7: from_config drops it
+    return std::make_shared<CheckedScale>(bug, bug == 7 ? 1.0 : c.value("factor", 1.0),
+                                          c.value("name", ""));  // 7: from_config drops it
   }
 
  protected:
@@ -114,20 +116,28 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       {"Activation", {{{{"activation", "tanh"}}, {{2, 3, 4}}}}},
       {"Add", {{json::object(), {{2, 3}, {2, 3}, {2, 3}}}}},
       {"AveragePooling2D", {{{{"pool_size", 2}, {"strides", 1}, {"padding", "same"}}, {{2, 5, 4, 3}}}}},
-      {"BatchNormalization", {{json::object(), {{3, 2, 2, 4}}, true}, {{{"center", false}}, {{3, 2, 2, 4}}, false}, {{{"scale", false}}, {{5, 3}}, true}}},
+      {"BatchNormalization",
+       {{json::object(), {{3, 2, 2, 4}}, true},
+        {{{"center", false}}, {{3, 2, 2, 4}}, false},
+        {{{"scale", false}}, {{5, 3}}, true}}},
       {"Concatenate", {{{{"axis", -1}}, {{2, 2, 3}, {2, 2, 1}}}, {{{"axis", 1}}, {{2, 2, 3}, {2, 4, 3}}}}},
       // Conv2D adds per-thread partial sums of dkernel/dbias in thread order (docs/performance.md)
-      {"Conv2D", {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "same"}}, {{2, 5, 5, 2}}, false, 1e-13},
-                  {{{"filters", 2}, {"kernel_size", 1}, {"strides", 2}}, {{2, 5, 4, 3}}, false, 1e-13}}},
-      {"Dense", {{{{"units", 3}, {"activation", "sigmoid"}}, {{3, 5}}}, {{{"units", 2}, {"use_bias", false}}, {{2, 4, 5}}}}},
-      {"DepthwiseConv2D", {{{{"kernel_size", 3}, {"depth_multiplier", 2}, {"strides", 2}, {"padding", "same"}}, {{2, 6, 5, 3}}},
-                           {{{"kernel_size", 3}}, {{2, 6, 7, 4}}}}},
+      {"Conv2D",
+       {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "same"}}, {{2, 5, 5, 2}}, false, 1e-13},
+        {{{"filters", 2}, {"kernel_size", 1}, {"strides", 2}}, {{2, 5, 4, 3}}, false, 1e-13}}},
+      {"Dense",
+       {{{{"units", 3}, {"activation", "sigmoid"}}, {{3, 5}}}, {{{"units", 2}, {"use_bias", false}}, {{2, 4, 5}}}}},
+      {"DepthwiseConv2D",
+       {{{{"kernel_size", 3}, {"depth_multiplier", 2}, {"strides", 2}, {"padding", "same"}}, {{2, 6, 5, 3}}},
+        {{{"kernel_size", 3}}, {{2, 6, 7, 4}}}}},
       {"Dropout", {{{{"rate", 0.3}}, {{4, 3}}}}},
       {"Flatten", {{json::object(), {{2, 3, 2, 2}}}}},
       {"GlobalAveragePooling2D", {{{{"keepdims", true}}, {{2, 4, 4, 3}}}}},
       {"GlobalMaxPooling2D", {{json::object(), {{2, 4, 4, 3}}}}},
       {"InputLayer", {{{{"batch_input_shape", {nullptr, 3}}}, {{2, 3}}}}},
-      {"MaxPooling2D", {{{{"pool_size", 2}}, {{2, 4, 4, 3}}}, {{{"pool_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 5, 5, 2}}}}},
+      {"MaxPooling2D",
+       {{{{"pool_size", 2}}, {{2, 4, 4, 3}}},
+        {{{"pool_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 5, 5, 2}}}}},
       {"ReLU", {{{{"max_value", 0.8}, {"negative_slope", 0.1}}, {{2, 6}}}}},
       {"Rescaling", {{{{"scale", 0.5}, {"offset", 1.0}}, {{2, 4}}}}},
       {"Reshape", {{{{"target_shape", {3, -1}}}, {{2, 3, 2}}}}},
@@ -139,7 +149,8 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       // text and sequence layers (more cases in test_layers_recurrent)
       {"Embedding", {{{{"input_dim", 7}, {"output_dim", 3}}, {{2, 4}}, false, 0, 0.0, 6.4}}},
       {"SimpleRNN", {{{{"units", 3}, {"return_sequences", true}}, {{2, 4, 2}}}}},
-      {"GRU", {{{{"units", 2}, {"go_backwards", true}}, {{2, 3, 2}}}, {{{"units", 2}, {"reset_after", false}}, {{2, 3, 2}}}}},
+      {"GRU",
+       {{{{"units", 2}, {"go_backwards", true}}, {{2, 3, 2}}}, {{{"units", 2}, {"reset_after", false}}, {{2, 3, 2}}}}},
       {"LSTM", {{{{"units", 2}, {"return_sequences", true}}, {{2, 3, 2}}}}},
       {"RandomRotation", {{{{"factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
       {"RandomZoom", {{{{"height_factor", 0.2}, {"seed", 1}}, {{2, 4, 5, 3}}}}},
@@ -155,12 +166,23 @@ TEST_CASE("Every registered built-in layer passes the layer check", "[testing][l
       {"Minimum", {{json::object(), {{2, 3}, {2, 3}}}}},
       {"UpSampling2D", {{{{"size", {2, 3}}, {"interpolation", "bilinear"}}, {{2, 3, 2, 2}}}}},
       {"Cropping2D", {{{{"cropping", {{1, 0}, {0, 2}}}}, {{2, 4, 4, 2}}}}},
-      {"Resizing", {{{{"height", 3}, {"width", 5}}, {{2, 4, 4, 2}}}, {{{"height", 2}, {"width", 2}, {"interpolation", "nearest"}}, {{2, 4, 3, 2}}}}},
+      {"Resizing",
+       {{{{"height", 3}, {"width", 5}}, {{2, 4, 4, 2}}},
+        {{{"height", 2}, {"width", 2}, {"interpolation", "nearest"}}, {{2, 4, 3, 2}}}}},
       {"Normalization", {{json::object(), {{3, 4}}}, {{{"mean", {0.5, 1.0, 0.0, 2.0}}, {"variance", 2.0}}, {{3, 4}}}}},
       {"LayerNormalization", {{{{"axis", {-1}}}, {{3, 2, 5}}}}},
-      {"SeparableConv2D", {{{{"filters", 3}, {"kernel_size", 3}, {"depth_multiplier", 2}, {"padding", "same"}}, {{2, 5, 4, 2}}, false, 1e-13}}},
-      {"Conv2DTranspose", {{{{"filters", 3}, {"kernel_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 3, 4, 2}}, false, 1e-13}}},
-      {"Conv1D", {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "causal"}, {"dilation_rate", 2}}, {{2, 7, 2}}, false, 1e-13}}},
+      {"SeparableConv2D",
+       {{{{"filters", 3}, {"kernel_size", 3}, {"depth_multiplier", 2}, {"padding", "same"}},
+         {{2, 5, 4, 2}},
+         false,
+         1e-13}}},
+      {"Conv2DTranspose",
+       {{{{"filters", 3}, {"kernel_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 3, 4, 2}}, false, 1e-13}}},
+      {"Conv1D",
+       {{{{"filters", 3}, {"kernel_size", 3}, {"padding", "causal"}, {"dilation_rate", 2}},
+         {{2, 7, 2}},
+         false,
+         1e-13}}},
       {"MaxPooling1D", {{{{"pool_size", 3}, {"strides", 2}, {"padding", "same"}}, {{2, 7, 3}}}}},
       {"AveragePooling1D", {{{{"pool_size", 2}}, {{2, 6, 3}}}}},
       {"GlobalAveragePooling1D", {{json::object(), {{2, 5, 3}}}}},

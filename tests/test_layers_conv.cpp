@@ -18,12 +18,19 @@ using testing::require_gradients_ok;
 
 TEST_CASE("Conv2D gradients: kernels, strides, paddings, bias, activation", "[layers][conv][gradcheck]") {
   Random rng(10);
-  struct Case { Index k_h, k_w, s_h, s_w; const char* padding; bool bias; const char* act; Index h, w; };
+  struct Case {
+    Index k_h, k_w, s_h, s_w;
+    const char* padding;
+    bool bias;
+    const char* act;
+    Index h, w;
+  };
   for (auto c : {Case{3, 3, 1, 1, "same", true, "linear", 5, 5}, Case{3, 3, 2, 2, "same", false, "linear", 6, 6},
                  Case{3, 3, 2, 2, "valid", true, "tanh", 7, 6}, Case{1, 1, 1, 1, "same", false, "linear", 4, 3},
                  Case{1, 1, 2, 2, "valid", true, "linear", 5, 5}, Case{2, 3, 2, 1, "same", true, "sigmoid", 5, 4},
                  Case{5, 5, 1, 1, "same", true, "linear", 4, 4}}) {
-    layers::Conv2D<double> conv(3, {c.k_h, c.k_w}, {.strides = {c.s_h, c.s_w}, .padding = c.padding, .activation = c.act, .use_bias = c.bias});
+    layers::Conv2D<double> conv(
+        3, {c.k_h, c.k_w}, {.strides = {c.s_h, c.s_w}, .padding = c.padding, .activation = c.act, .use_bias = c.bias});
     INFO("kernel " << c.k_h << "x" << c.k_w << " stride " << c.s_h << "," << c.s_w << " " << c.padding);
     // Conv2D's backward adds per-thread partial sums of dkernel and dbias in thread order: equal
     // across thread counts to rounding, not bit for bit (not promised; docs/performance.md).
@@ -38,7 +45,8 @@ TEST_CASE("DepthwiseConv2D gradients, depth_multiplier 1 and 2", "[layers][conv]
   for (Index m : {1, 2})
     for (Index s : {1, 2})
       for (const char* pad : {"same", "valid"}) {
-        layers::DepthwiseConv2D<double> dw(3, {.strides = {s, s}, .padding = pad, .depth_multiplier = m, .use_bias = (m == 2)});
+        layers::DepthwiseConv2D<double> dw(
+            3, {.strides = {s, s}, .padding = pad, .depth_multiplier = m, .use_bias = (m == 2)});
         INFO("multiplier " << m << " stride " << s << " " << pad);
         require_gradients_ok(dw, {random_tensor({2, 6, 5, 3}, rng)});
       }
@@ -69,8 +77,10 @@ TEST_CASE("BatchNormalization: batch statistics in training, moving statistics w
   CHECK(bn.moving_mean().value[0] == Approx(1.5));
 }
 
-TEST_CASE("BatchNormalization in float on large batches: statistics, output and gradients match a double reference, "
-          "for any thread count", "[layers]") {
+TEST_CASE(
+    "BatchNormalization in float on large batches: statistics, output and gradients match a double reference, "
+    "for any thread count",
+    "[layers]") {
   // Big enough for the threaded, chunked reductions; a mean far from zero relative to the spread
   // (100 +- 0.5) is where a one-pass E[x^2] - E[x]^2 in float would fail.
   const Index N = 8, H = 40, W = 40, C = 24, M = N * H * W;

@@ -65,8 +65,10 @@ TEST_CASE("Dropout in training zeroes about `rate` of the inputs and scales the 
   d.forward({&x}, y, true);
   Index zeros = 0;
   for (auto v : y) {
-    if (v == 0) ++zeros;
-    else CHECK(v == Approx(1.0 / 0.75));
+    if (v == 0)
+      ++zeros;
+    else
+      CHECK(v == Approx(1.0 / 0.75));
   }
   CHECK(zeros > 2300);
   CHECK(zeros < 2700);

@@ -182,8 +182,8 @@ TEST_CASE("the codelab's first model learns on real flower photos", "[photos]") 
   auto h = model.fit(x, y, {.epochs = 12, .batch_size = 16, .seed = 7, .verbose = 2});
   const auto& acc = h["accuracy"];
   const auto& loss = h["loss"];
-  INFO("accuracy per epoch: first " << acc.front() << ", last " << acc.back() << "; loss first " << loss.front() << ", last "
-                                    << loss.back());
+  INFO("accuracy per epoch: first " << acc.front() << ", last " << acc.back() << "; loss first " << loss.front()
+                                    << ", last " << loss.back());
   // Before the logits path it stayed at 0.16-0.18 with the loss stuck at 13.6 (clipped probabilities).
   CHECK(acc.back() >= 0.6);
   CHECK(loss.back() < 0.5 * loss.front());

@@ -213,8 +213,8 @@ TEST_CASE("losses reject mismatched shapes and unknown names", "[losses]") {
   losses::CategoricalCrossentropy<float> cce;
   Tensor<float> a({2, 3}, 0.f), b({2, 4}, 0.25f);
   CHECK_THROWS_AS(cce(a, b), keras::ShapeError);
-  CHECK_THROWS_WITH(cce(a, b), Catch::Contains("CategoricalCrossentropy") && Catch::Contains("(2, 3)") &&
-                                   Catch::Contains("(2, 4)"));
+  CHECK_THROWS_WITH(
+      cce(a, b), Catch::Contains("CategoricalCrossentropy") && Catch::Contains("(2, 3)") && Catch::Contains("(2, 4)"));
   losses::MeanSquaredError<float> mse;
   CHECK_THROWS_WITH(mse(a, b), Catch::Contains("MeanSquaredError") && Catch::Contains("(2, 4)"));
   losses::BinaryCrossentropy<float> bce;

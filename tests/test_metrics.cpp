@@ -115,7 +115,8 @@ TEST_CASE("confusion_matrix and classification_report follow scikit-learn's defi
   auto cm = keras::metrics::confusion_matrix(y_true, y_pred, 3);
   CHECK(cm == std::vector<std::vector<long>>{{2, 1, 0}, {0, 1, 1}, {1, 0, 2}});
   auto r = keras::metrics::classification_report(cm, {"a", "b", "c"});
-  // class a: tp 2, predicted 3, actual 3 -> p = r = 2/3; b: tp 1, predicted 2, actual 2 -> 1/2; c: tp 2, predicted 3, actual 3
+  // class a: tp 2, predicted 3, actual 3 -> p = r = 2/3; b: tp 1, predicted 2, actual 2 -> 1/2; c: tp 2, predicted 3,
+  // actual 3
   CHECK(r.classes[0].precision == Approx(2.0 / 3));
   CHECK(r.classes[1].recall == Approx(0.5));
   CHECK(r.classes[2].f1 == Approx(2.0 / 3));

@@ -65,14 +65,16 @@ TEST_CASE("MobileNetV2 has tf.keras's layers and parameter counts", "[applicatio
   CHECK(base->count_params() == 2257984);
   CHECK(base->output_shape() == Shape{-1, 6, 6, 1280});
   CHECK(base->layers().size() == 154);
-  for (const char* n : {"input_1", "Conv1", "bn_Conv1", "Conv1_relu", "expanded_conv_depthwise", "expanded_conv_project_BN",
-                        "block_1_pad", "block_1_depthwise", "block_2_add", "block_16_project_BN", "Conv_1", "Conv_1_bn", "out_relu"})
+  for (const char* n :
+       {"input_1", "Conv1", "bn_Conv1", "Conv1_relu", "expanded_conv_depthwise", "expanded_conv_project_BN",
+        "block_1_pad", "block_1_depthwise", "block_2_add", "block_16_project_BN", "Conv_1", "Conv_1_bn", "out_relu"})
     CHECK_NOTHROW(base->get_layer(n));
   CHECK(base->get_layer("block_1_pad")->output_shape() == Shape{-1, 97, 97, 96});
   CHECK(base->get_layer("block_1_depthwise")->output_shape() == Shape{-1, 48, 48, 96});
   CHECK_THROWS_AS(base->get_layer("block_1_add"), ValueError);  // stride 2: no residual
 
-  auto half = applications::MobileNetV2<float>({.input_shape = {96, 96, 3}, .alpha = 0.5, .include_top = false, .pooling = "max"});
+  auto half = applications::MobileNetV2<float>(
+      {.input_shape = {96, 96, 3}, .alpha = 0.5, .include_top = false, .pooling = "max"});
   CHECK(half->count_params() == 706224);
   CHECK(half->output_shape() == Shape{-1, 1280});
 
@@ -100,12 +102,14 @@ TEST_CASE("MobileNetV2 with Keras's ImageNet weights matches the NumPy reference
   const std::string py = kPython + " ";
 
   // 1. convert the Keras .h5 (float32, and float16-quantized)
-  run(py + "'" + kSource + "/tools/keras_h5_to_tfjs.py' '" + h5.string() + "' '" + (tmp / "weights").string() + "'", tmp / "convert.log");
-  run(py + "'" + kSource + "/tools/keras_h5_to_tfjs.py' '" + h5.string() + "' '" + (tmp / "weights_f16").string() + "' --quantize float16",
+  run(py + "'" + kSource + "/tools/keras_h5_to_tfjs.py' '" + h5.string() + "' '" + (tmp / "weights").string() + "'",
+      tmp / "convert.log");
+  run(py + "'" + kSource + "/tools/keras_h5_to_tfjs.py' '" + h5.string() + "' '" + (tmp / "weights_f16").string() +
+          "' --quantize float16",
       tmp / "convert16.log");
   // 2. five photos (one per class), 192x192, [0, 255]; preprocess in C++
-  run(py + "'" + kSource + "/tests/python/make_flower_batch.py' '" + (tmp / "flowers.npy").string() + "' --per-class 1 --size 192 --data '" +
-          kShared + "/data/flower_photos'",
+  run(py + "'" + kSource + "/tests/python/make_flower_batch.py' '" + (tmp / "flowers.npy").string() +
+          "' --per-class 1 --size 192 --data '" + kShared + "/data/flower_photos'",
       tmp / "flowers.log");
   auto raw = io::load_npy<float>((tmp / "flowers.npy").string());
   REQUIRE(raw.shape() == Shape{5, 192, 192, 3});
@@ -116,17 +120,19 @@ TEST_CASE("MobileNetV2 with Keras's ImageNet weights matches the NumPy reference
   // 3. the NumPy reference
   auto t_ref = std::chrono::steady_clock::now();
   for (const char* pooling : {"avg", "none"})
-    run(py + "'" + kSource + "/tests/python/mobilenet_v2_ref.py' --weights '" + (tmp / "weights").string() + "' --input '" +
-            (tmp / "x.npy").string() + "' --output '" + (tmp / ("ref_" + std::string(pooling) + ".npy")).string() + "' --pooling " +
-            pooling,
+    run(py + "'" + kSource + "/tests/python/mobilenet_v2_ref.py' --weights '" + (tmp / "weights").string() +
+            "' --input '" + (tmp / "x.npy").string() + "' --output '" +
+            (tmp / ("ref_" + std::string(pooling) + ".npy")).string() + "' --pooling " + pooling,
         tmp / "ref.log");
   double ref_secs = seconds_since(t_ref);
 
   // 4. kerascpp
   auto t_cpp = std::chrono::steady_clock::now();
   for (std::string pooling : {"avg", ""}) {
-    auto m = applications::MobileNetV2<float>(
-        {.input_shape = {192, 192, 3}, .include_top = false, .weights = (tmp / "weights").string(), .pooling = pooling});
+    auto m = applications::MobileNetV2<float>({.input_shape = {192, 192, 3},
+                                               .include_top = false,
+                                               .weights = (tmp / "weights").string(),
+                                               .pooling = pooling});
     CHECK(m->count_params() == 2257984);
     auto y = m->predict(x);
     auto ref = io::load_npy<float>((tmp / (pooling.empty() ? "ref_none.npy" : "ref_avg.npy")).string());
@@ -137,8 +143,10 @@ TEST_CASE("MobileNetV2 with Keras's ImageNet weights matches the NumPy reference
     CHECK(d <= 1e-4);
     if (pooling == "avg") {
       // float16-quantized weights load (dequantized) and give nearly the same features
-      auto m16 = applications::MobileNetV2<float>(
-          {.input_shape = {192, 192, 3}, .include_top = false, .weights = (tmp / "weights_f16").string(), .pooling = "avg"});
+      auto m16 = applications::MobileNetV2<float>({.input_shape = {192, 192, 3},
+                                                   .include_top = false,
+                                                   .weights = (tmp / "weights_f16").string(),
+                                                   .pooling = "avg"});
       double d16 = max_abs_diff(m16->predict(x), ref);
       std::printf("  with float16-quantized weights: max abs diff %.3g\n", d16);
       CHECK(d16 <= 0.05 * max_abs(ref));
@@ -149,7 +157,8 @@ TEST_CASE("MobileNetV2 with Keras's ImageNet weights matches the NumPy reference
   // 5. the full tf.keras model config (class "Functional", wrapped in "model_config" as the
   // converter writes it, tf.keras 2.x layer configs) builds the same network through load_model
   fs::copy(tmp / "weights", tmp / "full");
-  run(py + "'" + kSource + "/tests/python/mobilenet_v2_topology.py' --size 192 --pooling none --merge '" + (tmp / "full").string() + "'",
+  run(py + "'" + kSource + "/tests/python/mobilenet_v2_topology.py' --size 192 --pooling none --merge '" +
+          (tmp / "full").string() + "'",
       tmp / "topology.log");
   {
     auto m = models::load_model((tmp / "full").string());
@@ -163,12 +172,14 @@ TEST_CASE("MobileNetV2 with Keras's ImageNet weights matches the NumPy reference
 
   // 6. weights for another architecture are refused with the layer, weight and both shapes
   try {
-    applications::MobileNetV2<float>({.input_shape = {192, 192, 3}, .alpha = 0.5, .include_top = false, .weights = (tmp / "weights").string()});
+    applications::MobileNetV2<float>(
+        {.input_shape = {192, 192, 3}, .alpha = 0.5, .include_top = false, .weights = (tmp / "weights").string()});
     FAIL("alpha 0.5 loaded alpha 1.0 weights");
   } catch (const ShapeError& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains("Conv1") && Catch::Contains("kernel") && Catch::Contains("(3, 3, 3, 16)") &&
-                                          Catch::Contains("(3, 3, 3, 32)"));
+    CHECK_THAT(std::string(e.what()), Catch::Contains("Conv1") && Catch::Contains("kernel") &&
+                                          Catch::Contains("(3, 3, 3, 16)") && Catch::Contains("(3, 3, 3, 32)"));
   }
-  std::printf("MobileNetV2 reference test: NumPy %.1f s, kerascpp %.1f s, total %.1f s\n", ref_secs, cpp_secs, seconds_since(t_all));
+  std::printf("MobileNetV2 reference test: NumPy %.1f s, kerascpp %.1f s, total %.1f s\n", ref_secs, cpp_secs,
+              seconds_since(t_all));
   fs::remove_all(tmp);
 }

@@ -46,20 +46,24 @@ TEST_CASE("Two inputs: fit trains exactly as the one-input model on the concaten
   double sq = 0;
   for (Index i = 0; i < 10; ++i) sq += double(y[i]) * y[i];
   CHECK(two.evaluate(TV{x1, x2}, TV{y}, 4).at("loss") == Approx(sq / 10));
-  auto h2 = two.fit(TV{x1, x2}, TV{y}, {.epochs = 3, .batch_size = 4, .validation_split = 0.2, .seed = 7, .verbose = 0});
+  auto h2 =
+      two.fit(TV{x1, x2}, TV{y}, {.epochs = 3, .batch_size = 4, .validation_split = 0.2, .seed = 7, .verbose = 0});
   auto h1 = one.fit(x, y, {.epochs = 3, .batch_size = 4, .validation_split = 0.2, .seed = 7, .verbose = 0});
   for (int e = 0; e < 3; ++e) {
     CHECK(h2["loss"][e] == Approx(h1["loss"][e]).epsilon(1e-5));
     CHECK(h2["val_loss"][e] == Approx(h1["val_loss"][e]).epsilon(1e-5));
     CHECK(h2["mse"][e] == Approx(h1["mse"][e]).epsilon(1e-5));
   }
-  for (Index k = 0; k < 3; ++k) CHECK(var(two, "d", "kernel").value[k] == Approx(var(one, "d", "kernel").value[k]).epsilon(1e-5));
+  for (Index k = 0; k < 3; ++k)
+    CHECK(var(two, "d", "kernel").value[k] == Approx(var(one, "d", "kernel").value[k]).epsilon(1e-5));
   auto p2 = two.predict(TV{x1, x2}, 3);
   REQUIRE(p2.size() == 1);
   auto p1 = one.predict(x);
   for (Index i = 0; i < 10; ++i) CHECK(p2[0][i] == Approx(p1[i]).epsilon(1e-5));
-  CHECK_THROWS_WITH(two.fit(TV{x1}, TV{y}, {.verbose = 0}), Catch::Contains("model 'two' has 2 input(s), got 1 array(s)"));
-  CHECK_THROWS_WITH(two.evaluate(TV{x2, x1}, TV{y}), Catch::Contains("input 0 ('a') of model 'two' expects shape (None, 2), got (10, 1)"));
+  CHECK_THROWS_WITH(two.fit(TV{x1}, TV{y}, {.verbose = 0}),
+                    Catch::Contains("model 'two' has 2 input(s), got 1 array(s)"));
+  CHECK_THROWS_WITH(two.evaluate(TV{x2, x1}, TV{y}),
+                    Catch::Contains("input 0 ('a') of model 'two' expects shape (None, 2), got (10, 1)"));
 }
 
 TEST_CASE("Two outputs: the loss is the sum, logs name each output's loss and metrics", "[training][multi]") {
@@ -85,13 +89,15 @@ TEST_CASE("Two outputs: the loss is the sum, logs name each output's loss and me
   CHECK(var(m, "b", "kernel").value[1] == Approx(0.1 * 0.5 * 2));
   CHECK(var(m, "b", "bias").value[0] == Approx(0.1 * 0.5 * 2));
   auto h = m.fit(TV{x}, TV{ya, yb}, {.epochs = 2, .batch_size = 2, .validation_split = 0.5, .verbose = 0});
-  for (const char* k : {"loss", "a_loss", "b_loss", "a_mse", "b_mse", "val_loss", "val_a_loss", "val_b_loss"}) CHECK(h.history.count(k) == 1);
+  for (const char* k : {"loss", "a_loss", "b_loss", "a_mse", "b_mse", "val_loss", "val_a_loss", "val_b_loss"})
+    CHECK(h.history.count(k) == 1);
   CHECK(h["loss"][1] == Approx(h["a_loss"][1] + h["b_loss"][1]));
   auto p = m.predict(TV{x});
   REQUIRE(p.size() == 2);
   CHECK(p[1].shape() == Shape{4, 1});
   CHECK_THROWS_WITH(m.fit(TV{x}, TV{ya}, {.verbose = 0}), Catch::Contains("has 2 output(s), got 1 target array(s)"));
-  CHECK_THROWS_WITH(m.fit(TV{x}, TV{ya, yb}, {.verbose = 0, .class_weight = {{0, 2.0}}}), Catch::Contains("only supported for models with a single output"));
+  CHECK_THROWS_WITH(m.fit(TV{x}, TV{ya, yb}, {.verbose = 0, .class_weight = {{0, 2.0}}}),
+                    Catch::Contains("only supported for models with a single output"));
   // sample_weight applies to every output: weights 1, 0, 0, 0 leave sample 0 only
   m.compile(optimizers::SGD<float>({.learning_rate = 0.0}), "mse");
   Tensor<float> w({4}, {1, 0, 0, 0});

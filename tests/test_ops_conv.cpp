@@ -126,8 +126,8 @@ std::vector<Case> forward_cases() {
         for (const char* p : pads) {
           ++i;
           Index n = (i % 2) ? 1 : 3;
-          Index c = 1 + (i * 5) % 7;        // 1..7
-          Index out = 1 + (i * 3) % 9;      // 1..9
+          Index c = 1 + (i * 5) % 7;    // 1..7
+          Index out = 1 + (i * 3) % 9;  // 1..9
           if (std::string(p) == "valid" && (sz[0] < k[0] || sz[1] < k[1])) continue;
           cs.push_back({n, sz[0], sz[1], c, k[0], k[1], s[0], s[1], p, out});
         }
@@ -291,10 +291,10 @@ void check_grad(Tensor<double>& p, const Tensor<double>& analytic, Fwd&& fwd, co
 TEST_CASE("Conv2D gradients match central differences", "[ops][conv][grad]") {
   keras::Random rng(3);
   const std::vector<Case> cases = {
-      {2, 5, 5, 3, 3, 3, 1, 1, "same", 4},   {1, 6, 6, 2, 3, 3, 2, 2, "same", 3},
-      {2, 7, 6, 3, 2, 3, 2, 1, "same", 2},   {1, 7, 7, 2, 3, 3, 2, 2, "valid", 3},
-      {2, 4, 5, 4, 1, 1, 1, 1, "valid", 3},  {2, 6, 5, 3, 1, 1, 2, 2, "same", 2},
-      {1, 8, 7, 2, 5, 5, 1, 1, "same", 2},   {1, 8, 8, 2, 3, 3, 1, 1, "same", 2, 2, 2},
+      {2, 5, 5, 3, 3, 3, 1, 1, "same", 4},  {1, 6, 6, 2, 3, 3, 2, 2, "same", 3},
+      {2, 7, 6, 3, 2, 3, 2, 1, "same", 2},  {1, 7, 7, 2, 3, 3, 2, 2, "valid", 3},
+      {2, 4, 5, 4, 1, 1, 1, 1, "valid", 3}, {2, 6, 5, 3, 1, 1, 2, 2, "same", 2},
+      {1, 8, 7, 2, 5, 5, 1, 1, "same", 2},  {1, 8, 8, 2, 3, 3, 1, 1, "same", 2, 2, 2},
       {3, 5, 4, 2, 2, 2, 1, 2, "valid", 2},
   };
   for (const Case& c : cases) {
@@ -402,14 +402,19 @@ TEST_CASE("DepthwiseConv2D forward matches a direct-loop reference on many shape
 TEST_CASE("DepthwiseConv2D gradients match central differences", "[ops][depthwise][grad]") {
   keras::Random rng(23);
   const std::vector<Case> cases = {
-      {2, 5, 5, 3, 3, 3, 1, 1, "same", 1},  {1, 6, 6, 2, 3, 3, 2, 2, "same", 2},
-      {2, 7, 6, 3, 2, 3, 2, 1, "same", 1},  {1, 7, 7, 2, 3, 3, 2, 2, "valid", 1},
-      {2, 6, 5, 3, 1, 1, 2, 2, "same", 2},  {1, 8, 7, 2, 5, 5, 1, 1, "same", 1},
-      {1, 8, 8, 2, 3, 3, 1, 1, "same", 2, 2, 2}, {3, 5, 4, 2, 2, 2, 1, 2, "valid", 2},
+      {2, 5, 5, 3, 3, 3, 1, 1, "same", 1},
+      {1, 6, 6, 2, 3, 3, 2, 2, "same", 2},
+      {2, 7, 6, 3, 2, 3, 2, 1, "same", 1},
+      {1, 7, 7, 2, 3, 3, 2, 2, "valid", 1},
+      {2, 6, 5, 3, 1, 1, 2, 2, "same", 2},
+      {1, 8, 7, 2, 5, 5, 1, 1, "same", 1},
+      {1, 8, 8, 2, 3, 3, 1, 1, "same", 2, 2, 2},
+      {3, 5, 4, 2, 2, 2, 1, 2, "valid", 2},
       {1, 5, 6, 40, 3, 3, 1, 1, "same", 1},
       // 3x3 interiors wide enough for the register-blocked backward paths (4-pixel blocks and a
       // remainder, whole channel packets and leftover channels)
-      {2, 7, 11, 20, 3, 3, 1, 1, "valid", 1}, {1, 9, 10, 20, 3, 3, 2, 2, "same", 1},
+      {2, 7, 11, 20, 3, 3, 1, 1, "valid", 1},
+      {1, 9, 10, 20, 3, 3, 2, 2, "same", 1},
       {1, 8, 12, 17, 3, 3, 1, 2, "same", 1},
   };
   for (const Case& c : cases) {
@@ -517,7 +522,8 @@ TEST_CASE("Conv2D forward: small images split over the filters give the referenc
   keras::set_num_threads(saved);
 }
 
-TEST_CASE("Pointwise conv backward with a fused BN/ReLU6 epilogue equals epilogue_backward + conv2d_backward", "[ops][conv][fusion]") {
+TEST_CASE("Pointwise conv backward with a fused BN/ReLU6 epilogue equals epilogue_backward + conv2d_backward",
+          "[ops][conv][fusion]") {
   keras::Random rng(21);
   const Index N = 3, H = 7, W = 5, C = 6, F = 10;
   auto x = random_tensor<double>({N, H, W, C}, rng);
@@ -553,13 +559,17 @@ TEST_CASE("Pointwise conv backward with a fused BN/ReLU6 epilogue equals epilogu
         Tensor<double> dx(x.shape()), dk(k.shape(), 0.5), db({F}, 0.5);
         auto g2 = g;
         g2.batch = N;
-        ops::conv2d_backward_pointwise_fused(g2, F, x.data(), k.data(), y.data(), dy.data(), ep, dx.data(), dk.data(), db.data(), w2);
+        ops::conv2d_backward_pointwise_fused(g2, F, x.data(), k.data(), y.data(), dy.data(), ep, dx.data(), dk.data(),
+                                             db.data(), w2);
         CHECK(max_abs_diff(dx, dx_ref) < 1e-12);
         CHECK(max_abs_diff(dk, dk_ref) < 1e-12);
         CHECK(max_abs_diff(db, db_ref) < 1e-12);
         if (bytes == 64) {
-          if (nt == 1) first_dk = dk;
-          else CHECK(std::memcmp(first_dk.data(), dk.data(), sizeof(double) * dk.size()) == 0);  // thread count: bit-identical
+          if (nt == 1)
+            first_dk = dk;
+          else
+            CHECK(std::memcmp(first_dk.data(), dk.data(), sizeof(double) * dk.size()) ==
+                  0);  // thread count: bit-identical
         }
       }
     }

@@ -162,10 +162,10 @@ TEST_CASE("TF average pooling with 'same' divides by the non-padded count", "[op
   Tensor<float> y;
   ops::avg_pool2d_forward(g, x, y);
   REQUIRE(y.shape() == keras::Shape{1, 2, 2, 1});
-  CHECK(y[0] == Approx(3.0));   // (1+2+4+5)/4
-  CHECK(y[1] == Approx(4.5));   // (3+6)/2
-  CHECK(y[2] == Approx(7.5));   // (7+8)/2
-  CHECK(y[3] == Approx(9.0));   // 9/1
+  CHECK(y[0] == Approx(3.0));  // (1+2+4+5)/4
+  CHECK(y[1] == Approx(4.5));  // (3+6)/2
+  CHECK(y[2] == Approx(7.5));  // (7+8)/2
+  CHECK(y[3] == Approx(9.0));  // 9/1
   ops::max_pool2d_forward(g, x, y);
   CHECK(y[0] == 5);
   CHECK(y[1] == 6);
@@ -176,7 +176,7 @@ TEST_CASE("TF average pooling with 'same' divides by the non-padded count", "[op
 TEST_CASE("Pooling gradients match central differences", "[ops][pooling][grad]") {
   keras::Random rng(2);
   const std::vector<PCase> cases = {
-      {2, 5, 5, 3, 2, 2, 0, 0, "valid"}, {1, 6, 6, 2, 3, 3, 2, 2, "same"}, {2, 7, 6, 3, 2, 3, 2, 1, "same"},
+      {2, 5, 5, 3, 2, 2, 0, 0, "valid"}, {1, 6, 6, 2, 3, 3, 2, 2, "same"},  {2, 7, 6, 3, 2, 3, 2, 1, "same"},
       {1, 7, 7, 2, 3, 3, 1, 1, "same"},  {2, 5, 4, 3, 3, 2, 1, 2, "valid"}, {1, 6, 7, 20, 3, 3, 2, 2, "same"},
       {1, 4, 4, 9, 1, 1, 2, 2, "valid"},
   };
@@ -187,9 +187,23 @@ TEST_CASE("Pooling gradients match central differences", "[ops][pooling][grad]")
     auto r = random_tensor({c.n, g.out_h, g.out_w, c.c}, rng);
     Tensor<double> dx;
     ops::max_pool2d_backward(g, x, r, dx);
-    CHECK(check_grad(x, dx, [&] { Tensor<double> y; ops::max_pool2d_forward(g, x, y); return y; }, r) <= 1e-6);
+    CHECK(check_grad(
+              x, dx,
+              [&] {
+                Tensor<double> y;
+                ops::max_pool2d_forward(g, x, y);
+                return y;
+              },
+              r) <= 1e-6);
     ops::avg_pool2d_backward(g, r, dx);
-    CHECK(check_grad(x, dx, [&] { Tensor<double> y; ops::avg_pool2d_forward(g, x, y); return y; }, r) <= 1e-6);
+    CHECK(check_grad(
+              x, dx,
+              [&] {
+                Tensor<double> y;
+                ops::avg_pool2d_forward(g, x, y);
+                return y;
+              },
+              r) <= 1e-6);
   }
 }
 
@@ -241,7 +255,14 @@ TEST_CASE("GlobalAveragePooling2D forward and backward", "[ops][pooling]") {
   auto r = random_tensor({3, 6}, rng);
   Tensor<double> dx;
   ops::global_avg_pool2d_backward(r, x.shape(), dx);
-  CHECK(check_grad(x, dx, [&] { Tensor<double> yy; ops::global_avg_pool2d_forward(x, yy); return yy; }, r) <= 1e-6);
+  CHECK(check_grad(
+            x, dx,
+            [&] {
+              Tensor<double> yy;
+              ops::global_avg_pool2d_forward(x, yy);
+              return yy;
+            },
+            r) <= 1e-6);
   CHECK_THROWS_AS(ops::global_avg_pool2d_backward(r, keras::Shape{3, 4, 5, 7}, dx), keras::ShapeError);
 }
 
@@ -262,7 +283,13 @@ TEST_CASE("ZeroPadding2D forward and backward", "[ops][padding]") {
   Tensor<double> dx;
   ops::zero_padding2d_backward(r, 0, 1, 2, 1, dx);
   REQUIRE(dx.shape() == x.shape());
-  CHECK(check_grad(x, dx, [&] { Tensor<double> yy; ops::zero_padding2d_forward(x, 0, 1, 2, 1, yy); return yy; }, r) <=
-        1e-6);
+  CHECK(check_grad(
+            x, dx,
+            [&] {
+              Tensor<double> yy;
+              ops::zero_padding2d_forward(x, 0, 1, 2, 1, yy);
+              return yy;
+            },
+            r) <= 1e-6);
   CHECK_THROWS_AS(ops::zero_padding2d_forward(x, -1, 0, 0, 0, y), keras::ValueError);
 }

@@ -281,7 +281,7 @@ TEST_CASE("clipping, weight decay, bad gradients, float", "[optimizers]") {
     v.value = Tensor<float>({2}, {1.f, -1.f});
     v.grad = Tensor<float>({2}, {1.f, -1.f});
     adam.apply_gradients({&v});
-    CHECK(v.value[0] == Approx(0.5f).epsilon(1e-5));   // first Adam step moves by ~lr * sign(g)
+    CHECK(v.value[0] == Approx(0.5f).epsilon(1e-5));  // first Adam step moves by ~lr * sign(g)
     CHECK(v.value[1] == Approx(-0.5f).epsilon(1e-5));
     adam.reset();
     CHECK(adam.iterations() == 0);

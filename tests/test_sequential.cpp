@@ -38,7 +38,8 @@ TEST_CASE("An MLP learns two interleaved spirals to >= 95% held-out accuracy", "
   model.add(layers::Dense(64, {.activation = "relu"}));
   model.add(layers::Dense(64, {.activation = "relu"}));
   model.add(layers::Dense(2, {.activation = "softmax"}));
-  model.compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
+  model.compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(),
+                {"accuracy"});
   auto h = model.fit(x, y, {.epochs = 60, .batch_size = 32, .validation_split = 0.1, .seed = 3, .verbose = 0});
   REQUIRE(h["loss"].size() == 60);
   CHECK(h["loss"].back() < h["loss"].front());
@@ -111,9 +112,9 @@ TEST_CASE("Bad calls throw keras::Error naming what was expected", "[models][err
   Sequential<float> m;
   m.add(layers::Dense(3));
   Tensor<float> x({4, 5}), y({3, 3});
-  CHECK_THROWS_AS(m.predict(x), StateError);                          // predict before build
-  CHECK_THROWS_AS(m.fit(x, y), StateError);                           // fit before compile
-  CHECK_THROWS_AS(m.compile("adam", "no_such_loss"), ValueError);    // unknown loss
+  CHECK_THROWS_AS(m.predict(x), StateError);                       // predict before build
+  CHECK_THROWS_AS(m.fit(x, y), StateError);                        // fit before compile
+  CHECK_THROWS_AS(m.compile("adam", "no_such_loss"), ValueError);  // unknown loss
   CHECK_THROWS_AS(m.compile("no_such_optimizer", "mse"), ValueError);
   m.compile("adam", "mse");
   try {

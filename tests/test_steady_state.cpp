@@ -37,8 +37,7 @@ inline void note(std::size_t n) {
     g_bytes.fetch_add(n, std::memory_order_relaxed);
     g_calls.fetch_add(1, std::memory_order_relaxed);
     std::size_t m = g_largest.load(std::memory_order_relaxed);
-    while (n > m && !g_largest.compare_exchange_weak(m, n)) {
-    }
+    while (n > m && !g_largest.compare_exchange_weak(m, n)) {}
   }
 }
 
@@ -145,9 +144,9 @@ TEST_CASE("Steady state: inference and training steps reuse their buffers", "[st
     }
     auto inf = count_allocations([&] { (*model)(x); });
     auto step = count_allocations([&] { model->train_on_batch(x, y); });
-    INFO("threads " << threads << ": inference " << inf.bytes << " bytes in " << inf.calls
-                    << " allocations (largest " << inf.largest << "); training step " << step.bytes
-                    << " bytes in " << step.calls << " (largest " << step.largest << ")");
+    INFO("threads " << threads << ": inference " << inf.bytes << " bytes in " << inf.calls << " allocations (largest "
+                    << inf.largest << "); training step " << step.bytes << " bytes in " << step.calls << " (largest "
+                    << step.largest << ")");
     // Small bookkeeping (pointer vectors, libgomp's ~1.5 KB team per parallel region) is fine;
     // no activation, gradient or workspace buffer (the smallest here are several KB).
     CHECK(inf.largest < 4096);

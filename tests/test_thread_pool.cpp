@@ -129,7 +129,8 @@ TEST_CASE("weight gradients are bit-identical on 1, 2 and 3 threads, also under 
   auto g3 = keras::ops::conv_geometry(9, 11, 24, 3, 3, 1, 1, "same");
   auto g1 = keras::ops::conv_geometry(9, 11, 24, 1, 1, 1, 1, "same");
   auto gd = keras::ops::conv_geometry(9, 11, 24, 3, 3, 2, 2, "same");
-  keras::Tensor<float> dy3({6, g3.out_h, g3.out_w, 16}), dy1({6, g1.out_h, g1.out_w, 16}), dyd({6, gd.out_h, gd.out_w, 24});
+  keras::Tensor<float> dy3({6, g3.out_h, g3.out_w, 16}), dy1({6, g1.out_h, g1.out_w, 16}),
+      dyd({6, gd.out_h, gd.out_w, 24});
   fill(dy3);
   fill(dy1);
   fill(dyd);
@@ -137,8 +138,9 @@ TEST_CASE("weight gradients are bit-identical on 1, 2 and 3 threads, also under 
     keras::Tensor<float> dk3, db3, dk1, db1, dkd, dbd;
   };
   auto run = [&] {
-    Grads r{keras::Tensor<float>(k.shape(), 0.f), keras::Tensor<float>({16}, 0.f), keras::Tensor<float>(dk1.shape(), 0.f),
-            keras::Tensor<float>({16}, 0.f), keras::Tensor<float>(kd.shape(), 0.f), keras::Tensor<float>({24}, 0.f)};
+    Grads r{keras::Tensor<float>(k.shape(), 0.f),   keras::Tensor<float>({16}, 0.f),
+            keras::Tensor<float>(dk1.shape(), 0.f), keras::Tensor<float>({16}, 0.f),
+            keras::Tensor<float>(kd.shape(), 0.f),  keras::Tensor<float>({24}, 0.f)};
     keras::ops::Conv2DWorkspace<float> ws;
     ws.block_bytes = 4096;  // many blocks
     keras::Tensor<float> dx;

@@ -32,7 +32,8 @@ void quadrant_images(Index n, std::uint64_t seed, Tensor<float>& x, Tensor<float
 }
 
 /// A small frozen "backbone" (Functional, with BatchNormalization) and a head, as the codelab.
-std::shared_ptr<Sequential<float>> frozen_base_model(std::uint64_t seed, std::shared_ptr<Model<float>>* base_out = nullptr) {
+std::shared_ptr<Sequential<float>> frozen_base_model(std::uint64_t seed,
+                                                     std::shared_ptr<Model<float>>* base_out = nullptr) {
   set_random_seed(seed);
   auto in = Input<float>({8, 8, 1});
   auto x = layers::Conv2D(8, 3, {.padding = "same", .use_bias = false, .name = "c1"})(in);
@@ -59,8 +60,10 @@ TEST_CASE("Caching a frozen base gives the same training as recomputing it", "[t
   quadrant_images(300, 1, x, y);
   auto run = [&](bool cache) {
     auto m = frozen_base_model(100);
-    m->compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
-    return m->fit(x, y, {.epochs = 4, .batch_size = 32, .validation_split = 0.2, .seed = 7, .verbose = 0, .cache_frozen = cache});
+    m->compile(optimizers::Adam<float>({.learning_rate = 0.01}), losses::CategoricalCrossentropy<float>(),
+               {"accuracy"});
+    return m->fit(
+        x, y, {.epochs = 4, .batch_size = 32, .validation_split = 0.2, .seed = 7, .verbose = 0, .cache_frozen = cache});
   };
   auto a = run(true), b = run(false);
   for (std::string k : {"loss", "accuracy", "val_loss", "val_accuracy"}) {
@@ -117,16 +120,20 @@ TEST_CASE("Non-terminal progress output is one Keras line per epoch", "[training
   quadrant_images(100, 3, x, y);
   auto m = frozen_base_model(5);
   m->compile("adam", "categorical_crossentropy", {"accuracy"});
-  std::string out = capture_stdout([&] { m->fit(x, y, {.epochs = 2, .batch_size = 25, .validation_split = 0.2, .verbose = 1, .cache_frozen = false}); });
+  std::string out = capture_stdout([&] {
+    m->fit(x, y, {.epochs = 2, .batch_size = 25, .validation_split = 0.2, .verbose = 1, .cache_frozen = false});
+  });
   INFO(out);
   std::istringstream is(out);
   std::vector<std::string> lines;
   for (std::string l; std::getline(is, l);) lines.push_back(l);
   REQUIRE(lines.size() == 4);
   CHECK(lines[0] == "Epoch 1/2");
-  // 4/4 [==============================] - 0s 3ms/step - loss: 1.3795 - accuracy: 0.2875 - val_loss: ... - val_accuracy: ...
+  // 4/4 [==============================] - 0s 3ms/step - loss: 1.3795 - accuracy: 0.2875 - val_loss: ... -
+  // val_accuracy: ...
   CHECK(lines[1].rfind("4/4 [==============================] - ", 0) == 0);
-  auto pl = lines[1].find(" - loss: "), pa = lines[1].find(" - accuracy: "), pv = lines[1].find(" - val_loss: "), pva = lines[1].find(" - val_accuracy: ");
+  auto pl = lines[1].find(" - loss: "), pa = lines[1].find(" - accuracy: "), pv = lines[1].find(" - val_loss: "),
+       pva = lines[1].find(" - val_accuracy: ");
   CHECK(pl != std::string::npos);
   CHECK(pl < pa);
   CHECK(pa < pv);
@@ -145,7 +152,9 @@ TEST_CASE("verbose 2 prints one line per epoch without a bar, as Keras", "[train
   quadrant_images(100, 3, x, y);
   auto m = frozen_base_model(5);
   m->compile("adam", "categorical_crossentropy", {"accuracy"});
-  std::string out = capture_stdout([&] { m->fit(x, y, {.epochs = 2, .batch_size = 25, .validation_split = 0.2, .verbose = 2, .cache_frozen = false}); });
+  std::string out = capture_stdout([&] {
+    m->fit(x, y, {.epochs = 2, .batch_size = 25, .validation_split = 0.2, .verbose = 2, .cache_frozen = false});
+  });
   INFO(out);
   std::istringstream is(out);
   std::vector<std::string> lines;
@@ -177,8 +186,8 @@ TEST_CASE("EarlyStopping stops and restores the best weights", "[training][callb
     for (auto* v : m->variables()) s.push_back(v->value);
     snapshots.push_back(s);
   };
-  auto es = std::make_shared<callbacks::EarlyStopping<float>>(
-      callbacks::EarlyStoppingOptions{.monitor = "loss", .min_delta = 0.05, .patience = 2, .restore_best_weights = true});
+  auto es = std::make_shared<callbacks::EarlyStopping<float>>(callbacks::EarlyStoppingOptions{
+      .monitor = "loss", .min_delta = 0.05, .patience = 2, .restore_best_weights = true});
   auto h = m->fit(x, y, {.epochs = 50, .batch_size = 200, .verbose = 0, .callbacks = {rec, es}});
   REQUIRE(h["loss"].size() < 50);  // stopped early
   int best = es->best_epoch();
@@ -197,7 +206,8 @@ TEST_CASE("TerminateOnNaN stops on a NaN loss with a clear message", "[training]
   m.compile("sgd", "mse");
   auto t = std::make_shared<callbacks::TerminateOnNaN<float>>();
   History h;
-  std::string out = capture_stdout([&] { h = m.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false, .verbose = 0, .callbacks = {t}}); });
+  std::string out = capture_stdout(
+      [&] { h = m.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false, .verbose = 0, .callbacks = {t}}); });
   CHECK(t->terminated());
   CHECK(out.find("Batch 0: Invalid loss, terminating training") != std::string::npos);
   CHECK(h["loss"].size() == 1);
@@ -224,11 +234,13 @@ TEST_CASE("LearningRateScheduler and ReduceLROnPlateau set the optimizer's learn
   quadrant_images(64, 6, x, y);
   auto m = frozen_base_model(8);
   m->compile(optimizers::Adam<float>({.learning_rate = 0.1}), losses::CategoricalCrossentropy<float>());
-  auto sched = std::make_shared<callbacks::LearningRateScheduler<float>>([](int epoch, double lr) { return epoch < 1 ? lr : lr * 0.5; });
+  auto sched = std::make_shared<callbacks::LearningRateScheduler<float>>(
+      [](int epoch, double lr) { return epoch < 1 ? lr : lr * 0.5; });
   auto h = m->fit(x, y, {.epochs = 3, .verbose = 0, .callbacks = {sched}});
   CHECK(h["learning_rate"][0] == Approx(0.1));
   CHECK(h["learning_rate"][2] == Approx(0.025));
-  auto plateau = std::make_shared<callbacks::ReduceLROnPlateau<float>>(callbacks::ReduceLROnPlateauOptions{.monitor = "loss", .factor = 0.5, .patience = 1, .min_delta = 10.0});
+  auto plateau = std::make_shared<callbacks::ReduceLROnPlateau<float>>(
+      callbacks::ReduceLROnPlateauOptions{.monitor = "loss", .factor = 0.5, .patience = 1, .min_delta = 10.0});
   m->fit(x, y, {.epochs = 3, .verbose = 0, .callbacks = {plateau}});  // nothing improves by 10: halve after every epoch
   CHECK(m->optimizer().learning_rate() < 0.025 * 0.5 + 1e-9);
 }
@@ -247,11 +259,13 @@ TEST_CASE("checkpoint child: train forever with ModelCheckpoint", "[.checkpoint_
   m.add(layers::Dense(64, {.activation = "relu"}));
   m.add(layers::Dense(4, {.activation = "softmax"}));
   m.compile("adam", "categorical_crossentropy");
-  auto ck = std::make_shared<callbacks::ModelCheckpoint<float>>(dir, callbacks::ModelCheckpointOptions{.monitor = "loss", .save_best_only = true});
+  auto ck = std::make_shared<callbacks::ModelCheckpoint<float>>(
+      dir, callbacks::ModelCheckpointOptions{.monitor = "loss", .save_best_only = true});
   m.fit(x, y, {.epochs = 100000, .batch_size = 256, .verbose = 0, .callbacks = {ck}});
 }
 
-TEST_CASE("ModelCheckpoint leaves a loadable best model after a run killed with SIGKILL", "[training][callbacks][checkpoint]") {
+TEST_CASE("ModelCheckpoint leaves a loadable best model after a run killed with SIGKILL",
+          "[training][callbacks][checkpoint]") {
   Tensor<float> x, y;
   quadrant_images(8, 7, x, y, 16);
   fs::path dir = fs::path(KERASCPP_BINARY_DIR) / "test_checkpoint_kill";
@@ -266,7 +280,8 @@ TEST_CASE("ModelCheckpoint leaves a loadable best model after a run killed with 
       _exit(127);
     }
     // wait for the first checkpoint, then kill at a varying moment (often in the middle of a save)
-    for (int i = 0; i < 6000 && !fs::exists(dir / "model.json"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 6000 && !fs::exists(dir / "model.json"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(37 * attempt + 11));
     kill(pid, SIGKILL);
     int status = 0;
@@ -308,7 +323,8 @@ TEST_CASE("Fine-tuning the top of a base lowers the loss further than the head a
   CHECK(tuned < head_only);
 }
 
-TEST_CASE("evaluate and predict show Keras's progress line when verbose; fit's validation does not", "[training][progbar]") {
+TEST_CASE("evaluate and predict show Keras's progress line when verbose; fit's validation does not",
+          "[training][progbar]") {
   Tensor<float> x, y;
   quadrant_images(64, 3, x, y);
   auto ds = data::Dataset<float>::from_tensor_slices(x, y).batch(16);

@@ -96,7 +96,8 @@ CLI::Validator positive_number() {
       [](std::string& s) -> std::string {
         double v = 0;
         auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) return "needs a number, got '" + s + "'";
+        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
+          return "needs a number, got '" + s + "'";
         if (v <= 0) return "needs a positive number, got " + s;
         return {};
       },
@@ -115,13 +116,16 @@ std::vector<std::string> class_names_of(const keras::Model<float>& m) {
 /// The model's input as (height, width, channels) for images.
 std::array<Index, 3> image_input_size(const keras::Model<float>& m) {
   auto shapes = m.input_shapes();
-  if (shapes.size() != 1) throw keras::ValueError("model '" + m.name() + "' has " + std::to_string(shapes.size()) + " inputs; images need one");
+  if (shapes.size() != 1)
+    throw keras::ValueError("model '" + m.name() + "' has " + std::to_string(shapes.size()) +
+                            " inputs; images need one");
   const Shape& s = shapes[0];
   if (s.size() != 4 || s[1] <= 0 || s[2] <= 0 || s[3] <= 0)
     throw keras::ValueError("model '" + m.name() + "' takes input " + keras::shape_str(s) +
                             ", not images of a fixed size (batch, height, width, channels); use --input X.npy");
   if (s[3] != 1 && s[3] != 3 && s[3] != 4)
-    throw keras::ValueError("model '" + m.name() + "' takes images with " + std::to_string(s[3]) + " channels (1, 3 or 4 supported)");
+    throw keras::ValueError("model '" + m.name() + "' takes images with " + std::to_string(s[3]) +
+                            " channels (1, 3 or 4 supported)");
   return {s[1], s[2], s[3]};
 }
 
@@ -135,13 +139,15 @@ void preprocess(const keras::Model<float>& m, Tensor<float>& x) {
     keras::applications::mobilenet_v2::preprocess_input_inplace(x);
     return;
   }
-  throw keras::ValueError("model '" + m.name() + "': unknown metadata preprocessing '" + kind + "' (known: none, mobilenet_v2)");
+  throw keras::ValueError("model '" + m.name() + "': unknown metadata preprocessing '" + kind +
+                          "' (known: none, mobilenet_v2)");
 }
 
 Index classes_of(const keras::Model<float>& m) {
   const Shape& out = m.output_shape();
   if (out.size() != 2 || out[1] <= 0)
-    throw keras::ValueError("model '" + m.name() + "' outputs " + keras::shape_str(out) + ", not class probabilities (batch, classes)");
+    throw keras::ValueError("model '" + m.name() + "' outputs " + keras::shape_str(out) +
+                            ", not class probabilities (batch, classes)");
   return out[1];
 }
 
@@ -164,7 +170,8 @@ int cmd_predict_npy(const Args& a) {
   auto x = keras::io::load_npy<float>(a.input);
   auto y = m->predict(x, a.batch_size);
   keras::io::save_npy(a.output, y);
-  std::cout << "predicted " << keras::shape_str(x.shape()) << " -> " << keras::shape_str(y.shape()) << ": wrote " << a.output << "\n";
+  std::cout << "predicted " << keras::shape_str(x.shape()) << " -> " << keras::shape_str(y.shape()) << ": wrote "
+            << a.output << "\n";
   return 0;
 }
 
@@ -176,8 +183,8 @@ int cmd_predict_images(const Args& a) {
   Index classes = classes_of(*m);
   auto names = class_names_of(*m);
   if (!names.empty() && static_cast<Index>(names.size()) != classes)
-    throw keras::ValueError("model '" + m->name() + "' has " + std::to_string(names.size()) + " class names but " + std::to_string(classes) +
-                            " outputs");
+    throw keras::ValueError("model '" + m->name() + "' has " + std::to_string(names.size()) + " class names but " +
+                            std::to_string(classes) + " outputs");
   const Index n = static_cast<Index>(a.images.size());
   Tensor<float> x({n, h, w, c});
   for (Index i = 0; i < n; ++i) {
@@ -221,8 +228,8 @@ int cmd_evaluate(const Args& a) {
   auto ds = keras::utils::image_dataset_from_directory<float>(a.dir, o);
   const auto& found = ds.class_names();
   if (static_cast<Index>(found.size()) != classes)
-    throw keras::ValueError("'" + a.dir + "' has " + std::to_string(found.size()) + " classes but model '" + m->name() + "' outputs " +
-                            std::to_string(classes));
+    throw keras::ValueError("'" + a.dir + "' has " + std::to_string(found.size()) + " classes but model '" + m->name() +
+                            "' outputs " + std::to_string(classes));
   std::vector<Index> total(static_cast<std::size_t>(classes), 0), right(static_cast<std::size_t>(classes), 0);
   double loss = 0;
   Index n = 0, correct = 0;
@@ -248,7 +255,8 @@ int cmd_evaluate(const Args& a) {
   if (n == 0) throw keras::ValueError("no images found in '" + a.dir + "'");
   for (Index k = 0; k < classes; ++k)
     if (total[static_cast<std::size_t>(k)])
-      std::printf("  %-20s %lld/%lld correct\n", found[static_cast<std::size_t>(k)].c_str(), static_cast<long long>(right[static_cast<std::size_t>(k)]),
+      std::printf("  %-20s %lld/%lld correct\n", found[static_cast<std::size_t>(k)].c_str(),
+                  static_cast<long long>(right[static_cast<std::size_t>(k)]),
                   static_cast<long long>(total[static_cast<std::size_t>(k)]));
   std::printf("images: %lld\nloss: %.4f\naccuracy: %.4f\n", static_cast<long long>(n), loss / static_cast<double>(n),
               static_cast<double>(correct) / static_cast<double>(n));
@@ -287,7 +295,8 @@ int cmd_convert(const Args& a) {
   const char* env_python = std::getenv("KERASCPP_PYTHON");
   const std::string python = env_python && *env_python ? env_python : KERASCPP_PYTHON_DEFAULT;
   if (::access(python.c_str(), X_OK) != 0)
-    throw keras::ValueError("cannot run Python '" + python + "' (the converter needs Python 3 with h5py and numpy; on Debian: apt-get install "
+    throw keras::ValueError("cannot run Python '" + python +
+                            "' (the converter needs Python 3 with h5py and numpy; on Debian: apt-get install "
                             "python3-h5py; or set KERASCPP_PYTHON)");
   std::vector<std::string> args = {python, converter, a.h5, a.out_dir};
   if (!a.quantize.empty()) args.insert(args.end(), {"--quantize", a.quantize});
@@ -327,7 +336,8 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kerascpp " KERASCPP_VERSION_STRING ": summary, predict, evaluate and convert Keras models.\n"
+  CLI::App app{"kerascpp " KERASCPP_VERSION_STRING
+               ": summary, predict, evaluate and convert Keras models.\n"
                "MODEL is a model.json file or its folder (TF.js layers format).\n"
                "Exit codes: 0 success, 1 runtime error, 2 usage error.",
                "kerascpp"};
@@ -336,7 +346,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   Args a;
 
-  auto* summary = app.add_subcommand("summary", "Print the model's layers, shapes and parameter counts (as Keras's model.summary()).");
+  auto* summary = app.add_subcommand(
+      "summary", "Print the model's layers, shapes and parameter counts (as Keras's model.summary()).");
   summary->add_option("MODEL", a.model, "model.json or its folder")->required();
 
   auto* predict = app.add_subcommand("predict", "Predict images (top classes) or a .npy array (to a .npy file).");
@@ -345,19 +356,33 @@ int main(int argc, char** argv) {
   auto* input = predict->add_option("-i,--input", a.input, "X.npy: a batch of inputs instead of images");
   predict->add_option("-o,--output", a.output, "Y.npy: where --input's predictions go")->needs(input);
   predict->add_option("-k,--top", a.top, "classes shown per image")->check(positive_integer())->capture_default_str();
-  predict->add_option("-b,--batch-size", a.batch_size, "samples per forward pass")->check(positive_integer())->capture_default_str();
+  predict->add_option("-b,--batch-size", a.batch_size, "samples per forward pass")
+      ->check(positive_integer())
+      ->capture_default_str();
 
   auto* evaluate = app.add_subcommand("evaluate", "Accuracy and loss on a folder of class sub-folders of images.");
   evaluate->add_option("MODEL", a.model, "model.json or its folder")->required();
   evaluate->add_option("DIR", a.dir, "one sub-folder of images per class")->required();
-  evaluate->add_option("-b,--batch-size", a.batch_size, "samples per forward pass")->check(positive_integer())->capture_default_str();
+  evaluate->add_option("-b,--batch-size", a.batch_size, "samples per forward pass")
+      ->check(positive_integer())
+      ->capture_default_str();
 
-  auto* convert = app.add_subcommand("convert", "Convert a Keras model or weights file (Keras 2 .h5, Keras 3 .keras or .weights.h5) to the TF.js layers format (runs keras_h5_to_tfjs.py).");
-  convert->add_option("MODEL", a.h5, "Keras 2 .h5 (model.save or save_weights), Keras 3 .keras (model.save) or .weights.h5 (save_weights, with --config)")->required();
+  auto* convert = app.add_subcommand("convert",
+                                     "Convert a Keras model or weights file (Keras 2 .h5, Keras 3 .keras or "
+                                     ".weights.h5) to the TF.js layers format (runs keras_h5_to_tfjs.py).");
+  convert
+      ->add_option("MODEL", a.h5,
+                   "Keras 2 .h5 (model.save or save_weights), Keras 3 .keras (model.save) or .weights.h5 "
+                   "(save_weights, with --config)")
+      ->required();
   convert->add_option("OUTPUT_DIR", a.out_dir, "folder for model.json and the weight shards")->required();
-  convert->add_option("--quantize", a.quantize, "store float32 weights quantized")->check(CLI::IsMember({"float16", "uint8", "uint16"}));
-  convert->add_option("--config", a.config, "the model config of a Keras 3 .weights.h5 (model.to_json(), or a .keras file)");
-  convert->add_option("--shard-mb", a.shard_mb, "maximum shard size in MiB")->check(positive_number())->capture_default_str();
+  convert->add_option("--quantize", a.quantize, "store float32 weights quantized")
+      ->check(CLI::IsMember({"float16", "uint8", "uint16"}));
+  convert->add_option("--config", a.config,
+                      "the model config of a Keras 3 .weights.h5 (model.to_json(), or a .keras file)");
+  convert->add_option("--shard-mb", a.shard_mb, "maximum shard size in MiB")
+      ->check(positive_number())
+      ->capture_default_str();
   convert->add_flag("-q,--quiet", a.quiet, "print nothing on success");
 
   // The subcommand named on the command line, for the messages.
@@ -375,7 +400,8 @@ int main(int argc, char** argv) {
       std::cout << app.help();
       return kExitOk;
     }
-    if (!cmd.empty() && !known) throw UsageError("unknown command '" + cmd + "': the commands are summary, predict, evaluate, convert");
+    if (!cmd.empty() && !known)
+      throw UsageError("unknown command '" + cmd + "': the commands are summary, predict, evaluate, convert");
     app.parse(argc, argv);
     if (summary->parsed()) return cmd_summary(a);
     if (predict->parsed()) return a.input.empty() ? cmd_predict_images(a) : cmd_predict_npy(a);

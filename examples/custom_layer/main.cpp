@@ -19,9 +19,9 @@
 namespace my {
 
 using keras::Index;
+using keras::json;
 using keras::Shape;
 using keras::Tensor;
-using keras::json;
 
 template <class T = float>
 class LearnableSwish : public keras::layers::Layer<T> {
@@ -37,7 +37,8 @@ class LearnableSwish : public keras::layers::Layer<T> {
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     if (in[0].size() < 2 || in[0].back() < 0)
-      throw keras::ShapeError("layer '" + this->name() + "' (LearnableSwish): needs a known last axis, got " + keras::shape_str(in[0]));
+      throw keras::ShapeError("layer '" + this->name() + "' (LearnableSwish): needs a known last axis, got " +
+                              keras::shape_str(in[0]));
     return in[0];
   }
 
@@ -76,7 +77,9 @@ class LearnableSwish : public keras::layers::Layer<T> {
 
   // Saved in model.json next to name/trainable/dtype; from_config must read it back.
   json get_config() const override { return Base::get_config(); }
-  static std::shared_ptr<Base> from_config(const json& c) { return std::make_shared<LearnableSwish>(keras::layers::LayerOptions{c.value("name", "")}); }
+  static std::shared_ptr<Base> from_config(const json& c) {
+    return std::make_shared<LearnableSwish>(keras::layers::LayerOptions{c.value("name", "")});
+  }
 
  protected:
   // Called once with the input shapes: create the weights (saved as "<layer name>/beta").
@@ -161,8 +164,8 @@ int main(int argc, char** argv) try {
   const Tensor<float> p0 = model.predict(x), p1 = loaded->predict(x);
   double max_diff = 0;
   for (Index i = 0; i < p0.size(); ++i) max_diff = std::max(max_diff, double(std::abs(p0[i] - p1[i])));
-  std::cout << "Saved to " << out << "/model.json and loaded back: layer 'swish' is a " << (lswish ? lswish->class_name() : "?")
-            << ", max |prediction difference| " << max_diff << "\n";
+  std::cout << "Saved to " << out << "/model.json and loaded back: layer 'swish' is a "
+            << (lswish ? lswish->class_name() : "?") << ", max |prediction difference| " << max_diff << "\n";
   if (!lswish || max_diff != 0) {
     std::cout << "FAILED: the loaded model differs\n";
     ok = false;

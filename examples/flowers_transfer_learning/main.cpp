@@ -103,8 +103,10 @@ CLI::Validator number_in(double lo, double hi, bool lo_open = false, bool hi_ope
       [=, r = range.str()](std::string& s) -> std::string {
         double v = 0;
         auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) return "needs a number, got '" + s + "'";
-        if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi)) return "needs a number in " + r + ", got " + s;
+        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
+          return "needs a number, got '" + s + "'";
+        if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi))
+          return "needs a number in " + r + ", got " + s;
         return "";
       },
       "X in " + range.str());
@@ -131,11 +133,14 @@ Options parse(int argc, char** argv) {
   // the recipe sets the defaults of the other options, which the command line then overrides
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--recipe" && i + 1 < argc) o.recipe = argv[i + 1];
-    else if (a.rfind("--recipe=", 0) == 0) o.recipe = a.substr(9);
+    if (a == "--recipe" && i + 1 < argc)
+      o.recipe = argv[i + 1];
+    else if (a.rfind("--recipe=", 0) == 0)
+      o.recipe = a.substr(9);
   }
   apply_recipe(o);
-  CLI::App app{"Transfer learning on the flowers photos with a frozen MobileNetV2 (the Keras codelab).", "flowers_transfer_learning"};
+  CLI::App app{"Transfer learning on the flowers photos with a frozen MobileNetV2 (the Keras codelab).",
+               "flowers_transfer_learning"};
   app.get_formatter()->column_width(34);
   app.add_option("--data", o.data,
                  "flower_photos folder (default: $KERASCPP_SHARED_DIR/data/flower_photos, "
@@ -143,8 +148,11 @@ Options parse(int argc, char** argv) {
   app.add_option("--weights", o.weights,
                  "MobileNetV2 no-top weights: Keras .h5 (converted automatically) or a converted model.json / folder "
                  "(default: searched like --data)");
-  app.add_option("-o,--output", o.output, "outputs: model/, history.csv, report.html, validation/")->capture_default_str();
-  app.add_option("--epochs", o.epochs, "epochs of the frozen-backbone stage")->check(integer_at_least(1))->capture_default_str();
+  app.add_option("-o,--output", o.output, "outputs: model/, history.csv, report.html, validation/")
+      ->capture_default_str();
+  app.add_option("--epochs", o.epochs, "epochs of the frozen-backbone stage")
+      ->check(integer_at_least(1))
+      ->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "batch size")->check(integer_at_least(1))->capture_default_str();
   app.add_option("--image-size", o.image_size, "square input size")->check(integer_at_least(32))->capture_default_str();
   app.add_option("--head", o.head, "GlobalAveragePooling2D (gap) or the codelab's Flatten")
@@ -153,7 +161,9 @@ Options parse(int argc, char** argv) {
   app.add_option("--dropout", o.dropout, "dropout rate before the classifier (0 to disable)")
       ->check(number_in(0, 1, false, true))
       ->capture_default_str();
-  app.add_option("--lr", o.learning_rate, "Adam learning rate of the first stage")->check(number_in(0, 1e3, true))->capture_default_str();
+  app.add_option("--lr", o.learning_rate, "Adam learning rate of the first stage")
+      ->check(number_in(0, 1e3, true))
+      ->capture_default_str();
   app.add_option("--validation-split", o.validation_split, "fraction of the photos held out for validation")
       ->check(number_in(0, 1, true, true))
       ->capture_default_str();
@@ -163,19 +173,29 @@ Options parse(int argc, char** argv) {
                  "backbone, no flips, 10 epochs")
       ->check(CLI::IsMember({"default", "codelab"}))
       ->capture_default_str();
-  app.add_option("--fine-tune-from", o.fine_tune_from, "then unfreeze the base from layer L (e.g. block_13; BatchNorm stays frozen)")
+  app.add_option("--fine-tune-from", o.fine_tune_from,
+                 "then unfreeze the base from layer L (e.g. block_13; BatchNorm stays frozen)")
       ->capture_default_str();
   bool no_fine_tune = false;
   app.add_flag("--no-fine-tune", no_fine_tune, "no second stage");
-  app.add_option("--fine-tune-epochs", o.fine_tune_epochs, "epochs of that second stage")->check(integer_at_least(0))->capture_default_str();
-  app.add_option("--fine-tune-lr", o.fine_tune_lr, "its Adam learning rate")->check(number_in(0, 1e3, true))->capture_default_str();
-  app.add_option("--label-smoothing", o.label_smoothing, "its label smoothing")->check(number_in(0, 1))->capture_default_str();
-  app.add_flag("--flip,!--no-flip", o.flip,
-               "a RandomFlip(\"horizontal\") layer first in the model (fit still caches the frozen layers: once per photo "
-               "and once for its mirror image)");
+  app.add_option("--fine-tune-epochs", o.fine_tune_epochs, "epochs of that second stage")
+      ->check(integer_at_least(0))
+      ->capture_default_str();
+  app.add_option("--fine-tune-lr", o.fine_tune_lr, "its Adam learning rate")
+      ->check(number_in(0, 1e3, true))
+      ->capture_default_str();
+  app.add_option("--label-smoothing", o.label_smoothing, "its label smoothing")
+      ->check(number_in(0, 1))
+      ->capture_default_str();
+  app.add_flag(
+      "--flip,!--no-flip", o.flip,
+      "a RandomFlip(\"horizontal\") layer first in the model (fit still caches the frozen layers: once per photo "
+      "and once for its mirror image)");
   bool no_cache = false;
   app.add_flag("--no-cache", no_cache, "do not cache the frozen layers' outputs (fit recomputes them every epoch)");
-  app.add_option("--report-photos", o.report_photos, "validation photos in the report's grid")->check(integer_at_least(0))->capture_default_str();
+  app.add_option("--report-photos", o.report_photos, "validation photos in the report's grid")
+      ->check(integer_at_least(0))
+      ->capture_default_str();
   app.add_option("--threads", o.threads, "threads (default 0: all cores)")->check(integer_at_least(0));
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "no progress bars");
@@ -205,7 +225,9 @@ std::vector<fs::path> shared_dirs() {
   return r;
 }
 
-fs::path keras_home() { return env("KERAS_HOME").empty() ? fs::path(env("HOME")) / ".keras" : fs::path(env("KERAS_HOME")); }
+fs::path keras_home() {
+  return env("KERAS_HOME").empty() ? fs::path(env("HOME")) / ".keras" : fs::path(env("KERAS_HOME"));
+}
 
 std::string find_data(const Options& o) {
   if (!o.data.empty()) {
@@ -255,7 +277,8 @@ std::string converted_weights(const std::string& h5) {
   std::string cmd = "'" + py + "' '" + tool.string() + "' '" + h5 + "' '" + out.string() + "' -q";
   std::cout << "Converting the Keras weights to TF.js layers format: " << out.string() << "\n" << std::flush;
   if (std::system(cmd.c_str()) != 0)
-    throw IOError("weight conversion failed: " + cmd + "\n(needs h5py and numpy: apt-get install python3-h5py; or run tools/deps.sh)");
+    throw IOError("weight conversion failed: " + cmd +
+                  "\n(needs h5py and numpy: apt-get install python3-h5py; or run tools/deps.sh)");
   return out.string();
 }
 
@@ -272,15 +295,19 @@ std::string resolve_weights(const Options& o) {
 
 [[noreturn]] void missing_inputs(bool data, bool weights) {
   std::cerr << "\nThe flowers example needs the flower photos and the MobileNetV2 ImageNet weights.\n";
-  if (data) std::cerr << "  - flower photos: not found (looked for $KERASCPP_SHARED_DIR/data/flower_photos, ../shared/data/flower_photos "
-                         "next to the repository, ~/.keras/datasets/flower_photos)\n";
-  if (weights) std::cerr << "  - weights: not found (looked for " << kWeightsFile << " in $KERASCPP_SHARED_DIR/models/mobilenet_v2, "
-                            "../shared/models/mobilenet_v2, ~/.keras/models)\n";
-  std::cerr << "\nDownload them into Keras's own cache (the same files tf.keras downloads):\n";
   if (data)
-    std::cerr << "  mkdir -p ~/.keras/datasets && curl -L " << kDataUrl << " | tar xz -C ~/.keras/datasets\n";
+    std::cerr << "  - flower photos: not found (looked for $KERASCPP_SHARED_DIR/data/flower_photos, "
+                 "../shared/data/flower_photos "
+                 "next to the repository, ~/.keras/datasets/flower_photos)\n";
   if (weights)
-    std::cerr << "  mkdir -p ~/.keras/models && curl -L -o ~/.keras/models/" << kWeightsFile << " \\\n      " << kWeightsUrl << "\n";
+    std::cerr << "  - weights: not found (looked for " << kWeightsFile
+              << " in $KERASCPP_SHARED_DIR/models/mobilenet_v2, "
+                 "../shared/models/mobilenet_v2, ~/.keras/models)\n";
+  std::cerr << "\nDownload them into Keras's own cache (the same files tf.keras downloads):\n";
+  if (data) std::cerr << "  mkdir -p ~/.keras/datasets && curl -L " << kDataUrl << " | tar xz -C ~/.keras/datasets\n";
+  if (weights)
+    std::cerr << "  mkdir -p ~/.keras/models && curl -L -o ~/.keras/models/" << kWeightsFile << " \\\n      "
+              << kWeightsUrl << "\n";
   std::cerr << "then run again:\n  tools/flowers.sh\n(or pass --data DIR / --weights FILE.h5 explicitly).\n";
   std::exit(2);
 }
@@ -313,7 +340,8 @@ std::size_t first_layer(Model<float>& base, const std::string& from) {
   auto ls = base.layers();
   std::size_t first = 0;
   while (first < ls.size() && ls[first]->name() != from && ls[first]->name().rfind(from + "_", 0) != 0) ++first;
-  if (first == 0 || first == ls.size()) throw ValueError("--fine-tune-from '" + from + "': no such layer in " + base.name());
+  if (first == 0 || first == ls.size())
+    throw ValueError("--fine-tune-from '" + from + "': no such layer in " + base.name());
   return first;
 }
 
@@ -323,15 +351,16 @@ void unfreeze_from(Model<float>& base, const std::string& from, bool verbose) {
   auto ls = base.layers();
   const std::size_t first = first_layer(base, from);
   base.set_trainable(true);
-  for (std::size_t i = 0; i < ls.size(); ++i) ls[i]->set_trainable(i >= first && ls[i]->class_name() != "BatchNormalization");
+  for (std::size_t i = 0; i < ls.size(); ++i)
+    ls[i]->set_trainable(i >= first && ls[i]->class_name() != "BatchNormalization");
   if (verbose)
     std::cout << "\nFine-tuning " << base.name() << " from '" << ls[first]->name() << "' (" << ls.size() - first
               << " of " << ls.size() << " layers; BatchNormalization stays frozen)\n";
 }
 
 /// The report's photo grid: the first validation photos, then more of the misclassified ones.
-std::vector<flowers_report::Photo> grid_photos(const data::Dataset<float>& val_ds, const Tensor<float>& probs, const std::vector<int>& pred,
-                                               int count) {
+std::vector<flowers_report::Photo> grid_photos(const data::Dataset<float>& val_ds, const Tensor<float>& probs,
+                                               const std::vector<int>& pred, int count) {
   std::vector<flowers_report::Photo> grid, wrong;
   std::size_t seen = 0;
   for (auto& b : val_ds) {
@@ -348,7 +377,8 @@ std::vector<flowers_report::Photo> grid_photos(const data::Dataset<float>& val_d
       ph.confidence = probs[static_cast<Index>(seen) * classes + q];
       ph.file = fs::path(val_ds.file_paths().at(seen)).filename().string();
       ph.rgb.resize(static_cast<std::size_t>(hw));
-      for (Index k = 0; k < hw; ++k) ph.rgb[k] = static_cast<std::uint8_t>(std::clamp(std::lround(b.x[i * hw + k]), 0L, 255L));
+      for (Index k = 0; k < hw; ++k)
+        ph.rgb[k] = static_cast<std::uint8_t>(std::clamp(std::lround(b.x[i * hw + k]), 0L, 255L));
       (in_grid ? grid : wrong).push_back(std::move(ph));
     }
   }
@@ -428,20 +458,26 @@ int main(int argc, char** argv) try {
   if (replicas.chief()) write_validation_files(o.output, val_ds);
 
   // ---- the model: [random flips] + preprocessing + frozen MobileNetV2 + a new classification head -----
-  auto base = applications::MobileNetV2<float>({.input_shape = {o.image_size, o.image_size, 3}, .include_top = false, .weights = weights});
+  auto base = applications::MobileNetV2<float>(
+      {.input_shape = {o.image_size, o.image_size, 3}, .include_top = false, .weights = weights});
   base->set_trainable(false);  // freeze the pretrained weights
   auto model = std::make_shared<Sequential<float>>("flowers");
   model->add(layers::InputLayer<float>({.shape = {o.image_size, o.image_size, 3}, .name = "image"}));
   if (o.flip) model->add(layers::RandomFlip<float>("horizontal", {.seed = o.seed, .name = "random_flip"}));
   model->add(layers::Rescaling<float>(1.0 / 127.5, -1.0, {.name = "rescaling"}));  // [0, 255] -> [-1, 1]
   model->add(std::static_pointer_cast<layers::Layer<float>>(base));
-  if (o.head == "flatten") model->add(layers::Flatten<float>({.name = "flatten"}));
-  else model->add(layers::GlobalAveragePooling2D<float>({.name = "global_average_pooling2d"}));
+  if (o.head == "flatten")
+    model->add(layers::Flatten<float>({.name = "flatten"}));
+  else
+    model->add(layers::GlobalAveragePooling2D<float>({.name = "global_average_pooling2d"}));
   if (o.dropout > 0) model->add(layers::Dropout<float>(o.dropout, {.seed = o.seed, .name = "dropout"}));
   model->add(layers::Dense<float>(num_classes, {.activation = "softmax", .name = "predictions", .seed = o.seed}));
-  model->metadata = {{"class_names", class_names}, {"image_size", {o.image_size, o.image_size}}, {"preprocessing", "none"},
-                     {"input", "RGB pixels in [0, 255]"},
-                     {"validation", {{"validation_split", o.validation_split}, {"seed", o.seed}, {"files", "validation_files.txt"}}}};
+  model->metadata = {
+      {"class_names", class_names},
+      {"image_size", {o.image_size, o.image_size}},
+      {"preprocessing", "none"},
+      {"input", "RGB pixels in [0, 255]"},
+      {"validation", {{"validation_split", o.validation_split}, {"seed", o.seed}, {"files", "validation_files.txt"}}}};
   if (o.verbose) model->summary();
   if (replicas.dist) {
     model->set_distribution(replicas.dist);
@@ -452,7 +488,8 @@ int main(int argc, char** argv) try {
   }
 
   // ---- stage 1: train the head on the frozen base ------------------------------------------------------
-  model->compile(optimizers::Adam<float>({.learning_rate = o.learning_rate}), losses::CategoricalCrossentropy<float>(), {"accuracy"});
+  model->compile(optimizers::Adam<float>({.learning_rate = o.learning_rate}), losses::CategoricalCrossentropy<float>(),
+                 {"accuracy"});
   const std::string csv = (fs::path(o.output) / "history.csv").string();
   FitOptions<float> fo{.epochs = o.epochs, .seed = o.seed, .verbose = o.verbose, .cache_frozen = o.cache};
   fo.callbacks = {std::make_shared<callbacks::CSVLogger<float>>(csv)};
@@ -519,10 +556,11 @@ int main(int argc, char** argv) try {
   flowers_report::write_report(html, rep);
 
   std::cout << "\nSaved: " << model_dir << "/model.json, " << csv << ", " << html << "\n"
-            << "Validation photos: " << (fs::path(o.output) / "validation").string() << "/ (kerascpp evaluate " << model_dir << " "
-            << (fs::path(o.output) / "validation").string() << ")\n"
+            << "Validation photos: " << (fs::path(o.output) / "validation").string() << "/ (kerascpp evaluate "
+            << model_dir << " " << (fs::path(o.output) / "validation").string() << ")\n"
             << "Time: " << fixed(fit_seconds, 1) << " s in fit, " << fixed(total_seconds, 1) << " s in all\n"
-            << "Stages: head " << fixed(head_seconds, 1) << " s, fine-tuning " << fixed(fit_seconds - head_seconds, 1) << " s\n";
+            << "Stages: head " << fixed(head_seconds, 1) << " s, fine-tuning " << fixed(fit_seconds - head_seconds, 1)
+            << " s\n";
   std::cout << "val_accuracy: " << fixed(val_acc, 4) << "\n";
   return 0;
 } catch (const std::exception& e) {

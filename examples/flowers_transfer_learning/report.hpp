@@ -105,12 +105,23 @@ inline std::string html_escape(const std::string& s) {
   std::string r;
   for (char c : s) {
     switch (c) {
-      case '&': r += "&amp;"; break;
-      case '<': r += "&lt;"; break;
-      case '>': r += "&gt;"; break;
-      case '"': r += "&quot;"; break;
-      case '\'': r += "&#39;"; break;
-      default: r += c;
+      case '&':
+        r += "&amp;";
+        break;
+      case '<':
+        r += "&lt;";
+        break;
+      case '>':
+        r += "&gt;";
+        break;
+      case '"':
+        r += "&quot;";
+        break;
+      case '\'':
+        r += "&#39;";
+        break;
+      default:
+        r += c;
     }
   }
   return r;
@@ -152,39 +163,47 @@ inline std::string svg_line_chart(const std::string& id, const std::string& titl
   auto X = [&](double e) { return L + (n <= 1 ? 0.5 : (e - 1) / double(n - 1)) * (W - L - R); };
   auto Y = [&](double v) { return Tm + (hi - v) / (hi - lo) * (H - Tm - B); };
   std::ostringstream o;
-  o << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-    << "\" viewBox=\"0 0 " << W << " " << H << "\" role=\"img\" aria-label=\"" << html_escape(title) << "\">\n";
-  o << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"chart-title\">" << html_escape(title) << "</text>\n";
+  o << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\""
+    << H << "\" viewBox=\"0 0 " << W << " " << H << "\" role=\"img\" aria-label=\"" << html_escape(title) << "\">\n";
+  o << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"chart-title\">" << html_escape(title)
+    << "</text>\n";
   // horizontal grid + y ticks
   for (double v = lo; v <= hi + tick * 1e-6; v += tick) {
     double y = Y(v);
-    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << fmt(y, 1) << "\" y2=\"" << fmt(y, 1) << "\"/>"
-      << "<text class=\"tick\" x=\"" << L - 6 << "\" y=\"" << fmt(y + 4, 1) << "\" text-anchor=\"end\">" << fmt(v, decimals)
-      << "</text>\n";
+    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << fmt(y, 1) << "\" y2=\"" << fmt(y, 1)
+      << "\"/>"
+      << "<text class=\"tick\" x=\"" << L - 6 << "\" y=\"" << fmt(y + 4, 1) << "\" text-anchor=\"end\">"
+      << fmt(v, decimals) << "</text>\n";
   }
   // x ticks (epochs)
   std::size_t step = std::max<std::size_t>(1, (n + 9) / 10);
   for (std::size_t e = 1; e <= n; e += step)
-    o << "<text class=\"tick\" x=\"" << fmt(X(double(e)), 1) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << e << "</text>";
+    o << "<text class=\"tick\" x=\"" << fmt(X(double(e)), 1) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">"
+      << e << "</text>";
   o << "\n<line class=\"axis\" x1=\"" << L << "\" x2=\"" << L << "\" y1=\"" << Tm << "\" y2=\"" << H - B << "\"/>"
-    << "<line class=\"axis\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << H - B << "\" y2=\"" << H - B << "\"/>\n";
-  o << "<text class=\"axis-label\" x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">epoch</text>\n";
+    << "<line class=\"axis\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << H - B << "\" y2=\"" << H - B
+    << "\"/>\n";
+  o << "<text class=\"axis-label\" x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8
+    << "\" text-anchor=\"middle\">epoch</text>\n";
   if (fine_tune_epoch > 0 && static_cast<std::size_t>(fine_tune_epoch) < n) {
     double x = (X(double(fine_tune_epoch)) + X(double(fine_tune_epoch + 1))) / 2;
-    o << "<line class=\"fine-tune-marker\" x1=\"" << fmt(x, 1) << "\" x2=\"" << fmt(x, 1) << "\" y1=\"" << Tm << "\" y2=\"" << H - B
-      << "\"/><text class=\"tick\" x=\"" << fmt(x + 4, 1) << "\" y=\"" << Tm + 12 << "\">fine-tuning</text>\n";
+    o << "<line class=\"fine-tune-marker\" x1=\"" << fmt(x, 1) << "\" x2=\"" << fmt(x, 1) << "\" y1=\"" << Tm
+      << "\" y2=\"" << H - B << "\"/><text class=\"tick\" x=\"" << fmt(x + 4, 1) << "\" y=\"" << Tm + 12
+      << "\">fine-tuning</text>\n";
   }
   // series
   int li = 0;
   for (auto& s : series) {
     if (s.values.empty()) continue;
-    o << "<polyline class=\"series " << s.css_class << "\" fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\" points=\"";
-    for (std::size_t i = 0; i < s.values.size(); ++i) o << fmt(X(double(i + 1)), 1) << "," << fmt(Y(s.values[i]), 1) << " ";
+    o << "<polyline class=\"series " << s.css_class << "\" fill=\"none\" stroke=\"" << s.color
+      << "\" stroke-width=\"2\" points=\"";
+    for (std::size_t i = 0; i < s.values.size(); ++i)
+      o << fmt(X(double(i + 1)), 1) << "," << fmt(Y(s.values[i]), 1) << " ";
     o << "\"/>\n";
     for (std::size_t i = 0; i < s.values.size(); ++i)
-      o << "<circle class=\"point " << s.css_class << "\" cx=\"" << fmt(X(double(i + 1)), 1) << "\" cy=\"" << fmt(Y(s.values[i]), 1)
-        << "\" r=\"3\" fill=\"" << s.color << "\"><title>" << html_escape(s.name) << " epoch " << i + 1 << ": " << fmt(s.values[i])
-        << "</title></circle>";
+      o << "<circle class=\"point " << s.css_class << "\" cx=\"" << fmt(X(double(i + 1)), 1) << "\" cy=\""
+        << fmt(Y(s.values[i]), 1) << "\" r=\"3\" fill=\"" << s.color << "\"><title>" << html_escape(s.name) << " epoch "
+        << i + 1 << ": " << fmt(s.values[i]) << "</title></circle>";
     const double ly = 36, lx = L + 180.0 * li++;  // legend in one row under the title
     o << "\n<g class=\"legend\"><line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly
       << "\" stroke=\"" << s.color << "\" stroke-width=\"3\"/><text x=\"" << lx + 26 << "\" y=\"" << ly + 4 << "\">"
@@ -200,20 +219,30 @@ inline std::string render_html(const ReportData& d) {
     auto it = d.history.find(k);
     return it == d.history.end() ? std::vector<double>{} : it->second;
   };
-  auto cls = [&](int c) { return c >= 0 && c < static_cast<int>(d.class_names.size()) ? d.class_names[c] : std::to_string(c); };
+  auto cls = [&](int c) {
+    return c >= 0 && c < static_cast<int>(d.class_names.size()) ? d.class_names[c] : std::to_string(c);
+  };
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" << html_escape(d.title) << "</title>\n<style>\n"
+  o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" << html_escape(d.title)
+    << "</title>\n<style>\n"
     << "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;background:#fff}\n"
-    << "h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}\n"
-    << "#facts{border-collapse:collapse;font-size:14px}#facts td{padding:2px 12px 2px 0;vertical-align:top}#facts td:first-child{color:#666}\n"
-    << "#curves{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fafafa;border:1px solid #e4e4e4;border-radius:6px}\n"
+    << "h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid "
+       "#ddd;padding-bottom:4px}\n"
+    << "#facts{border-collapse:collapse;font-size:14px}#facts td{padding:2px 12px 2px 0;vertical-align:top}#facts "
+       "td:first-child{color:#666}\n"
+    << "#curves{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fafafa;border:1px solid "
+       "#e4e4e4;border-radius:6px}\n"
     << ".chart-title{font-size:15px;font-weight:600}.tick,.legend text,.axis-label{font-size:12px;fill:#444}\n"
-    << ".grid{stroke:#e6e6e6;stroke-width:1}.axis{stroke:#888;stroke-width:1}.fine-tune-marker{stroke:#999;stroke-dasharray:4 3}\n"
-    << "#confusion-matrix{border-collapse:collapse;font-size:14px}#confusion-matrix th,#confusion-matrix td{border:1px solid #ccc;padding:6px 10px;text-align:center}\n"
+    << ".grid{stroke:#e6e6e6;stroke-width:1}.axis{stroke:#888;stroke-width:1}.fine-tune-marker{stroke:#999;stroke-"
+       "dasharray:4 3}\n"
+    << "#confusion-matrix{border-collapse:collapse;font-size:14px}#confusion-matrix th,#confusion-matrix td{border:1px "
+       "solid #ccc;padding:6px 10px;text-align:center}\n"
     << "#confusion-matrix th.corner{font-weight:normal;color:#666;font-size:12px}\n"
     << "#photo-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px}\n"
-    << ".photo{margin:0;border:3px solid #3a3;border-radius:6px;overflow:hidden;background:#f5f5f5}.photo.wrong{border-color:#d22}\n"
-    << ".photo img{width:100%;display:block;aspect-ratio:1/1;object-fit:cover}.photo figcaption{font-size:13px;padding:4px 6px}\n"
+    << ".photo{margin:0;border:3px solid "
+       "#3a3;border-radius:6px;overflow:hidden;background:#f5f5f5}.photo.wrong{border-color:#d22}\n"
+    << ".photo img{width:100%;display:block;aspect-ratio:1/1;object-fit:cover}.photo "
+       "figcaption{font-size:13px;padding:4px 6px}\n"
     << ".photo.wrong figcaption{color:#d22;font-weight:600}.photo.correct figcaption{color:#222}\n"
     << "</style>\n</head>\n<body>\n<h1>" << html_escape(d.title) << "</h1>\n";
   if (!d.facts.empty()) {
@@ -223,9 +252,10 @@ inline std::string render_html(const ReportData& d) {
   }
 
   o << "<h2>Training curves</h2>\n<div id=\"curves\">\n";
-  o << svg_line_chart("loss-chart", "Loss",
-                      {{"train loss", "train", "#1f77b4", hist("loss")}, {"validation loss", "val", "#ff7f0e", hist("val_loss")}},
-                      d.fine_tune_epoch);
+  o << svg_line_chart(
+      "loss-chart", "Loss",
+      {{"train loss", "train", "#1f77b4", hist("loss")}, {"validation loss", "val", "#ff7f0e", hist("val_loss")}},
+      d.fine_tune_epoch);
   o << svg_line_chart("accuracy-chart", "Accuracy",
                       {{"train accuracy", "train", "#1f77b4", hist("accuracy")},
                        {"validation accuracy", "val", "#ff7f0e", hist("val_accuracy")}},
@@ -256,8 +286,8 @@ inline std::string render_html(const ReportData& d) {
       int a = static_cast<int>(std::lround(255 - 150 * f));
       std::string bg = i == j ? "rgb(" + std::to_string(a) + ",255," + std::to_string(a) + ")"
                               : "rgb(255," + std::to_string(a) + "," + std::to_string(a) + ")";
-      o << "<td class=\"cm-cell" << (i == j ? " diag" : "") << "\" data-true=\"" << i << "\" data-pred=\"" << j << "\" style=\"background:"
-        << (v ? bg : std::string("#fff")) << "\">" << v << "</td>";
+      o << "<td class=\"cm-cell" << (i == j ? " diag" : "") << "\" data-true=\"" << i << "\" data-pred=\"" << j
+        << "\" style=\"background:" << (v ? bg : std::string("#fff")) << "\">" << v << "</td>";
     }
     double rec = row ? double(d.confusion[i][i < d.confusion[i].size() ? i : 0]) / double(row) : 0.0;
     o << "<td class=\"recall\">" << fmt(rec, 3) << "</td></tr>\n";
@@ -267,12 +297,14 @@ inline std::string render_html(const ReportData& d) {
   // photo grid
   int wrong = 0;
   for (auto& p : d.photos) wrong += p.true_label != p.predicted_label;
-  o << "<h2>Validation photos with predictions (" << d.photos.size() << " shown, " << wrong << " wrong in red)</h2>\n<div id=\"photo-grid\">\n";
+  o << "<h2>Validation photos with predictions (" << d.photos.size() << " shown, " << wrong
+    << " wrong in red)</h2>\n<div id=\"photo-grid\">\n";
   for (auto& p : d.photos) {
     bool ok = p.true_label == p.predicted_label;
     auto jpg = p.rgb.empty() ? std::vector<unsigned char>{} : encode_jpeg(p.rgb.data(), p.width, p.height);
-    o << "<figure class=\"photo " << (ok ? "correct" : "wrong") << "\"" << (p.file.empty() ? "" : " title=\"" + html_escape(p.file) + "\"")
-      << "><img alt=\"" << html_escape(cls(p.true_label)) << "\" src=\"data:image/jpeg;base64," << base64(jpg.data(), jpg.size())
+    o << "<figure class=\"photo " << (ok ? "correct" : "wrong") << "\""
+      << (p.file.empty() ? "" : " title=\"" + html_escape(p.file) + "\"") << "><img alt=\""
+      << html_escape(cls(p.true_label)) << "\" src=\"data:image/jpeg;base64," << base64(jpg.data(), jpg.size())
       << "\"><figcaption>" << html_escape(cls(p.predicted_label)) << " " << fmt(100 * p.confidence, 0) << "%";
     if (!ok) o << " (true: " << html_escape(cls(p.true_label)) << ")";
     o << "</figcaption></figure>\n";

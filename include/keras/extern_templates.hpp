@@ -18,6 +18,9 @@
 #pragma once
 #include "all.hpp"
 
+// (clang-format leaves the tables below as written)
+// clang-format off
+
 // The class templates of one scalar type T, in groups of similar compile cost.
 #define KERASCPP_LAYER_TEMPLATES(X, T)                                                                                 \
   X(layers::Layer<T>) X(layers::Dense<T>) X(layers::Conv2D<T>) X(layers::DepthwiseConv2D<T>)                          \
@@ -101,3 +104,4 @@ namespace keras {
 KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, float)
 KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, double)
 }  // namespace keras
+// clang-format on

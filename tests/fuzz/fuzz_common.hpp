@@ -16,7 +16,8 @@ namespace fuzz {
 /// A scratch folder private to this process (libFuzzer -jobs/-fork run several processes).
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+    std::filesystem::path base =
+        std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
     auto d = base / ("kerascpp_fuzz_" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;

@@ -24,7 +24,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto out = keras::data::resize_image<float>(img, oh, ow, interp, crop);
     for (float v : out)
       if (!(v >= 0.0f && v <= 255.0f)) __builtin_trap();  // interpolated pixels stay in range
-  } catch (const keras::Error&) {
-  }
+  } catch (const keras::Error&) {}
   return 0;
 }

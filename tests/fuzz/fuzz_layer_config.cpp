@@ -1,10 +1,10 @@
 // Fuzz target: Keras config -> layer construction (io::layer_from_config) for every registered
 // layer and for nested models. Byte 0 picks the input shape the layer is built for, the rest is the
 // layer's JSON {"class_name": ..., "config": ...} (the seeds hold one per registered layer, and
-// Sequential and Functional; the dictionary holds the class names and config keys). The layer is built under a WeightBudget of 2^22 elements: absurd kernel sizes, strides,
-// units or shapes must be refused (keras::Error) before they allocate. A built layer runs forward
-// and backward on a batch of 2 when its output is small, and its config must round-trip:
-// from_config(get_config()) rebuilds a layer with the same config.
+// Sequential and Functional; the dictionary holds the class names and config keys). The layer is built under a
+// WeightBudget of 2^22 elements: absurd kernel sizes, strides, units or shapes must be refused (keras::Error) before
+// they allocate. A built layer runs forward and backward on a batch of 2 when its output is small, and its config must
+// round-trip: from_config(get_config()) rebuilds a layer with the same config.
 #include <keras/all.hpp>
 
 #include "fuzz_common.hpp"
@@ -40,7 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     keras::WeightBudget budget(Index(1) << 22, "fuzz");
     auto layer = keras::io::layer_from_config<float>(lj);
     const bool multi = layer->multiple_inputs();
-    std::vector<Shape> shapes = layer->built() ? layer->input_shapes() : (multi ? std::vector<Shape>{in_shape, in_shape} : std::vector<Shape>{in_shape});
+    std::vector<Shape> shapes = layer->built()
+                                    ? layer->input_shapes()
+                                    : (multi ? std::vector<Shape>{in_shape, in_shape} : std::vector<Shape>{in_shape});
     layer->build(shapes);
     // config round trip
     const auto c1 = layer->get_config();
@@ -68,7 +70,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     layer->backward(in, y, dy, dx);
     for (std::size_t k = 0; k < xs.size(); ++k)
       if (dxs[k].shape() != xs[k].shape()) __builtin_trap();  // a gradient has its input's shape
-  } catch (const keras::Error&) {
-  }
+  } catch (const keras::Error&) {}
   return 0;
 }

@@ -82,7 +82,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (Index i = 0; i < xs.back().size(); ++i) xs.back()[i] = 0.1f * static_cast<float>(i % 7);
     }
     if (xs.size() == 1) (void)m->predict(xs[0]);
-  } catch (const keras::Error&) {
-  }
+  } catch (const keras::Error&) {}
   return 0;
 }

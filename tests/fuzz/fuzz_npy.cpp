@@ -10,7 +10,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto t = keras::io::load_npy<float>(p.string());
     auto d = keras::io::load_npy<double>(p.string());
     if (t.size() != d.size()) __builtin_trap();
-  } catch (const keras::Error&) {
-  }
+  } catch (const keras::Error&) {}
   return 0;
 }

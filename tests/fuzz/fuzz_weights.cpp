@@ -29,7 +29,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     keras::Tensor<float> x({2, 6, 6, 2}, 0.5f);
     auto y = m->predict(x);
     if (y.shape() != keras::Shape{2, 3}) __builtin_trap();  // a loaded model must predict its declared shape
-  } catch (const keras::Error&) {
-  }
+  } catch (const keras::Error&) {}
   return 0;
 }

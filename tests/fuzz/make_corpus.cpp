@@ -79,7 +79,8 @@ void model_json_seeds() {
     put(t, "nested.json", saved_json(m));
   }
   // A Keras 3 functional config (keras_history inbound nodes), as keras_h5_to_tfjs.py writes it.
-  const std::string k3 = R"({"format":"layers-model","modelTopology":{"class_name":"Functional","config":{"name":"k3","layers":[
+  const std::string k3 =
+      R"({"format":"layers-model","modelTopology":{"class_name":"Functional","config":{"name":"k3","layers":[
 {"class_name":"InputLayer","name":"in","config":{"batch_shape":[null,3],"name":"in"},"inbound_nodes":[]},
 {"class_name":"Dense","name":"d","config":{"name":"d","units":2},"inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"shape":[null,3],"keras_history":["in",0,0]}}],"kwargs":{}}]}],
 "input_layers":[["in",0,0]],"output_layers":[["d",0,0]]}},
@@ -96,17 +97,20 @@ void model_json_seeds() {
   put(t, "regress_zeropadding_empty.json", edit(zp, "\"padding\":[[0,1],[0,1]]", "\"padding\":[]"));
   put(t, "regress_zeropadding_one_pair.json", edit(zp, "\"padding\":[[0,1],[0,1]]", "\"padding\":[[1,1]]"));
   put(t, "regress_keras_history_empty.json", edit(k3, "\"keras_history\":[\"in\",0,0]", "\"keras_history\":[]"));
-  put(t, "regress_deep_nesting.json", "{\"modelTopology\":" + std::string(300000, '[') + std::string(300000, ']') + "}");
+  put(t, "regress_deep_nesting.json",
+      "{\"modelTopology\":" + std::string(300000, '[') + std::string(300000, ']') + "}");
   put(t, "regress_number_1e400.json", edit(k3, "\"units\":2", "\"units\":1e400"));
   put(t, "regress_units_1e300.json", edit(k3, "\"units\":2", "\"units\":1e300"));
   put(t, "regress_dim_1e300.json", edit(k3, "\"batch_shape\":[null,3]", "\"batch_shape\":[null,1e300]"));
   put(t, "regress_weight_shape_1e300.json", edit(k3, "\"shape\":[3,2]", "\"shape\":[1e300,2]"));
-  put(t, "regress_dims_2p32.json", edit(k3, "\"batch_shape\":[null,3]", "\"batch_shape\":[null,4294967296,4294967296]"));
+  put(t, "regress_dims_2p32.json",
+      edit(k3, "\"batch_shape\":[null,3]", "\"batch_shape\":[null,4294967296,4294967296]"));
   put(t, "regress_dense_100000x100000.json",
       edit(edit(k3, "\"batch_shape\":[null,3]", "\"batch_shape\":[null,100000]"), "\"units\":2", "\"units\":100000"));
   put(t, "regress_weight_1e12_elements.json", edit(k3, "\"shape\":[3,2]", "\"shape\":[1000000,1000000]"));
   put(t, "regress_shard_dev_zero.json", edit(k3, "\"paths\":[\"group1-shard1of1.bin\"]", "\"paths\":[\"/dev/zero\"]"));
-  put(t, "regress_shard_parent_dev_zero.json", edit(k3, "\"paths\":[\"group1-shard1of1.bin\"]", "\"paths\":[\"../../../../../../dev/zero\"]"));
+  put(t, "regress_shard_parent_dev_zero.json",
+      edit(k3, "\"paths\":[\"group1-shard1of1.bin\"]", "\"paths\":[\"../../../../../../dev/zero\"]"));
   put(t, "regress_output_layers_empty.json", edit(k3, "\"output_layers\":[[\"d\",0,0]]", "\"output_layers\":[]"));
 }
 
@@ -172,12 +176,14 @@ void npy_seeds() {
   put("npy", "regress_truncated_data.npy", npy_bytes("<f8", "(3,)", std::string(10, '\0')));
 }
 
-void write_cb(void* ctx, void* data, int n) { static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<std::size_t>(n)); }
+void write_cb(void* ctx, void* data, int n) {
+  static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<std::size_t>(n));
+}
 
 void image_seeds() {
   // Byte 0: channels / interpolation / crop; bytes 1, 2: output size (fuzz_image.cpp).
-  const std::string pre[] = {std::string("\x02\x07\x05", 3), std::string("\x05\x10\x03", 3), std::string("\x0b\x01\x1f", 3),
-                             std::string("\x00\x08\x08", 3)};
+  const std::string pre[] = {std::string("\x02\x07\x05", 3), std::string("\x05\x10\x03", 3),
+                             std::string("\x0b\x01\x1f", 3), std::string("\x00\x08\x08", 3)};
   int k = 0;
   for (int comp : {1, 3, 4}) {
     const int w = 7 + comp, h = 5;
@@ -199,12 +205,13 @@ void image_seeds() {
     stbi_write_jpg_to_func(write_cb, &jpg, 16, 16, 3, px.data(), 50);
     put("image", "c3_16x16.jpg", pre[3] + jpg);
   }
-  const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 2, 0, 2, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255, ',', 0, 0, 0, 0, 2, 0, 2, 0, 0,
-                               2, 2, 0x44, 0x01, 0, ';'};
+  const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 2, 0, 2, 0, 0x80, 0, 0, 0,    0,    0, 255, 255,
+                               255, ',', 0,   0,   0,   0,   2, 0, 2, 0, 0,    2, 2, 0x44, 0x01, 0, ';'};
   put("image", "bw_2x2.gif", pre[0] + std::string(reinterpret_cast<const char*>(gif), sizeof(gif)));
   // Regressions (issue 16).
   // 55 bytes: a DHT whose code counts sum past 256 (stb 2.27 writes past its size table).
-  std::string dht = std::string("\xFF\xD8\xFF\xC4\x00\x13\x00", 7) + std::string(16, '\x40') + std::string("\xFF\xD9", 2);
+  std::string dht =
+      std::string("\xFF\xD8\xFF\xC4\x00\x13\x00", 7) + std::string(16, '\x40') + std::string("\xFF\xD9", 2);
   dht += std::string(55 - dht.size(), '\0');
   put("image", "regress_jpeg_dht_overflow.jpg", pre[2] + dht);
   // JPEG bomb: a complete, tiny baseline JPEG that declares 8000 x 8000 (stb pads missing data).
@@ -213,13 +220,16 @@ void image_seeds() {
   std::string h_dc = std::string("\xFF\xC4\x00\x14\x00\x01", 6) + std::string(15, '\0') + std::string("\x00", 1);
   std::string h_ac = std::string("\xFF\xC4\x00\x14\x10\x01", 6) + std::string(15, '\0') + std::string("\x00", 1);
   std::string sos = std::string("\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00", 10);
-  put("image", "regress_jpeg_bomb_8000x8000.jpg", pre[1] + std::string("\xFF\xD8", 2) + dqt + sof + h_dc + h_ac + sos + std::string("\x00\x00\xFF\xD9", 4));
+  put("image", "regress_jpeg_bomb_8000x8000.jpg",
+      pre[1] + std::string("\xFF\xD8", 2) + dqt + sof + h_dc + h_ac + sos + std::string("\x00\x00\xFF\xD9", 4));
   // BMP declaring 4784143 x 12 in 1,270 bytes.
   std::string bmp = "BM";
-  auto le32 = [](std::uint32_t v) { return std::string{char(v & 255), char((v >> 8) & 255), char((v >> 16) & 255), char(v >> 24)}; };
+  auto le32 = [](std::uint32_t v) {
+    return std::string{char(v & 255), char((v >> 8) & 255), char((v >> 16) & 255), char(v >> 24)};
+  };
   auto le16 = [](std::uint16_t v) { return std::string{char(v & 255), char(v >> 8)}; };
-  bmp += le32(1270) + le32(0) + le32(54) + le32(40) + le32(4784143) + le32(12) + le16(1) + le16(24) + le32(0) + le32(0) + le32(2835) +
-         le32(2835) + le32(0) + le32(0);
+  bmp += le32(1270) + le32(0) + le32(54) + le32(40) + le32(4784143) + le32(12) + le16(1) + le16(24) + le32(0) +
+         le32(0) + le32(2835) + le32(2835) + le32(0) + le32(0);
   bmp += std::string(1270 - bmp.size(), '\x55');
   put("image", "regress_bmp_bomb_4784143x12.bmp", pre[0] + bmp);
   // PNG whose header declares 30000 x 30000.
@@ -232,13 +242,18 @@ void image_seeds() {
 
 void layer_config_seeds() {
   // Byte 0: the input shape index (fuzz_layer_config.cpp); then {"class_name", "config"}.
-  auto seed = [](int shape, const std::string& name, const json& j) { put("layer_config", name + ".json", std::string(1, char(shape)) + j.dump()); };
-  auto cfg = [](const layers::Layer<float>& l) { return json{{"class_name", l.class_name()}, {"config", l.get_config()}}; };
+  auto seed = [](int shape, const std::string& name, const json& j) {
+    put("layer_config", name + ".json", std::string(1, char(shape)) + j.dump());
+  };
+  auto cfg = [](const layers::Layer<float>& l) {
+    return json{{"class_name", l.class_name()}, {"config", l.get_config()}};
+  };
   seed(0, "Conv2D", cfg(layers::Conv2D<float>(2, 3, {.strides = 2, .padding = "same", .name = "c"})));
   seed(0, "DepthwiseConv2D", cfg(layers::DepthwiseConv2D<float>(3, {.depth_multiplier = 2, .name = "dw"})));
   seed(0, "BatchNormalization", cfg(layers::BatchNormalization<float>({.name = "bn"})));
   seed(0, "MaxPooling2D", cfg(layers::MaxPooling2D<float>(2)));
-  seed(4, "AveragePooling2D", cfg(layers::AveragePooling2D<float>(3, {.strides = layers::Size2(2, 1), .padding = "same"})));
+  seed(4, "AveragePooling2D",
+       cfg(layers::AveragePooling2D<float>(3, {.strides = layers::Size2(2, 1), .padding = "same"})));
   seed(0, "GlobalAveragePooling2D", cfg(layers::GlobalAveragePooling2D<float>({.keepdims = true})));
   seed(0, "GlobalMaxPooling2D", cfg(layers::GlobalMaxPooling2D<float>()));
   seed(0, "ZeroPadding2D", cfg(layers::ZeroPadding2D<float>(layers::Padding2D({1, 2}, {0, 1}))));
@@ -253,10 +268,14 @@ void layer_config_seeds() {
   seed(0, "Add", cfg(layers::Add<float>()));
   seed(0, "RandomFlip", cfg(layers::RandomFlip<float>("horizontal_and_vertical", {.seed = 1})));
   seed(0, "RandomRotation", cfg(layers::RandomRotation<float>(0.2, {.fill_mode = "wrap", .seed = 2})));
-  seed(4, "RandomZoom", cfg(layers::RandomZoom<float>(layers::FactorRange{-0.5, 0.3}, layers::FactorRange{-0.2, 0.2}, {.interpolation = "nearest"})));
-  seed(0, "RandomTranslation", cfg(layers::RandomTranslation<float>(0.3, 0.2, {.fill_mode = "constant", .fill_value = 2})));
+  seed(4, "RandomZoom",
+       cfg(layers::RandomZoom<float>(layers::FactorRange{-0.5, 0.3}, layers::FactorRange{-0.2, 0.2},
+                                     {.interpolation = "nearest"})));
+  seed(0, "RandomTranslation",
+       cfg(layers::RandomTranslation<float>(0.3, 0.2, {.fill_mode = "constant", .fill_value = 2})));
   seed(0, "Concatenate", cfg(layers::Concatenate<float>()));
-  seed(1, "InputLayer", json{{"class_name", "InputLayer"}, {"config", {{"batch_input_shape", {nullptr, 5}}, {"name", "in"}}}});
+  seed(1, "InputLayer",
+       json{{"class_name", "InputLayer"}, {"config", {{"batch_input_shape", {nullptr, 5}}, {"name", "in"}}}});
   {
     Sequential<float> m("seq");
     m.add(Input<float>({5}, "in"));
@@ -267,18 +286,25 @@ void layer_config_seeds() {
     seed(2, "Functional", json{{"class_name", "Functional"}, {"config", f.get_config()}});
   }
   // Regressions (issue 16) and absurd values that must be refused before allocating.
-  auto raw = [](int shape, const std::string& name, const std::string& text) { put("layer_config", name + ".json", std::string(1, char(shape)) + text); };
+  auto raw = [](int shape, const std::string& name, const std::string& text) {
+    put("layer_config", name + ".json", std::string(1, char(shape)) + text);
+  };
   raw(0, "regress_zeropadding_empty", R"({"class_name":"ZeroPadding2D","config":{"padding":[]}})");
   raw(0, "regress_zeropadding_one_pair", R"({"class_name":"ZeroPadding2D","config":{"padding":[[1,1]]}})");
   raw(1, "regress_dense_units_1e300", R"({"class_name":"Dense","config":{"units":1e300}})");
   raw(1, "regress_dense_units_negative", R"({"class_name":"Dense","config":{"units":-5}})");
   raw(1, "regress_dense_units_2p31", R"({"class_name":"Dense","config":{"units":2147483647}})");
-  raw(0, "regress_conv_kernel_huge", R"({"class_name":"Conv2D","config":{"filters":4,"kernel_size":[1000000,1000000],"padding":"same"}})");
-  raw(0, "regress_conv_strides_huge", R"({"class_name":"Conv2D","config":{"filters":4,"kernel_size":3,"strides":9223372036854775807}})");
-  raw(0, "regress_dw_multiplier_huge", R"({"class_name":"DepthwiseConv2D","config":{"kernel_size":3,"depth_multiplier":1e18}})");
+  raw(0, "regress_conv_kernel_huge",
+      R"({"class_name":"Conv2D","config":{"filters":4,"kernel_size":[1000000,1000000],"padding":"same"}})");
+  raw(0, "regress_conv_strides_huge",
+      R"({"class_name":"Conv2D","config":{"filters":4,"kernel_size":3,"strides":9223372036854775807}})");
+  raw(0, "regress_dw_multiplier_huge",
+      R"({"class_name":"DepthwiseConv2D","config":{"kernel_size":3,"depth_multiplier":1e18}})");
   raw(0, "regress_pool_size_float", R"({"class_name":"MaxPooling2D","config":{"pool_size":[2.5,2]}})");
-  raw(1, "regress_input_dims_2p32", R"({"class_name":"InputLayer","config":{"batch_input_shape":[null,4294967296,4294967296]}})");
-  raw(2, "regress_reshape_overflow", R"({"class_name":"Reshape","config":{"target_shape":[2147483647,2147483647,2147483647]}})");
+  raw(1, "regress_input_dims_2p32",
+      R"({"class_name":"InputLayer","config":{"batch_input_shape":[null,4294967296,4294967296]}})");
+  raw(2, "regress_reshape_overflow",
+      R"({"class_name":"Reshape","config":{"target_shape":[2147483647,2147483647,2147483647]}})");
   raw(0, "regress_bn_axis_1e300", R"({"class_name":"BatchNormalization","config":{"axis":1e300}})");
   raw(0, "regress_concat_axis_1e300", R"({"class_name":"Concatenate","config":{"axis":1e300}})");
 }

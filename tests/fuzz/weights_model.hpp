@@ -11,7 +11,8 @@ inline const char* const kWeightVariants[] = {"float32", "uint8", "float16"};
 
 /// Saves the model into `dir` and returns the model.json text of each variant; `shards` gets the
 /// matching valid shard of each variant.
-inline std::vector<std::string> weights_model_variants(const std::filesystem::path& dir, std::vector<std::string>* shards = nullptr) {
+inline std::vector<std::string> weights_model_variants(const std::filesystem::path& dir,
+                                                       std::vector<std::string>* shards = nullptr) {
   using namespace keras;
   keras::set_random_seed(7);
   Sequential<float> inner("inner");
@@ -41,12 +42,14 @@ inline std::vector<std::string> weights_model_variants(const std::filesystem::pa
       for (Index i = 0; i < n; ++i, off += 4) {
         float f;
         std::memcpy(&f, f32.data() + off, 4);
-        if (std::string(v) == "uint8") shard += static_cast<char>(static_cast<std::uint8_t>(std::clamp((f + 1.0f) * 127.5f, 0.0f, 255.0f)));
+        if (std::string(v) == "uint8")
+          shard += static_cast<char>(static_cast<std::uint8_t>(std::clamp((f + 1.0f) * 127.5f, 0.0f, 255.0f)));
         else if (std::string(v) == "float16") {
           std::uint16_t h = 0x3c00;  // 1.0: the exact values do not matter, only the layout
           if (f < 0) h = 0xbc00;
           shard.append(reinterpret_cast<const char*>(&h), 2);
-        } else shard.append(reinterpret_cast<const char*>(&f), 4);
+        } else
+          shard.append(reinterpret_cast<const char*>(&f), 4);
       }
       if (std::string(v) == "uint8") w["quantization"] = {{"dtype", "uint8"}, {"scale", 2.0 / 255.0}, {"min", -1.0}};
       if (std::string(v) == "float16") w["quantization"] = {{"dtype", "float16"}};

@@ -220,6 +220,8 @@ async function writeResize17(outDir) {
   for (const [name, y] of Object.entries(cases))
     writeNpy(path.join(dir, `Y_${name}.npy`), Float32Array.from(await y.data()), y.shape);
   console.log(`resize17: ${Object.keys(cases).length} resize references -> ${dir}`);
+}
+
 // ---- text and sequence layers (recurrentActivation 'sigmoid', Keras's default: TF.js's own
 // default 'hardSigmoid' is tf.keras 2's clip(0.2 x + 0.5), not Keras 3's hard_sigmoid)
 function buildTextLstm() {

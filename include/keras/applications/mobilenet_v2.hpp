@@ -43,7 +43,8 @@ inline Index make_divisible(double v, Index divisor) {
 }
 
 template <class T>
-KerasTensor<T> inverted_res_block(const KerasTensor<T>& inputs, Index expansion, Index stride, double alpha, Index filters, int block_id) {
+KerasTensor<T> inverted_res_block(const KerasTensor<T>& inputs, Index expansion, Index stride, double alpha,
+                                  Index filters, int block_id) {
   using namespace layers;
   Index in_channels = inputs.shape().back();
   Index pointwise_filters = make_divisible(static_cast<double>(static_cast<Index>(filters * alpha)), 8);
@@ -65,7 +66,9 @@ KerasTensor<T> inverted_res_block(const KerasTensor<T>& inputs, Index expansion,
     Index adj_h = h < 0 ? 1 : 1 - h % 2, adj_w = w < 0 ? 1 : 1 - w % 2;
     x = ZeroPadding2D<T>(Padding2D({1 - adj_h, 1}, {1 - adj_w, 1}), {.name = prefix + "pad"})(x);
   }
-  x = DepthwiseConv2D<T>(3, {.strides = {stride, stride}, .padding = stride == 1 ? "same" : "valid", .use_bias = false,
+  x = DepthwiseConv2D<T>(3, {.strides = {stride, stride},
+                             .padding = stride == 1 ? "same" : "valid",
+                             .use_bias = false,
                              .name = prefix + "depthwise"})(x);
   x = BatchNormalization<T>(with_name(bn, prefix + "depthwise_BN"))(x);
   x = ReLU<T>({.max_value = 6.0, .name = prefix + "depthwise_relu"})(x);
@@ -95,10 +98,14 @@ std::shared_ptr<Model<T>> MobileNetV2(MobileNetV2Options o = {}) {
   bn1.name = "bn_Conv1";
   x = BatchNormalization<T>(bn1)(x);
   x = ReLU<T>({.max_value = 6.0, .name = "Conv1_relu"})(x);
-  struct B { Index filters, stride, expansion; };
-  const B blocks[] = {{16, 1, 1}, {24, 2, 6}, {24, 1, 6}, {32, 2, 6}, {32, 1, 6}, {32, 1, 6}, {64, 2, 6}, {64, 1, 6}, {64, 1, 6},
-                      {64, 1, 6}, {96, 1, 6}, {96, 1, 6}, {96, 1, 6}, {160, 2, 6}, {160, 1, 6}, {160, 1, 6}, {320, 1, 6}};
-  for (int id = 0; id < 17; ++id) x = detail::inverted_res_block<T>(x, blocks[id].expansion, blocks[id].stride, o.alpha, blocks[id].filters, id);
+  struct B {
+    Index filters, stride, expansion;
+  };
+  const B blocks[] = {{16, 1, 1}, {24, 2, 6},  {24, 1, 6},  {32, 2, 6},  {32, 1, 6}, {32, 1, 6},
+                      {64, 2, 6}, {64, 1, 6},  {64, 1, 6},  {64, 1, 6},  {96, 1, 6}, {96, 1, 6},
+                      {96, 1, 6}, {160, 2, 6}, {160, 1, 6}, {160, 1, 6}, {320, 1, 6}};
+  for (int id = 0; id < 17; ++id)
+    x = detail::inverted_res_block<T>(x, blocks[id].expansion, blocks[id].stride, o.alpha, blocks[id].filters, id);
   Index last = o.alpha > 1.0 ? detail::make_divisible(1280 * o.alpha, 8) : 1280;
   x = Conv2D<T>(last, 1, {.use_bias = false, .name = "Conv_1"})(x);
   auto bn2 = bn;
@@ -115,7 +122,8 @@ std::shared_ptr<Model<T>> MobileNetV2(MobileNetV2Options o = {}) {
   }
   char alpha_s[16];
   std::snprintf(alpha_s, sizeof alpha_s, "%0.2f", o.alpha);
-  std::string name = o.name.empty() ? "mobilenetv2_" + std::string(alpha_s) + "_" + std::to_string(o.input_shape[0]) : o.name;
+  std::string name =
+      o.name.empty() ? "mobilenetv2_" + std::string(alpha_s) + "_" + std::to_string(o.input_shape[0]) : o.name;
   auto model = std::make_shared<Model<T>>(img_input, x, name);
   if (!o.weights.empty()) io::load_weights(*model, o.weights, /*allow_unused=*/false);
   return model;

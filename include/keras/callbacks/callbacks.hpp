@@ -42,7 +42,8 @@ struct EarlyStoppingOptions {
 template <class T = float>
 class EarlyStopping : public Callback<T> {
  public:
-  explicit EarlyStopping(EarlyStoppingOptions o = {}) : o_(std::move(o)), max_(detail::monitor_is_max(o_.monitor, o_.mode)) {}
+  explicit EarlyStopping(EarlyStoppingOptions o = {})
+      : o_(std::move(o)), max_(detail::monitor_is_max(o_.monitor, o_.mode)) {}
   void on_train_begin(const Logs&) override {
     wait_ = 0;
     stopped_epoch_ = 0;
@@ -71,7 +72,8 @@ class EarlyStopping : public Callback<T> {
       stopped_epoch_ = epoch;
       this->model_->stop_training = true;
       if (o_.restore_best_weights && !best_weights_.empty()) {
-        if (o_.verbose) std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << ".\n";
+        if (o_.verbose)
+          std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << ".\n";
         restore_weights();
       }
     }
@@ -130,8 +132,10 @@ class CSVLogger : public Callback<T> {
     for (auto& k : keys_) {
       auto it = logs.find(k);
       f_ << sep_;
-      if (it != logs.end()) f_ << std::setprecision(17) << it->second;
-      else f_ << "NA";
+      if (it != logs.end())
+        f_ << std::setprecision(17) << it->second;
+      else
+        f_ << "NA";
     }
     f_ << "\n" << std::flush;
   }
@@ -175,7 +179,8 @@ class LearningRateScheduler : public Callback<T> {
     double lr = schedule_(epoch, opt.learning_rate());
     if (!std::isfinite(lr)) throw ValueError("LearningRateScheduler: the schedule returned an invalid learning rate");
     opt.set_learning_rate(lr);
-    if (verbose_) std::cout << "\nEpoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
+    if (verbose_)
+      std::cout << "\nEpoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
   }
   void on_epoch_end(int, Logs& logs) override { logs["learning_rate"] = this->model_->optimizer().learning_rate(); }
 
@@ -199,7 +204,8 @@ struct ReduceLROnPlateauOptions {
 template <class T = float>
 class ReduceLROnPlateau : public Callback<T> {
  public:
-  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions o = {}) : o_(std::move(o)), max_(detail::monitor_is_max(o_.monitor, o_.mode)) {
+  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions o = {})
+      : o_(std::move(o)), max_(detail::monitor_is_max(o_.monitor, o_.mode)) {
     if (o_.factor >= 1.0) throw ValueError("ReduceLROnPlateau does not support a factor >= 1.0");
   }
   void on_train_begin(const Logs&) override {
@@ -226,7 +232,8 @@ class ReduceLROnPlateau : public Callback<T> {
         if (old_lr > o_.min_lr) {
           double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
           opt.set_learning_rate(new_lr);
-          if (o_.verbose) std::cout << "\nEpoch " << epoch + 1 << ": ReduceLROnPlateau reducing learning rate to " << new_lr << ".\n";
+          if (o_.verbose)
+            std::cout << "\nEpoch " << epoch + 1 << ": ReduceLROnPlateau reducing learning rate to " << new_lr << ".\n";
           cooldown_counter_ = o_.cooldown;
           wait_ = 0;
         }

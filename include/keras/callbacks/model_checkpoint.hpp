@@ -32,7 +32,8 @@ struct ModelCheckpointOptions {
 
 namespace detail {
 /// One replacement field of a Python format string: the value formatted with the spec.
-inline std::string format_field(const std::string& path, const std::string& key, const std::string& spec, double value, bool integral) {
+inline std::string format_field(const std::string& path, const std::string& key, const std::string& spec, double value,
+                                bool integral) {
   // [[fill]align][sign][0][width][.precision][type]; fill/align other than '>' / '<' are not supported.
   std::size_t i = 0;
   std::string flags;
@@ -57,10 +58,11 @@ inline std::string format_field(const std::string& path, const std::string& key,
   }
   char type = i < spec.size() ? spec[i++] : '\0';
   if (i != spec.size() || (type && std::string("dfFeEgG%").find(type) == std::string::npos))
-    throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: unsupported format spec '" + spec + "' for '" + key + "'");
+    throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: unsupported format spec '" +
+                     spec + "' for '" + key + "'");
   if (type == 'd' && !integral && value != std::floor(value))
-    throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: Unknown format code 'd' for object of type 'float' ('" + key +
-                     "')");
+    throw ValueError("Failed to format this callback filepath: \"" + path +
+                     "\". Reason: Unknown format code 'd' for object of type 'float' ('" + key + "')");
   char buf[128];
   std::string f = "%" + flags + width;
   if (type == 'd' || (!type && integral)) {
@@ -73,7 +75,8 @@ inline std::string format_field(const std::string& path, const std::string& key,
       char t[64];
       std::snprintf(t, sizeof t, "%.*g", p, value);
       if (std::strtod(t, nullptr) == value) {
-        std::snprintf(buf, sizeof buf, "%s%s", t, std::strchr(t, '.') || std::strchr(t, 'e') || std::strchr(t, 'n') ? "" : ".0");
+        std::snprintf(buf, sizeof buf, "%s%s", t,
+                      std::strchr(t, '.') || std::strchr(t, 'e') || std::strchr(t, 'n') ? "" : ".0");
         break;
       }
     }
@@ -94,14 +97,17 @@ inline std::string format_checkpoint_path(const std::string& path, int epoch, co
       ++i;
       continue;
     }
-    if (ch == '}') throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: Single '}' encountered in format string");
+    if (ch == '}')
+      throw ValueError("Failed to format this callback filepath: \"" + path +
+                       "\". Reason: Single '}' encountered in format string");
     if (ch != '{') {
       out += ch;
       continue;
     }
     const std::size_t close = path.find('}', i);
     if (close == std::string::npos)
-      throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: Single '{' encountered in format string");
+      throw ValueError("Failed to format this callback filepath: \"" + path +
+                       "\". Reason: Single '{' encountered in format string");
     const std::string field = path.substr(i + 1, close - i - 1);
     const std::size_t colon = field.find(':');
     const std::string key = field.substr(0, colon), spec = colon == std::string::npos ? "" : field.substr(colon + 1);
@@ -110,7 +116,8 @@ inline std::string format_checkpoint_path(const std::string& path, int epoch, co
     } else {
       auto it = logs.find(key);
       if (it == logs.end())
-        throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: KeyError '" + key + "' (not 'epoch' nor in the logs)");
+        throw ValueError("Failed to format this callback filepath: \"" + path + "\". Reason: KeyError '" + key +
+                         "' (not 'epoch' nor in the logs)");
       out += detail::format_field(path, key, spec, it->second, false);
     }
     i = close;
@@ -137,12 +144,14 @@ class ModelCheckpoint : public Callback<T> {
       }
       double cur = it->second;
       if (!(max_ ? cur > best_ : cur < best_)) {
-        if (o_.verbose) std::cout << "\nEpoch " << epoch + 1 << ": " << o_.monitor << " did not improve from " << best_ << "\n";
+        if (o_.verbose)
+          std::cout << "\nEpoch " << epoch + 1 << ": " << o_.monitor << " did not improve from " << best_ << "\n";
         return;
       }
       const std::string path = format_checkpoint_path(path_, epoch, logs);
       if (o_.verbose)
-        std::cout << "\nEpoch " << epoch + 1 << ": " << o_.monitor << " improved from " << best_ << " to " << cur << ", saving model to " << path << "\n";
+        std::cout << "\nEpoch " << epoch + 1 << ": " << o_.monitor << " improved from " << best_ << " to " << cur
+                  << ", saving model to " << path << "\n";
       best_ = cur;
       save(path);
       return;
@@ -159,8 +168,10 @@ class ModelCheckpoint : public Callback<T> {
   bool max_;
   double best_ = INFINITY;
   void save(const std::string& path) {
-    if (o_.save_weights_only) io::save_weights(*this->model_, path);
-    else io::save_model(*this->model_, path);
+    if (o_.save_weights_only)
+      io::save_weights(*this->model_, path);
+    else
+      io::save_model(*this->model_, path);
   }
 };
 

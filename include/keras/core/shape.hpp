@@ -18,7 +18,10 @@ inline std::string shape_str(const Shape& s) {
   os << '(';
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (i) os << ", ";
-    if (s[i] < 0) os << "None"; else os << s[i];
+    if (s[i] < 0)
+      os << "None";
+    else
+      os << s[i];
   }
   if (s.size() == 1) os << ',';
   os << ')';
@@ -54,7 +57,8 @@ inline Index num_elements(const Shape& s) {
 /// and the limit. Nested budgets: the innermost one applies.
 class WeightBudget {
  public:
-  WeightBudget(Index max_elements, std::string source) : prev_(current()), left_(max_elements), limit_(max_elements), source_(std::move(source)) {
+  WeightBudget(Index max_elements, std::string source)
+      : prev_(current()), left_(max_elements), limit_(max_elements), source_(std::move(source)) {
     current() = this;
   }
   ~WeightBudget() { current() = prev_; }
@@ -73,9 +77,10 @@ class WeightBudget {
     WeightBudget* b = current();
     if (!b) return;
     if (n > b->left_)
-      throw ValueError(b->source_ + ": layer '" + layer + "' (" + cls + ") needs a weight '" + weight + "' of shape " + shape_str(shape) +
-                       " (" + std::to_string(n) + " elements), more than the " + std::to_string(b->left_) + " of the " +
-                       std::to_string(b->limit_) + " weight elements the file provides are left");
+      throw ValueError(b->source_ + ": layer '" + layer + "' (" + cls + ") needs a weight '" + weight + "' of shape " +
+                       shape_str(shape) + " (" + std::to_string(n) + " elements), more than the " +
+                       std::to_string(b->left_) + " of the " + std::to_string(b->limit_) +
+                       " weight elements the file provides are left");
     b->left_ -= n;
   }
 

@@ -35,7 +35,10 @@ class Tensor {
 
   Tensor() = default;
   explicit Tensor(const Shape& shape) { resize(shape); }
-  Tensor(const Shape& shape, T fill) { resize(shape); setConstant(fill); }
+  Tensor(const Shape& shape, T fill) {
+    resize(shape);
+    setConstant(fill);
+  }
   /// Tensor({2, 2}, {1, 2, 3, 4})
   Tensor(const Shape& shape, std::initializer_list<T> values) {
     resize(shape);
@@ -110,7 +113,9 @@ class Tensor {
   T& at(std::initializer_list<Index> idx) { return data_.get()[offset(idx)]; }
   const T& at(std::initializer_list<Index> idx) const { return data_.get()[offset(idx)]; }
 
-  void setZero() { if (size_) std::memset(data_.get(), 0, sizeof(T) * size_); }
+  void setZero() {
+    if (size_) std::memset(data_.get(), 0, sizeof(T) * size_);
+  }
   void setConstant(T v) { std::fill(begin(), end(), v); }
 
   /// Row-major Eigen::TensorMap view of rank R (R must equal rank()).
@@ -127,8 +132,14 @@ class Tensor {
   /// The tensor as a matrix [prod(leading dims), last dim]: the GEMM view of NHWC data.
   MatrixMap matrix() { return MatrixMap(data_.get(), size_ / last(), last()); }
   ConstMatrixMap matrix() const { return ConstMatrixMap(data_.get(), size_ / last(), last()); }
-  MatrixMap matrix(Index rows, Index cols) { check_mat(rows, cols); return MatrixMap(data_.get(), rows, cols); }
-  ConstMatrixMap matrix(Index rows, Index cols) const { check_mat(rows, cols); return ConstMatrixMap(data_.get(), rows, cols); }
+  MatrixMap matrix(Index rows, Index cols) {
+    check_mat(rows, cols);
+    return MatrixMap(data_.get(), rows, cols);
+  }
+  ConstMatrixMap matrix(Index rows, Index cols) const {
+    check_mat(rows, cols);
+    return ConstMatrixMap(data_.get(), rows, cols);
+  }
   /// Flat 1-d array view (element-wise arithmetic).
   ArrayMap array() { return ArrayMap(data_.get(), size_); }
   ConstArrayMap array() const { return ConstArrayMap(data_.get(), size_); }
@@ -170,8 +181,8 @@ class Tensor {
   }
   void check_mat(Index rows, Index cols) const {
     if (rows * cols != size_)
-      throw ShapeError("Tensor: " + std::to_string(rows) + "x" + std::to_string(cols) + " matrix view of a tensor of shape " +
-                       shape_str(shape_));
+      throw ShapeError("Tensor: " + std::to_string(rows) + "x" + std::to_string(cols) +
+                       " matrix view of a tensor of shape " + shape_str(shape_));
   }
   template <int R>
   Eigen::array<Index, R> dims() const {

@@ -98,7 +98,8 @@ class ThreadPool {
     done_.store(0, std::memory_order_relaxed);
     nchunks_ = static_cast<std::uint32_t>(nchunks);
     // publish: threads | nchunks | next = 0 (seq_cst: pairs with the workers' sleep check)
-    word_.store(pack(static_cast<std::uint64_t>(threads), static_cast<std::uint64_t>(nchunks), 0), std::memory_order_seq_cst);
+    word_.store(pack(static_cast<std::uint64_t>(threads), static_cast<std::uint64_t>(nchunks), 0),
+                std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       { std::lock_guard<std::mutex> lk(sleep_mutex_); }
       sleep_cv_.notify_all();
@@ -120,11 +121,15 @@ class ThreadPool {
  private:
   static constexpr int kMaxThreads = 255;
   // word_: threads (8 bits) << 40 | nchunks (20 bits) << 20 | next chunk to claim (20 bits)
-  static constexpr std::uint64_t pack(std::uint64_t t, std::uint64_t n, std::uint64_t next) { return t << 40 | n << 20 | next; }
+  static constexpr std::uint64_t pack(std::uint64_t t, std::uint64_t n, std::uint64_t next) {
+    return t << 40 | n << 20 | next;
+  }
   static std::uint64_t threads_of(std::uint64_t w) { return w >> 40; }
   static std::uint64_t nchunks_of(std::uint64_t w) { return (w >> 20) & 0xFFFFF; }
   static std::uint64_t next_of(std::uint64_t w) { return w & 0xFFFFF; }
-  static bool claimable(std::uint64_t w, int slot) { return next_of(w) < nchunks_of(w) && threads_of(w) > std::uint64_t(slot); }
+  static bool claimable(std::uint64_t w, int slot) {
+    return next_of(w) < nchunks_of(w) && threads_of(w) > std::uint64_t(slot);
+  }
 
   ThreadPool() = default;
   ThreadPool(const ThreadPool&) = delete;
@@ -284,7 +289,8 @@ void parallel_for(Index n, Index grain, int threads, F&& fn) {
   if (n <= 0) return;
   constexpr Index kChunksPerThread = 4;
   grain = std::max<Index>(grain, 1);
-  const Index chunks = threads <= 1 ? 1 : std::max<Index>(1, std::min<Index>(n / grain, Index(threads) * kChunksPerThread));
+  const Index chunks =
+      threads <= 1 ? 1 : std::max<Index>(1, std::min<Index>(n / grain, Index(threads) * kChunksPerThread));
   if (chunks <= 1) {
     const bool was = detail::in_pool_region_flag();
     detail::in_pool_region_flag() = true;

@@ -30,11 +30,18 @@ namespace detail {
 template <class T>
 void image_dims(const Tensor<T>& t, Index& n, Index& h, Index& w, Index& c, const char* fn) {
   if (t.rank() == 3) {
-    n = 1; h = t.dim(0); w = t.dim(1); c = t.dim(2);
+    n = 1;
+    h = t.dim(0);
+    w = t.dim(1);
+    c = t.dim(2);
   } else if (t.rank() == 4) {
-    n = t.dim(0); h = t.dim(1); w = t.dim(2); c = t.dim(3);
+    n = t.dim(0);
+    h = t.dim(1);
+    w = t.dim(2);
+    c = t.dim(3);
   } else {
-    throw ShapeError(std::string(fn) + ": expected an image [h, w, c] or a batch [n, h, w, c], got " + shape_str(t.shape()));
+    throw ShapeError(std::string(fn) + ": expected an image [h, w, c] or a batch [n, h, w, c], got " +
+                     shape_str(t.shape()));
   }
 }
 
@@ -149,7 +156,8 @@ void random_flip_up_down(Tensor<T>& images, Random& rng) {
   for (Index i = 0; i < n; ++i) {
     if (rng.uniform() >= 0.5) continue;
     T* img = images.data() + i * h * w * c;
-    for (Index y = 0; y < h / 2; ++y) std::swap_ranges(img + y * w * c, img + (y + 1) * w * c, img + (h - 1 - y) * w * c);
+    for (Index y = 0; y < h / 2; ++y)
+      std::swap_ranges(img + y * w * c, img + (y + 1) * w * c, img + (h - 1 - y) * w * c);
   }
 }
 
@@ -163,14 +171,19 @@ void random_rotation(Tensor<T>& images, double lower, double upper, Random& rng,
     const double angle = rng.uniform(lower, upper) * 2 * 3.14159265358979323846;
     const double cs = std::cos(angle), sn = std::sin(angle);
     const double cx = (static_cast<double>(w) - 1) / 2, cy = (static_cast<double>(h) - 1) / 2;
-    a[0] = static_cast<float>(cs); a[1] = static_cast<float>(-sn); a[2] = static_cast<float>(cx - cs * cx + sn * cy);
-    b[0] = static_cast<float>(sn); b[1] = static_cast<float>(cs);  b[2] = static_cast<float>(cy - sn * cx - cs * cy);
+    a[0] = static_cast<float>(cs);
+    a[1] = static_cast<float>(-sn);
+    a[2] = static_cast<float>(cx - cs * cx + sn * cy);
+    b[0] = static_cast<float>(sn);
+    b[1] = static_cast<float>(cs);
+    b[2] = static_cast<float>(cy - sn * cx - cs * cy);
     return angle != 0.0;
   });
 }
 /// RandomRotation(factor): angle in [-factor, factor] * 2 pi.
 template <class T>
-void random_rotation(Tensor<T>& images, double factor, Random& rng, FillMode fill = FillMode::reflect, T fill_value = T(0)) {
+void random_rotation(Tensor<T>& images, double factor, Random& rng, FillMode fill = FillMode::reflect,
+                     T fill_value = T(0)) {
   random_rotation(images, -std::abs(factor), std::abs(factor), rng, fill, fill_value);
 }
 
@@ -188,8 +201,12 @@ void random_zoom(Tensor<T>& images, double height_factor, std::optional<double> 
     const double zy = 1 + rng.uniform(-hf, hf);
     const double zx = width_factor ? 1 + rng.uniform(-std::abs(*width_factor), std::abs(*width_factor)) : zy;
     const double cx = (static_cast<double>(w) - 1) / 2, cy = (static_cast<double>(h) - 1) / 2;
-    a[0] = static_cast<float>(zx); a[1] = 0; a[2] = static_cast<float>(cx * (1 - zx));
-    b[0] = 0; b[1] = static_cast<float>(zy); b[2] = static_cast<float>(cy * (1 - zy));
+    a[0] = static_cast<float>(zx);
+    a[1] = 0;
+    a[2] = static_cast<float>(cx * (1 - zx));
+    b[0] = 0;
+    b[1] = static_cast<float>(zy);
+    b[2] = static_cast<float>(cy * (1 - zy));
     return zx != 1.0 || zy != 1.0;
   });
 }
@@ -201,8 +218,8 @@ Tensor<T> random_crop(const Tensor<T>& images, Index height, Index width, Random
   Index n, h, w, c;
   detail::image_dims(images, n, h, w, c, "random_crop");
   if (height < 1 || width < 1 || height > h || width > w)
-    throw ValueError("random_crop: cannot crop " + std::to_string(height) + "x" + std::to_string(width) + " out of images of shape " +
-                     shape_str(images.shape()));
+    throw ValueError("random_crop: cannot crop " + std::to_string(height) + "x" + std::to_string(width) +
+                     " out of images of shape " + shape_str(images.shape()));
   Tensor<T> out(images.rank() == 3 ? Shape{height, width, c} : Shape{n, height, width, c});
   for (Index i = 0; i < n; ++i) {
     const Index y0 = static_cast<Index>(rng.index(static_cast<std::uint64_t>(h - height + 1)));

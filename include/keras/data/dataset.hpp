@@ -81,10 +81,10 @@ struct DatasetInfo {
 
 /// Options of an indexed source (Dataset::from_indexed).
 struct SourceOptions {
-  bool shuffle = false;                ///< a new permutation of the indices every epoch
-  std::optional<std::uint64_t> seed;   ///< shuffle seed (default: keras::next_global_seed())
-  bool parallel = false;               ///< read items on keras::get_num_threads() worker threads
-  Index chunk = 0;                     ///< parallel look-ahead is 2 * chunk items (0: 8 per thread)
+  bool shuffle = false;                                   ///< a new permutation of the indices every epoch
+  std::optional<std::uint64_t> seed;                      ///< shuffle seed (default: keras::next_global_seed())
+  bool parallel = false;                                  ///< read items on keras::get_num_threads() worker threads
+  Index chunk = 0;                                        ///< parallel look-ahead is 2 * chunk items (0: 8 per thread)
   std::function<void(std::uint64_t epoch)> on_epoch_end;  ///< called once when an epoch's items are exhausted
 };
 
@@ -181,9 +181,7 @@ class SourceNode : public Node<T> {
     for (auto& f : filters_) kept_ = count_kept(kept_, f);
   }
   std::optional<Index> cardinality() const override { return kept_; }
-  std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const override {
-    return std::make_unique<It>(this, epoch);
-  }
+  std::unique_ptr<Iterator<T>> open(std::uint64_t epoch) const override { return std::make_unique<It>(this, epoch); }
   /// A shard of the source: the same epoch order, only the kept positions are read.
   NodePtr<T> push_filter(const PositionFilter& keep) const override {
     auto f = filters_;
@@ -440,7 +438,8 @@ class UnbatchNode : public Node<T> {
     bool next(Batch<T>& out) override {
       while (row >= rows) {
         if (!up->next(cur)) return false;
-        if (cur.x.rank() < 1) throw ShapeError("unbatch: elements must have a batch axis, got x of shape " + shape_str(cur.x.shape()));
+        if (cur.x.rank() < 1)
+          throw ShapeError("unbatch: elements must have a batch axis, got x of shape " + shape_str(cur.x.shape()));
         rows = cur.x.dim(0);
         if (!cur.y.empty() && (cur.y.rank() < 1 || cur.y.dim(0) != rows))
           throw ShapeError("unbatch: x " + shape_str(cur.x.shape()) + " and y " + shape_str(cur.y.shape()) +
@@ -641,7 +640,8 @@ class PrefetchNode : public Node<T> {
     bool done = false, stop = false;
     std::exception_ptr error;
     std::thread worker;
-    It(std::unique_ptr<Iterator<T>> u, Index n) : up(std::move(u)), cap(static_cast<std::size_t>(std::max<Index>(n, 1))) {
+    It(std::unique_ptr<Iterator<T>> u, Index n)
+        : up(std::move(u)), cap(static_cast<std::size_t>(std::max<Index>(n, 1))) {
       worker = std::thread([this] { run(); });
     }
     ~It() override {
@@ -754,7 +754,8 @@ class Dataset {
                        " have different numbers of rows");
     auto b = std::make_shared<Batch<T>>(Batch<T>{std::move(x), std::move(y)});
     return from_indexed(b->x.dim(0), [b](Index i) {
-      return std::optional<Batch<T>>(Batch<T>{detail::row_of(b->x, i), b->y.empty() ? Tensor<T>() : detail::row_of(b->y, i)});
+      return std::optional<Batch<T>>(
+          Batch<T>{detail::row_of(b->x, i), b->y.empty() ? Tensor<T>() : detail::row_of(b->y, i)});
     });
   }
   /// n items produced by read(i) (std::nullopt skips an item). The general source that
@@ -783,7 +784,8 @@ class Dataset {
     auto info = std::make_shared<DatasetInfo>(*info_);
     info->uint8_images = false;  // the function may change the value range
     info->randomized = true;
-    return Dataset(std::make_shared<detail::MapNode<T>>(node(), std::move(fn), seed ? *seed : next_global_seed()), info);
+    return Dataset(std::make_shared<detail::MapNode<T>>(node(), std::move(fn), seed ? *seed : next_global_seed()),
+                   info);
   }
   /// Stacks `batch_size` consecutive elements; the last batch may be smaller unless drop_remainder.
   Dataset batch(Index batch_size, bool drop_remainder = false) const {
@@ -839,7 +841,9 @@ class Dataset {
   /// The class index of each file of file_paths() (empty without labels).
   const std::vector<int>& labels() const { return info_->labels; }
   /// Files skipped so far because they could not be decoded.
-  std::vector<std::string> skipped_files() const { return info_->skipped ? info_->skipped->list() : std::vector<std::string>{}; }
+  std::vector<std::string> skipped_files() const {
+    return info_->skipped ? info_->skipped->list() : std::vector<std::string>{};
+  }
   const DatasetInfo& info() const { return *info_; }
   /// A copy with other metadata (same pipeline).
   Dataset with_info(DatasetInfo info) const { return Dataset(node(), std::make_shared<DatasetInfo>(std::move(info))); }
@@ -852,7 +856,8 @@ class Dataset {
   const void* identity() const { return node_.get(); }
 
  private:
-  Dataset(detail::NodePtr<T> n, std::shared_ptr<const DatasetInfo> info) : node_(std::move(n)), info_(std::move(info)) {}
+  Dataset(detail::NodePtr<T> n, std::shared_ptr<const DatasetInfo> info)
+      : node_(std::move(n)), info_(std::move(info)) {}
   const detail::NodePtr<T>& node() const {
     if (!node_) throw StateError("Dataset: empty dataset (default-constructed)");
     return node_;

@@ -30,8 +30,12 @@ namespace keras::data {
 struct Image {
   Index height = 0, width = 0, channels = 0;
   std::vector<std::uint8_t> pixels;
-  std::uint8_t& at(Index y, Index x, Index c) { return pixels[static_cast<std::size_t>((y * width + x) * channels + c)]; }
-  std::uint8_t at(Index y, Index x, Index c) const { return pixels[static_cast<std::size_t>((y * width + x) * channels + c)]; }
+  std::uint8_t& at(Index y, Index x, Index c) {
+    return pixels[static_cast<std::size_t>((y * width + x) * channels + c)];
+  }
+  std::uint8_t at(Index y, Index x, Index c) const {
+    return pixels[static_cast<std::size_t>((y * width + x) * channels + c)];
+  }
 };
 
 /// Limits on untrusted images, checked from the file size and the image header before any pixel is
@@ -39,7 +43,7 @@ struct Image {
 /// 9459 x 9459, 256 MiB as RGB); a 30000 x 30000 image or a decompression bomb (a tiny file that
 /// declares a huge canvas) is refused before stb allocates for it.
 struct ImageLimits {
-  Index max_pixels = 89478485;                        ///< width x height of one image
+  Index max_pixels = 89478485;                            ///< width x height of one image
   std::uint64_t max_file_bytes = std::uint64_t(1) << 28;  ///< one image file (256 MiB)
 };
 inline ImageLimits& image_limits() {
@@ -56,7 +60,8 @@ inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   if (n < 0) throw IOError("cannot read file '" + path + "' (not a regular file?)");
   if (static_cast<std::uint64_t>(n) > image_limits().max_file_bytes)
     throw IOError("image file '" + path + "' is " + std::to_string(n) + " bytes, more than the limit of " +
-                  std::to_string(image_limits().max_file_bytes) + " bytes (keras::data::image_limits().max_file_bytes)");
+                  std::to_string(image_limits().max_file_bytes) +
+                  " bytes (keras::data::image_limits().max_file_bytes)");
   std::vector<unsigned char> bytes(static_cast<std::size_t>(n));
   f.seekg(0);
   if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n)) throw IOError("cannot read file '" + path + "'");
@@ -84,9 +89,15 @@ inline bool jpeg_is_complete(const unsigned char* p, std::size_t n, std::string*
       continue;
     }
     unsigned m = p[i + 1];
-    if (m == 0xFF) { ++i; continue; }  // fill byte
-    if (m == 0xD9) return true;        // EOI
-    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+    if (m == 0xFF) {
+      ++i;
+      continue;
+    }                            // fill byte
+    if (m == 0xD9) return true;  // EOI
+    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i += 2;
+      continue;
+    }
     if (i + 3 >= n) return false;
     std::size_t len = (static_cast<std::size_t>(p[i + 2]) << 8) | p[i + 3];
     if (len < 2) return false;
@@ -105,8 +116,14 @@ inline bool jpeg_is_complete(const unsigned char* p, std::size_t n, std::string*
         if (!ff) return false;
         i = static_cast<std::size_t>(static_cast<const unsigned char*>(ff) - p);
         unsigned b = p[i + 1];
-        if (b == 0x00 || (b >= 0xD0 && b <= 0xD7)) { i += 2; continue; }  // stuffed byte / restart
-        if (b == 0xFF) { ++i; continue; }
+        if (b == 0x00 || (b >= 0xD0 && b <= 0xD7)) {
+          i += 2;
+          continue;
+        }  // stuffed byte / restart
+        if (b == 0xFF) {
+          ++i;
+          continue;
+        }
         break;
       }
     }
@@ -190,17 +207,21 @@ inline std::string check_image_bytes(const unsigned char* data, std::size_t n) {
   // JPEG structure first: stb_image parses the Huffman tables already in stbi_info.
   if (jpeg) {
     std::string problem;
-    if (!detail::jpeg_is_complete(data, n, &problem)) return problem.empty() ? "truncated JPEG" : "corrupt JPEG: " + problem;
+    if (!detail::jpeg_is_complete(data, n, &problem))
+      return problem.empty() ? "truncated JPEG" : "corrupt JPEG: " + problem;
   }
   // PNG: the limit is checked from IHDR first (stb refuses very large PNGs itself, but then
   // reports only "unknown image type").
   if (png && n >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
-    auto be32 = [&](std::size_t i) { return (Index(data[i]) << 24) | (Index(data[i + 1]) << 16) | (Index(data[i + 2]) << 8) | Index(data[i + 3]); };
+    auto be32 = [&](std::size_t i) {
+      return (Index(data[i]) << 24) | (Index(data[i + 1]) << 16) | (Index(data[i + 2]) << 8) | Index(data[i + 3]);
+    };
     const Index pw = be32(16), ph = be32(20);  // each < 2^32: the product can overflow, so divide
     const Index limit = image_limits().max_pixels;
     if (pw > 0 && ph > 0 && (pw > limit || ph > limit / pw))
       return "the header declares " + std::to_string(pw) + " x " + std::to_string(ph) +
-             " pixels, more than the limit of " + std::to_string(limit) + " pixels (keras::data::image_limits().max_pixels)";
+             " pixels, more than the limit of " + std::to_string(limit) +
+             " pixels (keras::data::image_limits().max_pixels)";
   }
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &c))
@@ -218,8 +239,12 @@ inline std::string check_image_bytes(const unsigned char* data, std::size_t n) {
   // 4096 allowed), PNG's deflate (<= 1032:1) of 1-bit pixels (8256; 16384 allowed).
   const Index per_byte = jpeg ? 1024 : bmp ? 8 : gif ? 4096 : png ? 16384 : 0;
   if (per_byte && px > per_byte * static_cast<Index>(n))
-    return "the header declares " + dims + " pixels, more than a complete " + (jpeg ? "JPEG" : bmp ? "BMP" : gif ? "GIF" : "PNG") + " of " +
-           std::to_string(n) + " bytes can hold (truncated file or decompression bomb)";
+    return "the header declares " + dims + " pixels, more than a complete " +
+           (jpeg  ? "JPEG"
+            : bmp ? "BMP"
+            : gif ? "GIF"
+                  : "PNG") +
+           " of " + std::to_string(n) + " bytes can hold (truncated file or decompression bomb)";
   if (png && !detail::png_is_complete(data, n)) return "truncated PNG";
   return {};
 }
@@ -263,11 +288,14 @@ struct Window {
 /// Keras's smart_resize crop (crop_to_aspect_ratio=True): the largest centred window of the image
 /// with the target aspect ratio.
 inline Window crop_window_for_aspect(Index height, Index width, Index target_h, Index target_w) {
-  Index ch = std::min(height, static_cast<Index>(static_cast<double>(width * target_h) / static_cast<double>(target_w)));
-  Index cw = std::min(width, static_cast<Index>(static_cast<double>(height * target_w) / static_cast<double>(target_h)));
+  Index ch =
+      std::min(height, static_cast<Index>(static_cast<double>(width * target_h) / static_cast<double>(target_w)));
+  Index cw =
+      std::min(width, static_cast<Index>(static_cast<double>(height * target_w) / static_cast<double>(target_h)));
   ch = std::max<Index>(ch, 1);
   cw = std::max<Index>(cw, 1);
-  return {static_cast<Index>(static_cast<double>(height - ch) / 2), static_cast<Index>(static_cast<double>(width - cw) / 2), ch, cw};
+  return {static_cast<Index>(static_cast<double>(height - ch) / 2),
+          static_cast<Index>(static_cast<double>(width - cw) / 2), ch, cw};
 }
 
 namespace detail {
@@ -292,8 +320,8 @@ inline void bilinear_weights(Index in_size, Index out_size, std::vector<LerpInde
 /// out_h x out_w, writing HWC values of type T to `dst`. interpolation: "bilinear" or "nearest"
 /// (TF semantics, see the top of this file).
 template <class T>
-void resize_image(const std::uint8_t* src, Index src_width, Index channels, Window win, T* dst, Index out_h, Index out_w,
-                  const std::string& interpolation = "bilinear") {
+void resize_image(const std::uint8_t* src, Index src_width, Index channels, Window win, T* dst, Index out_h,
+                  Index out_w, const std::string& interpolation = "bilinear") {
   if (win.height <= 0 || win.width <= 0 || out_h <= 0 || out_w <= 0)
     throw ValueError("resize_image: empty source window or output size");
   const Index C = channels;
@@ -313,7 +341,8 @@ void resize_image(const std::uint8_t* src, Index src_width, Index channels, Wind
     return;
   }
   if (interpolation != "bilinear")
-    throw ValueError("resize_image: interpolation '" + interpolation + "' is not supported (use 'bilinear' or 'nearest')");
+    throw ValueError("resize_image: interpolation '" + interpolation +
+                     "' is not supported (use 'bilinear' or 'nearest')");
   thread_local std::vector<detail::LerpIndex> wy, wx;
   detail::bilinear_weights(win.height, out_h, wy);
   detail::bilinear_weights(win.width, out_w, wx);

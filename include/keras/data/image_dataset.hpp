@@ -52,15 +52,15 @@ struct ImageDatasetOptions {
   std::optional<Index> batch_size = 32;          ///< std::nullopt: unbatched (one image per element)
   std::array<Index, 2> image_size = {256, 256};  ///< (height, width)
   bool shuffle = true;
-  std::optional<std::uint64_t> seed = {};        ///< required with validation_split and shuffle
+  std::optional<std::uint64_t> seed = {};  ///< required with validation_split and shuffle
   double validation_split = 0.0;
-  std::string subset = "";                       ///< "training" or "validation" (with validation_split)
-  std::string interpolation = "bilinear";        ///< "bilinear" or "nearest"
+  std::string subset = "";                 ///< "training" or "validation" (with validation_split)
+  std::string interpolation = "bilinear";  ///< "bilinear" or "nearest"
   bool follow_links = false;
   bool crop_to_aspect_ratio = false;
-  bool verbose = true;                           ///< print "Found N files belonging to C classes."
-  bool check_files = true;                       ///< check every file up front (see the top of this file)
-  Index prefetch = 2;                            ///< batches decoded ahead on a background thread (0: none)
+  bool verbose = true;      ///< print "Found N files belonging to C classes."
+  bool check_files = true;  ///< check every file up front (see the top of this file)
+  Index prefetch = 2;       ///< batches decoded ahead on a background thread (0: none)
 };
 
 /// The images of a directory tree and their labels, in Keras's order.
@@ -140,10 +140,14 @@ inline std::vector<std::size_t> numpy_shuffle_permutation(std::size_t n, std::ui
   for (std::size_t i = 0; i < n; ++i) p[i] = i;
   for (std::size_t i = n; i-- > 1;) {  // numpy: for i in reversed(range(1, n)): j = random_interval(i)
     std::uint64_t max = i, mask = max;
-    mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4; mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
+    mask |= mask >> 1;
+    mask |= mask >> 2;
+    mask |= mask >> 4;
+    mask |= mask >> 8;
+    mask |= mask >> 16;
+    mask |= mask >> 32;
     std::uint64_t j;
-    while ((j = (static_cast<std::uint64_t>(mt()) & mask)) > max) {
-    }
+    while ((j = (static_cast<std::uint64_t>(mt()) & mask)) > max) {}
     std::swap(p[i], p[static_cast<std::size_t>(j)]);
   }
   return p;
@@ -163,7 +167,8 @@ inline DirectoryIndex index_directory(const std::string& directory, const std::s
                                       bool follow_links = false) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(directory, ec)) throw IOError("image_dataset_from_directory: '" + directory + "' is not a directory");
+  if (!fs::is_directory(directory, ec))
+    throw IOError("image_dataset_from_directory: '" + directory + "' is not a directory");
   DirectoryIndex idx;
   if (labels == "inferred") {
     std::vector<std::string> subdirs;
@@ -177,7 +182,8 @@ inline DirectoryIndex index_directory(const std::string& directory, const std::s
     if (subdirs.empty()) {  // say so first: an empty folder is not a class-name mismatch
       std::string expect;
       for (const auto& c : class_names) expect += (expect.empty() ? "" : ", ") + c;
-      throw ValueError("No images found in directory '" + directory + "': it has no class sub-folders (labels=\"inferred\" expects one folder per class" +
+      throw ValueError("No images found in directory '" + directory +
+                       "': it has no class sub-folders (labels=\"inferred\" expects one folder per class" +
                        (expect.empty() ? std::string() : ": " + expect) + ")");
     }
     if (!class_names.empty()) {
@@ -185,19 +191,23 @@ inline DirectoryIndex index_directory(const std::string& directory, const std::s
         if (std::find(subdirs.begin(), subdirs.end(), c) == subdirs.end()) {
           std::string list;
           for (const auto& s : subdirs) list += (list.empty() ? "" : ", ") + s;
-          throw ValueError("The `class_names` passed did not match the names of the subdirectories of the target "
-                           "directory. Expected: [" + list + "] (or a subset of it), but received class name '" + c + "'");
+          throw ValueError(
+              "The `class_names` passed did not match the names of the subdirectories of the target "
+              "directory. Expected: [" +
+              list + "] (or a subset of it), but received class name '" + c + "'");
         }
       subdirs = class_names;
     }
     if (subdirs.empty())
-      throw ValueError("No images found in directory '" + directory + "': it has no class sub-folders "
+      throw ValueError("No images found in directory '" + directory +
+                       "': it has no class sub-folders "
                        "(labels=\"inferred\" expects one folder per class)");
     for (std::size_t c = 0; c < subdirs.size(); ++c) {
       fs::path cdir = fs::path(directory) / subdirs[c];
       auto files = detail::list_image_files(cdir, follow_links);
       if (files.empty())
-        throw ValueError("Class folder '" + cdir.string() + "' contains no images. Allowed formats: .bmp .gif .jpeg .jpg .png");
+        throw ValueError("Class folder '" + cdir.string() +
+                         "' contains no images. Allowed formats: .bmp .gif .jpeg .jpg .png");
       for (auto& f : files) {
         idx.file_paths.push_back(std::move(f));
         idx.labels.push_back(static_cast<int>(c));
@@ -205,7 +215,8 @@ inline DirectoryIndex index_directory(const std::string& directory, const std::s
     }
     idx.class_names = subdirs;
   } else if (labels == "none") {
-    if (!class_names.empty()) throw ValueError("When `labels=\"none\"` (no labels), argument `class_names` cannot be specified.");
+    if (!class_names.empty())
+      throw ValueError("When `labels=\"none\"` (no labels), argument `class_names` cannot be specified.");
     idx.file_paths = detail::list_image_files(directory, follow_links);
   } else {
     throw ValueError("`labels` must be \"inferred\" or \"none\", received: \"" + labels + "\"");
@@ -231,20 +242,26 @@ inline int channels_for(const std::string& color_mode) {
   if (color_mode == "rgb") return 3;
   if (color_mode == "rgba") return 4;
   if (color_mode == "grayscale") return 1;
-  throw ValueError("`color_mode` must be one of {\"rgb\", \"rgba\", \"grayscale\"}. Received: color_mode=" + color_mode);
+  throw ValueError("`color_mode` must be one of {\"rgb\", \"rgba\", \"grayscale\"}. Received: color_mode=" +
+                   color_mode);
 }
 
 inline void check_options(const ImageDatasetOptions& o) {
   if (o.label_mode != "int" && o.label_mode != "categorical" && o.label_mode != "binary" && o.label_mode != "none")
-    throw ValueError("`label_mode` argument must be one of \"int\", \"categorical\", \"binary\", or \"none\". Received: label_mode=" +
-                     o.label_mode);
+    throw ValueError(
+        "`label_mode` argument must be one of \"int\", \"categorical\", \"binary\", or \"none\". Received: "
+        "label_mode=" +
+        o.label_mode);
   channels_for(o.color_mode);
   if (o.image_size[0] <= 0 || o.image_size[1] <= 0)
-    throw ValueError("Invalid `image_size` value: (" + std::to_string(o.image_size[0]) + ", " + std::to_string(o.image_size[1]) + ")");
-  if (o.batch_size && *o.batch_size < 1) throw ValueError("`batch_size` must be >= 1 (or std::nullopt for no batching)");
+    throw ValueError("Invalid `image_size` value: (" + std::to_string(o.image_size[0]) + ", " +
+                     std::to_string(o.image_size[1]) + ")");
+  if (o.batch_size && *o.batch_size < 1)
+    throw ValueError("`batch_size` must be >= 1 (or std::nullopt for no batching)");
   if (o.interpolation != "bilinear" && o.interpolation != "nearest")
-    throw ValueError("Argument `interpolation` should be \"bilinear\" or \"nearest\" in kerascpp. Received: interpolation=" +
-                     o.interpolation);
+    throw ValueError(
+        "Argument `interpolation` should be \"bilinear\" or \"nearest\" in kerascpp. Received: interpolation=" +
+        o.interpolation);
   if (o.validation_split != 0 && !(o.validation_split > 0 && o.validation_split < 1))
     throw ValueError("`validation_split` must be between 0 and 1, received: " + std::to_string(o.validation_split));
   if ((o.validation_split != 0) != !o.subset.empty())
@@ -252,14 +269,16 @@ inline void check_options(const ImageDatasetOptions& o) {
   if (!o.subset.empty() && o.subset != "training" && o.subset != "validation" && o.subset != "both")
     throw ValueError("`subset` must be either \"training\", \"validation\" or \"both\", received: " + o.subset);
   if (o.validation_split != 0 && o.shuffle && !o.seed)
-    throw ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, to make sure "
-                     "that there is no overlap between the training and validation subset.");
+    throw ValueError(
+        "If using `validation_split` and shuffling the data, you must provide a `seed` argument, to make sure "
+        "that there is no overlap between the training and validation subset.");
 }
 
 /// Builds the dataset of one subset from its (already split) files.
 template <class T>
-Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> labels, const std::vector<std::string>& class_names,
-                            const ImageDatasetOptions& o, bool shuffle, std::uint64_t seed) {
+Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> labels,
+                            const std::vector<std::string>& class_names, const ImageDatasetOptions& o, bool shuffle,
+                            std::uint64_t seed) {
   const int channels = channels_for(o.color_mode);
   auto skipped = std::make_shared<SkipLog>();
   if (o.check_files) {  // read every file once; drop the bad ones before the first epoch
@@ -290,7 +309,8 @@ Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> lab
       std::cerr << "Skipped " << skipped->files.size() << " file" << (skipped->files.size() == 1 ? "" : "s")
                 << " that could not be read as images.\n";
     }
-    if (good_paths.empty()) throw ValueError("No readable images found (all " + std::to_string(paths.size()) + " files were skipped)");
+    if (good_paths.empty())
+      throw ValueError("No readable images found (all " + std::to_string(paths.size()) + " files were skipped)");
     paths = std::move(good_paths);
     labels = std::move(good_labels);
   }
@@ -327,7 +347,8 @@ Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> lab
     Batch<T> b;
     try {
       Image img = decode_image(path, s->channels);
-      Window win = s->crop ? crop_window_for_aspect(img.height, img.width, s->h, s->w) : Window{0, 0, img.height, img.width};
+      Window win =
+          s->crop ? crop_window_for_aspect(img.height, img.width, s->h, s->w) : Window{0, 0, img.height, img.width};
       b.x.resize({s->h, s->w, static_cast<Index>(s->channels)});
       resize_image(img.pixels.data(), img.width, img.channels, win, b.x.data(), s->h, s->w, s->interpolation);
     } catch (const IOError& e) {
@@ -379,7 +400,8 @@ Dataset<T> paths_to_dataset(std::vector<std::string> paths, std::vector<int> lab
 }
 
 template <class T>
-std::pair<Dataset<T>, Dataset<T>> image_datasets(const std::string& directory, const ImageDatasetOptions& o, bool both) {
+std::pair<Dataset<T>, Dataset<T>> image_datasets(const std::string& directory, const ImageDatasetOptions& o,
+                                                 bool both) {
   check_options(o);
   const std::uint64_t seed = resolve_seed(o);
   DirectoryIndex idx = index_directory(directory, o.labels, o.class_names, o.shuffle, seed, o.follow_links);
@@ -390,10 +412,12 @@ std::pair<Dataset<T>, Dataset<T>> image_datasets(const std::string& directory, c
     if (o.labels == "none")
       std::cout << "Found " << idx.file_paths.size() << " files.\n";
     else
-      std::cout << "Found " << idx.file_paths.size() << " files belonging to " << idx.class_names.size() << " classes.\n";
+      std::cout << "Found " << idx.file_paths.size() << " files belonging to " << idx.class_names.size()
+                << " classes.\n";
   }
   const std::size_t n = idx.file_paths.size();
-  const std::size_t n_val = o.validation_split != 0 ? static_cast<std::size_t>(o.validation_split * static_cast<double>(n)) : 0;
+  const std::size_t n_val =
+      o.validation_split != 0 ? static_cast<std::size_t>(o.validation_split * static_cast<double>(n)) : 0;
   auto part = [&](std::size_t from, std::size_t to) {
     std::vector<std::string> p(idx.file_paths.begin() + from, idx.file_paths.begin() + to);
     std::vector<int> l;
@@ -406,11 +430,14 @@ std::pair<Dataset<T>, Dataset<T>> image_datasets(const std::string& directory, c
   }
   auto [tp, tl] = part(0, n - n_val);
   auto [vp, vl] = part(n - n_val, n);
-  if ((both || o.subset == "training") && tp.empty()) throw ValueError("No training images found in directory '" + directory + "'");
+  if ((both || o.subset == "training") && tp.empty())
+    throw ValueError("No training images found in directory '" + directory + "'");
   if ((both || o.subset == "validation") && vp.empty())
-    throw ValueError("No validation images found in directory '" + directory + "' (validation_split * number of files < 1)");
+    throw ValueError("No validation images found in directory '" + directory +
+                     "' (validation_split * number of files < 1)");
   if (both) {
-    if (o.verbose) std::cout << "Using " << tp.size() << " files for training.\nUsing " << vp.size() << " files for validation.\n";
+    if (o.verbose)
+      std::cout << "Using " << tp.size() << " files for training.\nUsing " << vp.size() << " files for validation.\n";
     return {paths_to_dataset<T>(std::move(tp), std::move(tl), idx.class_names, o, o.shuffle, seed),
             paths_to_dataset<T>(std::move(vp), std::move(vl), idx.class_names, o, false, seed)};
   }
@@ -430,16 +457,19 @@ std::pair<Dataset<T>, Dataset<T>> image_datasets(const std::string& directory, c
 template <class T = float>
 Dataset<T> image_dataset_from_directory(const std::string& directory, const ImageDatasetOptions& options = {}) {
   if (options.subset == "both")
-    throw ValueError("subset=\"both\" returns two datasets: call image_dataset_from_directory_both(directory, options)");
+    throw ValueError(
+        "subset=\"both\" returns two datasets: call image_dataset_from_directory_both(directory, options)");
   return detail::image_datasets<T>(directory, options, false).first;
 }
 
 /// subset="both": the (training, validation) pair; the validation dataset is never shuffled.
 template <class T = float>
-std::pair<Dataset<T>, Dataset<T>> image_dataset_from_directory_both(const std::string& directory, ImageDatasetOptions options) {
+std::pair<Dataset<T>, Dataset<T>> image_dataset_from_directory_both(const std::string& directory,
+                                                                    ImageDatasetOptions options) {
   if (options.subset.empty() && options.validation_split != 0) options.subset = "both";
   if (options.subset != "both")
-    throw ValueError("image_dataset_from_directory_both needs validation_split and subset=\"both\" (or subset left empty)");
+    throw ValueError(
+        "image_dataset_from_directory_both needs validation_split and subset=\"both\" (or subset left empty)");
   return detail::image_datasets<T>(directory, options, true);
 }
 

@@ -42,13 +42,17 @@ struct LoadedImage {
 inline LoadedImage load_img(const std::string& path, const LoadImgOptions& o = {}) {
   int channels = o.color_mode == "rgb" ? 3 : o.color_mode == "rgba" ? 4 : o.color_mode == "grayscale" ? 1 : 0;
   if (!channels)
-    throw ValueError("load_img: color_mode must be \"grayscale\", \"rgb\" or \"rgba\". Received: color_mode=" + o.color_mode);
+    throw ValueError("load_img: color_mode must be \"grayscale\", \"rgb\" or \"rgba\". Received: color_mode=" +
+                     o.color_mode);
   if (o.interpolation != "nearest" && o.interpolation != "bilinear")
-    throw ValueError("load_img: interpolation must be \"nearest\" or \"bilinear\" in kerascpp. Received: interpolation=" + o.interpolation);
+    throw ValueError(
+        "load_img: interpolation must be \"nearest\" or \"bilinear\" in kerascpp. Received: interpolation=" +
+        o.interpolation);
   const bool resize = o.target_size[0] != 0 || o.target_size[1] != 0;
   if (resize && (o.target_size[0] <= 0 || o.target_size[1] <= 0))
-    throw ValueError("load_img: target_size must be two positive sizes (height, width), or {0, 0} for the file's size. Received: (" +
-                     std::to_string(o.target_size[0]) + ", " + std::to_string(o.target_size[1]) + ")");
+    throw ValueError(
+        "load_img: target_size must be two positive sizes (height, width), or {0, 0} for the file's size. Received: (" +
+        std::to_string(o.target_size[0]) + ", " + std::to_string(o.target_size[1]) + ")");
   data::Image img = data::decode_image(path, channels);
   LoadedImage r;
   r.channels = img.channels;
@@ -68,8 +72,9 @@ inline LoadedImage load_img(const std::string& path, const LoadImgOptions& o = {
 template <class T = float>
 Tensor<T> img_to_array(const LoadedImage& img) {
   if (img.pixels.size() != static_cast<std::size_t>(img.height * img.width * img.channels))
-    throw ShapeError("img_to_array: the image holds " + std::to_string(img.pixels.size()) + " values, expected height x width x channels = " +
-                     shape_str({img.height, img.width, img.channels}));
+    throw ShapeError(
+        "img_to_array: the image holds " + std::to_string(img.pixels.size()) +
+        " values, expected height x width x channels = " + shape_str({img.height, img.width, img.channels}));
   Tensor<T> x({img.height, img.width, img.channels});
   std::copy(img.pixels.begin(), img.pixels.end(), x.data());
   return x;
@@ -87,8 +92,8 @@ template <class T>
 Tensor<T> expand_dims(Tensor<T> x, int axis) {
   const int rank = x.rank();
   if (axis < -(rank + 1) || axis > rank)
-    throw ValueError("expand_dims: axis " + std::to_string(axis) + " is out of bounds for a result of rank " + std::to_string(rank + 1) +
-                     " (input shape " + shape_str(x.shape()) + ")");
+    throw ValueError("expand_dims: axis " + std::to_string(axis) + " is out of bounds for a result of rank " +
+                     std::to_string(rank + 1) + " (input shape " + shape_str(x.shape()) + ")");
   Shape s = x.shape();
   s.insert(s.begin() + (axis < 0 ? axis + rank + 1 : axis), 1);
   x.reshape(s);
@@ -108,17 +113,21 @@ struct Prediction {
 /// example saves as model.metadata["class_names"]). A sigmoid output [samples, 1] with two class
 /// names reads as the probability of class_names[1], as label_mode "binary".
 template <class T>
-std::vector<std::vector<Prediction>> decode_predictions(const Tensor<T>& preds, const std::vector<std::string>& class_names, int top = 5) {
+std::vector<std::vector<Prediction>> decode_predictions(const Tensor<T>& preds,
+                                                        const std::vector<std::string>& class_names, int top = 5) {
   if (preds.rank() != 2)
-    throw ValueError("`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape (samples, classes)). Received array with shape: " +
-                     shape_str(preds.shape()));
+    throw ValueError(
+        "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape (samples, classes)). Received "
+        "array with shape: " +
+        shape_str(preds.shape()));
   if (top <= 0) throw ValueError("decode_predictions: top must be positive, got " + std::to_string(top));
   const Index n = preds.dim(0), cols = preds.dim(1);
   const bool binary = cols == 1 && class_names.size() == 2;
   const Index classes = binary ? 2 : cols;
   if (!binary && static_cast<Index>(class_names.size()) != cols)
-    throw ValueError("decode_predictions: predictions have " + std::to_string(cols) + " classes (shape " + shape_str(preds.shape()) + ") but " +
-                     std::to_string(class_names.size()) + " class names were given");
+    throw ValueError("decode_predictions: predictions have " + std::to_string(cols) + " classes (shape " +
+                     shape_str(preds.shape()) + ") but " + std::to_string(class_names.size()) +
+                     " class names were given");
   std::vector<std::vector<Prediction>> out(static_cast<std::size_t>(n));
   std::vector<double> score(static_cast<std::size_t>(classes));
   std::vector<Index> order(static_cast<std::size_t>(classes));
@@ -153,8 +162,9 @@ std::vector<std::vector<Prediction>> decode_predictions(const Tensor<T>& preds, 
       names.push_back(e.template get<std::string>());
     }
   if (!ok)
-    throw ValueError("decode_predictions: class_names must be a list of strings (e.g. the model's metadata[\"class_names\"]), got " +
-                     class_names.dump().substr(0, 80));
+    throw ValueError(
+        "decode_predictions: class_names must be a list of strings (e.g. the model's metadata[\"class_names\"]), got " +
+        class_names.dump().substr(0, 80));
   return decode_predictions(preds, names, top);
 }
 

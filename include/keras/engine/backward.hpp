@@ -42,24 +42,33 @@ class Backprop {
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];
         ins.push_back(st.values[j]);
-        if (!flows_[j]) dins.push_back(nullptr);
-        else if (nodes[j].consumers == 1) dins.push_back(&grads_[j]);
-        else dins.push_back(&scratch_[s]);
+        if (!flows_[j])
+          dins.push_back(nullptr);
+        else if (nodes[j].consumers == 1)
+          dins.push_back(&grads_[j]);
+        else
+          dins.push_back(&scratch_[s]);
       }
-      if (chain) nd.train_conv->backward_train_fused(ins, *st.values[ii], grads_[ii], st.eps[head], dins);
-      else if (static_cast<int>(ii) == logits_node) nd.logits->backward_logits(ins, grads_[ii], dins);
-      else nd.layer->backward(ins, *st.values[ii], grads_[ii], dins);
+      if (chain)
+        nd.train_conv->backward_train_fused(ins, *st.values[ii], grads_[ii], st.eps[head], dins);
+      else if (static_cast<int>(ii) == logits_node)
+        nd.logits->backward_logits(ins, grads_[ii], dins);
+      else
+        nd.layer->backward(ins, *st.values[ii], grads_[ii], dins);
       for (std::size_t s = 0; s < nd.inputs.size(); ++s) {
         int j = nd.inputs[s];
         if (!flows_[j]) continue;
-        if (nodes[j].consumers == 1) has_grad_[j] = 1;
-        else accumulate(g, j, scratch_[s]);
+        if (nodes[j].consumers == 1)
+          has_grad_[j] = 1;
+        else
+          accumulate(g, j, scratch_[s]);
       }
     }
     for (std::size_t k = 0; k < g.inputs().size(); ++k) {
       if (k >= input_grads.size() || !input_grads[k]) continue;
       int i = g.inputs()[k];
-      if (has_grad_[i]) *input_grads[k] = grads_[i];
+      if (has_grad_[i])
+        *input_grads[k] = grads_[i];
       else {
         input_grads[k]->resize(st.values[i]->shape());
         input_grads[k]->setZero();
@@ -92,8 +101,8 @@ class Backprop {
       has_grad_[j] = 1;
     } else {
       if (grads_[j].shape() != grad.shape())
-        throw ShapeError("gradient shape mismatch at '" + g.nodes()[j].layer->name() + "': " + shape_str(grads_[j].shape()) +
-                         " vs " + shape_str(grad.shape()));
+        throw ShapeError("gradient shape mismatch at '" + g.nodes()[j].layer->name() +
+                         "': " + shape_str(grads_[j].shape()) + " vs " + shape_str(grad.shape()));
       grads_[j].array() += grad.array();
     }
   }

@@ -22,11 +22,11 @@ struct Chain {
   int end = -1;                                     ///< last node of the chain (-1: no chain here)
   std::vector<int> members;                         ///< the fused nodes after the conv, in order
   int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
-  int pad = -1;  ///< a zero padding before the conv that the conv reads through (-1: none)
-  Tensor<T> scale, shift;                           ///< the BN's inference affine, refreshed every pass
-  T lo = T(0), hi = T(0);                           ///< the ReLU's clamp range
-  bool ok = false;                                  ///< usable in this pass
-  int train_end = -1;  ///< last node of the training chain (conv -> frozen BN -> [ReLU]), -1: none this pass
+  int pad = -1;            ///< a zero padding before the conv that the conv reads through (-1: none)
+  Tensor<T> scale, shift;  ///< the BN's inference affine, refreshed every pass
+  T lo = T(0), hi = T(0);  ///< the ReLU's clamp range
+  bool ok = false;         ///< usable in this pass
+  int train_end = -1;      ///< last node of the training chain (conv -> frozen BN -> [ReLU]), -1: none this pass
 };
 
 /// The chains of one topology, found once (plan) and refreshed before every fast pass.
@@ -56,7 +56,8 @@ class Fusion {
       ch.pad = foldable_padding(nodes, c, is_output);
       int cur = c, nx = next_of(cur);
       T lo, hi;
-      if (nx >= 0 && nodes[nx].inputs.size() == 1 && nodes[nx].affine && nodes[nx].affine->inference_affine(ch.scale, ch.shift)) {
+      if (nx >= 0 && nodes[nx].inputs.size() == 1 && nodes[nx].affine &&
+          nodes[nx].affine->inference_affine(ch.scale, ch.shift)) {
         ch.bn = cur = nx;
         nx = next_of(cur);
       }

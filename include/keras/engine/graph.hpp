@@ -24,10 +24,12 @@ class Graph {
   using Node = engine::Node<T>;
 
   Graph() = default;
-  Graph(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs) : topo_(inputs, outputs) {}
+  Graph(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs)
+      : topo_(inputs, outputs) {}
   explicit Graph(Topology<T> topo) : topo_(std::move(topo)) {}
   /// A chain: input -> layers[0] -> layers[1] -> ... (Sequential).
-  static Graph chain(std::shared_ptr<layers::InputLayer<T>> input, const std::vector<std::shared_ptr<layers::Layer<T>>>& ls) {
+  static Graph chain(std::shared_ptr<layers::InputLayer<T>> input,
+                     const std::vector<std::shared_ptr<layers::Layer<T>>>& ls) {
     return Graph(Topology<T>::chain(std::move(input), ls));
   }
 
@@ -59,10 +61,13 @@ class Graph {
   /// Number of fused chains the last forward pass ran (per slice, when it was sliced).
   int fused_chains() const { return static_cast<int>(std::count(main_.fused.begin(), main_.fused.end(), char(1))); }
   /// Number of zero paddings the last forward pass folded into the convolution after them.
-  int folded_paddings() const { return static_cast<int>(std::count(main_.folded.begin(), main_.folded.end(), char(1))); }
+  int folded_paddings() const {
+    return static_cast<int>(std::count(main_.folded.begin(), main_.folded.end(), char(1)));
+  }
   /// Number of conv -> frozen BN -> [ReLU] chains the last training pass ran fused.
   int fused_training_chains() const {
-    return static_cast<int>(std::count_if(main_.train_end.begin(), main_.train_end.end(), [](int e) { return e >= 0; }));
+    return static_cast<int>(
+        std::count_if(main_.train_end.begin(), main_.train_end.end(), [](int e) { return e >= 0; }));
   }
   /// Whether the last forward pass was cut into batch slices over threads.
   bool last_pass_sliced() const { return sliced_; }
@@ -72,7 +77,8 @@ class Graph {
   /// logits of the output (see output_logits()).
   void forward(const std::vector<const Tensor<T>*>& inputs, bool training, bool logits = false) {
     if (inputs.size() != topo_.inputs().size())
-      throw ShapeError("model expects " + std::to_string(topo_.inputs().size()) + " input(s), got " + std::to_string(inputs.size()));
+      throw ShapeError("model expects " + std::to_string(topo_.inputs().size()) + " input(s), got " +
+                       std::to_string(inputs.size()));
     pass(0, static_cast<int>(topo_.nodes().size()) - 1, inputs, -1, nullptr, topo_.outputs(), training, logits);
   }
   const Tensor<T>& output(std::size_t k = 0) const { return *main_.values.at(topo_.outputs().at(k)); }
@@ -92,7 +98,9 @@ class Graph {
   /// outputs (it reuses the other buffers); a training pass keeps every value.
   const Tensor<T>& value(int node) const {
     const Tensor<T>* v = main_.values.at(node);
-    if (!v) throw StateError("Graph::value: node '" + topo_.nodes().at(node).layer->name() + "' was not kept by the last pass");
+    if (!v)
+      throw StateError("Graph::value: node '" + topo_.nodes().at(node).layer->name() +
+                       "' was not kept by the last pass");
     return *v;
   }
   /// Runs nodes up to and including `last` (inference mode) and returns node `last`'s value.
@@ -136,7 +144,7 @@ class Graph {
   bool fast_pass_ = false;  ///< the last pass took the fast inference path
   bool sliced_ = false;
   Index slice_ = 0;
-  int logits_node_ = -1;              ///< the output node whose logits the last pass kept
+  int logits_node_ = -1;               ///< the output node whose logits the last pass kept
   const Tensor<T>* logits_ = nullptr;  ///< those logits
   Tensor<T> probs_;                    ///< its activation, when a fast pass computed the logits only
 
@@ -148,8 +156,10 @@ class Graph {
     sliced_ = false;
     if (fast_pass_ || (training && train_fusion_enabled_)) {
       if (!fusion_.planned()) fusion_.plan(topo_);
-      if (fast_pass_) fusion_.refresh(topo_);
-      else fusion_.refresh_training(topo_);
+      if (fast_pass_)
+        fusion_.refresh(topo_);
+      else
+        fusion_.refresh_training(topo_);
     }
   }
 

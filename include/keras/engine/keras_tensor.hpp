@@ -69,8 +69,9 @@ template <class T>
 KerasTensor<T> call_layer(layers::Layer<T>& layer, bool temporary, const std::vector<KerasTensor<T>>& xs) {
   auto self = layer.weak_from_this().lock();
   if (!self && !temporary)
-    throw StateError("layer '" + layer.name() +
-                     "' is not owned by a std::shared_ptr: call it as a temporary (Dense(4)(x)) or create it with std::make_shared");
+    throw StateError(
+        "layer '" + layer.name() +
+        "' is not owned by a std::shared_ptr: call it as a temporary (Dense(4)(x)) or create it with std::make_shared");
   return detail::call_symbolic<T>(self ? self : layer.move_to_shared(), xs);
 }
 template <class T>

@@ -18,14 +18,14 @@ struct PassState {
   std::vector<Tensor<T>> pool;     ///< per BufferPlan slot (run_fast)
   std::vector<const Tensor<T>*> values;
   std::vector<char> fused;
-  std::vector<char> folded;  ///< per node: a zero padding its consumer read through (not computed)
+  std::vector<char> folded;           ///< per node: a zero padding its consumer read through (not computed)
   std::vector<ops::Epilogue<T>> eps;  ///< per chain head: this pass's epilogue
   std::vector<Tensor<T>> slice_inputs;
   Tensor<T> slice_value;
   /// Training passes with fused chains (engine/fusion.hpp): per node, the conv whose fused output
   /// it aliases (BN, ReLU members), else -1; per chain head, its last fused node, else -1.
   std::vector<int> train_member_of, train_end;
-  ops::Conv2DWorkspace<T> conv_ws;  ///< the convolutions' workspace in a batch slice (sliced_runner.hpp)
+  ops::Conv2DWorkspace<T> conv_ws;            ///< the convolutions' workspace in a batch slice (sliced_runner.hpp)
   ops::detail::GemmPackBuffers<T> gemm_bufs;  ///< the GEMMs' packing buffers in a batch slice
   void reset(std::size_t n) {
     buffers.resize(n);
@@ -41,7 +41,8 @@ struct PassState {
 template <class T>
 const Tensor<T>* checked_input(const Node<T>& n, const Tensor<T>* x) {
   if (!shapes_compatible(x->shape(), n.shape))
-    throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " + shape_str(x->shape()));
+    throw ShapeError("input '" + n.layer->name() + "': expected shape " + shape_str(n.shape) + ", got " +
+                     shape_str(x->shape()));
   return x;
 }
 
@@ -49,8 +50,8 @@ const Tensor<T>* checked_input(const Node<T>& n, const Tensor<T>* x) {
 /// (training passes, refreshed with Fusion::refresh_training): conv -> frozen BN -> [ReLU] chains
 /// run as one fused conv whose buffer the BN and ReLU nodes alias (their value is the chain's output).
 template <class T>
-void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last, const std::vector<const Tensor<T>*>& inputs,
-                bool training, const Fusion<T>* train_fusion = nullptr) {
+void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last,
+                const std::vector<const Tensor<T>*>& inputs, bool training, const Fusion<T>* train_fusion = nullptr) {
   std::vector<const Tensor<T>*> ins;
   for (int i = first; i <= last; ++i) {
     auto& n = g.nodes()[i];
@@ -107,8 +108,10 @@ void run_fast(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& p
       n.logits->forward_logits(ins, out);
     } else if (p.fuse[i]) {
       fusion.make_epilogue(i, st.values, st.eps[i]);
-      if (p.pad_of[i] >= 0) n.conv->forward_fused_padded(ins, out, st.eps[i], g.nodes()[p.pad_of[i]].zero_pad->zero_padding());
-      else n.conv->forward_fused(ins, out, st.eps[i]);
+      if (p.pad_of[i] >= 0)
+        n.conv->forward_fused_padded(ins, out, st.eps[i], g.nodes()[p.pad_of[i]].zero_pad->zero_padding());
+      else
+        n.conv->forward_fused(ins, out, st.eps[i]);
     } else if (n.kernel) {
       n.kernel->forward_inference(ins, out);
     } else {

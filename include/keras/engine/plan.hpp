@@ -18,11 +18,12 @@ struct BufferPlan {
   std::vector<int> pad_of;     ///< per fused conv: the zero padding it reads through (Chain::pad), or -1
   std::vector<char> folded;    ///< per node: a zero padding folded into its consumer (not computed)
   int slots = 0;
-  int logits_node = -1;        ///< the output node computed as logits only (forward_logits), or -1
+  int logits_node = -1;  ///< the output node computed as logits only (forward_logits), or -1
 
   /// Plans nodes [first, last]; `preset` (-1: none) is a node whose value the caller provides.
   template <class T>
-  void make(const Topology<T>& g, const Fusion<T>& fusion, int first, int last, int preset, const std::vector<int>& sinks) {
+  void make(const Topology<T>& g, const Fusion<T>& fusion, int first, int last, int preset,
+            const std::vector<int>& sinks) {
     const auto& nodes = g.nodes();
     const int n = static_cast<int>(nodes.size());
     fuse.assign(n, 0);
@@ -54,7 +55,8 @@ struct BufferPlan {
     for (int k : sinks) end[owner(k)] = std::numeric_limits<int>::max();
     std::vector<std::vector<int>> release(n);
     for (int v = first; v <= last; ++v)
-      if (computed(v) && member_of[v] < 0 && end[v] != std::numeric_limits<int>::max()) release[std::max(end[v], v)].push_back(v);
+      if (computed(v) && member_of[v] < 0 && end[v] != std::numeric_limits<int>::max())
+        release[std::max(end[v], v)].push_back(v);
     std::vector<int> free_slots;
     for (int i = first; i <= last; ++i) {
       if (!computed(i) || member_of[i] >= 0) continue;

@@ -22,8 +22,8 @@ class SlicedRunner {
   /// main.buffers and main.values. Returns false (nothing done) when slicing does not apply: a
   /// layer that is not reentrant, a fixed batch size, fewer than two slices, or already inside a
   /// parallel region. `slice` > 0 forces the samples per slice.
-  bool run(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& plan, PassState<T>& main, Index slice, int first,
-           int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
+  bool run(const Topology<T>& g, const Fusion<T>& fusion, const BufferPlan& plan, PassState<T>& main, Index slice,
+           int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
            const std::vector<int>& sinks) {
     if (in_parallel_region()) return false;
     const auto& nodes = g.nodes();

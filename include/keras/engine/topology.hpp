@@ -22,7 +22,7 @@ struct Node {
   std::vector<int> inputs;  ///< producer node indices (in topological order, always < own index)
   int consumers = 0;        ///< number of input edges that read this node (+1 per model output)
   Shape shape;
-  int input_index = -1;     ///< >= 0 for the model's inputs
+  int input_index = -1;  ///< >= 0 for the model's inputs
   // optional interfaces of the layer (nullptr/false when it does not implement them)
   bool reentrant = false;
   layers::InferenceKernel<T>* kernel = nullptr;
@@ -66,7 +66,8 @@ class Topology {
     for (std::size_t k = 0; k < inputs.size(); ++k) {
       auto* sn = inputs[k].node().get();
       if (!dynamic_cast<layers::InputLayer<T>*>(sn->layer.get()))
-        throw ValueError("Model inputs must come from keras::Input(); got the output of layer '" + sn->layer->name() + "'");
+        throw ValueError("Model inputs must come from keras::Input(); got the output of layer '" + sn->layer->name() +
+                         "'");
       index[sn] = add_node(sn->layer, {}, sn->shape, static_cast<int>(k));
     }
     std::unordered_set<const SymbolicNode<T>*> visiting;
@@ -90,7 +91,8 @@ class Topology {
   }
 
   /// A chain: input -> layers[0] -> layers[1] -> ... (Sequential).
-  static Topology chain(std::shared_ptr<layers::InputLayer<T>> input, const std::vector<std::shared_ptr<layers::Layer<T>>>& ls) {
+  static Topology chain(std::shared_ptr<layers::InputLayer<T>> input,
+                        const std::vector<std::shared_ptr<layers::Layer<T>>>& ls) {
     Topology g;
     int prev = g.add_node(input, {}, input->batch_input_shape(), 0);
     g.inputs_.push_back(prev);
@@ -137,8 +139,9 @@ class Topology {
         if (!nd.layer->cacheable()) {
           const bool finite = dynamic_cast<layers::FiniteAugmentation<T>*>(nd.layer.get()) != nullptr;
           if (!with_augmentation || !finite || aug >= 0) {
-            plan.why_not = nd.layer->class_name() + " '" + nd.layer->name() + "' " +
-                           (finite ? "follows another random layer" : "is random in training with no finite set of outcomes");
+            plan.why_not =
+                nd.layer->class_name() + " '" + nd.layer->name() + "' " +
+                (finite ? "follows another random layer" : "is random in training with no finite set of outcomes");
             break;
           }
           aug = k;

@@ -25,7 +25,8 @@ namespace keras::io {
 /// anything is allocated (docs/reliability.md). Raise them (keras::io::limits().x = ...) for
 /// unusually large trusted files; lower them to bound the memory an untrusted file may take.
 struct Limits {
-  std::uint64_t max_file_bytes = std::uint64_t(1) << 32;  ///< any one file read whole: model.json, a shard, a .npy (4 GiB)
+  std::uint64_t max_file_bytes = std::uint64_t(1)
+                                 << 32;  ///< any one file read whole: model.json, a shard, a .npy (4 GiB)
   std::uint64_t max_json_bytes = std::uint64_t(1) << 28;  ///< model.json (256 MiB)
   int max_json_depth = 100;                               ///< nesting of model.json (real models: < 20)
   Index max_weight_elements = Index(1) << 31;             ///< one weight of a weights manifest
@@ -39,7 +40,8 @@ inline Limits& limits() {
 
 /// The size of a regular file, checked against `limit` (its name in the message: `what`). Refuses
 /// devices, pipes and folders (a shard named /dev/zero would otherwise be read forever).
-inline std::uint64_t checked_file_size(const std::string& path, std::uint64_t limit, const char* what = "max_file_bytes") {
+inline std::uint64_t checked_file_size(const std::string& path, std::uint64_t limit,
+                                       const char* what = "max_file_bytes") {
   std::error_code ec;
   auto st = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(st)) throw IOError("cannot open '" + path + "': no such file");
@@ -54,11 +56,13 @@ inline std::uint64_t checked_file_size(const std::string& path, std::uint64_t li
 
 /// Reads a whole regular file of at most `limit` bytes (default limits().max_file_bytes).
 inline std::string read_file(const std::string& path, std::uint64_t limit = 0, const char* what = "max_file_bytes") {
-  const std::uint64_t n = checked_file_size(path, limit ? limit : limits().max_file_bytes, limit ? what : "max_file_bytes");
+  const std::uint64_t n =
+      checked_file_size(path, limit ? limit : limits().max_file_bytes, limit ? what : "max_file_bytes");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw IOError("cannot open '" + path + "'");
   std::string s(static_cast<std::size_t>(n), '\0');
-  if (n && !f.read(s.data(), static_cast<std::streamsize>(n))) throw IOError("error reading '" + path + "' (file shrank while reading?)");
+  if (n && !f.read(s.data(), static_cast<std::streamsize>(n)))
+    throw IOError("error reading '" + path + "' (file shrank while reading?)");
   return s;
 }
 
@@ -114,7 +118,8 @@ inline void write_file_atomic(const std::string& path, const std::string& data) 
 #ifdef KERASCPP_HAVE_POSIX_IO
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
-  if (!detail::fsync_path(dir.string(), true)) throw IOError("cannot fsync the folder '" + dir.string() + "': " + std::strerror(errno));
+  if (!detail::fsync_path(dir.string(), true))
+    throw IOError("cannot fsync the folder '" + dir.string() + "': " + std::strerror(errno));
 #endif
 }
 

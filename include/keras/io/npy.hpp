@@ -68,7 +68,8 @@ inline NpyHeader read_npy_header(std::ifstream& f, const std::string& path, std:
   if (!f.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw IOError("'" + path + "' is not a .npy file (bad magic)");
   if (magic[6] < 1 || magic[6] > 3)
-    throw IOError("'" + path + "': unsupported .npy format version " + std::to_string(int(magic[6])) + " (1, 2 and 3 are)");
+    throw IOError("'" + path + "': unsupported .npy format version " + std::to_string(int(magic[6])) +
+                  " (1, 2 and 3 are)");
   const int len_bytes = magic[6] == 1 ? 2 : 4;
   unsigned char b[4] = {0, 0, 0, 0};
   if (!f.read(reinterpret_cast<char*>(b), len_bytes)) throw IOError("'" + path + "': truncated .npy header");
@@ -91,7 +92,8 @@ inline NpyHeader read_npy_header(std::ifstream& f, const std::string& path, std:
     return header.substr(colon + 1);
   };
   h.descr = field("descr");
-  if (h.descr.find('\'') == std::string::npos) throw IOError("'" + path + "': malformed .npy header (descr is not a string)");
+  if (h.descr.find('\'') == std::string::npos)
+    throw IOError("'" + path + "': malformed .npy header (descr is not a string)");
   h.descr = h.descr.substr(h.descr.find('\'') + 1);
   h.descr = h.descr.substr(0, h.descr.find('\''));
   std::string fo = field("fortran_order");
@@ -136,12 +138,18 @@ Tensor<T> load_npy(const std::string& path) {
     throw IOError("'" + path + "': truncated .npy data (expected " + std::to_string(raw.size()) + " bytes for shape " +
                   shape_str(h.shape) + ")");
   Tensor<T> t(h.shape);
-  if (h.kind == "f4") detail::convert_into<float>(raw, t);
-  else if (h.kind == "f8") detail::convert_into<double>(raw, t);
-  else if (h.kind == "i4") detail::convert_into<std::int32_t>(raw, t);
-  else if (h.kind == "i8") detail::convert_into<std::int64_t>(raw, t);
-  else if (h.kind == "u1") detail::convert_into<std::uint8_t>(raw, t);
-  else detail::convert_into<std::int8_t>(raw, t);
+  if (h.kind == "f4")
+    detail::convert_into<float>(raw, t);
+  else if (h.kind == "f8")
+    detail::convert_into<double>(raw, t);
+  else if (h.kind == "i4")
+    detail::convert_into<std::int32_t>(raw, t);
+  else if (h.kind == "i8")
+    detail::convert_into<std::int64_t>(raw, t);
+  else if (h.kind == "u1")
+    detail::convert_into<std::uint8_t>(raw, t);
+  else
+    detail::convert_into<std::int8_t>(raw, t);
   return t;
 }
 
@@ -149,9 +157,11 @@ Tensor<T> load_npy(const std::string& path) {
 template <class T>
 void save_npy(const std::string& path, const Tensor<T>& t) {
   std::string shape = "(";
-  for (std::size_t i = 0; i < t.shape().size(); ++i) shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 || i + 1 < t.shape().size() ? "," : "");
+  for (std::size_t i = 0; i < t.shape().size(); ++i)
+    shape += std::to_string(t.shape()[i]) + (t.shape().size() == 1 || i + 1 < t.shape().size() ? "," : "");
   shape += ")";
-  std::string header = std::string("{'descr': '<") + (sizeof(T) == 8 ? "f8" : "f4") + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header = std::string("{'descr': '<") + (sizeof(T) == 8 ? "f8" : "f4") +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
   std::size_t total = 10 + header.size() + 1;
   header += std::string((64 - total % 64) % 64, ' ') + "\n";
   std::string out = std::string("\x93NUMPY\x01\x00", 8);

@@ -42,9 +42,9 @@ struct ManifestGroup {
 };
 
 struct LoadedArtifacts {
-  json topology;   ///< modelTopology (may be null for weights-only files)
-  json metadata;   ///< userDefinedMetadata (may be null)
-  json training;   ///< trainingConfig (may be null)
+  json topology;  ///< modelTopology (may be null for weights-only files)
+  json metadata;  ///< userDefinedMetadata (may be null)
+  json training;  ///< trainingConfig (may be null)
   std::vector<NamedWeight> weights;
   std::vector<ManifestGroup> groups;
   std::string path;  ///< model.json path
@@ -61,9 +61,12 @@ namespace detail {
 inline float half_to_float(std::uint16_t h) {
   std::uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
   float v;
-  if (exp == 0) v = std::ldexp(static_cast<float>(mant), -24);
-  else if (exp == 31) v = mant ? std::nanf("") : INFINITY;
-  else v = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
+  if (exp == 0)
+    v = std::ldexp(static_cast<float>(mant), -24);
+  else if (exp == 31)
+    v = mant ? std::nanf("") : INFINITY;
+  else
+    v = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
   return sign ? -v : v;
 }
 
@@ -81,14 +84,18 @@ inline void check_json_depth(const std::string& text, const std::string& path, i
   bool in_string = false, escape = false;
   for (char ch : text) {
     if (in_string) {
-      if (escape) escape = false;
-      else if (ch == '\\') escape = true;
-      else if (ch == '"') in_string = false;
+      if (escape)
+        escape = false;
+      else if (ch == '\\')
+        escape = true;
+      else if (ch == '"')
+        in_string = false;
     } else if (ch == '"') {
       in_string = true;
     } else if (ch == '[' || ch == '{') {
       if (++depth > max_depth)
-        throw IOError("'" + path + "' is nested more than " + std::to_string(max_depth) + " levels deep (keras::io::limits().max_json_depth)");
+        throw IOError("'" + path + "' is nested more than " + std::to_string(max_depth) +
+                      " levels deep (keras::io::limits().max_json_depth)");
     } else if (ch == ']' || ch == '}') {
       --depth;
     }
@@ -106,9 +113,10 @@ inline Index manifest_dim(const json& d, const std::string& json_path, const std
 
 /// Parses one manifest group (names, shapes, dtypes, byte ranges) and checks its shard files
 /// (regular files within the size limit). Reads no weight data.
-inline void parse_group(const json& group, const fs::path& dir, const std::string& json_path, std::vector<NamedWeight>& out,
-                        std::vector<ManifestGroup>& groups) {
-  if (!group.is_object() || !group.contains("paths") || !group.contains("weights") || !group["paths"].is_array() || !group["weights"].is_array())
+inline void parse_group(const json& group, const fs::path& dir, const std::string& json_path,
+                        std::vector<NamedWeight>& out, std::vector<ManifestGroup>& groups) {
+  if (!group.is_object() || !group.contains("paths") || !group.contains("weights") || !group["paths"].is_array() ||
+      !group["weights"].is_array())
     throw IOError("'" + json_path + "': a weightsManifest group lacks a 'paths' or a 'weights' list");
   ManifestGroup g;
   g.first_weight = out.size();
@@ -120,8 +128,9 @@ inline void parse_group(const json& group, const fs::path& dir, const std::strin
     fs::path shard = dir / rel;
     g.shard_bytes += checked_file_size(shard.string(), limits().max_file_bytes);
     if (g.shard_bytes > limits().max_file_bytes)
-      throw IOError("'" + json_path + "': the shards of a weights group hold " + std::to_string(g.shard_bytes) + " bytes, more than the limit of " +
-                    std::to_string(limits().max_file_bytes) + " bytes (keras::io::limits().max_file_bytes)");
+      throw IOError("'" + json_path + "': the shards of a weights group hold " + std::to_string(g.shard_bytes) +
+                    " bytes, more than the limit of " + std::to_string(limits().max_file_bytes) +
+                    " bytes (keras::io::limits().max_file_bytes)");
     g.paths.push_back(shard.string());
   }
   std::uint64_t off = 0;
@@ -142,8 +151,9 @@ inline void parse_group(const json& group, const fs::path& dir, const std::strin
       n *= d;
     }
     if (n < 0 || n > limits().max_weight_elements)
-      throw IOError("'" + json_path + "': weight '" + nw.name + "' has shape " + shape_str(nw.shape) + ", more than the limit of " +
-                    std::to_string(limits().max_weight_elements) + " elements per weight (keras::io::limits().max_weight_elements)");
+      throw IOError("'" + json_path + "': weight '" + nw.name + "' has shape " + shape_str(nw.shape) +
+                    ", more than the limit of " + std::to_string(limits().max_weight_elements) +
+                    " elements per weight (keras::io::limits().max_weight_elements)");
     std::string dtype = w.contains("dtype") && w["dtype"].is_string() ? w["dtype"].get<std::string>() : "float32";
     std::string qdtype;
     if (w.contains("quantization") && !w["quantization"].is_null()) {
@@ -153,14 +163,18 @@ inline void parse_group(const json& group, const fs::path& dir, const std::strin
       qdtype = q["dtype"].get<std::string>();
       if (qdtype != "float16") {
         if (!q.contains("scale") || !q["scale"].is_number() || !q.contains("min") || !q["min"].is_number())
-          throw IOError("'" + json_path + "': weight '" + nw.name + "' is quantized to " + qdtype + " without a numeric scale and min");
+          throw IOError("'" + json_path + "': weight '" + nw.name + "' is quantized to " + qdtype +
+                        " without a numeric scale and min");
         nw.scale = q["scale"].get<double>();
         nw.min = q["min"].get<double>();
       }
     }
     nw.stored = qdtype.empty() ? dtype : qdtype;
     const std::string& st = nw.stored;
-    std::size_t item = st == "float32" || st == "int32" ? 4 : st == "float16" || st == "uint16" ? 2 : st == "uint8" || st == "bool" ? 1 : 0;
+    std::size_t item = st == "float32" || st == "int32"    ? 4
+                       : st == "float16" || st == "uint16" ? 2
+                       : st == "uint8" || st == "bool"     ? 1
+                                                           : 0;
     if (!item) throw IOError("'" + json_path + "': weight '" + nw.name + "' has unsupported dtype '" + st + "'");
     nw.group = groups.size();
     nw.offset = static_cast<std::size_t>(off);
@@ -191,7 +205,8 @@ inline void check_group_sizes(const LoadedArtifacts& a) {
       for (std::size_t wi = g.first_weight; wi < g.first_weight + g.num_weights; ++wi) {
         const auto& w = a.weights[wi];
         if (w.offset + w.bytes > g.shard_bytes) {
-          why += " the data ends inside weight '" + w.name + "', which needs bytes [" + std::to_string(w.offset) + ", " + std::to_string(w.offset + w.bytes) + ")";
+          why += " the data ends inside weight '" + w.name + "', which needs bytes [" + std::to_string(w.offset) +
+                 ", " + std::to_string(w.offset + w.bytes) + ")";
           break;
         }
       }
@@ -199,9 +214,10 @@ inline void check_group_sizes(const LoadedArtifacts& a) {
     } else {
       why = " (extra data: a weight is missing from the manifest, or its shape there is too small)";
     }
-    throw IOError("'" + a.path + "': manifest/shard size mismatch: weights group " + std::to_string(gi + 1) + " describes " + std::to_string(g.num_weights) +
-                  " weights of " + std::to_string(g.manifest_bytes) + " bytes in total, but its shards " + shard_list(g) + " hold " +
-                  std::to_string(g.shard_bytes) + " bytes" + why);
+    throw IOError("'" + a.path + "': manifest/shard size mismatch: weights group " + std::to_string(gi + 1) +
+                  " describes " + std::to_string(g.num_weights) + " weights of " + std::to_string(g.manifest_bytes) +
+                  " bytes in total, but its shards " + shard_list(g) + " hold " + std::to_string(g.shard_bytes) +
+                  " bytes" + why);
   }
 }
 
@@ -279,7 +295,8 @@ inline LoadedArtifacts read_artifacts(const std::string& path, bool with_data = 
     Index total = 0;
     for (auto& w : a.weights) {
       total += num_elements(w.shape);
-      if (total > kMaxElements) throw IOError("'" + a.path + "': the weights manifest describes more than 2^48 elements");
+      if (total > kMaxElements)
+        throw IOError("'" + a.path + "': the weights manifest describes more than 2^48 elements");
     }
     if (with_data) detail::read_weight_data(a);
   } catch (const json::exception& e) {
@@ -307,7 +324,8 @@ std::shared_ptr<Sequential<T>> sequential_from_config(const json& config) {
     std::string cls = lj.at("class_name").get<std::string>();
     const json& c = lj.at("config");
     // Keras 2 puts batch_input_shape on the first layer when there is no InputLayer.
-    if (first && cls != "InputLayer" && c.is_object() && (c.contains("batch_input_shape") || c.contains("batch_shape"))) {
+    if (first && cls != "InputLayer" && c.is_object() &&
+        (c.contains("batch_input_shape") || c.contains("batch_shape"))) {
       json ic = {{"batch_input_shape", c.contains("batch_input_shape") ? c["batch_input_shape"] : c["batch_shape"]}};
       m->add(layers::registry<T>().create("InputLayer", ic));
     }
@@ -322,12 +340,14 @@ std::shared_ptr<Sequential<T>> sequential_from_config(const json& config) {
 }
 
 /// Keras 2 inbound node entry: [[name, node_index, tensor_index, kwargs], ...] per call;
-/// Keras 3: {"args": [...], "kwargs": {}} with {"class_name": "__keras_tensor__", "config": {"keras_history": [name, n, t]}}.
+/// Keras 3: {"args": [...], "kwargs": {}} with {"class_name": "__keras_tensor__", "config": {"keras_history": [name, n,
+/// t]}}.
 inline std::vector<std::string> inbound_names(const json& node, const std::string& layer) {
   std::vector<std::string> names;
   auto bad = [&](const json& e) {
-    throw ValueError("layer '" + layer + "': malformed inbound node " + e.dump().substr(0, 120) +
-                     " (expected [layer_name, node_index, tensor_index, ...] or a Keras 3 {\"keras_history\": [layer_name, ...]})");
+    throw ValueError(
+        "layer '" + layer + "': malformed inbound node " + e.dump().substr(0, 120) +
+        " (expected [layer_name, node_index, tensor_index, ...] or a Keras 3 {\"keras_history\": [layer_name, ...]})");
   };
   if (node.is_array()) {
     for (auto& e : node) {
@@ -341,7 +361,8 @@ inline std::vector<std::string> inbound_names(const json& node, const std::strin
     while (!todo.empty()) {
       const json* a = todo.back();
       todo.pop_back();
-      if (a->is_object() && a->contains("config") && (*a)["config"].is_object() && (*a)["config"].contains("keras_history")) {
+      if (a->is_object() && a->contains("config") && (*a)["config"].is_object() &&
+          (*a)["config"].contains("keras_history")) {
         const json& h = (*a)["config"]["keras_history"];
         if (!h.is_array() || h.empty() || !h[0].is_string()) bad(*a);
         names.push_back(h[0].get<std::string>());
@@ -368,11 +389,13 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
     for (std::size_t i = 0; i < ls.size(); ++i) {
       if (done[i]) continue;
       auto& lj = ls[i];
-      std::string name = lj.contains("name") ? lj["name"].get<std::string>() : lj.at("config").at("name").get<std::string>();
+      std::string name =
+          lj.contains("name") ? lj["name"].get<std::string>() : lj.at("config").at("name").get<std::string>();
       std::string cls = lj.at("class_name").get<std::string>();
       static const json no_nodes = json::array();
       const json& inbound = lj.contains("inbound_nodes") ? lj["inbound_nodes"] : no_nodes;
-      if (!inbound.is_array()) throw ValueError("layer '" + name + "': 'inbound_nodes' must be a list, got " + inbound.dump().substr(0, 80));
+      if (!inbound.is_array())
+        throw ValueError("layer '" + name + "': 'inbound_nodes' must be a list, got " + inbound.dump().substr(0, 80));
       if (cls == "InputLayer") {
         auto layer = std::dynamic_pointer_cast<layers::InputLayer<T>>(layer_from_config<T>(lj));
         auto node = std::make_shared<SymbolicNode<T>>();
@@ -383,9 +406,11 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
         --remaining;
         continue;
       }
-      if (inbound.empty()) throw ValueError("layer '" + name + "' in model '" + config.value("name", "") + "' has no inbound nodes");
+      if (inbound.empty())
+        throw ValueError("layer '" + name + "' in model '" + config.value("name", "") + "' has no inbound nodes");
       if (inbound.size() > 1)
-        throw ValueError("layer '" + name + "' is called " + std::to_string(inbound.size()) + " times (shared layers are not supported)");
+        throw ValueError("layer '" + name + "' is called " + std::to_string(inbound.size()) +
+                         " times (shared layers are not supported)");
       auto in_names = inbound_names(inbound[0], name);
       bool ready = true;
       for (auto& n : in_names) ready = ready && outputs.count(n);
@@ -397,16 +422,19 @@ std::shared_ptr<Model<T>> functional_from_config(const json& config) {
       done[i] = true;
       --remaining;
     }
-    if (remaining == before) throw ValueError("model '" + config.value("name", "") + "': inbound nodes refer to unknown layers");
+    if (remaining == before)
+      throw ValueError("model '" + config.value("name", "") + "': inbound nodes refer to unknown layers");
   }
   auto refs = [&](const json& list) {
     std::vector<KerasTensor<T>> r;
     auto add = [&](const std::string& n) {
-      if (!outputs.count(n)) throw ValueError("model '" + config.value("name", "") + "' refers to unknown layer '" + n + "'");
+      if (!outputs.count(n))
+        throw ValueError("model '" + config.value("name", "") + "' refers to unknown layer '" + n + "'");
       r.push_back(outputs.at(n));
     };
     // [[name, 0, 0], ...] or a single [name, 0, 0]
-    if (!list.empty() && list[0].is_string()) add(list[0].get<std::string>());
+    if (!list.empty() && list[0].is_string())
+      add(list[0].get<std::string>());
     else
       for (auto& e : list) add(e.at(0).get<std::string>());
     return r;
@@ -427,11 +455,16 @@ std::shared_ptr<layers::Layer<T>> layer_from_config(const json& lj) {
     std::string cls = lj.at("class_name").get<std::string>();
     const json& c = lj.at("config");
     std::shared_ptr<layers::Layer<T>> l;
-    if (cls == "Sequential") l = detail::sequential_from_config<T>(c);
-    else if (cls == "Functional" || cls == "Model") l = detail::functional_from_config<T>(c);
-    else if (cls == "BatchNormalizationV1" || cls == "BatchNormalizationV2") l = layers::registry<T>().create("BatchNormalization", c);
-    else l = layers::registry<T>().create(cls, c);
-    if (c.is_object() && c.contains("trainable") && c["trainable"].is_boolean() && !c["trainable"].get<bool>()) l->set_trainable(false);
+    if (cls == "Sequential")
+      l = detail::sequential_from_config<T>(c);
+    else if (cls == "Functional" || cls == "Model")
+      l = detail::functional_from_config<T>(c);
+    else if (cls == "BatchNormalizationV1" || cls == "BatchNormalizationV2")
+      l = layers::registry<T>().create("BatchNormalization", c);
+    else
+      l = layers::registry<T>().create(cls, c);
+    if (c.is_object() && c.contains("trainable") && c["trainable"].is_boolean() && !c["trainable"].get<bool>())
+      l->set_trainable(false);
     return l;
   } catch (const json::exception& e) {
     throw ValueError("bad layer config " + lj.dump().substr(0, 200) + ": " + e.what());
@@ -442,7 +475,8 @@ std::shared_ptr<layers::Layer<T>> layer_from_config(const json& lj) {
 template <class T = float>
 std::shared_ptr<Model<T>> model_from_config(const json& topology) {
   std::string cls = topology.value("class_name", "");
-  if (!detail::is_model_class(cls)) throw ValueError("model_from_config: expected a Sequential or Functional model config, got class '" + cls + "'");
+  if (!detail::is_model_class(cls))
+    throw ValueError("model_from_config: expected a Sequential or Functional model config, got class '" + cls + "'");
   return std::dynamic_pointer_cast<Model<T>>(layer_from_config<T>(topology));
 }
 
@@ -451,7 +485,8 @@ std::shared_ptr<Model<T>> model_from_config(const json& topology) {
 
 /// Every variable with its full names: "layer/var" and the nested "outer/.../layer/var".
 template <class T>
-void collect_named_variables(layers::Layer<T>& layer, const std::string& prefix, std::vector<std::pair<std::string, Variable<T>*>>& out) {
+void collect_named_variables(layers::Layer<T>& layer, const std::string& prefix,
+                             std::vector<std::pair<std::string, Variable<T>*>>& out) {
   if (auto* m = dynamic_cast<Model<T>*>(&layer)) {
     for (auto& l : m->layers()) collect_named_variables(*l, prefix + m->name() + "/", out);
     return;
@@ -464,8 +499,9 @@ void collect_named_variables(layers::Layer<T>& layer, const std::string& prefix,
 /// ("model/layer/var"). Every variable must be found; with `allow_unused` false every weight must
 /// be used. Returns, per variable, the index of its weight.
 template <class T>
-std::vector<std::pair<Variable<T>*, std::size_t>> match_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source,
-                                                                bool allow_unused = false) {
+std::vector<std::pair<Variable<T>*, std::size_t>> match_weights(Model<T>& model,
+                                                                const std::vector<NamedWeight>& weights,
+                                                                const std::string& source, bool allow_unused = false) {
   std::vector<std::pair<std::string, Variable<T>*>> vars;
   for (auto& l : model.layers()) collect_named_variables(*l, "", vars);
   std::map<std::string, const NamedWeight*> by_name;
@@ -493,32 +529,42 @@ std::vector<std::pair<Variable<T>*, std::size_t>> match_weights(Model<T>& model,
     if (!w) {
       for (auto& nw : weights) {
         const std::string suffix = "/" + leaf;
-        if (!used[index_of(&nw)] && nw.name.size() > suffix.size() && nw.name.compare(nw.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-          if (w) throw IOError("'" + source + "': weight for '" + full + "' is ambiguous: '" + w->name + "' and '" + nw.name + "'");
+        if (!used[index_of(&nw)] && nw.name.size() > suffix.size() &&
+            nw.name.compare(nw.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          if (w)
+            throw IOError("'" + source + "': weight for '" + full + "' is ambiguous: '" + w->name + "' and '" +
+                          nw.name + "'");
           w = &nw;
         }
       }
     }
-    if (!w) throw IOError("'" + source + "': no weight named '" + full + "' (layer '" + full.substr(0, full.rfind('/')) + "', weight '" + var->name + "')");
+    if (!w)
+      throw IOError("'" + source + "': no weight named '" + full + "' (layer '" + full.substr(0, full.rfind('/')) +
+                    "', weight '" + var->name + "')");
     if (w->shape != var->value.shape())
-      throw ShapeError("'" + source + "': layer '" + full.substr(0, full.rfind('/')) + "' weight '" + var->name + "' expects shape " +
-                       shape_str(var->value.shape()) + ", the file has " + shape_str(w->shape) + " ('" + w->name + "')");
+      throw ShapeError("'" + source + "': layer '" + full.substr(0, full.rfind('/')) + "' weight '" + var->name +
+                       "' expects shape " + shape_str(var->value.shape()) + ", the file has " + shape_str(w->shape) +
+                       " ('" + w->name + "')");
     used[index_of(w)] = true;
     r.push_back({var, index_of(w)});
   }
   if (!allow_unused)
     for (std::size_t i = 0; i < weights.size(); ++i)
-      if (!used[i]) throw IOError("'" + source + "': weight '" + weights[i].name + "' matches no variable of model '" + model.name() + "'");
+      if (!used[i])
+        throw IOError("'" + source + "': weight '" + weights[i].name + "' matches no variable of model '" +
+                      model.name() + "'");
   return r;
 }
 
 /// Assigns weights (with their values read) to the model's variables by name (see match_weights).
 template <class T>
-void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source, bool allow_unused = false) {
+void assign_weights(Model<T>& model, const std::vector<NamedWeight>& weights, const std::string& source,
+                    bool allow_unused = false) {
   for (auto& [var, wi] : match_weights(model, weights, source, allow_unused)) {
     const NamedWeight& w = weights[wi];
     if (static_cast<Index>(w.values.size()) != var->value.size())
-      throw IOError("'" + source + "': weight '" + w.name + "' has no values (read_artifacts was called without its data)");
+      throw IOError("'" + source + "': weight '" + w.name +
+                    "' has no values (read_artifacts was called without its data)");
     for (Index i = 0; i < var->value.size(); ++i) var->value[i] = static_cast<T>(w.values[i]);
     var->changed();
   }
@@ -542,7 +588,8 @@ void load_weights(Model<T>& model, const std::string& path, bool allow_unused = 
 template <class T = float>
 std::shared_ptr<Model<T>> load_model(const std::string& path) {
   auto a = read_artifacts(path, false);
-  if (a.topology.is_null()) throw IOError("'" + a.path + "' holds weights only (no modelTopology): build the model and call load_weights");
+  if (a.topology.is_null())
+    throw IOError("'" + a.path + "' holds weights only (no modelTopology): build the model and call load_weights");
   std::shared_ptr<Model<T>> m;
   try {
     WeightBudget budget(a.weight_elements(), "'" + a.path + "'");
@@ -614,15 +661,19 @@ void detail::save_artifacts(Model<T>& model, const std::string& dir, bool weight
   if (fs::exists(json_path)) {  // keep the old shard until the new model.json is in place
     try {
       old = json::parse(read_file(json_path.string()));
-    } catch (...) {
-    }
+    } catch (...) {}
     for (int i = 1; fs::exists(fs::path(dir) / shard); ++i) shard = "group1-shard1of1-v" + std::to_string(i) + ".bin";
   }
   write_file_atomic((fs::path(dir) / shard).string(), data);
-  json topology = {{"class_name", model.class_name()}, {"config", model.get_config()}, {"keras_version", "tfjs-layers 4.22.0"}, {"backend", "tensor_flow.js"}};
+  json topology = {{"class_name", model.class_name()},
+                   {"config", model.get_config()},
+                   {"keras_version", "tfjs-layers 4.22.0"},
+                   {"backend", "tensor_flow.js"}};
   // generatedBy names the producer and its version, as TF.js writes "TensorFlow.js tfjs-layers v4.22.0"
   // and tensorflowjs_converter "keras v2.13.1".
-  json j = {{"format", "layers-model"}, {"generatedBy", "kerascpp v" KERASCPP_VERSION_STRING}, {"convertedBy", nullptr},
+  json j = {{"format", "layers-model"},
+            {"generatedBy", "kerascpp v" KERASCPP_VERSION_STRING},
+            {"convertedBy", nullptr},
             {"modelTopology", weights_only ? json(nullptr) : topology},
             {"weightsManifest", json::array({{{"paths", json::array({shard})}, {"weights", weights}}})}};
   if (!model.metadata.is_null() && !weights_only) j["userDefinedMetadata"] = model.metadata;
@@ -642,7 +693,8 @@ void detail::save_artifacts(Model<T>& model, const std::string& dir, bool weight
     if (f == shard) continue;
     auto t = f.rfind(".tmp");
     bool temp = t != std::string::npos && t + 4 < f.size() &&
-                std::all_of(f.begin() + static_cast<std::ptrdiff_t>(t + 4), f.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                std::all_of(f.begin() + static_cast<std::ptrdiff_t>(t + 4), f.end(),
+                            [](char c) { return c >= '0' && c <= '9'; }) &&
                 (f.rfind("model.json", 0) == 0 || f.rfind("group1-shard1of1", 0) == 0);
     bool orphan = f.rfind("group1-shard1of1-v", 0) == 0 && f.size() > 4 && f.compare(f.size() - 4, 4, ".bin") == 0;
     if (temp || orphan) fs::remove(e.path(), ec);

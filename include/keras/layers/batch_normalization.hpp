@@ -34,9 +34,11 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     if (in[0].size() < 2 || in[0].back() < 0)
-      throw ShapeError("layer '" + this->name() + "' (BatchNormalization): needs a known channel axis, got " + shape_str(in[0]));
+      throw ShapeError("layer '" + this->name() + "' (BatchNormalization): needs a known channel axis, got " +
+                       shape_str(in[0]));
     if (o_.axis != -1 && o_.axis != static_cast<int>(in[0].size()) - 1)
-      throw ValueError("layer '" + this->name() + "' (BatchNormalization): only the last axis is supported, got axis " + std::to_string(o_.axis));
+      throw ValueError("layer '" + this->name() + "' (BatchNormalization): only the last axis is supported, got axis " +
+                       std::to_string(o_.axis));
     return in[0];
   }
   /// A frozen BatchNormalization always uses its moving statistics.
@@ -166,12 +168,14 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     const T* __restrict k1 = k1_.data();
     const T* __restrict k2 = k2_.data();
     const T* __restrict m = mean_.data();
-    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, xp, a, k1, k2, m, C](Index r_begin, Index r_end) {
-      for (Index r = r_begin; r < r_end; ++r) {
+    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1,
+                        [dxp, gp, xp, a, k1, k2, m, C](Index r_begin, Index r_end) {
+                          for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
-        for (Index c = 0; c < C; ++c) dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
-      }
-    });
+                            for (Index c = 0; c < C; ++c)
+                              dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
+                          }
+                        });
   }
 
   json get_config() const override {
@@ -185,7 +189,8 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     c["gamma_initializer"] = initializers::Initializer("ones").to_json();
     c["moving_mean_initializer"] = initializers::Initializer("zeros").to_json();
     c["moving_variance_initializer"] = initializers::Initializer("ones").to_json();
-    for (const char* k : {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"}) c[k] = nullptr;
+    for (const char* k : {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"})
+      c[k] = nullptr;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
@@ -194,7 +199,8 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     const std::string who = "BatchNormalization '" + o.name + "'";
     if (c.contains("axis") && !c["axis"].is_null()) {
       auto& a = c["axis"];
-      if (a.is_array() && a.size() != 1) throw ValueError(who + ": several axes are not supported, got " + a.dump().substr(0, 80));
+      if (a.is_array() && a.size() != 1)
+        throw ValueError(who + ": several axes are not supported, got " + a.dump().substr(0, 80));
       o.axis = static_cast<int>(config::to_int(a.is_array() ? a[0] : a, who, "axis", -9, 9));
     }
     o.momentum = config::get_number(c, "momentum", 0.99, who, 0.0, 1.0);
@@ -249,7 +255,8 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     partial_.assign(static_cast<std::size_t>(chunks * 2 * C), 0.0);
     double* part = partial_.data();
     keras::parallel_for(chunks, 1, (M * C > 65536) ? get_num_threads() : 1, [&](Index k_begin, Index k_end) {
-      for (Index k = k_begin; k < k_end; ++k) body(k * rows, std::min(M, (k + 1) * rows), part + k * 2 * C, part + k * 2 * C + C);
+      for (Index k = k_begin; k < k_end; ++k)
+        body(k * rows, std::min(M, (k + 1) * rows), part + k * 2 * C, part + k * 2 * C + C);
     });
     sums_.assign(static_cast<std::size_t>(2 * C), 0.0);
     for (Index k = 0; k < chunks; ++k)
@@ -280,6 +287,5 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     }
   }
 };
-
 
 }  // namespace keras::layers

@@ -36,7 +36,8 @@ namespace detail {
 inline Shape conv_output_shape(const std::string& layer, const std::string& cls, const Shape& in, Size2 k, Size2 s,
                                const std::string& padding, Size2 d, Index out_channels) {
   if (in.size() != 4)
-    throw ShapeError("layer '" + layer + "' (" + cls + "): expected input of rank 4 (batch, rows, cols, channels), got shape " + shape_str(in));
+    throw ShapeError("layer '" + layer + "' (" + cls +
+                     "): expected input of rank 4 (batch, rows, cols, channels), got shape " + shape_str(in));
   Shape out{in[0], -1, -1, out_channels};
   if (in[1] >= 0 && in[2] >= 0) {
     auto g = ops::conv_geometry(in[1], in[2], std::max<Index>(in[3], 1), k.h, k.w, s.h, s.w, padding, d.h, d.w);
@@ -46,10 +47,13 @@ inline Shape conv_output_shape(const std::string& layer, const std::string& cls,
   return out;
 }
 inline void check_positive(const std::string& cls, const char* what, Size2 v) {
-  if (v.h <= 0 || v.w <= 0) throw ValueError(cls + ": " + what + " must be positive, got (" + std::to_string(v.h) + ", " + std::to_string(v.w) + ")");
+  if (v.h <= 0 || v.w <= 0)
+    throw ValueError(cls + ": " + what + " must be positive, got (" + std::to_string(v.h) + ", " + std::to_string(v.w) +
+                     ")");
 }
 /// Constructor checks shared by the windowed layers (Conv2D, DepthwiseConv2D).
-inline void check_window_args(const std::string& cls, Size2 k, Size2 strides, Size2 dilation, const std::string& padding) {
+inline void check_window_args(const std::string& cls, Size2 k, Size2 strides, Size2 dilation,
+                              const std::string& padding) {
   check_positive(cls, "kernel_size", k);
   check_positive(cls, "strides", strides);
   check_positive(cls, "dilation_rate", dilation);
@@ -57,11 +61,14 @@ inline void check_window_args(const std::string& cls, Size2 k, Size2 strides, Si
 }
 /// Recomputes `g` when x's spatial shape or channels differ from the last call's.
 template <class T>
-void update_window_geometry(ops::Conv2DGeometry& g, const Tensor<T>& x, const std::string& layer, const std::string& cls, Size2 k,
-                            Size2 strides, const std::string& padding, Size2 dilation) {
-  if (x.rank() != 4) throw ShapeError("layer '" + layer + "' (" + cls + "): expected a 4-d input, got " + shape_str(x.shape()));
+void update_window_geometry(ops::Conv2DGeometry& g, const Tensor<T>& x, const std::string& layer,
+                            const std::string& cls, Size2 k, Size2 strides, const std::string& padding,
+                            Size2 dilation) {
+  if (x.rank() != 4)
+    throw ShapeError("layer '" + layer + "' (" + cls + "): expected a 4-d input, got " + shape_str(x.shape()));
   if (g.in_h != x.dim(1) || g.in_w != x.dim(2) || g.in_c != x.dim(3))
-    g = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k.h, k.w, strides.h, strides.w, padding, dilation.h, dilation.w);
+    g = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k.h, k.w, strides.h, strides.w, padding, dilation.h,
+                           dilation.w);
 }
 /// The Keras config keys shared by Conv2D and DepthwiseConv2D.
 template <class O>
@@ -82,12 +89,14 @@ O read_window_options(const json& c, const char* cls) {
   const std::string who = config::where(cls, c);
   if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"], who, "strides");
   o.padding = config::get_string(c, "padding", "valid", who);
-  if (c.contains("dilation_rate") && !c["dilation_rate"].is_null()) o.dilation_rate = Size2::from_json(c["dilation_rate"], who, "dilation_rate");
+  if (c.contains("dilation_rate") && !c["dilation_rate"].is_null())
+    o.dilation_rate = Size2::from_json(c["dilation_rate"], who, "dilation_rate");
   if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
   o.use_bias = config::get_bool(c, "use_bias", true, who);
   if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
     throw ValueError(std::string(cls) + " '" + o.name + "': only data_format channels_last is supported");
-  if (c.contains("bias_initializer") && !c["bias_initializer"].is_null()) o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+  if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
+    o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
   return o;
 }
 }  // namespace detail
@@ -110,7 +119,11 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
  public:
   KERAS_LAYER(Conv2D)
   Conv2D(Index filters, Size2 kernel_size, Conv2DOptions o = {})
-      : Layer<T>(o.name, o.input_shape), filters_(filters), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
+      : Layer<T>(o.name, o.input_shape),
+        filters_(filters),
+        k_(kernel_size),
+        o_(std::move(o)),
+        act_(activation_from_name(o_.activation)) {
     if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
     detail::check_window_args("Conv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }
@@ -125,8 +138,11 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
 
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    Shape out = detail::conv_output_shape(this->name(), "Conv2D", in[0], k_, o_.strides, o_.padding, o_.dilation_rate, filters_);
-    if (in[0][3] < 0) throw ShapeError("layer '" + this->name() + "' (Conv2D): the channel dimension of the input must be known, got " + shape_str(in[0]));
+    Shape out = detail::conv_output_shape(this->name(), "Conv2D", in[0], k_, o_.strides, o_.padding, o_.dilation_rate,
+                                          filters_);
+    if (in[0][3] < 0)
+      throw ShapeError("layer '" + this->name() + "' (Conv2D): the channel dimension of the input must be known, got " +
+                       shape_str(in[0]));
     return out;
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
@@ -138,7 +154,9 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
   }
   /// Reentrant: local geometry, the calling thread's workspace, activation applied in place.
   void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override { inference(in, y, nullptr); }
-  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override { inference(in, y, &ep); }
+  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
+    inference(in, y, &ep);
+  }
   void inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) {
     const Tensor<T>& x = *in.at(0);
     ops::Conv2DGeometry g;
@@ -154,8 +172,8 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     detail::update_window_geometry(geom_, x, this->name(), "Conv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
     ops::conv2d_forward(geom_, x, kvar().value, bias() ? &bias()->value : nullptr, y, ws_, &ep);
   }
-  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
-                            const typename Layer<T>::GradInputs& dx) override {
+  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                            const ops::Epilogue<T>& ep, const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     bool vg = this->needs_variable_grads();
     const ops::Conv2DGeometry g = ops::with_input(geom_, x, "Conv2D backward");
@@ -168,7 +186,8 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     }
     dz_.resize(y.shape());
     ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
-    ops::conv2d_backward(geom_, x, kvar().value, dz_, dx.at(0), vg ? &kvar().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::conv2d_backward(geom_, x, kvar().value, dz_, dx.at(0), vg ? &kvar().grad : nullptr,
+                         vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -179,7 +198,8 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
       dz = &dz_;
     }
     bool vg = this->needs_variable_grads();
-    ops::conv2d_backward(geom_, x, kvar().value, *dz, dx.at(0), vg ? &kvar().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::conv2d_backward(geom_, x, kvar().value, *dz, dx.at(0), vg ? &kvar().grad : nullptr,
+                         vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -187,7 +207,9 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     detail::write_window_config(c, k_, o_);
     c["groups"] = 1;
     c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    for (const char* k : {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"}) c[k] = nullptr;
+    for (const char* k :
+         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
+      c[k] = nullptr;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
@@ -195,9 +217,11 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     const std::string who = config::where("Conv2D", c);
     if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
       throw ValueError("Conv2D '" + o.name + "': groups != 1 is not supported");
-    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null()) o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    return std::make_shared<Conv2D>(config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
-                                    Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
+    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
+      o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
+    return std::make_shared<Conv2D>(
+        config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
+        Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:
@@ -254,6 +278,5 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
   ops::Conv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
 };
-
 
 }  // namespace keras::layers

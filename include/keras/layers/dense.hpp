@@ -16,7 +16,7 @@ struct DenseOptions {
   initializers::Initializer bias_initializer = "zeros";
   std::string name;
   std::optional<std::uint64_t> seed;  ///< seed for the kernel initializer (default: global seed)
-  Shape input_shape;  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
+  Shape input_shape;                  ///< per-sample input shape (Keras's legacy input_shape; see LayerOptions)
 };
 
 template <class T = float>
@@ -24,7 +24,10 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
  public:
   KERAS_LAYER(Dense)
   explicit Dense(Index units, DenseOptions o = {})
-      : Layer<T>(o.name, o.input_shape), units_(units), o_(std::move(o)), act_(keras::activation_from_name(o_.activation)) {
+      : Layer<T>(o.name, o.input_shape),
+        units_(units),
+        o_(std::move(o)),
+        act_(keras::activation_from_name(o_.activation)) {
     if (units <= 0) throw ValueError("Dense: units must be positive, got " + std::to_string(units));
   }
 
@@ -37,8 +40,12 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
 
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    if (in[0].size() < 2) throw ShapeError("layer '" + this->name() + "' (Dense): expected input of rank >= 2, got shape " + shape_str(in[0]));
-    if (in[0].back() < 0) throw ShapeError("layer '" + this->name() + "' (Dense): the last dimension of the input must be known, got " + shape_str(in[0]));
+    if (in[0].size() < 2)
+      throw ShapeError("layer '" + this->name() + "' (Dense): expected input of rank >= 2, got shape " +
+                       shape_str(in[0]));
+    if (in[0].back() < 0)
+      throw ShapeError("layer '" + this->name() + "' (Dense): the last dimension of the input must be known, got " +
+                       shape_str(in[0]));
     Shape s = in[0];
     s.back() = units_;
     return s;
@@ -68,7 +75,8 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
   const Tensor<T>& logits(const typename Layer<T>::Inputs&) const override { return z_; }
   void forward_logits(const typename Layer<T>::Inputs& in, Tensor<T>& z) override { affine(*in.at(0), z); }
   /// Gradients from d(loss)/d(x . kernel + bias).
-  void backward_logits(const typename Layer<T>::Inputs& in, const Tensor<T>& dzr, const typename Layer<T>::GradInputs& dx) override {
+  void backward_logits(const typename Layer<T>::Inputs& in, const Tensor<T>& dzr,
+                       const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     const Tensor<T>* dz = &dzr;
     const Index K = x.dim(-1), M = x.size() / K, U = units_;
@@ -92,7 +100,8 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
     c["use_bias"] = o_.use_bias;
     c["kernel_initializer"] = o_.kernel_initializer.to_json();
     c["bias_initializer"] = o_.bias_initializer.to_json();
-    for (const char* k : {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
+    for (const char* k :
+         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
       c[k] = nullptr;
     return c;
   }
@@ -106,7 +115,8 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
       o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
     if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
       o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
-    return std::make_shared<Dense>(config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim), o);
+    return std::make_shared<Dense>(config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim),
+                                   o);
   }
 
  protected:
@@ -142,6 +152,5 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
   keras::Activation act_;
   Tensor<T> z_, dz_;
 };
-
 
 }  // namespace keras::layers

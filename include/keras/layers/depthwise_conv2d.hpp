@@ -27,7 +27,9 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
   KERAS_LAYER(DepthwiseConv2D)
   explicit DepthwiseConv2D(Size2 kernel_size, DepthwiseConv2DOptions o = {})
       : Layer<T>(o.name, o.input_shape), k_(kernel_size), o_(std::move(o)), act_(activation_from_name(o_.activation)) {
-    if (o_.depth_multiplier <= 0) throw ValueError("DepthwiseConv2D: depth_multiplier must be positive, got " + std::to_string(o_.depth_multiplier));
+    if (o_.depth_multiplier <= 0)
+      throw ValueError("DepthwiseConv2D: depth_multiplier must be positive, got " +
+                       std::to_string(o_.depth_multiplier));
     detail::check_window_args("DepthwiseConv2D", k_, o_.strides, o_.dilation_rate, o_.padding);
   }
   Variable<T>& depthwise_kernel() { return *this->variables_.at(0); }
@@ -36,21 +38,27 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
 
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    Shape out = detail::conv_output_shape(this->name(), "DepthwiseConv2D", in[0], k_, o_.strides, o_.padding, o_.dilation_rate,
-                                          in[0].size() == 4 ? in[0][3] * o_.depth_multiplier : -1);
-    if (in[0][3] < 0) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): the channel dimension of the input must be known, got " + shape_str(in[0]));
+    Shape out = detail::conv_output_shape(this->name(), "DepthwiseConv2D", in[0], k_, o_.strides, o_.padding,
+                                          o_.dilation_rate, in[0].size() == 4 ? in[0][3] * o_.depth_multiplier : -1);
+    if (in[0][3] < 0)
+      throw ShapeError("layer '" + this->name() +
+                       "' (DepthwiseConv2D): the channel dimension of the input must be known, got " +
+                       shape_str(in[0]));
     return out;
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding,
+                                   o_.dilation_rate);
     Tensor<T>& z = act_ == keras::Activation::Linear ? y : z_;
     ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, z);
     if (act_ != keras::Activation::Linear) activation_forward(act_, z_, y);
   }
   /// Reentrant: local geometry, activation applied in place.
   void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override { inference(in, y, nullptr); }
-  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override { inference(in, y, &ep); }
+  void forward_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
+    inference(in, y, &ep);
+  }
   void inference(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>* ep) {
     const Tensor<T>& x = *in.at(0);
     ops::Conv2DGeometry g;
@@ -65,24 +73,30 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
   void forward_fused_padded(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep,
                             const std::array<Index, 4>& pad) override {
     const Tensor<T>& x = *in.at(0);
-    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " + shape_str(x.shape()));
-    const ops::Conv2DGeometry padded = ops::conv_geometry(x.dim(1) + pad[0] + pad[1], x.dim(2) + pad[2] + pad[3], x.dim(3), k_.h, k_.w,
-                                                          o_.strides.h, o_.strides.w, o_.padding, o_.dilation_rate.h, o_.dilation_rate.w);
-    ops::depthwise_conv2d_forward(ops::through_zero_padding(padded, pad), x, kernel().value, bias() ? &bias()->value : nullptr, y, &ep);
+    if (x.rank() != 4)
+      throw ShapeError("layer '" + this->name() + "' (DepthwiseConv2D): expected a 4-d input, got " +
+                       shape_str(x.shape()));
+    const ops::Conv2DGeometry padded =
+        ops::conv_geometry(x.dim(1) + pad[0] + pad[1], x.dim(2) + pad[2] + pad[3], x.dim(3), k_.h, k_.w, o_.strides.h,
+                           o_.strides.w, o_.padding, o_.dilation_rate.h, o_.dilation_rate.w);
+    ops::depthwise_conv2d_forward(ops::through_zero_padding(padded, pad), x, kernel().value,
+                                  bias() ? &bias()->value : nullptr, y, &ep);
   }
   /// Training chain conv -> frozen BN -> [ReLU] (engine/fusion.hpp; only when accepts_epilogue()).
   void forward_train_fused(const typename Layer<T>::Inputs& in, Tensor<T>& y, const ops::Epilogue<T>& ep) override {
     const Tensor<T>& x = *in.at(0);
-    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding, o_.dilation_rate);
+    detail::update_window_geometry(geom_, x, this->name(), "DepthwiseConv2D", k_, o_.strides, o_.padding,
+                                   o_.dilation_rate);
     ops::depthwise_conv2d_forward(geom_, x, kernel().value, bias() ? &bias()->value : nullptr, y, &ep);
   }
-  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, const ops::Epilogue<T>& ep,
-                            const typename Layer<T>::GradInputs& dx) override {
+  void backward_train_fused(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
+                            const ops::Epilogue<T>& ep, const typename Layer<T>::GradInputs& dx) override {
     const Tensor<T>& x = *in.at(0);
     dz_.resize(y.shape());
     ops::epilogue_backward(ep, y.data(), dy.data(), dz_.data(), y.size() / y.dim(-1), y.dim(-1));
     bool vg = this->needs_variable_grads();
-    ops::depthwise_conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::depthwise_conv2d_backward(geom_, x, kernel().value, dz_, dx.at(0), vg ? &kernel().grad : nullptr,
+                                   vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
@@ -93,22 +107,27 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
       dz = &dz_;
     }
     bool vg = this->needs_variable_grads();
-    ops::depthwise_conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr, vg && bias() ? &bias()->grad : nullptr, ws_);
+    ops::depthwise_conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr,
+                                   vg && bias() ? &bias()->grad : nullptr, ws_);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
     detail::write_window_config(c, k_, o_);
     c["depth_multiplier"] = o_.depth_multiplier;
     c["depthwise_initializer"] = o_.depthwise_initializer.to_json();
-    for (const char* k : {"depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint", "bias_constraint"}) c[k] = nullptr;
+    for (const char* k : {"depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint",
+                          "bias_constraint"})
+      c[k] = nullptr;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     auto o = detail::read_window_options<DepthwiseConv2DOptions>(c, "DepthwiseConv2D");
     const std::string who = config::where("DepthwiseConv2D", c);
     o.depth_multiplier = config::get_int(c, "depth_multiplier", o.depth_multiplier, who, 1, config::kMaxDim);
-    if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null()) o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
-    return std::make_shared<DepthwiseConv2D>(Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
+    if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null())
+      o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
+    return std::make_shared<DepthwiseConv2D>(
+        Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:
@@ -129,6 +148,5 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
   ops::DepthwiseConv2DWorkspace<T> ws_;
   Tensor<T> z_, dz_;
 };
-
 
 }  // namespace keras::layers

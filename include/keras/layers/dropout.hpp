@@ -18,7 +18,10 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
  public:
   KERAS_LAYER(Dropout)
   explicit Dropout(double rate, DropoutOptions o = {})
-      : Layer<T>(std::move(o.name), std::move(o.input_shape)), rate_(rate), seed_(o.seed), rng_(o.seed ? *o.seed : next_global_seed()) {
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)),
+        rate_(rate),
+        seed_(o.seed),
+        rng_(o.seed ? *o.seed : next_global_seed()) {
     if (rate < 0 || rate >= 1) throw ValueError("Dropout: rate must be in [0, 1), got " + std::to_string(rate));
   }
   double rate() const { return rate_; }
@@ -65,7 +68,8 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
     if (c.contains("seed") && c["seed"].is_number_integer()) seed = c["seed"].get<std::uint64_t>();
     const std::string who = config::where("Dropout", c);
     config::require(c, "rate", who);
-    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0), DropoutOptions{seed, config::name(c, "Dropout"), {}});
+    return std::make_shared<Dropout>(config::get_number(c, "rate", 0.0, who, 0.0, 1.0),
+                                     DropoutOptions{seed, config::name(c, "Dropout"), {}});
   }
 
  private:
@@ -75,6 +79,5 @@ class Dropout : public Layer<T>, public InferenceKernel<T> {
   Tensor<T> mask_;
   bool applied_ = false;
 };
-
 
 }  // namespace keras::layers

@@ -38,7 +38,8 @@ class FusableConv : public InferenceKernel<T> {
  public:
   /// False when the layer has its own activation (the epilogue would run before it).
   virtual bool accepts_epilogue() const = 0;
-  virtual void forward_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output, const ops::Epilogue<T>& ep) = 0;
+  virtual void forward_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& output,
+                             const ops::Epilogue<T>& ep) = 0;
   /// True when forward_fused_padded can read the unpadded input of a preceding zero padding
   /// (ZeroPaddingInference): the padded copy is then never written.
   virtual bool accepts_input_padding() const { return false; }
@@ -65,10 +66,12 @@ class FusableTrainingConv {
  public:
   virtual ~FusableTrainingConv() = default;
   /// forward(inputs, y, true) with the epilogue ep (scale, shift, clamp; never a residual) applied to y.
-  virtual void forward_train_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& y, const ops::Epilogue<T>& ep) = 0;
+  virtual void forward_train_fused(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& y,
+                                   const ops::Epilogue<T>& ep) = 0;
   /// backward() of that chain after forward_train_fused: y is the chain's output, dy d(loss)/d(y).
-  virtual void backward_train_fused(const std::vector<const Tensor<T>*>& inputs, const Tensor<T>& y, const Tensor<T>& dy,
-                                    const ops::Epilogue<T>& ep, const std::vector<Tensor<T>*>& dx) = 0;
+  virtual void backward_train_fused(const std::vector<const Tensor<T>*>& inputs, const Tensor<T>& y,
+                                    const Tensor<T>& dy, const ops::Epilogue<T>& ep,
+                                    const std::vector<Tensor<T>*>& dx) = 0;
 };
 
 /// A per-channel affine map in inference mode (BatchNormalization): y = x * scale + shift.

@@ -13,7 +13,8 @@ class Flatten : public Layer<T>, public ReentrantInference {
   explicit Flatten(LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    if (in[0].size() < 2) throw ShapeError("layer '" + this->name() + "' (Flatten): expected input of rank >= 2, got " + shape_str(in[0]));
+    if (in[0].size() < 2)
+      throw ShapeError("layer '" + this->name() + "' (Flatten): expected input of rank >= 2, got " + shape_str(in[0]));
     for (std::size_t i = 1; i < in[0].size(); ++i)
       if (in[0][i] < 0) return {in[0][0], -1};
     return {in[0][0], num_elements(without_batch(in[0]))};  // (checked: throws past 2^48 elements)
@@ -34,8 +35,9 @@ class Flatten : public Layer<T>, public ReentrantInference {
     c["data_format"] = "channels_last";
     return c;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Flatten>(LayerOptions{config::name(c, "Flatten"), {}}); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<Flatten>(LayerOptions{config::name(c, "Flatten"), {}});
+  }
 };
-
 
 }  // namespace keras::layers

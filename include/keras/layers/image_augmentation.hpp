@@ -48,7 +48,8 @@ class RandomImageLayer : public Layer<T>, public InferenceKernel<T> {
   }
   static void check_data_format(const json& c, const std::string& who) {
     const std::string f = config::get_string(c, "data_format", "channels_last", who);
-    if (f != "channels_last") throw ValueError(who + ": only data_format 'channels_last' is supported, got '" + f + "'");
+    if (f != "channels_last")
+      throw ValueError(who + ": only data_format 'channels_last' is supported, got '" + f + "'");
   }
 };
 
@@ -67,8 +68,8 @@ class RandomFlip : public RandomImageLayer<T>, public FiniteAugmentation<T> {
   explicit RandomFlip(std::string mode = "horizontal_and_vertical", RandomFlipOptions o = {})
       : RandomImageLayer<T>(o.seed, std::move(o.name), std::move(o.input_shape)), mode_(std::move(mode)) {
     if (mode_ != "horizontal" && mode_ != "vertical" && mode_ != "horizontal_and_vertical")
-      throw ValueError("RandomFlip '" + this->name() + "': mode must be 'horizontal', 'vertical' or 'horizontal_and_vertical', got '" +
-                       mode_ + "'");
+      throw ValueError("RandomFlip '" + this->name() +
+                       "': mode must be 'horizontal', 'vertical' or 'horizontal_and_vertical', got '" + mode_ + "'");
   }
   const std::string& mode() const { return mode_; }
 
@@ -101,7 +102,8 @@ class RandomFlip : public RandomImageLayer<T>, public FiniteAugmentation<T> {
     draw_outcomes(y.dim(0), last_);
     apply(y, last_);
   }
-  void backward(const typename Layer<T>::Inputs&, const Tensor<T>&, const Tensor<T>& dy, const typename Layer<T>::GradInputs& dx) override {
+  void backward(const typename Layer<T>::Inputs&, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
     *dx[0] = dy;  // a flip is its own inverse and its own transpose
     if (!last_.empty()) apply(*dx[0], last_);
@@ -114,8 +116,9 @@ class RandomFlip : public RandomImageLayer<T>, public FiniteAugmentation<T> {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("RandomFlip", c);
     RandomImageLayer<T>::check_data_format(c, who);
-    return std::make_shared<RandomFlip>(config::get_string(c, "mode", "horizontal_and_vertical", who),
-                                        RandomFlipOptions{RandomImageLayer<T>::seed_from(c, who), config::name(c, "RandomFlip"), {}});
+    return std::make_shared<RandomFlip>(
+        config::get_string(c, "mode", "horizontal_and_vertical", who),
+        RandomFlipOptions{RandomImageLayer<T>::seed_from(c, who), config::name(c, "RandomFlip"), {}});
   }
 
  private:
@@ -164,10 +167,11 @@ class RandomAffineLayer : public RandomImageLayer<T> {
     draw_transforms(n, h, w, transforms_);
     y.resize(x.shape());
     for (Index i = 0; i < n; ++i)
-      ops::affine_transform(x.data() + i * img, y.data() + i * img, h, w, c, transforms_[static_cast<std::size_t>(i)], fill_, bilinear_,
-                            static_cast<T>(opt_.fill_value));
+      ops::affine_transform(x.data() + i * img, y.data() + i * img, h, w, c, transforms_[static_cast<std::size_t>(i)],
+                            fill_, bilinear_, static_cast<T>(opt_.fill_value));
   }
-  void backward(const typename Layer<T>::Inputs&, const Tensor<T>&, const Tensor<T>& dy, const typename Layer<T>::GradInputs& dx) override {
+  void backward(const typename Layer<T>::Inputs&, const Tensor<T>&, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
     if (transforms_.empty()) {
       *dx[0] = dy;
@@ -177,8 +181,8 @@ class RandomAffineLayer : public RandomImageLayer<T> {
     dx[0]->resize(dy.shape());
     dx[0]->setZero();
     for (Index i = 0; i < n; ++i)
-      ops::affine_transform_backward(dy.data() + i * img, dx[0]->data() + i * img, h, w, c, transforms_[static_cast<std::size_t>(i)], fill_,
-                                     bilinear_);
+      ops::affine_transform_backward(dy.data() + i * img, dx[0]->data() + i * img, h, w, c,
+                                     transforms_[static_cast<std::size_t>(i)], fill_, bilinear_);
   }
   const RandomTransformOptions& options() const { return opt_; }
 
@@ -219,13 +223,14 @@ class RandomAffineLayer : public RandomImageLayer<T> {
       const double f = config::get_number(c, key, 0.0, who);
       return {-std::abs(f), std::abs(f)};
     }
-    if (v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number()) return {v[0].get<double>(), v[1].get<double>()};
+    if (v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number())
+      return {v[0].get<double>(), v[1].get<double>()};
     throw ValueError(who + ": '" + key + "' must be a number or a pair [lower, upper], got " + v.dump().substr(0, 80));
   }
   static void check_range(const FactorRange& f, const std::string& who, const char* what, double lo, double hi) {
     if (!(f.first <= f.second) || f.first < lo || f.second > hi)
-      throw ValueError(who + ": " + what + " must be a range [lower, upper] within [" + json(lo).dump() + ", " + json(hi).dump() +
-                       "], got [" + json(f.first).dump() + ", " + json(f.second).dump() + "]");
+      throw ValueError(who + ": " + what + " must be a range [lower, upper] within [" + json(lo).dump() + ", " +
+                       json(hi).dump() + "], got [" + json(f.first).dump() + ", " + json(f.second).dump() + "]");
   }
 
  private:
@@ -240,8 +245,10 @@ template <class T = float>
 class RandomRotation : public RandomAffineLayer<T> {
  public:
   KERAS_LAYER(RandomRotation)
-  explicit RandomRotation(double factor, RandomTransformOptions o = {}) : RandomRotation(FactorRange{-std::abs(factor), std::abs(factor)}, std::move(o)) {}
-  RandomRotation(FactorRange factor, RandomTransformOptions o = {}) : RandomAffineLayer<T>(std::move(o), "RandomRotation"), factor_(factor) {
+  explicit RandomRotation(double factor, RandomTransformOptions o = {})
+      : RandomRotation(FactorRange{-std::abs(factor), std::abs(factor)}, std::move(o)) {}
+  RandomRotation(FactorRange factor, RandomTransformOptions o = {})
+      : RandomAffineLayer<T>(std::move(o), "RandomRotation"), factor_(factor) {
     this->check_range(factor_, "RandomRotation '" + this->name() + "'", "factor", -1.0, 1.0);
   }
   FactorRange factor() const { return factor_; }
@@ -252,7 +259,8 @@ class RandomRotation : public RandomAffineLayer<T> {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("RandomRotation", c);
-    return std::make_shared<RandomRotation>(RandomAffineLayer<T>::factor_from(c, "factor", who), RandomAffineLayer<T>::options_from(c, "RandomRotation"));
+    return std::make_shared<RandomRotation>(RandomAffineLayer<T>::factor_from(c, "factor", who),
+                                            RandomAffineLayer<T>::options_from(c, "RandomRotation"));
   }
 
  protected:
@@ -272,9 +280,12 @@ template <class T = float>
 class RandomZoom : public RandomAffineLayer<T> {
  public:
   KERAS_LAYER(RandomZoom)
-  explicit RandomZoom(double height_factor, std::optional<double> width_factor = std::nullopt, RandomTransformOptions o = {})
+  explicit RandomZoom(double height_factor, std::optional<double> width_factor = std::nullopt,
+                      RandomTransformOptions o = {})
       : RandomZoom(FactorRange{-std::abs(height_factor), std::abs(height_factor)},
-                   width_factor ? std::optional<FactorRange>(FactorRange{-std::abs(*width_factor), std::abs(*width_factor)}) : std::nullopt,
+                   width_factor
+                       ? std::optional<FactorRange>(FactorRange{-std::abs(*width_factor), std::abs(*width_factor)})
+                       : std::nullopt,
                    std::move(o)) {}
   RandomZoom(FactorRange height_factor, std::optional<FactorRange> width_factor, RandomTransformOptions o = {})
       : RandomAffineLayer<T>(std::move(o), "RandomZoom"), height_(height_factor), width_(width_factor) {
@@ -291,7 +302,8 @@ class RandomZoom : public RandomAffineLayer<T> {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("RandomZoom", c);
     std::optional<FactorRange> wf;
-    if (c.contains("width_factor") && !c["width_factor"].is_null()) wf = RandomAffineLayer<T>::factor_from(c, "width_factor", who);
+    if (c.contains("width_factor") && !c["width_factor"].is_null())
+      wf = RandomAffineLayer<T>::factor_from(c, "width_factor", who);
     return std::make_shared<RandomZoom>(RandomAffineLayer<T>::factor_from(c, "height_factor", who), wf,
                                         RandomAffineLayer<T>::options_from(c, "RandomZoom"));
   }
@@ -319,8 +331,8 @@ class RandomTranslation : public RandomAffineLayer<T> {
  public:
   KERAS_LAYER(RandomTranslation)
   RandomTranslation(double height_factor, double width_factor, RandomTransformOptions o = {})
-      : RandomTranslation(FactorRange{-std::abs(height_factor), std::abs(height_factor)}, FactorRange{-std::abs(width_factor), std::abs(width_factor)},
-                          std::move(o)) {}
+      : RandomTranslation(FactorRange{-std::abs(height_factor), std::abs(height_factor)},
+                          FactorRange{-std::abs(width_factor), std::abs(width_factor)}, std::move(o)) {}
   RandomTranslation(FactorRange height_factor, FactorRange width_factor, RandomTransformOptions o = {})
       : RandomAffineLayer<T>(std::move(o), "RandomTranslation"), height_(height_factor), width_(width_factor) {
     const std::string who = "RandomTranslation '" + this->name() + "'";

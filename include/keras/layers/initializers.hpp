@@ -15,14 +15,14 @@ namespace keras::initializers {
 /// "orthogonal" (Keras: QR of a normal matrix over (prod(shape[:-1]), shape[-1]), times `gain`).
 struct Initializer {
   std::string name = "glorot_uniform";
-  double value = 0.0;                     ///< constant
-  double mean = 0.0, stddev = 0.05;       ///< random_normal
-  double minval = -0.05, maxval = 0.05;   ///< random_uniform
-  double gain = 1.0;                      ///< orthogonal
+  double value = 0.0;                    ///< constant
+  double mean = 0.0, stddev = 0.05;      ///< random_normal
+  double minval = -0.05, maxval = 0.05;  ///< random_uniform
+  double gain = 1.0;                     ///< orthogonal
   std::optional<std::uint64_t> seed;
 
   Initializer() = default;
-  Initializer(const char* n) : name(n) {}  // NOLINT: allows .kernel_initializer = "he_normal"
+  Initializer(const char* n) : name(n) {}             // NOLINT: allows .kernel_initializer = "he_normal"
   Initializer(std::string n) : name(std::move(n)) {}  // NOLINT
 
   static const char* keras_class(const std::string& n) {
@@ -44,18 +44,24 @@ struct Initializer {
   /// {"class_name": "GlorotUniform", "config": {"seed": null}}
   nlohmann::json to_json() const {
     nlohmann::json c = nlohmann::json::object();
-    if (name == "constant") c["value"] = value;
-    else if (name == "random_normal" || name == "truncated_normal") c = {{"mean", mean}, {"stddev", stddev}};
-    else if (name == "random_uniform") c = {{"minval", minval}, {"maxval", maxval}};
-    else if (name == "orthogonal") c = {{"gain", gain}};
-    if (name != "zeros" && name != "ones" && name != "constant") c["seed"] = seed ? nlohmann::json(*seed) : nlohmann::json(nullptr);
+    if (name == "constant")
+      c["value"] = value;
+    else if (name == "random_normal" || name == "truncated_normal")
+      c = {{"mean", mean}, {"stddev", stddev}};
+    else if (name == "random_uniform")
+      c = {{"minval", minval}, {"maxval", maxval}};
+    else if (name == "orthogonal")
+      c = {{"gain", gain}};
+    if (name != "zeros" && name != "ones" && name != "constant")
+      c["seed"] = seed ? nlohmann::json(*seed) : nlohmann::json(nullptr);
     return {{"class_name", keras_class(name)}, {"config", c}};
   }
   static Initializer from_json(const nlohmann::json& j) {
     if (j.is_string()) return Initializer(j.get<std::string>());
     std::string cls = j.at("class_name").get<std::string>();
-    static const char* names[] = {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-                                  "zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal",
+    static const char* names[] = {"glorot_uniform", "glorot_normal", "he_uniform",     "he_normal",
+                                  "lecun_uniform",  "lecun_normal",  "zeros",          "ones",
+                                  "constant",       "random_normal", "random_uniform", "truncated_normal",
                                   "orthogonal"};
     Initializer r;
     bool found = false;
@@ -64,8 +70,10 @@ struct Initializer {
         r.name = n;
         found = true;
       }
-    if (cls == "VarianceScaling") r.name = "glorot_uniform";  // approximated; weights are loaded anyway
-    else if (!found) throw ValueError("Unknown initializer: '" + cls + "'");
+    if (cls == "VarianceScaling")
+      r.name = "glorot_uniform";  // approximated; weights are loaded anyway
+    else if (!found)
+      throw ValueError("Unknown initializer: '" + cls + "'");
     if (j.contains("config")) {
       auto& c = j["config"];
       if (c.contains("value") && c["value"].is_number()) r.value = c["value"];
@@ -96,20 +104,34 @@ struct Initializer {
     };
     // Keras's VarianceScaling truncated-normal stddev correction: 0.87962566103423978
     const double tn = 0.87962566103423978;
-    if (name == "glorot_uniform") uniform(std::sqrt(6.0 / (fan_in + fan_out)));
-    else if (name == "glorot_normal") truncated(std::sqrt(2.0 / (fan_in + fan_out)) / tn);
-    else if (name == "he_uniform") uniform(std::sqrt(6.0 / fan_in));
-    else if (name == "he_normal") truncated(std::sqrt(2.0 / fan_in) / tn);
-    else if (name == "lecun_uniform") uniform(std::sqrt(3.0 / fan_in));
-    else if (name == "lecun_normal") truncated(std::sqrt(1.0 / fan_in) / tn);
-    else if (name == "zeros") t.setZero();
-    else if (name == "ones") t.setConstant(T(1));
-    else if (name == "constant") t.setConstant(static_cast<T>(value));
-    else if (name == "random_normal") for (auto& v : t) v = static_cast<T>(rng.normal(mean, stddev));
-    else if (name == "truncated_normal") truncated(stddev, mean);
-    else if (name == "random_uniform") for (auto& v : t) v = static_cast<T>(rng.uniform(minval, maxval));
-    else if (name == "orthogonal") fill_orthogonal(t, rng);
-    else throw ValueError("Unknown initializer: '" + name + "'");
+    if (name == "glorot_uniform")
+      uniform(std::sqrt(6.0 / (fan_in + fan_out)));
+    else if (name == "glorot_normal")
+      truncated(std::sqrt(2.0 / (fan_in + fan_out)) / tn);
+    else if (name == "he_uniform")
+      uniform(std::sqrt(6.0 / fan_in));
+    else if (name == "he_normal")
+      truncated(std::sqrt(2.0 / fan_in) / tn);
+    else if (name == "lecun_uniform")
+      uniform(std::sqrt(3.0 / fan_in));
+    else if (name == "lecun_normal")
+      truncated(std::sqrt(1.0 / fan_in) / tn);
+    else if (name == "zeros")
+      t.setZero();
+    else if (name == "ones")
+      t.setConstant(T(1));
+    else if (name == "constant")
+      t.setConstant(static_cast<T>(value));
+    else if (name == "random_normal")
+      for (auto& v : t) v = static_cast<T>(rng.normal(mean, stddev));
+    else if (name == "truncated_normal")
+      truncated(stddev, mean);
+    else if (name == "random_uniform")
+      for (auto& v : t) v = static_cast<T>(rng.uniform(minval, maxval));
+    else if (name == "orthogonal")
+      fill_orthogonal(t, rng);
+    else
+      throw ValueError("Unknown initializer: '" + name + "'");
   }
 
  private:

@@ -6,8 +6,8 @@
 namespace keras::layers {
 
 struct InputLayerOptions {
-  Shape shape;             ///< per-sample shape, without the batch dimension
-  Index batch_size = -1;   ///< fixed batch size, or -1 (None)
+  Shape shape;            ///< per-sample shape, without the batch dimension
+  Index batch_size = -1;  ///< fixed batch size, or -1 (None)
   std::string name;
 };
 
@@ -33,10 +33,16 @@ class InputLayer : public Layer<T> {
     InputLayerOptions o;
     o.name = config::name(c, "InputLayer");
     const std::string who = "InputLayer '" + o.name + "'";
-    const json* bis = c.contains("batch_input_shape") ? &c["batch_input_shape"] : c.contains("batch_shape") ? &c["batch_shape"] : nullptr;
+    const json* bis = c.contains("batch_input_shape") ? &c["batch_input_shape"]
+                      : c.contains("batch_shape")     ? &c["batch_shape"]
+                                                      : nullptr;
     if (!bis || !bis->is_array() || bis->empty()) throw ValueError(who + ": config has no batch_input_shape");
-    if (bis->size() > 9) throw ValueError(who + ": batch_input_shape " + bis->dump().substr(0, 80) + " has rank " + std::to_string(bis->size()) + ", at most 9 is supported");
-    auto dim = [&](const json& d) { return d.is_null() ? Index(-1) : config::to_int(d, who, "batch_input_shape", -1, config::kMaxDim); };
+    if (bis->size() > 9)
+      throw ValueError(who + ": batch_input_shape " + bis->dump().substr(0, 80) + " has rank " +
+                       std::to_string(bis->size()) + ", at most 9 is supported");
+    auto dim = [&](const json& d) {
+      return d.is_null() ? Index(-1) : config::to_int(d, who, "batch_input_shape", -1, config::kMaxDim);
+    };
     o.batch_size = dim((*bis)[0]);
     for (std::size_t i = 1; i < bis->size(); ++i) o.shape.push_back(dim((*bis)[i]));
     Shape known;
@@ -44,7 +50,8 @@ class InputLayer : public Layer<T> {
     try {
       num_elements(known);
     } catch (const ValueError& e) {
-      throw ValueError(who + ": batch_input_shape " + shape_str(with_batch(o.shape, o.batch_size)) + ": one sample would have more than 2^48 elements");
+      throw ValueError(who + ": batch_input_shape " + shape_str(with_batch(o.shape, o.batch_size)) +
+                       ": one sample would have more than 2^48 elements");
     }
     return std::make_shared<InputLayer>(o);
   }
@@ -62,6 +69,5 @@ class InputLayer : public Layer<T> {
   Shape shape_;
   Index batch_size_;
 };
-
 
 }  // namespace keras::layers

@@ -78,8 +78,9 @@ inline std::string unique_name(const std::string& class_name) {
 /// have none of their own: Flatten, Reshape, ZeroPadding2D, Rescaling, Activation, Softmax, Add,
 /// Concatenate. Layers with their own options (DenseOptions, ...) end with these two fields.
 struct LayerOptions {
-  std::string name;   ///< empty: Keras's automatic name ("flatten", "flatten_1", ...)
-  Shape input_shape;  ///< per-sample input shape (no batch axis); on a Sequential's first layer it creates the InputLayer
+  std::string name;  ///< empty: Keras's automatic name ("flatten", "flatten_1", ...)
+  Shape
+      input_shape;  ///< per-sample input shape (no batch axis); on a Sequential's first layer it creates the InputLayer
 };
 
 template <class T = float>
@@ -92,7 +93,8 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
   /// `input_shape` is Keras's legacy keyword (per-sample shape, no batch dimension; empty: none):
   /// on the first layer of a Sequential it creates the InputLayer, elsewhere it is ignored.
-  explicit Layer(std::string name = "", Shape input_shape = {}) : name_(std::move(name)), input_shape_arg_(std::move(input_shape)) {}
+  explicit Layer(std::string name = "", Shape input_shape = {})
+      : name_(std::move(name)), input_shape_arg_(std::move(input_shape)) {}
   virtual ~Layer() = default;
   Layer(Layer&&) = default;
   Layer& operator=(Layer&&) = default;
@@ -145,8 +147,10 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
 
   /// Eager call on one tensor (builds on first use): y = layer(x).
   Tensor<T> call(const Tensor<T>& x, bool training = false) {
-    if (built_) check_input_shapes({x.shape()});
-    else build(with_unknown_batch(x.shape()));
+    if (built_)
+      check_input_shapes({x.shape()});
+    else
+      build(with_unknown_batch(x.shape()));
     Tensor<T> y;
     forward({&x}, y, training);
     return y;
@@ -200,9 +204,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   bool needs_variable_grads() const { return trainable_ && !const_cast<Layer*>(this)->trainable_variables().empty(); }
 
   /// Keras config (JSON-compatible): name, trainable, dtype and the layer's own arguments.
-  virtual json get_config() const {
-    return json{{"name", name()}, {"trainable", trainable_}, {"dtype", dtype_name()}};
-  }
+  virtual json get_config() const { return json{{"name", name()}, {"trainable", trainable_}, {"dtype", dtype_name()}}; }
   static const char* dtype_name() { return sizeof(T) == 8 ? "float64" : "float32"; }
 
   // ---- functional API ---------------------------------------------------------------------
@@ -210,19 +212,28 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// The call itself is the engine's (keras::call_layer in engine/keras_tensor.hpp, found when the
   /// argument's type is known), so this header knows nothing of graphs.
   template <class X>
-  auto operator()(const X& x) & { return call_layer(*this, false, x); }
+  auto operator()(const X& x) & {
+    return call_layer(*this, false, x);
+  }
   template <class X>
-  auto operator()(const X& x) && { return call_layer(*this, true, x); }
+  auto operator()(const X& x) && {
+    return call_layer(*this, true, x);
+  }
   template <class X>
-  auto operator()(std::initializer_list<X> xs) & { return call_layer(*this, false, std::vector<X>(xs)); }
+  auto operator()(std::initializer_list<X> xs) & {
+    return call_layer(*this, false, std::vector<X>(xs));
+  }
   template <class X>
-  auto operator()(std::initializer_list<X> xs) && { return call_layer(*this, true, std::vector<X>(xs)); }
+  auto operator()(std::initializer_list<X> xs) && {
+    return call_layer(*this, true, std::vector<X>(xs));
+  }
 
   /// Moves this layer into a shared_ptr (so a temporary layer can join a graph). KERAS_LAYER
   /// implements it; layers without it must be created with std::make_shared.
   virtual std::shared_ptr<Layer<T>> move_to_shared() {
-    throw StateError("layer '" + name() + "' (" + class_name() +
-                     ") cannot be moved into a model: add KERAS_LAYER(ClassName) to the class or create it with std::make_shared");
+    throw StateError(
+        "layer '" + name() + "' (" + class_name() +
+        ") cannot be moved into a model: add KERAS_LAYER(ClassName) to the class or create it with std::make_shared");
   }
 
  protected:
@@ -252,8 +263,8 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
                        std::to_string(shapes.size()));
     for (std::size_t i = 0; i < shapes.size(); ++i)
       if (!shapes_compatible(shapes[i], input_shapes_[i]))
-        throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected input shape " + shape_str(input_shapes_[i]) +
-                         ", got " + shape_str(shapes[i]));
+        throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected input shape " +
+                         shape_str(input_shapes_[i]) + ", got " + shape_str(shapes[i]));
   }
   static Shape with_unknown_batch(Shape s) {
     if (!s.empty()) s[0] = -1;
@@ -262,14 +273,14 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// Throws unless exactly n inputs were given.
   void expect_inputs(const std::vector<Shape>& shapes, std::size_t n) const {
     if (shapes.size() != n)
-      throw ShapeError("layer '" + name() + "' (" + class_name() + ") expects " + std::to_string(n) + " input(s), got " +
-                       std::to_string(shapes.size()));
+      throw ShapeError("layer '" + name() + "' (" + class_name() + ") expects " + std::to_string(n) +
+                       " input(s), got " + std::to_string(shapes.size()));
   }
   /// Throws unless the input has the given rank (batch included).
   void expect_rank(const Shape& s, std::size_t rank, const char* what = "input") const {
     if (s.size() != rank)
-      throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected " + what + " of rank " + std::to_string(rank) +
-                       " (batch included), got shape " + shape_str(s));
+      throw ShapeError("layer '" + name() + "' (" + class_name() + "): expected " + what + " of rank " +
+                       std::to_string(rank) + " (batch included), got shape " + shape_str(s));
   }
 
   /// For containers (models) that are built on construction.

@@ -14,16 +14,20 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
   explicit Add(LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)) {}
   bool multiple_inputs() const override { return true; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
-    if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Add) should be called on a list of at least 2 inputs, got " + std::to_string(in.size()));
+    if (in.size() < 2)
+      throw ValueError("layer '" + this->name() + "' (Add) should be called on a list of at least 2 inputs, got " +
+                       std::to_string(in.size()));
     for (auto& s : in)
       if (!shapes_compatible(s, in[0]))
-        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(s));
+        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " +
+                         shape_str(in[0]) + " and " + shape_str(s));
     return in[0];
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     for (std::size_t i = 1; i < in.size(); ++i)
       if (in[i]->shape() != in[0]->shape())
-        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " + shape_str(in[0]->shape()) + " and " + shape_str(in[i]->shape()));
+        throw ShapeError("layer '" + this->name() + "' (Add): inputs must have the same shape, got " +
+                         shape_str(in[0]->shape()) + " and " + shape_str(in[i]->shape()));
     y.resize(in[0]->shape());
     const Index n = y.size();
     T* yp = y.data();
@@ -40,30 +44,38 @@ class Add : public Layer<T>, public ReentrantInference, public ElementwiseSum {
     for (auto* d : dx)
       if (d) *d = dy;
   }
-  static std::shared_ptr<Layer<T>> from_config(const json& c) { return std::make_shared<Add>(LayerOptions{config::name(c, "Add"), {}}); }
+  static std::shared_ptr<Layer<T>> from_config(const json& c) {
+    return std::make_shared<Add>(LayerOptions{config::name(c, "Add"), {}});
+  }
 };
 
 template <class T = float>
 class Concatenate : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Concatenate)
-  explicit Concatenate(int axis = -1, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), axis_(axis) {}
+  explicit Concatenate(int axis = -1, LayerOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), axis_(axis) {}
   /// Concatenate({.name = "cat"}): the default axis with options.
   explicit Concatenate(LayerOptions o) : Concatenate(-1, std::move(o)) {}
   bool multiple_inputs() const override { return true; }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
-    if (in.size() < 2) throw ValueError("layer '" + this->name() + "' (Concatenate) should be called on a list of at least 2 inputs");
+    if (in.size() < 2)
+      throw ValueError("layer '" + this->name() + "' (Concatenate) should be called on a list of at least 2 inputs");
     int rank = static_cast<int>(in[0].size());
     int ax = axis_ < 0 ? axis_ + rank : axis_;
-    if (ax <= 0 || ax >= rank) throw ValueError("layer '" + this->name() + "' (Concatenate): invalid axis " + std::to_string(axis_) + " for inputs of rank " + std::to_string(rank));
+    if (ax <= 0 || ax >= rank)
+      throw ValueError("layer '" + this->name() + "' (Concatenate): invalid axis " + std::to_string(axis_) +
+                       " for inputs of rank " + std::to_string(rank));
     Shape out = in[0];
     for (std::size_t i = 1; i < in.size(); ++i) {
       bool ok = static_cast<int>(in[i].size()) == rank;
       for (int d = 0; ok && d < rank; ++d)
         if (d != ax && in[i][d] >= 0 && in[0][d] >= 0 && in[i][d] != in[0][d]) ok = false;
       if (!ok)
-        throw ShapeError("layer '" + this->name() + "' (Concatenate) requires inputs with matching shapes except for the concatenation axis. Received: " +
-                         shape_str(in[0]) + " and " + shape_str(in[i]));
+        throw ShapeError(
+            "layer '" + this->name() +
+            "' (Concatenate) requires inputs with matching shapes except for the concatenation axis. Received: " +
+            shape_str(in[0]) + " and " + shape_str(in[i]));
       out[ax] = (out[ax] < 0 || in[i][ax] < 0) ? -1 : out[ax] + in[i][ax];
     }
     return out;
@@ -80,7 +92,8 @@ class Concatenate : public Layer<T>, public ReentrantInference {
     for (auto* x : in) {
       Index o2, inner;
       split(x->shape(), o2, inner);
-      for (Index o = 0; o < outer; ++o) std::copy(x->data() + o * inner, x->data() + (o + 1) * inner, y.data() + o * inner_y + off);
+      for (Index o = 0; o < outer; ++o)
+        std::copy(x->data() + o * inner, x->data() + (o + 1) * inner, y.data() + o * inner_y + off);
       off += inner;
     }
   }
@@ -106,7 +119,9 @@ class Concatenate : public Layer<T>, public ReentrantInference {
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<Concatenate>(static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)), LayerOptions{config::name(c, "Concatenate"), {}});
+    return std::make_shared<Concatenate>(
+        static_cast<int>(config::get_int(c, "axis", -1, config::where("Concatenate", c), -9, 9)),
+        LayerOptions{config::name(c, "Concatenate"), {}});
   }
 
  private:

@@ -27,29 +27,39 @@ class Pooling2D : public Layer<T>, public InferenceKernel<T> {
   }
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
-    return conv_output_shape(this->name(), this->class_name(), in[0], pool_, strides(), o_.padding, Size2(1), in[0].size() == 4 ? in[0][3] : -1);
+    return conv_output_shape(this->name(), this->class_name(), in[0], pool_, strides(), o_.padding, Size2(1),
+                             in[0].size() == 4 ? in[0][3] : -1);
   }
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool) override {
     const Tensor<T>& x = *in.at(0);
-    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
+    if (x.rank() != 4)
+      throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
     if (g_.in_h != x.dim(1) || g_.in_w != x.dim(2) || g_.in_c != x.dim(3))
       g_ = ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
-    if constexpr (Max) ops::max_pool2d_forward(g_, x, y);
-    else ops::avg_pool2d_forward(g_, x, y);
+    if constexpr (Max)
+      ops::max_pool2d_forward(g_, x, y);
+    else
+      ops::avg_pool2d_forward(g_, x, y);
   }
   /// Reentrant: local geometry.
   void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
     const Tensor<T>& x = *in.at(0);
-    if (x.rank() != 4) throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
-    const auto g = ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
-    if constexpr (Max) ops::max_pool2d_forward(g, x, y);
-    else ops::avg_pool2d_forward(g, x, y);
+    if (x.rank() != 4)
+      throw ShapeError("layer '" + this->name() + "': expected a 4-d input, got " + shape_str(x.shape()));
+    const auto g =
+        ops::pool_geometry(x.dim(1), x.dim(2), x.dim(3), pool_.h, pool_.w, strides().h, strides().w, o_.padding);
+    if constexpr (Max)
+      ops::max_pool2d_forward(g, x, y);
+    else
+      ops::avg_pool2d_forward(g, x, y);
   }
   void backward(const typename Layer<T>::Inputs& in, const Tensor<T>&, const Tensor<T>& dy,
                 const typename Layer<T>::GradInputs& dx) override {
     if (!dx.at(0)) return;
-    if constexpr (Max) ops::max_pool2d_backward(g_, *in[0], dy, *dx[0]);
-    else ops::avg_pool2d_backward(g_, dy, *dx[0]);
+    if constexpr (Max)
+      ops::max_pool2d_backward(g_, *in[0], dy, *dx[0]);
+    else
+      ops::avg_pool2d_backward(g_, dy, *dx[0]);
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
@@ -83,10 +93,12 @@ template <class T = float>
 class MaxPooling2D : public detail::Pooling2D<T, true> {
  public:
   KERAS_LAYER(MaxPooling2D)
-  explicit MaxPooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, true>(pool_size, std::move(o)) {}
+  explicit MaxPooling2D(Size2 pool_size = 2, Pooling2DOptions o = {})
+      : detail::Pooling2D<T, true>(pool_size, std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     auto o = detail::Pooling2D<T, true>::options_from_config(c);
-    const json pool = c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
+    const json pool =
+        c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
     return std::make_shared<MaxPooling2D>(Size2::from_json(pool, config::where("MaxPooling2D", c), "pool_size"), o);
   }
 };
@@ -95,11 +107,14 @@ template <class T = float>
 class AveragePooling2D : public detail::Pooling2D<T, false> {
  public:
   KERAS_LAYER(AveragePooling2D)
-  explicit AveragePooling2D(Size2 pool_size = 2, Pooling2DOptions o = {}) : detail::Pooling2D<T, false>(pool_size, std::move(o)) {}
+  explicit AveragePooling2D(Size2 pool_size = 2, Pooling2DOptions o = {})
+      : detail::Pooling2D<T, false>(pool_size, std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     auto o = detail::Pooling2D<T, false>::options_from_config(c);
-    const json pool = c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
-    return std::make_shared<AveragePooling2D>(Size2::from_json(pool, config::where("AveragePooling2D", c), "pool_size"), o);
+    const json pool =
+        c.is_object() && c.contains("pool_size") && !c["pool_size"].is_null() ? c["pool_size"] : json::array({2, 2});
+    return std::make_shared<AveragePooling2D>(Size2::from_json(pool, config::where("AveragePooling2D", c), "pool_size"),
+                                              o);
   }
 };
 
@@ -131,8 +146,10 @@ class GlobalPooling2D : public Layer<T>, public ReentrantInference {
         for (Index c = 0; c < C; ++c) out[c] = Max ? -std::numeric_limits<T>::infinity() : T(0);
         for (Index p = 0; p < P; ++p)
           for (Index c = 0; c < C; ++c) {
-            if constexpr (Max) out[c] = std::max(out[c], xp[p * C + c]);
-            else out[c] += xp[p * C + c];
+            if constexpr (Max)
+              out[c] = std::max(out[c], xp[p * C + c]);
+            else
+              out[c] += xp[p * C + c];
           }
         if (!Max)
           for (Index c = 0; c < C; ++c) out[c] /= static_cast<T>(P);
@@ -187,7 +204,10 @@ class GlobalAveragePooling2D : public detail::GlobalPooling2D<T, false> {
   KERAS_LAYER(GlobalAveragePooling2D)
   explicit GlobalAveragePooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, false>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalAveragePooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalAveragePooling2D", c)), config::name(c, "GlobalAveragePooling2D"), {}});
+    return std::make_shared<GlobalAveragePooling2D>(
+        GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalAveragePooling2D", c)),
+                             config::name(c, "GlobalAveragePooling2D"),
+                             {}});
   }
 };
 
@@ -197,9 +217,11 @@ class GlobalMaxPooling2D : public detail::GlobalPooling2D<T, true> {
   KERAS_LAYER(GlobalMaxPooling2D)
   explicit GlobalMaxPooling2D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, true>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    return std::make_shared<GlobalMaxPooling2D>(GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalMaxPooling2D", c)), config::name(c, "GlobalMaxPooling2D"), {}});
+    return std::make_shared<GlobalMaxPooling2D>(
+        GlobalPoolingOptions{config::get_bool(c, "keepdims", false, config::where("GlobalMaxPooling2D", c)),
+                             config::name(c, "GlobalMaxPooling2D"),
+                             {}});
   }
 };
-
 
 }  // namespace keras::layers

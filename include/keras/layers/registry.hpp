@@ -32,7 +32,8 @@ class Registry {
     if (it == factories_.end()) {
       std::string known;
       for (auto& [k, v] : factories_) known += (known.empty() ? "" : ", ") + k;
-      throw ValueError("Unknown layer: '" + class_name + "'. Register it with KERAS_REGISTER_LAYER. Known layers: " + known);
+      throw ValueError("Unknown layer: '" + class_name +
+                       "'. Register it with KERAS_REGISTER_LAYER. Known layers: " + known);
     }
     return it->second(config);
   }
@@ -51,11 +52,13 @@ class Registry {
 #define KERAS_DETAIL_CAT2(a, b) a##b
 #define KERAS_DETAIL_CAT(a, b) KERAS_DETAIL_CAT2(a, b)
 /// Registers a layer class template under its name for float and double.
-#define KERAS_REGISTER_LAYER(Cls)                                                                          \
-  inline const bool KERAS_DETAIL_CAT(keras_registered_, Cls) =                                             \
-      ::keras::layers::Registry<float>::instance().add(#Cls, [](const ::keras::json& c) { return Cls<float>::from_config(c); }) && \
-      ::keras::layers::Registry<double>::instance().add(#Cls, [](const ::keras::json& c) { return Cls<double>::from_config(c); });
+#define KERAS_REGISTER_LAYER(Cls)                                                     \
+  inline const bool KERAS_DETAIL_CAT(keras_registered_, Cls) =                        \
+      ::keras::layers::Registry<float>::instance().add(                               \
+          #Cls, [](const ::keras::json& c) { return Cls<float>::from_config(c); }) && \
+      ::keras::layers::Registry<double>::instance().add(                              \
+          #Cls, [](const ::keras::json& c) { return Cls<double>::from_config(c); });
 /// Registers a non-template layer class (for scalar type T) under its name.
-#define KERAS_REGISTER_LAYER_T(Cls, T)                                                 \
-  inline const bool KERAS_DETAIL_CAT(keras_registered_, Cls) =                          \
+#define KERAS_REGISTER_LAYER_T(Cls, T)                         \
+  inline const bool KERAS_DETAIL_CAT(keras_registered_, Cls) = \
       ::keras::layers::Registry<T>::instance().add(#Cls, [](const ::keras::json& c) { return Cls::from_config(c); });

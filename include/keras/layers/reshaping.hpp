@@ -12,10 +12,12 @@ template <class T = float>
 class Reshape : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Reshape)
-  explicit Reshape(Shape target_shape, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), target_(std::move(target_shape)) {
+  explicit Reshape(Shape target_shape, LayerOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), target_(std::move(target_shape)) {
     Shape known;
     for (Index d : target_) {
-      if (d == 0 || d < -1) throw ValueError("Reshape: target_shape dimensions must be positive or -1, got " + shape_str(target_));
+      if (d == 0 || d < -1)
+        throw ValueError("Reshape: target_shape dimensions must be positive or -1, got " + shape_str(target_));
       known.push_back(d < 0 ? 1 : d);
     }
     num_elements(known);  // throws past 2^48 elements, so the products below cannot overflow
@@ -26,8 +28,10 @@ class Reshape : public Layer<T>, public ReentrantInference {
     bool unknown_in = false;
     Shape known_in;
     for (std::size_t i = 1; i < in[0].size(); ++i) {
-      if (in[0][i] < 0) unknown_in = true;
-      else known_in.push_back(in[0][i]);
+      if (in[0][i] < 0)
+        unknown_in = true;
+      else
+        known_in.push_back(in[0][i]);
     }
     n = num_elements(known_in);
     Shape out{in[0][0]};
@@ -35,17 +39,25 @@ class Reshape : public Layer<T>, public ReentrantInference {
     Index known = 1;
     for (std::size_t i = 0; i < target_.size(); ++i) {
       if (target_[i] == -1) {
-        if (unknown >= 0) throw ValueError("layer '" + this->name() + "' (Reshape): can only specify one unknown dimension in " + shape_str(target_));
+        if (unknown >= 0)
+          throw ValueError("layer '" + this->name() + "' (Reshape): can only specify one unknown dimension in " +
+                           shape_str(target_));
         unknown = static_cast<int>(i);
-      } else known *= target_[i];
+      } else
+        known *= target_[i];
       out.push_back(target_[i]);
     }
     if (unknown_in) return out;
     if (unknown >= 0) {
-      if (known == 0 || n % known) throw ShapeError("layer '" + this->name() + "' (Reshape): total size of the new array must be unchanged, input_shape = " + shape_str(in[0]) + ", output_shape = " + shape_str(target_));
+      if (known == 0 || n % known)
+        throw ShapeError("layer '" + this->name() +
+                         "' (Reshape): total size of the new array must be unchanged, input_shape = " +
+                         shape_str(in[0]) + ", output_shape = " + shape_str(target_));
       out[unknown + 1] = n / known;
     } else if (known != n) {
-      throw ShapeError("layer '" + this->name() + "' (Reshape): total size of the new array must be unchanged, input_shape = " + shape_str(in[0]) + ", output_shape = " + shape_str(target_));
+      throw ShapeError("layer '" + this->name() +
+                       "' (Reshape): total size of the new array must be unchanged, input_shape = " + shape_str(in[0]) +
+                       ", output_shape = " + shape_str(target_));
     }
     return out;
   }
@@ -73,7 +85,8 @@ class Reshape : public Layer<T>, public ReentrantInference {
     Shape t;
     for (auto& d : ts) {
       t.push_back(d.is_null() ? -1 : config::to_int(d, who, "target_shape", -1, config::kMaxDim));
-      if (t.back() == 0) throw ValueError(who + ": 'target_shape' dimensions must be positive or -1, got " + ts.dump().substr(0, 80));
+      if (t.back() == 0)
+        throw ValueError(who + ": 'target_shape' dimensions must be positive or -1, got " + ts.dump().substr(0, 80));
     }
     return std::make_shared<Reshape>(t, LayerOptions{config::name(c, "Reshape"), {}});
   }
@@ -88,14 +101,16 @@ struct Padding2D {
   Padding2D() = default;
   Padding2D(Index p) : top(p), bottom(p), left(p), right(p) {}  // NOLINT
   Padding2D(Index h, Index w) : top(h), bottom(h), left(w), right(w) {}
-  Padding2D(std::pair<Index, Index> hw, std::pair<Index, Index> lr) : top(hw.first), bottom(hw.second), left(lr.first), right(lr.second) {}
+  Padding2D(std::pair<Index, Index> hw, std::pair<Index, Index> lr)
+      : top(hw.first), bottom(hw.second), left(lr.first), right(lr.second) {}
 };
 
 template <class T = float>
 class ZeroPadding2D : public Layer<T>, public ReentrantInference, public ZeroPaddingInference {
  public:
   KERAS_LAYER(ZeroPadding2D)
-  explicit ZeroPadding2D(Padding2D p = {}, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), p_(p) {
+  explicit ZeroPadding2D(Padding2D p = {}, LayerOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), p_(p) {
     if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) throw ValueError("ZeroPadding2D: padding must be >= 0");
   }
   const Padding2D& padding() const { return p_; }
@@ -131,11 +146,15 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference, public ZeroPad
     auto v = [&](const json& e) { return config::to_int(e, who, "padding", 0, config::kMaxDim); };
     auto pair = [&](const json& e) { return e.is_array() && e.size() == 2; };
     Padding2D pd;
-    if (p.is_number()) pd = Padding2D(v(p));
-    else if (pair(p) && p[0].is_number() && p[1].is_number()) pd = Padding2D(v(p[0]), v(p[1]));
-    else if (pair(p) && pair(p[0]) && pair(p[1])) pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
+    if (p.is_number())
+      pd = Padding2D(v(p));
+    else if (pair(p) && p[0].is_number() && p[1].is_number())
+      pd = Padding2D(v(p[0]), v(p[1]));
+    else if (pair(p) && pair(p[0]) && pair(p[1]))
+      pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
     else
-      throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " + p.dump().substr(0, 80));
+      throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " +
+                       p.dump().substr(0, 80));
     return std::make_shared<ZeroPadding2D>(pd, LayerOptions{config::name(c, "ZeroPadding2D"), {}});
   }
 
@@ -148,7 +167,8 @@ template <class T = float>
 class Rescaling : public Layer<T>, public ReentrantInference {
  public:
   KERAS_LAYER(Rescaling)
-  explicit Rescaling(double scale, double offset = 0.0, LayerOptions o = {}) : Layer<T>(std::move(o.name), std::move(o.input_shape)), scale_(scale), offset_(offset) {}
+  explicit Rescaling(double scale, double offset = 0.0, LayerOptions o = {})
+      : Layer<T>(std::move(o.name), std::move(o.input_shape)), scale_(scale), offset_(offset) {}
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     this->expect_inputs(in, 1);
     return in[0];
@@ -172,12 +192,13 @@ class Rescaling : public Layer<T>, public ReentrantInference {
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Rescaling", c);
     config::require(c, "scale", who);
-    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who), config::get_number(c, "offset", 0.0, who), LayerOptions{config::name(c, "Rescaling"), {}});
+    return std::make_shared<Rescaling>(config::get_number(c, "scale", 1.0, who),
+                                       config::get_number(c, "offset", 0.0, who),
+                                       LayerOptions{config::name(c, "Rescaling"), {}});
   }
 
  private:
   double scale_, offset_;
 };
-
 
 }  // namespace keras::layers

@@ -416,7 +416,9 @@ std::unique_ptr<Loss<T>> from_config(const nlohmann::json& lc) {
         n += ch;
       }
     }
-    return get<T>(lc.get<std::string>().find('_') != std::string::npos || lc.get<std::string>() == "mse" ? lc.get<std::string>() : n);
+    return get<T>(lc.get<std::string>().find('_') != std::string::npos || lc.get<std::string>() == "mse"
+                      ? lc.get<std::string>()
+                      : n);
   }
   if (!lc.is_object() || !lc.contains("class_name") || !lc["class_name"].is_string())
     throw ValueError("loss config must be a name or {\"class_name\": ..., \"config\": {...}}, got " + lc.dump());
@@ -424,7 +426,9 @@ std::unique_ptr<Loss<T>> from_config(const nlohmann::json& lc) {
   const nlohmann::json c = lc.contains("config") && lc["config"].is_object() ? lc["config"] : nlohmann::json::object();
   auto flag = [&](const char* k) { return c.contains(k) && c[k].is_boolean() && c[k].get<bool>(); };
   auto num = [&](const char* k, double d) { return c.contains(k) && c[k].is_number() ? c[k].get<double>() : d; };
-  auto name = [&](const std::string& d) { return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : d; };
+  auto name = [&](const std::string& d) {
+    return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : d;
+  };
   if (cls == "CategoricalCrossentropy") {
     CategoricalCrossentropyOptions o;
     o.from_logits = flag("from_logits");

@@ -12,7 +12,8 @@ namespace keras::metrics {
 /// The class index of the largest value of each row of [n, classes] scores.
 template <class T>
 std::vector<int> argmax_rows(const Tensor<T>& scores) {
-  if (scores.rank() != 2) throw ShapeError("argmax_rows: expected scores of shape (samples, classes), got " + shape_str(scores.shape()));
+  if (scores.rank() != 2)
+    throw ShapeError("argmax_rows: expected scores of shape (samples, classes), got " + shape_str(scores.shape()));
   const Index n = scores.dim(0), c = scores.dim(1);
   std::vector<int> r(static_cast<std::size_t>(n), 0);
   for (Index i = 0; i < n; ++i)
@@ -22,14 +23,18 @@ std::vector<int> argmax_rows(const Tensor<T>& scores) {
 }
 
 /// cm[t][p]: the number of samples of true class t predicted as class p.
-inline std::vector<std::vector<long>> confusion_matrix(const std::vector<int>& y_true, const std::vector<int>& y_pred, int num_classes) {
+inline std::vector<std::vector<long>> confusion_matrix(const std::vector<int>& y_true, const std::vector<int>& y_pred,
+                                                       int num_classes) {
   if (y_true.size() != y_pred.size())
-    throw ValueError("confusion_matrix: " + std::to_string(y_true.size()) + " true labels but " + std::to_string(y_pred.size()) + " predictions");
-  std::vector<std::vector<long>> cm(static_cast<std::size_t>(num_classes), std::vector<long>(static_cast<std::size_t>(num_classes), 0));
+    throw ValueError("confusion_matrix: " + std::to_string(y_true.size()) + " true labels but " +
+                     std::to_string(y_pred.size()) + " predictions");
+  std::vector<std::vector<long>> cm(static_cast<std::size_t>(num_classes),
+                                    std::vector<long>(static_cast<std::size_t>(num_classes), 0));
   for (std::size_t i = 0; i < y_true.size(); ++i) {
     if (y_true[i] < 0 || y_true[i] >= num_classes || y_pred[i] < 0 || y_pred[i] >= num_classes)
-      throw ValueError("confusion_matrix: label " + std::to_string(y_true[i]) + " / prediction " + std::to_string(y_pred[i]) + " of sample " +
-                       std::to_string(i) + " is not a class index in [0, " + std::to_string(num_classes) + ")");
+      throw ValueError("confusion_matrix: label " + std::to_string(y_true[i]) + " / prediction " +
+                       std::to_string(y_pred[i]) + " of sample " + std::to_string(i) + " is not a class index in [0, " +
+                       std::to_string(num_classes) + ")");
     cm[static_cast<std::size_t>(y_true[i])][static_cast<std::size_t>(y_pred[i])]++;
   }
   return cm;
@@ -54,14 +59,17 @@ struct ClassificationReport {
     for (auto& r : classes) w = std::max(w, r.name.size());
     std::string out;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%*s %9s %9s %9s %9s\n\n", static_cast<int>(w), "", "precision", "recall", "f1-score", "support");
+    std::snprintf(buf, sizeof buf, "%*s %9s %9s %9s %9s\n\n", static_cast<int>(w), "", "precision", "recall",
+                  "f1-score", "support");
     out += buf;
     auto row = [&](const Row& r) {
-      std::snprintf(buf, sizeof buf, "%*s %9.4f %9.4f %9.4f %9ld\n", static_cast<int>(w), r.name.c_str(), r.precision, r.recall, r.f1, r.support);
+      std::snprintf(buf, sizeof buf, "%*s %9.4f %9.4f %9.4f %9ld\n", static_cast<int>(w), r.name.c_str(), r.precision,
+                    r.recall, r.f1, r.support);
       out += buf;
     };
     for (auto& r : classes) row(r);
-    std::snprintf(buf, sizeof buf, "\n%*s %9s %9s %9.4f %9ld\n", static_cast<int>(w), "accuracy", "", "", accuracy, total);
+    std::snprintf(buf, sizeof buf, "\n%*s %9s %9s %9.4f %9ld\n", static_cast<int>(w), "accuracy", "", "", accuracy,
+                  total);
     out += buf;
     row(macro);
     row(weighted);
@@ -69,7 +77,8 @@ struct ClassificationReport {
   }
 };
 
-inline ClassificationReport classification_report(const std::vector<std::vector<long>>& cm, const std::vector<std::string>& class_names = {}) {
+inline ClassificationReport classification_report(const std::vector<std::vector<long>>& cm,
+                                                  const std::vector<std::string>& class_names = {}) {
   const std::size_t k = cm.size();
   ClassificationReport rep;
   long correct = 0;

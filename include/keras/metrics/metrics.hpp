@@ -1,5 +1,6 @@
 // Metrics with running state: Mean, Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-// BinaryAccuracy, Precision, Recall, AUC, (Sparse)TopKCategoricalAccuracy, and losses used as metrics; plus Keras's "accuracy" resolution rule.
+// BinaryAccuracy, Precision, Recall, AUC, (Sparse)TopKCategoricalAccuracy, and losses used as metrics; plus Keras's
+// "accuracy" resolution rule.
 //
 // Semantics follow Keras 3 (keras/src/metrics/accuracy_metrics.py, reduction_metrics.py,
 // keras/src/trainers/compile_utils.py); tf.keras 2.x behaves the same for everything here.
@@ -205,7 +206,8 @@ class SparseCategoricalAccuracy : public MeanMetricWrapper<T> {
  protected:
   void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
     const Shape& ps = yp.shape();
-    if (ps.empty()) throw ShapeError("Metric '" + this->name_ + "': y_pred must have a class axis, got " + shape_str(ps));
+    if (ps.empty())
+      throw ShapeError("Metric '" + this->name_ + "': y_pred must have a class axis, got " + shape_str(ps));
     Shape lead(ps.begin(), ps.end() - 1), lead1 = lead;
     lead1.push_back(1);
     if (yt.shape() != lead && yt.shape() != lead1)
@@ -260,7 +262,6 @@ class LossMetric : public MeanMetricWrapper<T> {
   std::unique_ptr<losses::Loss<T>> loss_;
 };
 
-
 // ---------------------------------------------------------------------------------------------------------
 // Confusion-matrix metrics (keras/src/metrics/confusion_metrics.py, metrics_utils.py). y_true is positive
 // where it is non-zero; every element counts (the batch flattened), or only column class_id of the last axis.
@@ -279,12 +280,12 @@ class ThresholdConfusion : public Metric<T> {
   explicit ThresholdConfusion(PrecisionOptions o) : Metric<T>(o.name), o_(std::move(o)) {}
   void update_state(const Tensor<T>& y_true, const Tensor<T>& y_pred) override {
     if (y_true.size() != y_pred.size())
-      throw ShapeError("Metric '" + this->name_ + "': y_true and y_pred shapes differ: y_true " + shape_str(y_true.shape()) +
-                       ", y_pred " + shape_str(y_pred.shape()));
+      throw ShapeError("Metric '" + this->name_ + "': y_true and y_pred shapes differ: y_true " +
+                       shape_str(y_true.shape()) + ", y_pred " + shape_str(y_pred.shape()));
     const Index C = y_pred.shape().empty() ? 1 : y_pred.shape().back();
     if (o_.class_id && (*o_.class_id < 0 || *o_.class_id >= C))
-      throw ValueError("Metric '" + this->name_ + "': class_id " + std::to_string(*o_.class_id) + " is not a class of y_pred " +
-                       shape_str(y_pred.shape()));
+      throw ValueError("Metric '" + this->name_ + "': class_id " + std::to_string(*o_.class_id) +
+                       " is not a class of y_pred " + shape_str(y_pred.shape()));
     for (Index i = 0; i < y_pred.size(); ++i) {
       if (o_.class_id && i % C != *o_.class_id) continue;
       const bool pos = static_cast<double>(y_true[i]) != 0.0, pred = static_cast<double>(y_pred[i]) > o_.thresholds;
@@ -315,13 +316,14 @@ class Precision : public ThresholdConfusion<T> {
 template <class T = float>
 class Recall : public ThresholdConfusion<T> {
  public:
-  explicit Recall(RecallOptions o = {.thresholds = 0.5, .class_id = std::nullopt, .name = "recall"}) : ThresholdConfusion<T>(std::move(o)) {}
+  explicit Recall(RecallOptions o = {.thresholds = 0.5, .class_id = std::nullopt, .name = "recall"})
+      : ThresholdConfusion<T>(std::move(o)) {}
   double result() const override { return this->divide_no_nan(this->tp_, this->tp_ + this->fn_); }
 };
 
 struct AUCOptions {
   Index num_thresholds = 200;
-  std::string curve = "ROC";                     ///< "ROC" or "PR"
+  std::string curve = "ROC";                       ///< "ROC" or "PR"
   std::string summation_method = "interpolation";  ///< "interpolation", "minoring" or "majoring"
   std::string name = "auc";
   bool from_logits = false;  ///< apply a sigmoid to y_pred first
@@ -338,18 +340,20 @@ class AUC : public Metric<T> {
  public:
   explicit AUC(AUCOptions o = {}) : Metric<T>(o.name), o_(std::move(o)) {
     if (o_.num_thresholds <= 1)
-      throw ValueError("Argument `num_thresholds` must be an integer > 1. Received: num_thresholds=" + std::to_string(o_.num_thresholds));
+      throw ValueError("Argument `num_thresholds` must be an integer > 1. Received: num_thresholds=" +
+                       std::to_string(o_.num_thresholds));
     if (o_.curve != "ROC" && o_.curve != "PR")
       throw ValueError("Invalid AUC curve value: \"" + o_.curve + "\". Expected values are [\"ROC\", \"PR\"]");
-    if (o_.summation_method != "interpolation" && o_.summation_method != "minoring" && o_.summation_method != "majoring")
+    if (o_.summation_method != "interpolation" && o_.summation_method != "minoring" &&
+        o_.summation_method != "majoring")
       throw ValueError("Invalid AUC summation method value: \"" + o_.summation_method +
                        "\". Expected values are [\"interpolation\", \"majoring\", \"minoring\"]");
     reset_state();
   }
   void update_state(const Tensor<T>& y_true, const Tensor<T>& y_pred) override {
     if (y_true.size() != y_pred.size())
-      throw ShapeError("Metric '" + this->name_ + "': y_true and y_pred shapes differ: y_true " + shape_str(y_true.shape()) +
-                       ", y_pred " + shape_str(y_pred.shape()));
+      throw ShapeError("Metric '" + this->name_ + "': y_true and y_pred shapes differ: y_true " +
+                       shape_str(y_true.shape()) + ", y_pred " + shape_str(y_pred.shape()));
     const Index n = o_.num_thresholds;
     std::vector<double> tp_b(static_cast<std::size_t>(n), 0.0), fp_b(static_cast<std::size_t>(n), 0.0);
     double pos = 0, neg = 0;
@@ -452,10 +456,12 @@ class TopKCategoricalAccuracy : public MeanMetricWrapper<T> {
  protected:
   void batch(const Tensor<T>& yt, const Tensor<T>& yp, double& sum, Index& samples) const override {
     const Shape& ps = yp.shape();
-    if (ps.size() < 1 || ps.back() == 0) throw ShapeError("Metric '" + this->name_ + "': y_pred must have a class axis, got " + shape_str(ps));
+    if (ps.size() < 1 || ps.back() == 0)
+      throw ShapeError("Metric '" + this->name_ + "': y_pred must have a class axis, got " + shape_str(ps));
     const Index C = ps.back(), rows = yp.size() / C;
     if (sparse_ ? yt.size() != rows : yt.shape() != ps)
-      throw ShapeError("Metric '" + this->name_ + "': y_true " + shape_str(yt.shape()) + " does not fit y_pred " + shape_str(ps) +
+      throw ShapeError("Metric '" + this->name_ + "': y_true " + shape_str(yt.shape()) + " does not fit y_pred " +
+                       shape_str(ps) +
                        (sparse_ ? " (one class id per row expected)" : " (one-hot labels of the same shape expected)"));
     samples = this->num_samples(ps);
     std::vector<T> row(static_cast<std::size_t>(C));
@@ -527,7 +533,8 @@ std::unique_ptr<Metric<T>> get_named(const std::string& name) {
   if (name == "precision" || name == "Precision") return std::make_unique<Precision<T>>();
   if (name == "recall" || name == "Recall") return std::make_unique<Recall<T>>();
   if (name == "auc" || name == "AUC") return std::make_unique<AUC<T>>();
-  if (name == "top_k_categorical_accuracy" || name == "TopKCategoricalAccuracy") return std::make_unique<TopKCategoricalAccuracy<T>>();
+  if (name == "top_k_categorical_accuracy" || name == "TopKCategoricalAccuracy")
+    return std::make_unique<TopKCategoricalAccuracy<T>>();
   if (name == "sparse_top_k_categorical_accuracy" || name == "SparseTopKCategoricalAccuracy")
     return std::make_unique<TopKCategoricalAccuracy<T>>(5, "sparse_top_k_categorical_accuracy", true);
   if (name == "mse" || name == "mean_squared_error" || name == "categorical_crossentropy" ||
@@ -535,7 +542,8 @@ std::unique_ptr<Metric<T>> get_named(const std::string& name) {
     return std::make_unique<LossMetric<T>>(name, losses::get<T>(name));
   throw ValueError("Unknown metric function: '" + name +
                    "'. Valid names: accuracy, acc, categorical_accuracy, sparse_categorical_accuracy, "
-                   "binary_accuracy, Accuracy, precision, recall, auc, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, "
+                   "binary_accuracy, Accuracy, precision, recall, auc, top_k_categorical_accuracy, "
+                   "sparse_top_k_categorical_accuracy, "
                    "mse, mean_squared_error, categorical_crossentropy, "
                    "sparse_categorical_crossentropy, binary_crossentropy");
 }

@@ -22,7 +22,8 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
 
   Model(const KerasTensor<T>& input, const KerasTensor<T>& output, const std::string& name = "")
       : Model(std::vector<KerasTensor<T>>{input}, std::vector<KerasTensor<T>>{output}, name) {}
-  Model(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs, const std::string& name = "")
+  Model(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs,
+        const std::string& name = "")
       : Layer(name.empty() ? layers::detail::unique_name("model") : name), graph_(inputs, outputs) {
     mark_built_from_graph();
   }
@@ -51,11 +52,14 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   Shape compute_output_shape(const std::vector<Shape>& in) const override {
     auto mine = input_shapes_of_graph();
     if (in.size() != mine.size())
-      throw ShapeError("model '" + this->name() + "' expects " + std::to_string(mine.size()) + " input(s), got " + std::to_string(in.size()));
+      throw ShapeError("model '" + this->name() + "' expects " + std::to_string(mine.size()) + " input(s), got " +
+                       std::to_string(in.size()));
     for (std::size_t i = 0; i < in.size(); ++i)
       if (!shapes_compatible(in[i], mine[i]))
-        throw ShapeError("model '" + this->name() + "': expected input shape " + shape_str(mine[i]) + ", got " + shape_str(in[i]));
-    if (graph_.outputs().size() != 1) throw ValueError("model '" + this->name() + "' has several outputs and cannot be used as a layer");
+        throw ShapeError("model '" + this->name() + "': expected input shape " + shape_str(mine[i]) + ", got " +
+                         shape_str(in[i]));
+    if (graph_.outputs().size() != 1)
+      throw ValueError("model '" + this->name() + "' has several outputs and cannot be used as a layer");
     return graph_.nodes()[graph_.outputs()[0]].shape;
   }
   void forward(const typename Layer::Inputs& in, Tensor<T>& out, bool training) override {
@@ -101,25 +105,39 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
         for (int j : n.inputs) call.push_back(json::array({nodes[j].layer->name(), 0, 0, json::object()}));
         inbound.push_back(call);
       }
-      layers_json.push_back(json{{"class_name", n.layer->class_name()}, {"config", n.layer->get_config()},
-                                 {"name", n.layer->name()}, {"inbound_nodes", inbound}});
+      layers_json.push_back(json{{"class_name", n.layer->class_name()},
+                                 {"config", n.layer->get_config()},
+                                 {"name", n.layer->name()},
+                                 {"inbound_nodes", inbound}});
     }
     json ins = json::array(), outs = json::array();
     for (int i : graph_.inputs()) ins.push_back(json::array({nodes[i].layer->name(), 0, 0}));
     for (int o : graph_.outputs()) outs.push_back(json::array({nodes[o].layer->name(), 0, 0}));
-    return json{{"name", this->name()}, {"trainable", this->trainable()}, {"layers", layers_json}, {"input_layers", ins}, {"output_layers", outs}};
+    return json{{"name", this->name()},
+                {"trainable", this->trainable()},
+                {"layers", layers_json},
+                {"input_layers", ins},
+                {"output_layers", outs}};
   }
 
   // ---- compile -----------------------------------------------------------------------------
   /// What compile() accepts as an optimizer / a loss: a Keras name, an object, or a shared_ptr.
-  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(const std::string& name) { return optimizers::get<T>(name); }
-  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(std::shared_ptr<optimizers::Optimizer<T>> o) { return o; }
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(const std::string& name) {
+    return optimizers::get<T>(name);
+  }
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(std::shared_ptr<optimizers::Optimizer<T>> o) {
+    return o;
+  }
   template <class O, class = std::enable_if_t<std::is_base_of_v<optimizers::Optimizer<T>, std::decay_t<O>>>>
-  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(O&& o) { return std::make_shared<std::decay_t<O>>(std::forward<O>(o)); }
+  static std::shared_ptr<optimizers::Optimizer<T>> as_optimizer(O&& o) {
+    return std::make_shared<std::decay_t<O>>(std::forward<O>(o));
+  }
   static std::shared_ptr<losses::Loss<T>> as_loss(const std::string& name) { return losses::get<T>(name); }
   static std::shared_ptr<losses::Loss<T>> as_loss(std::shared_ptr<losses::Loss<T>> l) { return l; }
   template <class L, class = std::enable_if_t<std::is_base_of_v<losses::Loss<T>, std::decay_t<L>>>>
-  static std::shared_ptr<losses::Loss<T>> as_loss(L&& l) { return std::make_shared<std::decay_t<L>>(std::forward<L>(l)); }
+  static std::shared_ptr<losses::Loss<T>> as_loss(L&& l) {
+    return std::make_shared<std::decay_t<L>>(std::forward<L>(l));
+  }
 
   void compile(std::shared_ptr<optimizers::Optimizer<T>> optimizer, std::shared_ptr<losses::Loss<T>> loss,
                const std::vector<std::string>& metrics = {}) {
@@ -131,7 +149,8 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   }
   /// Any mix of Keras names, objects and shared_ptrs: compile("adam", losses::BinaryCrossentropy<float>()),
   /// compile(optimizers::Adam<float>({.learning_rate = 1e-4}), "categorical_crossentropy"), ...
-  template <class O, class L, class = decltype(as_optimizer(std::declval<O>())), class = decltype(as_loss(std::declval<L>()))>
+  template <class O, class L, class = decltype(as_optimizer(std::declval<O>())),
+            class = decltype(as_loss(std::declval<L>()))>
   void compile(O&& optimizer, L&& loss, const std::vector<std::string>& metrics = {}) {
     compile(as_optimizer(std::forward<O>(optimizer)), as_loss(std::forward<L>(loss)), metrics);
   }
@@ -255,14 +274,19 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   /// fit on a dataset of (x, y) batches, e.g. from utils::image_dataset_from_directory.
   /// Frozen-part caching applies when the dataset is deterministic (no random augmentation):
   /// the features of one pass are computed once, then shuffled per epoch with o.seed.
-  History fit(const data::Dataset<T>& ds, FitOptions<T> o = {}, std::optional<data::Dataset<T>> validation = std::nullopt) {
+  History fit(const data::Dataset<T>& ds, FitOptions<T> o = {},
+              std::optional<data::Dataset<T>> validation = std::nullopt) {
     return trainer_.fit(*this, ds, o, validation);
   }
   /// Several inputs / outputs (Keras's lists of arrays, in the order of inputs and outputs): the
   /// compiled loss on every output, summed; logs "<output>_loss" and "<output>_<metric>" too when
   /// there are several outputs (trainers/trainer.hpp).
-  double train_on_batch(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys) { return trainer_.train_on_batch(*this, xs, ys); }
-  History fit(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, FitOptions<T> o = {}) { return trainer_.fit(*this, xs, ys, o); }
+  double train_on_batch(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys) {
+    return trainer_.train_on_batch(*this, xs, ys);
+  }
+  History fit(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, FitOptions<T> o = {}) {
+    return trainer_.fit(*this, xs, ys, o);
+  }
   Logs evaluate(const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size = 32) {
     return trainer_.evaluate(*this, xs, ys, batch_size);
   }
@@ -272,7 +296,9 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
     return trainer_.predict(*this, xs, batch_size);
   }
   /// Loss and metrics over x, y (Keras's evaluate(..., return_dict=True)).
-  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) { return trainer_.evaluate(*this, x, y, batch_size); }
+  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) {
+    return trainer_.evaluate(*this, x, y, batch_size);
+  }
   /// evaluate with one weight per sample (Keras's sample_weight): the loss is mean(w * loss); metrics are not weighted.
   Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size, const Tensor<T>& sample_weight) {
     return trainer_.evaluate(*this, x, y, batch_size, &sample_weight);
@@ -288,18 +314,22 @@ class Model : public layers::Layer<T>, public engine::NestedGraph<T> {
   /// Model outputs for x, computed in batches in inference mode.
   Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
     if (!this->built() || graph_.empty())
-      throw StateError("predict: model '" + this->name() + "' is not built yet (give it an input shape or call build())");
+      throw StateError("predict: model '" + this->name() +
+                       "' is not built yet (give it an input shape or call build())");
     trainers::Trainer<T>::check_input(*this, x.shape(), "predict");
     trainers::TensorBatchSource<T> src(x, nullptr, 0, x.dim(0), batch_size, false, 0);
     return trainer_.predict(*this, src);
   }
   /// Keras's evaluate(x, y, batch_size=, verbose=, sample_weight=, callbacks=): callbacks get the
   /// on_test_* hooks, verbose shows the progress bar (Keras's default 1).
-  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, const EvaluateOptions<T>& o) { return trainer_.evaluate(*this, x, y, o); }
+  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, const EvaluateOptions<T>& o) {
+    return trainer_.evaluate(*this, x, y, o);
+  }
   /// Keras's predict(x, batch_size=, verbose=, callbacks=): callbacks get the on_predict_* hooks.
   Tensor<T> predict(const Tensor<T>& x, const PredictOptions<T>& o) {
     if (!this->built() || graph_.empty())
-      throw StateError("predict: model '" + this->name() + "' is not built yet (give it an input shape or call build())");
+      throw StateError("predict: model '" + this->name() +
+                       "' is not built yet (give it an input shape or call build())");
     trainers::Trainer<T>::check_input(*this, x.shape(), "predict");
     trainers::TensorBatchSource<T> src(x, nullptr, 0, x.dim(0), o.batch_size, false, 0);
     auto cbs = trainers::Trainer<T>::with_callbacks(*this, o.callbacks, o.verbose, src.steps());

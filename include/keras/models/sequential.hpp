@@ -19,10 +19,11 @@ class Sequential : public Model<T> {
   /// keras::Input. Only the constructor below takes it.
   class Entry {
    public:
-    template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+    template <class L,
+              class = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
     Entry(L&& layer) : layer_(std::forward<L>(layer).move_to_shared()) {}  // NOLINT: implicit by design
     template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, L>>>
-    Entry(std::shared_ptr<L> layer) : layer_(std::move(layer)) {}  // NOLINT
+    Entry(std::shared_ptr<L> layer) : layer_(std::move(layer)) {}                                         // NOLINT
     Entry(const KerasTensor<T>& input) : layer_(std::static_pointer_cast<Layer>(input.node()->layer)) {}  // NOLINT
     std::shared_ptr<Layer> layer() const { return layer_; }
 
@@ -30,7 +31,8 @@ class Sequential : public Model<T> {
     std::shared_ptr<Layer> layer_;
   };
 
-  explicit Sequential(const std::string& name = "") : Model<T>(name.empty() ? layers::detail::unique_name("sequential") : name) {}
+  explicit Sequential(const std::string& name = "")
+      : Model<T>(name.empty() ? layers::detail::unique_name("sequential") : name) {}
   Sequential(std::vector<std::shared_ptr<Layer>> ls, const std::string& name = "") : Sequential(name) {
     for (auto& l : ls) add(std::move(l));
   }
@@ -45,13 +47,16 @@ class Sequential : public Model<T> {
   /// otherwise the model builds on first data.
   void add(std::shared_ptr<Layer> layer) {
     if (!layer) throw ValueError("Sequential.add: null layer");
-    if (!input_ && layers_.empty() && !layer->input_shape_arg().empty() && !std::dynamic_pointer_cast<layers::InputLayer<T>>(layer)) {
+    if (!input_ && layers_.empty() && !layer->input_shape_arg().empty() &&
+        !std::dynamic_pointer_cast<layers::InputLayer<T>>(layer)) {
       // Keras 2's Sequential.add: Input(batch_shape=(None, *input_shape), name=layer.name + "_input").
       try {
-        input_ = std::make_shared<layers::InputLayer<T>>(layers::InputLayerOptions{layer->input_shape_arg(), -1, layer->name() + "_input"});
+        input_ = std::make_shared<layers::InputLayer<T>>(
+            layers::InputLayerOptions{layer->input_shape_arg(), -1, layer->name() + "_input"});
       } catch (const ValueError& e) {
-        throw ValueError("Sequential '" + this->name() + "': layer '" + layer->name() + "' (" + layer->class_name() + "): invalid input_shape " +
-                         shape_str(layer->input_shape_arg()) + " (dimensions must be positive or -1)");
+        throw ValueError("Sequential '" + this->name() + "': layer '" + layer->name() + "' (" + layer->class_name() +
+                         "): invalid input_shape " + shape_str(layer->input_shape_arg()) +
+                         " (dimensions must be positive or -1)");
       }
       try {
         layers_.push_back(layer);
@@ -70,7 +75,8 @@ class Sequential : public Model<T> {
       rebuild();
       return;
     }
-    if (layer->multiple_inputs()) throw ValueError("Sequential '" + this->name() + "': layer '" + layer->name() + "' takes several inputs");
+    if (layer->multiple_inputs())
+      throw ValueError("Sequential '" + this->name() + "': layer '" + layer->name() + "' takes several inputs");
     for (auto& l : layers_)
       if (l->name() == layer->name())
         throw ValueError("All layers added to a Sequential model should have unique names. Name '" + layer->name() +
@@ -86,13 +92,12 @@ class Sequential : public Model<T> {
       }
     }
   }
-  template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
+  template <class L,
+            class = std::enable_if_t<std::is_base_of_v<Layer, std::decay_t<L>> && !std::is_lvalue_reference_v<L>>>
   void add(L&& layer) {
     add(std::shared_ptr<Layer>(std::forward<L>(layer).move_to_shared()));
   }
-  void add(const KerasTensor<T>& input) {
-    add(std::static_pointer_cast<Layer>(input.node()->layer));
-  }
+  void add(const KerasTensor<T>& input) { add(std::static_pointer_cast<Layer>(input.node()->layer)); }
   /// Removes the last layer.
   void pop() {
     if (layers_.empty()) throw ValueError("Sequential.pop: there are no layers in the model");
@@ -102,8 +107,10 @@ class Sequential : public Model<T> {
 
   /// Builds for inputs of this shape (batch dimension first, -1 for None).
   void build_model(const Shape& batch_input_shape) {
-    if (batch_input_shape.size() < 2) throw ShapeError("Sequential.build: input shape " + shape_str(batch_input_shape) + " has no feature dimensions");
-    input_ = std::make_shared<layers::InputLayer<T>>(layers::InputLayerOptions{without_batch(batch_input_shape), -1, ""});
+    if (batch_input_shape.size() < 2)
+      throw ShapeError("Sequential.build: input shape " + shape_str(batch_input_shape) + " has no feature dimensions");
+    input_ =
+        std::make_shared<layers::InputLayer<T>>(layers::InputLayerOptions{without_batch(batch_input_shape), -1, ""});
     rebuild();
   }
 

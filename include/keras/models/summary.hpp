@@ -21,7 +21,8 @@ inline std::string with_commas(Index v) {
 
 /// The table for a model `name` running `graph`, with `total` and `trainable` parameter counts.
 template <class T>
-std::string summary_table(const std::string& name, const engine::Graph<T>& graph, bool sequential, Index total, Index trainable) {
+std::string summary_table(const std::string& name, const engine::Graph<T>& graph, bool sequential, Index total,
+                          Index trainable) {
   const bool functional = !sequential;
   std::vector<int> widths = functional ? std::vector<int>{32, 21, 12, 33} : std::vector<int>{29, 26, 10};
   int total_w = 0;
@@ -37,8 +38,10 @@ std::string summary_table(const std::string& name, const engine::Graph<T>& graph
     os << line << "\n";
   };
   os << "Model: \"" << name << "\"\n" << std::string(total_w, '_') << "\n";
-  if (functional) row({"Layer (type)", "Output Shape", "Param #", "Connected to"});
-  else row({"Layer (type)", "Output Shape", "Param #"});
+  if (functional)
+    row({"Layer (type)", "Output Shape", "Param #", "Connected to"});
+  else
+    row({"Layer (type)", "Output Shape", "Param #"});
   os << std::string(total_w, '=') << "\n";
   auto& nodes = graph.nodes();
   bool first = true;

@@ -59,15 +59,24 @@ struct ActivationName {
   Activation id;
 };
 inline constexpr ActivationName kActivationNames[] = {
-    {"linear", Activation::Linear},       {"relu", Activation::ReLU},
-    {"relu6", Activation::ReLU6},         {"leaky_relu", Activation::LeakyReLU},
-    {"sigmoid", Activation::Sigmoid},     {"tanh", Activation::Tanh},
-    {"softmax", Activation::Softmax},     {"softplus", Activation::Softplus},
-    {"softsign", Activation::Softsign},   {"elu", Activation::ELU},
-    {"selu", Activation::SELU},           {"swish", Activation::Swish},
-    {"silu", Activation::Swish},          {"gelu", Activation::GELU},
-    {"hard_sigmoid", Activation::HardSigmoid}, {"hard_silu", Activation::HardSilu},
-    {"hard_swish", Activation::HardSilu}, {"exponential", Activation::Exponential},
+    {"linear", Activation::Linear},
+    {"relu", Activation::ReLU},
+    {"relu6", Activation::ReLU6},
+    {"leaky_relu", Activation::LeakyReLU},
+    {"sigmoid", Activation::Sigmoid},
+    {"tanh", Activation::Tanh},
+    {"softmax", Activation::Softmax},
+    {"softplus", Activation::Softplus},
+    {"softsign", Activation::Softsign},
+    {"elu", Activation::ELU},
+    {"selu", Activation::SELU},
+    {"swish", Activation::Swish},
+    {"silu", Activation::Swish},
+    {"gelu", Activation::GELU},
+    {"hard_sigmoid", Activation::HardSigmoid},
+    {"hard_silu", Activation::HardSilu},
+    {"hard_swish", Activation::HardSilu},
+    {"exponential", Activation::Exponential},
 };
 inline constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 inline constexpr double kSeluScale = 1.0507009873554804934193349852946;
@@ -83,21 +92,22 @@ inline T stable_sigmoid(T x) {
 /// y[i] = f(x[i]) over n elements (parallel for large n).
 template <class T, class F>
 inline void map_elements(const T* x, T* y, Index n, F f) {
-  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
-    for (Index i = i_begin; i < i_end; ++i) y[i] = f(x[i]);
-  });
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1,
+                      [=](Index i_begin, Index i_end) {
+                        for (Index i = i_begin; i < i_end; ++i) y[i] = f(x[i]);
+                      });
 }
 /// dx[i] = g(x[i], y[i], dy[i]).
 template <class T, class G>
 inline void map_grad(const T* x, const T* y, const T* dy, T* dx, Index n, G g) {
-  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index i_begin, Index i_end) {
-    for (Index i = i_begin; i < i_end; ++i) dx[i] = g(x[i], y[i], dy[i]);
-  });
+  keras::parallel_for(n, 1, (n > kActivationParallelThreshold) ? keras::get_num_threads() : 1,
+                      [=](Index i_begin, Index i_end) {
+                        for (Index i = i_begin; i < i_end; ++i) dx[i] = g(x[i], y[i], dy[i]);
+                      });
 }
 
 inline void check_same_shape(const char* what, const Shape& a, const Shape& b) {
-  if (a != b)
-    throw ShapeError(std::string(what) + ": shapes " + shape_str(a) + " and " + shape_str(b) + " differ");
+  if (a != b) throw ShapeError(std::string(what) + ": shapes " + shape_str(a) + " and " + shape_str(b) + " differ");
 }
 }  // namespace detail
 
@@ -146,21 +156,22 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
   const Index rows = cols ? x.size() / cols : 0;
   const T* xp = x.data();
   T* yp = y.data();
-  keras::parallel_for(rows, 1, (x.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const T* xr = xp + r * cols;
-      T* yr = yp + r * cols;
-      T m = xr[0];
-      for (Index c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
-      T s = 0;
-      for (Index c = 0; c < cols; ++c) {
-        yr[c] = std::exp(xr[c] - m);
-        s += yr[c];
-      }
-      const T inv = T(1) / s;
-      for (Index c = 0; c < cols; ++c) yr[c] *= inv;
-    }
-  });
+  keras::parallel_for(rows, 1, (x.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1,
+                      [=](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const T* xr = xp + r * cols;
+                          T* yr = yp + r * cols;
+                          T m = xr[0];
+                          for (Index c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+                          T s = 0;
+                          for (Index c = 0; c < cols; ++c) {
+                            yr[c] = std::exp(xr[c] - m);
+                            s += yr[c];
+                          }
+                          const T inv = T(1) / s;
+                          for (Index c = 0; c < cols; ++c) yr[c] *= inv;
+                        }
+                      });
 }
 
 /// dx = y * (dy - sum(dy * y)) row by row over the last axis.
@@ -171,16 +182,17 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
   if (y.size() == 0) return;
   const Index cols = y.shape().empty() ? 1 : y.shape().back();
   const Index rows = cols ? y.size() / cols : 0;
-  keras::parallel_for(rows, 1, (y.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1, [&, cols](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const T* yr = y.data() + r * cols;
-      const T* gr = dy.data() + r * cols;
-      T* dr = dx.data() + r * cols;
-      T dot = 0;
-      for (Index c = 0; c < cols; ++c) dot += gr[c] * yr[c];
-      for (Index c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
-    }
-  });
+  keras::parallel_for(rows, 1, (y.size() > kActivationParallelThreshold) ? keras::get_num_threads() : 1,
+                      [&, cols](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const T* yr = y.data() + r * cols;
+                          const T* gr = dy.data() + r * cols;
+                          T* dr = dx.data() + r * cols;
+                          T dot = 0;
+                          for (Index c = 0; c < cols; ++c) dot += gr[c] * yr[c];
+                          for (Index c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
+                        }
+                      });
 }
 
 /// y = activation(x); y is resized to x's shape (y may be x).
@@ -222,9 +234,8 @@ void activation_forward(Activation id, const Tensor<T>& x, Tensor<T>& y) {
       map_elements(xp, yp, n, [](T v) { return v > T(0) ? v : std::expm1(v); });
       break;
     case Activation::SELU:
-      map_elements(xp, yp, n, [](T v) {
-        return T(detail::kSeluScale) * (v > T(0) ? v : T(detail::kSeluAlpha) * std::expm1(v));
-      });
+      map_elements(xp, yp, n,
+                   [](T v) { return T(detail::kSeluScale) * (v > T(0) ? v : T(detail::kSeluAlpha) * std::expm1(v)); });
       break;
     case Activation::Swish:
       map_elements(xp, yp, n, [](T v) { return v * detail::stable_sigmoid(v); });

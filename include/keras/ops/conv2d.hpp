@@ -126,8 +126,10 @@ inline void im2col_rows(const Conv2DGeometry& g, const T* x, Index r0, Index row
       }
       for (Index kw = 0; kw < KW; ++kw) {
         const Index iw = iw0 + kw * g.dil_w;
-        if (iw < 0 || iw >= g.in_w) std::fill(dst + kw * C, dst + (kw + 1) * C, T(0));
-        else copy_run(dst + kw * C, src_row + iw * C, C);
+        if (iw < 0 || iw >= g.in_w)
+          std::fill(dst + kw * C, dst + (kw + 1) * C, T(0));
+        else
+          copy_run(dst + kw * C, src_row + iw * C, C);
       }
     }
   }
@@ -193,7 +195,8 @@ struct KernelTGemm {
   bool own = false;
   Index P = 0, F = 0;
   const T* kernel = nullptr;
-  KernelTGemm(Index P_, Index F_, Index rows, const T* kernel_, Conv2DWorkspace<T>& ws, int nt) : P(P_), F(F_), kernel(kernel_) {
+  KernelTGemm(Index P_, Index F_, Index rows, const T* kernel_, Conv2DWorkspace<T>& ws, int nt)
+      : P(P_), F(F_), kernel(kernel_) {
     if constexpr (std::is_same_v<T, float>) {
       if (use_gemm_kernel<T>(rows, P, F)) {
         grow(ws.packed, gk::packed_size(F, P));
@@ -210,7 +213,8 @@ struct KernelTGemm {
   /// dx[rows, P] (row stride P) = dy[rows, F] W^T.
   void run(Index rows, const T* dy, T* dx) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (own && use_gemm_kernel<T>(rows, P, F)) return gemm_packed(false, rows, 1.0f, dy, F, packed, 0, P, 0.0f, dx, P);
+      if (own && use_gemm_kernel<T>(rows, P, F))
+        return gemm_packed(false, rows, 1.0f, dy, F, packed, 0, P, 0.0f, dx, P);
     }
     gemm_block<T>(false, true, rows, P, F, T(1), dy, F, kernel, F, T(0), dx, P);
   }
@@ -267,7 +271,8 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
       const Index npanels = (F + gk::kNR - 1) / gk::kNR;
       float* dst = ws.packed.data();
       const int pt = P * F >= 65536 ? nt : 1;
-      keras::parallel_for(npanels, 1, pt, [=](Index p0, Index p1) { pack_b_panels(false, P, F, kernel, F, dst, p0, p1); });
+      keras::parallel_for(npanels, 1, pt,
+                          [=](Index p0, Index p1) { pack_b_panels(false, P, F, kernel, F, dst, p0, p1); });
       packed = PackedB{dst, P, F, npanels * gk::kNR};
     }
   }
@@ -350,8 +355,10 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
     });
     for (Index t = 0; t < groups; ++t) {
       const T* pw = pbase + Index(t) * part;
-      if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-      if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+      if (dkernel)
+        for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+      if (dbias)
+        for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
     }
     return;
   }
@@ -398,8 +405,10 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
   if (part)
     for (Index t = 0; t < groups; ++t) {
       const T* pw = pbase + Index(t) * part;
-      if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-      if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+      if (dkernel)
+        for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+      if (dbias)
+        for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
     }
 }
 
@@ -410,8 +419,9 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
 /// (nullptr: skip). Work is cut into fixed groups of blocks (their partial sums are added in group
 /// order: the same result on any number of threads).
 template <class T>
-void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* y, const T* dy,
-                                     const Epilogue<T>& ep, T* dx, T* dkernel, T* dbias, Conv2DWorkspace<T>& ws) {
+void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, const T* x, const T* kernel, const T* y,
+                                     const T* dy, const Epilogue<T>& ep, T* dx, T* dkernel, T* dbias,
+                                     Conv2DWorkspace<T>& ws) {
   detail::check_geometry(g, filters, "conv2d_backward_pointwise_fused");
   if (!g.is_pointwise()) throw ValueError("conv2d_backward_pointwise_fused: the convolution is not pointwise");
   const Index F = filters, P = g.patch_size(), M = g.out_pixels();
@@ -437,14 +447,17 @@ void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, con
       const Index r0 = b * brows, rows = std::min(brows, M - r0);
       epilogue_backward_rows(ep, y + r0 * F, dy + r0 * F, dz, rows, F);
       if (dx) wt.run(rows, dz, dx + r0 * P);
-      if (dkernel) detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dz, F, b == b0 ? T(0) : T(1), pw, F);
+      if (dkernel)
+        detail::gemm_block<T>(true, false, P, F, rows, T(1), x + r0 * P, P, dz, F, b == b0 ? T(0) : T(1), pw, F);
       if (pb) detail::sum_rows_into(dz, rows, F, pb);
     }
   });
   for (Index t = 0; t < groups && part; ++t) {
     const T* pw = pbase + t * part;
-    if (dkernel) for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-    if (dbias) for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
+    if (dkernel)
+      for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
+    if (dbias)
+      for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
   }
 }
 
@@ -453,7 +466,8 @@ void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, con
 
 namespace detail {
 template <class T>
-inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, const Tensor<T>* bias, const char* who) {
+inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, const Tensor<T>* bias,
+                              const char* who) {
   if (kernel.rank() != 4 || kernel.dim(0) != g.k_h || kernel.dim(1) != g.k_w || kernel.dim(2) != g.in_c)
     throw ShapeError(std::string(who) + ": kernel shape " + shape_str(kernel.shape()) + " does not match " +
                      shape_str({g.k_h, g.k_w, g.in_c, -1}));
@@ -465,9 +479,9 @@ inline void check_conv_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, 
 
 /// y is resized to [N, OH, OW, F]. g comes from conv_geometry (its batch is ignored).
 template <class T>
-void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const NoDeduce<Tensor<T>>* bias,
-                    Tensor<T>& y, Conv2DWorkspace<T>& ws, const NoDeduce<Epilogue<T>>* ep = nullptr,
-                    const PackedB* prepacked = nullptr) {
+void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
+                    const NoDeduce<Tensor<T>>* bias, Tensor<T>& y, Conv2DWorkspace<T>& ws,
+                    const NoDeduce<Epilogue<T>>* ep = nullptr, const PackedB* prepacked = nullptr) {
   const Conv2DGeometry g = with_input(geom, x, "Conv2D");
   detail::check_conv_kernel(g, kernel, bias, "Conv2D");
   const Index F = kernel.dim(3);
@@ -479,7 +493,8 @@ void conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor
 /// (gradients are accumulated). Pass nullptr for any gradient not needed.
 template <class T>
 void conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel, const Tensor<T>& dy,
-                     NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel, NoDeduce<Tensor<T>>* dbias, Conv2DWorkspace<T>& ws) {
+                     NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel, NoDeduce<Tensor<T>>* dbias,
+                     Conv2DWorkspace<T>& ws) {
   const Conv2DGeometry g = with_input(geom, x, "Conv2D backward");
   detail::check_conv_kernel(g, kernel, dbias, "Conv2D backward");
   const Index F = kernel.dim(3);
@@ -487,8 +502,8 @@ void conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tenso
     throw ShapeError("Conv2D backward: output gradient shape " + shape_str(dy.shape()) + " does not match " +
                      shape_str({g.batch, g.out_h, g.out_w, F}));
   if (dkernel && dkernel->shape() != kernel.shape())
-    throw ShapeError("Conv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) + " != " +
-                     shape_str(kernel.shape()));
+    throw ShapeError("Conv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) +
+                     " != " + shape_str(kernel.shape()));
   if (dx) dx->resize(x.shape());
   conv2d_backward(g, F, x.data(), kernel.data(), dy.data(), dx ? dx->data() : nullptr,
                   dkernel ? dkernel->data() : nullptr, dbias ? dbias->data() : nullptr, ws);

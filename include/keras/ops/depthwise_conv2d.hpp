@@ -75,8 +75,10 @@ inline void dw_pixel_m1(const T* __restrict xrow0, Index xrow_stride, const T* _
   if (c0 < C) {
     T* o = yo + c0;
     const Index n = C - c0;
-    if (bias) std::memcpy(o, bias + c0, sizeof(T) * n);
-    else std::fill(o, o + n, T(0));
+    if (bias)
+      std::memcpy(o, bias + c0, sizeof(T) * n);
+    else
+      std::fill(o, o + n, T(0));
     for (Index kh = kh0; kh < kh1; ++kh)
       for (Index kw = kw0; kw < kw1; ++kw) {
         const T* xp = xrow0 + kh * dil_h * xrow_stride + kw * dil_w * C + c0;
@@ -123,12 +125,13 @@ inline T dw_scalar_epilogue(const Epilogue<T>* ep, Index c, T v) {
 /// residual): the per-channel epilogue, applied in registers before the store.
 template <class T, int S>
 inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict k,
-                               const T* __restrict bias, T* __restrict y, Index count, const Epilogue<T>* ep = nullptr) {
+                               const T* __restrict bias, T* __restrict y, Index count,
+                               const Epilogue<T>* ep = nullptr) {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   constexpr Index V = Eigen::internal::packet_traits<T>::size;
   constexpr Index P = 4;
-  using Eigen::internal::pmadd;
   using Eigen::internal::ploadu;
+  using Eigen::internal::pmadd;
   using Eigen::internal::pstoreu;
   Index c0 = 0;
   for (; c0 + V <= C; c0 += V) {
@@ -141,16 +144,23 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
     for (; o + P <= count; o += P) {
       Packet a0 = b, a1 = b, a2 = b, a3 = b;
       const T* xo = xc + o * S * C;
-#define KERAS_DW_TAP(t)                                                        \
-  {                                                                            \
-    const T* xt = xo + ((t) / 3) * xrow_stride + ((t) % 3) * C;                \
-    a0 = pmadd(ploadu<Packet>(xt), kk[t], a0);                                 \
-    a1 = pmadd(ploadu<Packet>(xt + S * C), kk[t], a1);                         \
-    a2 = pmadd(ploadu<Packet>(xt + 2 * S * C), kk[t], a2);                     \
-    a3 = pmadd(ploadu<Packet>(xt + 3 * S * C), kk[t], a3);                     \
+#define KERAS_DW_TAP(t)                                         \
+  {                                                             \
+    const T* xt = xo + ((t) / 3) * xrow_stride + ((t) % 3) * C; \
+    a0 = pmadd(ploadu<Packet>(xt), kk[t], a0);                  \
+    a1 = pmadd(ploadu<Packet>(xt + S * C), kk[t], a1);          \
+    a2 = pmadd(ploadu<Packet>(xt + 2 * S * C), kk[t], a2);      \
+    a3 = pmadd(ploadu<Packet>(xt + 3 * S * C), kk[t], a3);      \
   }
-      KERAS_DW_TAP(0) KERAS_DW_TAP(1) KERAS_DW_TAP(2) KERAS_DW_TAP(3) KERAS_DW_TAP(4)
-      KERAS_DW_TAP(5) KERAS_DW_TAP(6) KERAS_DW_TAP(7) KERAS_DW_TAP(8)
+      KERAS_DW_TAP(0);
+      KERAS_DW_TAP(1);
+      KERAS_DW_TAP(2);
+      KERAS_DW_TAP(3);
+      KERAS_DW_TAP(4);
+      KERAS_DW_TAP(5);
+      KERAS_DW_TAP(6);
+      KERAS_DW_TAP(7);
+      KERAS_DW_TAP(8);
 #undef KERAS_DW_TAP
       T* yo = y + o * C + c0;
       pstoreu(yo, e(a0));
@@ -184,13 +194,13 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
 /// nullptr). x00 and dy as in dw3x3_row_interior (x00: tap (0,0) of the first pixel; dy: its
 /// output gradient).
 template <class T, int S>
-inline void dw3x3_row_dkernel(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict dy,
-                              Index count, T* __restrict dk, T* __restrict db) {
+inline void dw3x3_row_dkernel(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict dy, Index count,
+                              T* __restrict dk, T* __restrict db) {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   constexpr Index V = Eigen::internal::packet_traits<T>::size;
   using Eigen::internal::padd;
-  using Eigen::internal::pmadd;
   using Eigen::internal::ploadu;
+  using Eigen::internal::pmadd;
   using Eigen::internal::pstoreu;
   Index c0 = 0;
   for (; c0 + V <= C; c0 += V) {
@@ -236,66 +246,73 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
   // the 3x3 interior kernel applies an epilogue without residual in registers
   const Epilogue<T>* row_ep = ep && !ep->empty() && !ep->residual ? ep : nullptr;
   if (ep && ep->empty()) ep = nullptr;
-  keras::parallel_for(rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const Index n = r / g.out_h, oh = r % g.out_h;
-      Index kh0, kh1;
-      detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
-      const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
-      const T* ximg = x + n * g.in_h * xrow_stride;
-      // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
-      // the register-blocked kernel, the border pixels through the general loop below.
-      Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
-      if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 && kh1 == 3) {
-        fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
-        fast1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
-        if (fast1 > fast0) {
-          const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
-          T* y0 = y + (r * g.out_w + fast0) * CM;
-          if (g.stride_w == 1) detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
-          else detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
-        } else {
-          fast0 = fast1 = 0;
-        }
-      }
-      for (Index ow = 0; ow < g.out_w; ++ow) {
-        if (ow == fast0 && fast1 > fast0) {
-          ow = fast1 - 1;
-          continue;
-        }
-        Index kw0, kw1;
-        detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
-        const Index iw0 = ow * g.stride_w - g.pad_left;
-        T* yo = y + (r * g.out_w + ow) * CM;
-        // pointer to the (virtual) tap (0,0); only valid taps are dereferenced
-        const T* xrow0 = ximg + ih0 * xrow_stride + iw0 * C;
-        if (M == 1) {
-          detail::dw_pixel_m1(xrow0, xrow_stride, kernel, bias, yo, C, kh0, kh1, kw0, kw1, KW, g.dil_h, g.dil_w);
-          continue;
-        }
-        if (bias) std::memcpy(yo, bias, sizeof(T) * CM);
-        else std::fill(yo, yo + CM, T(0));
-        for (Index kh = kh0; kh < kh1; ++kh)
-          for (Index kw = kw0; kw < kw1; ++kw) {
-            const T* xp = xrow0 + kh * g.dil_h * xrow_stride + kw * g.dil_w * C;
-            const T* kp = kernel + (kh * KW + kw) * CM;
-            for (Index c = 0; c < C; ++c) {
-              const T xv = xp[c];
-#pragma omp simd
-              for (Index m = 0; m < M; ++m) yo[c * M + m] += xv * kp[c * M + m];
+  keras::parallel_for(
+      rows, 1, (rows * g.out_w * CM > 16384) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+        for (Index r = r_begin; r < r_end; ++r) {
+          const Index n = r / g.out_h, oh = r % g.out_h;
+          Index kh0, kh1;
+          detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
+          const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
+          const T* ximg = x + n * g.in_h * xrow_stride;
+          // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
+          // the register-blocked kernel, the border pixels through the general loop below.
+          Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
+          if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 &&
+              kh1 == 3) {
+            fast0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+            fast1 =
+                std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
+            if (fast1 > fast0) {
+              const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+              T* y0 = y + (r * g.out_w + fast0) * CM;
+              if (g.stride_w == 1)
+                detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
+              else
+                detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
+            } else {
+              fast0 = fast1 = 0;
             }
           }
-      }
-      if (!ep) continue;
-      T* yr = y + r * g.out_w * CM;
-      if (!row_ep || fast1 <= fast0) {
-        ep->apply(yr, r * g.out_w, g.out_w, CM);
-      } else {  // the interior applied it in registers; the border pixels here
-        ep->apply(yr, r * g.out_w, fast0, CM);
-        ep->apply(yr + fast1 * CM, r * g.out_w + fast1, g.out_w - fast1, CM);
-      }
-    }
-  });
+          for (Index ow = 0; ow < g.out_w; ++ow) {
+            if (ow == fast0 && fast1 > fast0) {
+              ow = fast1 - 1;
+              continue;
+            }
+            Index kw0, kw1;
+            detail::tap_range(ow, g.stride_w, g.pad_left, g.dil_w, KW, g.in_w, kw0, kw1);
+            const Index iw0 = ow * g.stride_w - g.pad_left;
+            T* yo = y + (r * g.out_w + ow) * CM;
+            // pointer to the (virtual) tap (0,0); only valid taps are dereferenced
+            const T* xrow0 = ximg + ih0 * xrow_stride + iw0 * C;
+            if (M == 1) {
+              detail::dw_pixel_m1(xrow0, xrow_stride, kernel, bias, yo, C, kh0, kh1, kw0, kw1, KW, g.dil_h, g.dil_w);
+              continue;
+            }
+            if (bias)
+              std::memcpy(yo, bias, sizeof(T) * CM);
+            else
+              std::fill(yo, yo + CM, T(0));
+            for (Index kh = kh0; kh < kh1; ++kh)
+              for (Index kw = kw0; kw < kw1; ++kw) {
+                const T* xp = xrow0 + kh * g.dil_h * xrow_stride + kw * g.dil_w * C;
+                const T* kp = kernel + (kh * KW + kw) * CM;
+                for (Index c = 0; c < C; ++c) {
+                  const T xv = xp[c];
+#pragma omp simd
+                  for (Index m = 0; m < M; ++m) yo[c * M + m] += xv * kp[c * M + m];
+                }
+              }
+          }
+          if (!ep) continue;
+          T* yr = y + r * g.out_w * CM;
+          if (!row_ep || fast1 <= fast0) {
+            ep->apply(yr, r * g.out_w, g.out_w, CM);
+          } else {  // the interior applied it in registers; the border pixels here
+            ep->apply(yr, r * g.out_w, fast0, CM);
+            ep->apply(yr + fast1 * CM, r * g.out_w + fast1, g.out_w - fast1, CM);
+          }
+        }
+      });
 }
 template <class T>
 void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, const T* kernel, const T* bias, T* y) {
@@ -418,8 +435,10 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
         if (fast1 > fast0) {
           const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
           const T* dy0 = dy + (r * g.out_w + fast0) * CM;
-          if (g.stride_w == 1) detail::dw3x3_row_dkernel<T, 1>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
-          else detail::dw3x3_row_dkernel<T, 2>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
+          if (g.stride_w == 1)
+            detail::dw3x3_row_dkernel<T, 1>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
+          else
+            detail::dw3x3_row_dkernel<T, 2>(x00, xrow_stride, C, dy0, fast1 - fast0, pk, dbias ? pb : nullptr);
         } else {
           fast0 = fast1 = 0;
         }
@@ -484,7 +503,8 @@ inline void check_dw_kernel(const Conv2DGeometry& g, const Tensor<T>& kernel, co
 /// y resized to [N, OH, OW, C*M]. g from conv_geometry (batch taken from x).
 template <class T>
 void depthwise_conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
-                              const NoDeduce<Tensor<T>>* bias, Tensor<T>& y, const NoDeduce<Epilogue<T>>* ep = nullptr) {
+                              const NoDeduce<Tensor<T>>* bias, Tensor<T>& y,
+                              const NoDeduce<Epilogue<T>>* ep = nullptr) {
   const Conv2DGeometry g = with_input(geom, x, "DepthwiseConv2D");
   detail::check_dw_kernel(g, kernel, bias, "DepthwiseConv2D");
   const Index M = kernel.dim(3);
@@ -495,8 +515,8 @@ void depthwise_conv2d_forward(const Conv2DGeometry& geom, const Tensor<T>& x, co
 /// dx resized to x's shape and overwritten; dkernel/dbias (already shaped) accumulated.
 template <class T>
 void depthwise_conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, const Tensor<T>& kernel,
-                               const Tensor<T>& dy, NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel, NoDeduce<Tensor<T>>* dbias,
-                               DepthwiseConv2DWorkspace<T>& ws) {
+                               const Tensor<T>& dy, NoDeduce<Tensor<T>>* dx, NoDeduce<Tensor<T>>* dkernel,
+                               NoDeduce<Tensor<T>>* dbias, DepthwiseConv2DWorkspace<T>& ws) {
   const Conv2DGeometry g = with_input(geom, x, "DepthwiseConv2D backward");
   detail::check_dw_kernel(g, kernel, dbias, "DepthwiseConv2D backward");
   const Index M = kernel.dim(3);
@@ -504,8 +524,8 @@ void depthwise_conv2d_backward(const Conv2DGeometry& geom, const Tensor<T>& x, c
     throw ShapeError("DepthwiseConv2D backward: output gradient shape " + shape_str(dy.shape()) + " does not match " +
                      shape_str({g.batch, g.out_h, g.out_w, g.in_c * M}));
   if (dkernel && dkernel->shape() != kernel.shape())
-    throw ShapeError("DepthwiseConv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) + " != " +
-                     shape_str(kernel.shape()));
+    throw ShapeError("DepthwiseConv2D backward: kernel gradient shape " + shape_str(dkernel->shape()) +
+                     " != " + shape_str(kernel.shape()));
   if (dx) dx->resize(x.shape());
   depthwise_conv2d_backward(g, M, x.data(), kernel.data(), dy.data(), dx ? dx->data() : nullptr,
                             dkernel ? dkernel->data() : nullptr, dbias ? dbias->data() : nullptr, ws);

@@ -17,9 +17,9 @@ namespace keras::ops {
 
 template <class T>
 struct Epilogue {
-  const T* scale = nullptr;     ///< per channel [C]; nullptr: 1
-  const T* shift = nullptr;     ///< per channel [C]; nullptr: 0
-  bool clamp = false;           ///< apply [lo, hi]
+  const T* scale = nullptr;  ///< per channel [C]; nullptr: 1
+  const T* shift = nullptr;  ///< per channel [C]; nullptr: 0
+  bool clamp = false;        ///< apply [lo, hi]
   T lo = -std::numeric_limits<T>::infinity();
   T hi = std::numeric_limits<T>::infinity();
   const T* residual = nullptr;  ///< same layout as the output, added last; nullptr: none

@@ -35,13 +35,18 @@ using RowMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 template <class T, class LhsExpr, class RhsExpr>
 inline void gemm_apply(const LhsExpr& a, const RhsExpr& b, T alpha, T beta, RowMap<T>& c) {
   if (beta == T(0)) {
-    if (alpha == T(1)) c.noalias() = a * b;
-    else c.noalias() = alpha * (a * b);
+    if (alpha == T(1))
+      c.noalias() = a * b;
+    else
+      c.noalias() = alpha * (a * b);
   } else {
     if (beta != T(1)) c *= beta;
-    if (alpha == T(1)) c.noalias() += a * b;
-    else if (alpha == T(-1)) c.noalias() -= a * b;
-    else c.noalias() += alpha * (a * b);
+    if (alpha == T(1))
+      c.noalias() += a * b;
+    else if (alpha == T(-1))
+      c.noalias() -= a * b;
+    else
+      c.noalias() += alpha * (a * b);
   }
 }
 
@@ -62,7 +67,9 @@ struct GemmPackBuffers {
   T* b = nullptr;
   float* panels = nullptr;  ///< the own kernel's B block (gk::kKc x gk::kNc floats; float builds with kGemmKernel)
   GemmPackBuffers() = default;
-  GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b), panels(o.panels) { o.a = o.b = nullptr, o.panels = nullptr; }
+  GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b), panels(o.panels) {
+    o.a = o.b = nullptr, o.panels = nullptr;
+  }
   GemmPackBuffers& operator=(GemmPackBuffers&& o) noexcept {
     std::swap(a, o.a);
     std::swap(b, o.b);
@@ -127,8 +134,10 @@ inline void GemmPackBuffers<T>::ensure() {
   if (a) return;
   if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
     panels = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * gk::kKc * gk::kNc));
-  a = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxMc));
-  b = static_cast<T*>(Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxNc));
+  a = static_cast<T*>(
+      Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxMc));
+  b = static_cast<T*>(
+      Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxNc));
 }
 
 /// Whether the own micro-kernel (gemm_kernel.hpp) runs a product of this scalar type and shape
@@ -148,13 +157,15 @@ template <class T>
 inline bool use_gemm_kernel(Index M, Index N, Index K) {
   if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
     return M >= 4 && N >= 8 && double(M) * double(N) * double(K) >= 16384.0 && gemm_kernel_enabled();
-  else return false;
+  else
+    return false;
 }
 
 /// C (+)= alpha op(A) op(B) with Eigen's kernel (general_matrix_matrix_product) and the calling
 /// thread's packing buffers. beta: 0 overwrites, 1 accumulates, else scales C first.
 template <class T, int LhsOrder, int RhsOrder>
-inline void gemm_eigen(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T beta, T* C, Index ldc) {
+inline void gemm_eigen(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T beta, T* C,
+                       Index ldc) {
   if (beta == T(0)) {
     for (Index r = 0; r < M; ++r) std::fill(C + r * ldc, C + r * ldc + N, T(0));
   } else if (beta != T(1)) {
@@ -162,8 +173,8 @@ inline void gemm_eigen(Index M, Index N, Index K, T alpha, const T* A, Index lda
       for (Index j = 0; j < N; ++j) C[r * ldc + j] *= beta;
   }
   ThreadBlocking<T> blocking(M, N, K);
-  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false, Eigen::RowMajor, 1>::run(
-      M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
+  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false, Eigen::RowMajor,
+                                                 1>::run(M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
 }
 
 /// One serial GEMM on row-major data: C[M, N] = alpha op(A) op(B) + beta C.
@@ -173,8 +184,10 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
   if (M <= 0 || N <= 0) return;
   RowMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K <= 0) {
-    if (beta == T(0)) c.setZero();
-    else if (beta != T(1)) c *= beta;
+    if (beta == T(0))
+      c.setZero();
+    else if (beta != T(1))
+      c *= beta;
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
@@ -189,10 +202,14 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
     if (M >= 8 && N >= 8 && double(M) * double(N) * double(K) >= 32768.0) {
       // op(A) row-major [M, K] with stride lda, or A^T of a row-major [K, M] = column-major [M, K]
       constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
-      if (!ta && !tb) gemm_eigen<T, R, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      else if (!ta && tb) gemm_eigen<T, R, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      else if (ta && !tb) gemm_eigen<T, Cm, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      else gemm_eigen<T, Cm, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      if (!ta && !tb)
+        gemm_eigen<T, R, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else if (!ta && tb)
+        gemm_eigen<T, R, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else if (ta && !tb)
+        gemm_eigen<T, Cm, R>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else
+        gemm_eigen<T, Cm, Cm>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
     }
   }
@@ -217,8 +234,8 @@ inline void gemm_block(bool ta, bool tb, Index M, Index N, Index K, T alpha, con
 
 /// gemm_block followed by the epilogue ep (nullptr: none), fused into the micro-kernel when it runs.
 template <class T>
-inline void gemm_block_ep(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb,
-                          T beta, T* C, Index ldc, const GemmEpilogue<T>* ep) {
+inline void gemm_block_ep(bool ta, bool tb, Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B,
+                          Index ldb, T beta, T* C, Index ldc, const GemmEpilogue<T>* ep) {
   if constexpr (std::is_same_v<T, float>) {
     if (use_gemm_kernel<T>(M, N, K)) {
       gemm_kernel(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, thread_pack_buffers<T>().panels);

@@ -58,9 +58,12 @@ struct GemmEpilogue {
       for (Index j = 0; j < n; ++j) {
         T v = cr[j];
         if (bias) v += bias[j0 + j];
-        if (scale && shift) v = v * scale[j0 + j] + shift[j0 + j];
-        else if (scale) v *= scale[j0 + j];
-        else if (shift) v += shift[j0 + j];
+        if (scale && shift)
+          v = v * scale[j0 + j] + shift[j0 + j];
+        else if (scale)
+          v *= scale[j0 + j];
+        else if (shift)
+          v += shift[j0 + j];
         if (clamp) v = std::min(std::max(v, lo), hi);
         if (res) v += res[j];
         cr[j] = v;
@@ -100,7 +103,7 @@ inline constexpr int kNR = 2 * kPS;  ///< columns of a panel / micro-tile (two p
 #define KERASCPP_GEMM_KC 256
 #endif
 inline constexpr Index kKc = KERASCPP_GEMM_KC;  ///< k-block: a 12 x 256 A micro-panel is 12 KB (L1)
-inline constexpr Index kNc = 1024;   ///< columns per block of B: 256 x 1024 floats = 1 MB (L2)
+inline constexpr Index kNc = 1024;              ///< columns per block of B: 256 x 1024 floats = 1 MB (L2)
 
 /// Floats of a packed op(B) [K, N]: panels padded to kNR columns.
 inline Index packed_size(Index K, Index N) { return K * ((N + kNR - 1) / kNR * kNR); }
@@ -208,8 +211,10 @@ EIGEN_ALWAYS_INLINE void store_tile(Packet (&acc)[MR][2], const Tile& t, const i
       } else if constexpr (!LoadC) {
         r = ei::pmul(r, m[v]);
       }
-      if (full) ei::pstoreu(c + v * kPS, r);
-      else store_part(c + v * kPS, r, nv[v]);
+      if (full)
+        ei::pstoreu(c + v * kPS, r);
+      else
+        store_part(c + v * kPS, r, nv[v]);
     }
   }
 }
@@ -219,13 +224,19 @@ EIGEN_ALWAYS_INLINE void finish(Packet (&acc)[MR][2], const Tile& t) {
   const int nv[2] = {std::min(t.nr, kPS), std::max(0, t.nr - kPS)};
   const bool ep = t.ep != nullptr, res = ep && t.ep->residual;
   if (!t.load_c) {
-    if (!ep) store_tile<MR, false, false, false>(acc, t, nv);
-    else if (!res) store_tile<MR, false, true, false>(acc, t, nv);
-    else store_tile<MR, false, true, true>(acc, t, nv);
+    if (!ep)
+      store_tile<MR, false, false, false>(acc, t, nv);
+    else if (!res)
+      store_tile<MR, false, true, false>(acc, t, nv);
+    else
+      store_tile<MR, false, true, true>(acc, t, nv);
   } else {
-    if (!ep) store_tile<MR, true, false, false>(acc, t, nv);
-    else if (!res) store_tile<MR, true, true, false>(acc, t, nv);
-    else store_tile<MR, true, true, true>(acc, t, nv);
+    if (!ep)
+      store_tile<MR, true, false, false>(acc, t, nv);
+    else if (!res)
+      store_tile<MR, true, true, false>(acc, t, nv);
+    else
+      store_tile<MR, true, true, true>(acc, t, nv);
   }
 }
 
@@ -398,8 +409,9 @@ inline void gemm_packed(bool ta, Index M, float alpha, const float* A, Index lda
 
 /// C[M, N] = epilogue(alpha * op(A) * op(B) + beta * C) with the own kernel, packing B block by block
 /// into `buf` (gk::kKc * gk::kNc floats, aligned).
-inline void gemm_kernel(bool ta, bool tb, Index M, Index N, Index K, float alpha, const float* A, Index lda, const float* B,
-                        Index ldb, float beta, float* C, Index ldc, const GemmEpilogue<float>* ep, float* buf) {
+inline void gemm_kernel(bool ta, bool tb, Index M, Index N, Index K, float alpha, const float* A, Index lda,
+                        const float* B, Index ldb, float beta, float* C, Index ldc, const GemmEpilogue<float>* ep,
+                        float* buf) {
   if (M <= 0 || N <= 0) return;
   if (ep && ep->empty()) ep = nullptr;
   if (K <= 0) return gk::scale_only(M, N, beta, C, ldc, ep);

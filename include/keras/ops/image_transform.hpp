@@ -80,7 +80,8 @@ struct Taps {
   int count = 0;
 };
 
-inline Taps affine_taps(const std::array<double, 8>& t, Index ox, Index oy, Index h, Index w, FillMode mode, bool bilinear) {
+inline Taps affine_taps(const std::array<double, 8>& t, Index ox, Index oy, Index h, Index w, FillMode mode,
+                        bool bilinear) {
   const double proj = t[6] * ox + t[7] * oy + 1.0;
   Taps taps;
   if (proj == 0) {  // (not reached by Keras's affine transforms) the fill value
@@ -115,8 +116,8 @@ inline Taps affine_taps(const std::array<double, 8>& t, Index ox, Index oy, Inde
 
 /// out = the image `in` [h, w, c] resampled through transform t (output pixel -> input point).
 template <class T>
-void affine_transform(const T* in, T* out, Index h, Index w, Index c, const std::array<double, 8>& t, FillMode mode, bool bilinear,
-                      T fill_value) {
+void affine_transform(const T* in, T* out, Index h, Index w, Index c, const std::array<double, 8>& t, FillMode mode,
+                      bool bilinear, T fill_value) {
   for (Index oy = 0; oy < h; ++oy)
     for (Index ox = 0; ox < w; ++ox) {
       const Taps tp = affine_taps(t, ox, oy, h, w, mode, bilinear);
@@ -133,8 +134,8 @@ void affine_transform(const T* in, T* out, Index h, Index w, Index c, const std:
 /// The transpose of affine_transform for its input: din += d(out)/d(in)^T dout (fill_value is a
 /// constant and gets no gradient).
 template <class T>
-void affine_transform_backward(const T* dout, T* din, Index h, Index w, Index c, const std::array<double, 8>& t, FillMode mode,
-                               bool bilinear) {
+void affine_transform_backward(const T* dout, T* din, Index h, Index w, Index c, const std::array<double, 8>& t,
+                               FillMode mode, bool bilinear) {
   for (Index oy = 0; oy < h; ++oy)
     for (Index ox = 0; ox < w; ++ox) {
       const Taps tp = affine_taps(t, ox, oy, h, w, mode, bilinear);
@@ -156,7 +157,8 @@ inline std::array<double, 8> rotation_transform(double angle, Index h, Index w) 
 }
 /// Zoom: zx, zy > 1 shows more of the image (zoom out), < 1 less (zoom in), about the centre.
 inline std::array<double, 8> zoom_transform(double zx, double zy, Index h, Index w) {
-  const double x_off = (static_cast<double>(w - 1) / 2.0) * (1 - zx), y_off = (static_cast<double>(h - 1) / 2.0) * (1 - zy);
+  const double x_off = (static_cast<double>(w - 1) / 2.0) * (1 - zx),
+               y_off = (static_cast<double>(h - 1) / 2.0) * (1 - zy);
   return {zx, 0, x_off, 0, zy, y_off, 0, 0};
 }
 /// Translation of the content by (dx, dy) pixels (right and down positive).

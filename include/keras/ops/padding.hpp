@@ -46,7 +46,7 @@ struct Conv2DGeometry {
   Index pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
 
   Index out_pixels() const { return batch * out_h * out_w; }  ///< GEMM rows
-  Index patch_size() const { return k_h * k_w * in_c; }        ///< im2col row length
+  Index patch_size() const { return k_h * k_w * in_c; }       ///< im2col row length
   Index in_size() const { return batch * in_h * in_w * in_c; }
   bool padded() const { return pad_top || pad_bottom || pad_left || pad_right; }
   /// 1x1, stride 1, unpadded: the convolution is one GEMM over the input as [N*H*W, C].
@@ -61,9 +61,10 @@ namespace detail {
 inline void window_1d(Index in, Index k, Index s, Index d, Padding p, const char* axis, Index& out, Index& before,
                       Index& after) {
   if (in <= 0 || k <= 0 || s <= 0 || d <= 0)
-    throw ValueError(std::string("conv_geometry: ") + axis + ": sizes, kernel, strides and dilation must be positive (got input " +
-                     std::to_string(in) + ", kernel " + std::to_string(k) + ", stride " + std::to_string(s) +
-                     ", dilation " + std::to_string(d) + ")");
+    throw ValueError(std::string("conv_geometry: ") + axis +
+                     ": sizes, kernel, strides and dilation must be positive (got input " + std::to_string(in) +
+                     ", kernel " + std::to_string(k) + ", stride " + std::to_string(s) + ", dilation " +
+                     std::to_string(d) + ")");
   const Index eff_k = (k - 1) * d + 1;
   if (p == Padding::Same) {
     out = (in + s - 1) / s;
@@ -84,7 +85,8 @@ inline void window_1d(Index in, Index k, Index s, Index d, Padding p, const char
 /// TF/Keras geometry. `batch` is left 0 (kernels taking tensors fill it in from the input).
 inline Conv2DGeometry conv_geometry(Index in_h, Index in_w, Index in_c, Index k_h, Index k_w, Index stride_h,
                                     Index stride_w, Padding padding, Index dil_h = 1, Index dil_w = 1) {
-  if (in_c <= 0) throw ValueError("conv_geometry: the number of input channels must be positive, got " + std::to_string(in_c));
+  if (in_c <= 0)
+    throw ValueError("conv_geometry: the number of input channels must be positive, got " + std::to_string(in_c));
   if ((stride_h > 1 || stride_w > 1) && (dil_h > 1 || dil_w > 1))
     throw ValueError("conv_geometry: strides > 1 are not supported in conjunction with dilation_rate > 1 (as Keras)");
   Conv2DGeometry g;

@@ -23,14 +23,14 @@
 namespace keras::ops {
 
 /// Geometry of a pooling window. A stride <= 0 means "same as the pool size" (Keras strides=None).
-inline Pool2DGeometry pool_geometry(Index in_h, Index in_w, Index channels, Index pool_h, Index pool_w,
-                                    Index stride_h, Index stride_w, Padding padding) {
+inline Pool2DGeometry pool_geometry(Index in_h, Index in_w, Index channels, Index pool_h, Index pool_w, Index stride_h,
+                                    Index stride_w, Padding padding) {
   if (stride_h <= 0) stride_h = pool_h;
   if (stride_w <= 0) stride_w = pool_w;
   return conv_geometry(in_h, in_w, channels, pool_h, pool_w, stride_h, stride_w, padding);
 }
-inline Pool2DGeometry pool_geometry(Index in_h, Index in_w, Index channels, Index pool_h, Index pool_w,
-                                    Index stride_h, Index stride_w, const std::string& padding) {
+inline Pool2DGeometry pool_geometry(Index in_h, Index in_w, Index channels, Index pool_h, Index pool_w, Index stride_h,
+                                    Index stride_w, const std::string& padding) {
   return pool_geometry(in_h, in_w, channels, pool_h, pool_w, stride_h, stride_w, parse_padding(padding));
 }
 
@@ -51,32 +51,33 @@ template <class T>
 void max_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "max_pool2d_forward");
   const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const Index n = r / g.out_h, oh = r % g.out_h;
-      Index kh0, kh1;
-      detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-      const T* ximg = x + n * g.in_h * xrs;
-      const Index ih0 = oh * g.stride_h - g.pad_top;
-      for (Index ow = 0; ow < g.out_w; ++ow) {
-        Index kw0, kw1;
-        detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-        const Index iw0 = ow * g.stride_w - g.pad_left;
-        T* yo = y + (r * g.out_w + ow) * C;
-        if (kh0 >= kh1 || kw0 >= kw1) {  // window entirely in padding (not produced by TF's rule)
-          std::fill(yo, yo + C, T(0));
-          continue;
-        }
-        std::memcpy(yo, ximg + (ih0 + kh0) * xrs + (iw0 + kw0) * C, sizeof(T) * C);
-        for (Index kh = kh0; kh < kh1; ++kh)
-          for (Index kw = kw0; kw < kw1; ++kw) {
-            const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1,
+                      [=](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const Index n = r / g.out_h, oh = r % g.out_h;
+                          Index kh0, kh1;
+                          detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
+                          const T* ximg = x + n * g.in_h * xrs;
+                          const Index ih0 = oh * g.stride_h - g.pad_top;
+                          for (Index ow = 0; ow < g.out_w; ++ow) {
+                            Index kw0, kw1;
+                            detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
+                            const Index iw0 = ow * g.stride_w - g.pad_left;
+                            T* yo = y + (r * g.out_w + ow) * C;
+                            if (kh0 >= kh1 || kw0 >= kw1) {  // window entirely in padding (not produced by TF's rule)
+                              std::fill(yo, yo + C, T(0));
+                              continue;
+                            }
+                            std::memcpy(yo, ximg + (ih0 + kh0) * xrs + (iw0 + kw0) * C, sizeof(T) * C);
+                            for (Index kh = kh0; kh < kh1; ++kh)
+                              for (Index kw = kw0; kw < kw1; ++kw) {
+                                const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
 #pragma omp simd
-            for (Index c = 0; c < C; ++c) yo[c] = xp[c] > yo[c] ? xp[c] : yo[c];
-          }
-      }
-    }
-  });
+                                for (Index c = 0; c < C; ++c) yo[c] = xp[c] > yo[c] ? xp[c] : yo[c];
+                              }
+                          }
+                        }
+                      });
 }
 
 /// dx [N,H,W,C] overwritten: each dy goes to the first maximum of its window (x is the forward input).
@@ -86,52 +87,54 @@ void max_pool2d_backward(const Pool2DGeometry& g, const T* x, const T* dy, T* dx
   const Index C = g.in_c, xrs = g.in_w * C;
   const int nt = keras::get_num_threads();
   // tasks: (image, channel range); a channel range is a multiple of 8 channels
-  Index splits = g.batch >= nt ? 1 : std::max<Index>(1, std::min<Index>((nt + g.batch - 1) / std::max<Index>(g.batch, 1), C / 8));
+  Index splits =
+      g.batch >= nt ? 1 : std::max<Index>(1, std::min<Index>((nt + g.batch - 1) / std::max<Index>(g.batch, 1), C / 8));
   const Index tasks = g.batch * splits;
   constexpr Index CB = 64;
-  keras::parallel_for(tasks, 1, (detail::pool_parallel(g.in_size()) && tasks > 1) ? nt : 1, [=](Index task_begin, Index task_end) {
-    for (Index task = task_begin; task < task_end; ++task) {
-      const Index n = task / splits, s = task % splits;
-      const Index c0 = (C * s / splits) / 8 * 8, c1 = s + 1 == splits ? C : (C * (s + 1) / splits) / 8 * 8;
-      const T* ximg = x + n * g.in_h * xrs;
-      T* dximg = dx + n * g.in_h * xrs;
-      for (Index p = 0; p < g.in_h * g.in_w; ++p) std::fill(dximg + p * C + c0, dximg + p * C + c1, T(0));
-      for (Index oh = 0; oh < g.out_h; ++oh) {
-        Index kh0, kh1;
-        detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-        const Index ih0 = oh * g.stride_h - g.pad_top;
-        for (Index ow = 0; ow < g.out_w; ++ow) {
-          Index kw0, kw1;
-          detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-          if (kh0 >= kh1 || kw0 >= kw1) continue;
-          const Index iw0 = ow * g.stride_w - g.pad_left;
-          const T* dyp = dy + ((n * g.out_h + oh) * g.out_w + ow) * C;
-          for (Index cb = c0; cb < c1; cb += CB) {
-            const Index len = std::min(CB, c1 - cb);
-            T best[CB];
-            Index arg[CB];
-            const Index first = (ih0 + kh0) * xrs + (iw0 + kw0) * C;
-            for (Index j = 0; j < len; ++j) {
-              best[j] = ximg[first + cb + j];
-              arg[j] = first;
-            }
-            for (Index kh = kh0; kh < kh1; ++kh)
-              for (Index kw = kw0; kw < kw1; ++kw) {
-                const Index off = (ih0 + kh) * xrs + (iw0 + kw) * C;
-                const T* xp = ximg + off + cb;
-#pragma omp simd
+  keras::parallel_for(
+      tasks, 1, (detail::pool_parallel(g.in_size()) && tasks > 1) ? nt : 1, [=](Index task_begin, Index task_end) {
+        for (Index task = task_begin; task < task_end; ++task) {
+          const Index n = task / splits, s = task % splits;
+          const Index c0 = (C * s / splits) / 8 * 8, c1 = s + 1 == splits ? C : (C * (s + 1) / splits) / 8 * 8;
+          const T* ximg = x + n * g.in_h * xrs;
+          T* dximg = dx + n * g.in_h * xrs;
+          for (Index p = 0; p < g.in_h * g.in_w; ++p) std::fill(dximg + p * C + c0, dximg + p * C + c1, T(0));
+          for (Index oh = 0; oh < g.out_h; ++oh) {
+            Index kh0, kh1;
+            detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
+            const Index ih0 = oh * g.stride_h - g.pad_top;
+            for (Index ow = 0; ow < g.out_w; ++ow) {
+              Index kw0, kw1;
+              detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
+              if (kh0 >= kh1 || kw0 >= kw1) continue;
+              const Index iw0 = ow * g.stride_w - g.pad_left;
+              const T* dyp = dy + ((n * g.out_h + oh) * g.out_w + ow) * C;
+              for (Index cb = c0; cb < c1; cb += CB) {
+                const Index len = std::min(CB, c1 - cb);
+                T best[CB];
+                Index arg[CB];
+                const Index first = (ih0 + kh0) * xrs + (iw0 + kw0) * C;
                 for (Index j = 0; j < len; ++j) {
-                  const bool gt = xp[j] > best[j];  // strict: the first maximum wins ties
-                  best[j] = gt ? xp[j] : best[j];
-                  arg[j] = gt ? off : arg[j];
+                  best[j] = ximg[first + cb + j];
+                  arg[j] = first;
                 }
+                for (Index kh = kh0; kh < kh1; ++kh)
+                  for (Index kw = kw0; kw < kw1; ++kw) {
+                    const Index off = (ih0 + kh) * xrs + (iw0 + kw) * C;
+                    const T* xp = ximg + off + cb;
+#pragma omp simd
+                    for (Index j = 0; j < len; ++j) {
+                      const bool gt = xp[j] > best[j];  // strict: the first maximum wins ties
+                      best[j] = gt ? xp[j] : best[j];
+                      arg[j] = gt ? off : arg[j];
+                    }
+                  }
+                for (Index j = 0; j < len; ++j) dximg[arg[j] + cb + j] += dyp[cb + j];
               }
-            for (Index j = 0; j < len; ++j) dximg[arg[j] + cb + j] += dyp[cb + j];
+            }
           }
         }
-      }
-    }
-  });
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,33 +145,34 @@ template <class T>
 void avg_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "avg_pool2d_forward");
   const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const Index n = r / g.out_h, oh = r % g.out_h;
-      Index kh0, kh1;
-      detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-      const T* ximg = x + n * g.in_h * xrs;
-      const Index ih0 = oh * g.stride_h - g.pad_top;
-      for (Index ow = 0; ow < g.out_w; ++ow) {
-        Index kw0, kw1;
-        detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-        const Index iw0 = ow * g.stride_w - g.pad_left;
-        T* yo = y + (r * g.out_w + ow) * C;
-        std::fill(yo, yo + C, T(0));
-        const Index count = (kh1 - kh0) * (kw1 - kw0);
-        if (count <= 0) continue;
-        for (Index kh = kh0; kh < kh1; ++kh)
-          for (Index kw = kw0; kw < kw1; ++kw) {
-            const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1,
+                      [=](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const Index n = r / g.out_h, oh = r % g.out_h;
+                          Index kh0, kh1;
+                          detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
+                          const T* ximg = x + n * g.in_h * xrs;
+                          const Index ih0 = oh * g.stride_h - g.pad_top;
+                          for (Index ow = 0; ow < g.out_w; ++ow) {
+                            Index kw0, kw1;
+                            detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
+                            const Index iw0 = ow * g.stride_w - g.pad_left;
+                            T* yo = y + (r * g.out_w + ow) * C;
+                            std::fill(yo, yo + C, T(0));
+                            const Index count = (kh1 - kh0) * (kw1 - kw0);
+                            if (count <= 0) continue;
+                            for (Index kh = kh0; kh < kh1; ++kh)
+                              for (Index kw = kw0; kw < kw1; ++kw) {
+                                const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
 #pragma omp simd
-            for (Index c = 0; c < C; ++c) yo[c] += xp[c];
-          }
-        const T inv = T(1) / T(count);
+                                for (Index c = 0; c < C; ++c) yo[c] += xp[c];
+                              }
+                            const T inv = T(1) / T(count);
 #pragma omp simd
-        for (Index c = 0; c < C; ++c) yo[c] *= inv;
-      }
-    }
-  });
+                            for (Index c = 0; c < C; ++c) yo[c] *= inv;
+                          }
+                        }
+                      });
 }
 
 /// dx [N,H,W,C] overwritten (gathered per input row).
@@ -176,36 +180,38 @@ template <class T>
 void avg_pool2d_backward(const Pool2DGeometry& g, const T* dy, T* dx) {
   detail::check_pool_geometry(g, "avg_pool2d_backward");
   const Index C = g.in_c, rows = g.batch * g.in_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * xrs)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const Index n = r / g.in_h, ih = r % g.in_h;
-      T* dxrow = dx + r * xrs;
-      std::fill(dxrow, dxrow + xrs, T(0));
-      for (Index kh = 0; kh < g.k_h; ++kh) {
-        const Index t = ih + g.pad_top - kh;
-        if (t < 0 || t % g.stride_h) continue;
-        const Index oh = t / g.stride_h;
-        if (oh >= g.out_h) continue;
-        Index kh0, kh1;
-        detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-        const T* dyrow = dy + ((n * g.out_h + oh) * g.out_w) * C;
-        for (Index kw = 0; kw < g.k_w; ++kw) {
-          const Index off = kw - g.pad_left;  // iw = ow*stride_w + off
-          const Index ow0 = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
-          const Index ow1 = std::min<Index>(g.out_w, g.in_w - 1 - off >= 0 ? (g.in_w - 1 - off) / g.stride_w + 1 : 0);
-          for (Index ow = ow0; ow < ow1; ++ow) {
-            Index kw0, kw1;
-            detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-            const T inv = T(1) / T((kh1 - kh0) * (kw1 - kw0));
-            T* d = dxrow + (ow * g.stride_w + off) * C;
-            const T* dyp = dyrow + ow * C;
+  keras::parallel_for(
+      rows, 1, (detail::pool_parallel(rows * xrs)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
+        for (Index r = r_begin; r < r_end; ++r) {
+          const Index n = r / g.in_h, ih = r % g.in_h;
+          T* dxrow = dx + r * xrs;
+          std::fill(dxrow, dxrow + xrs, T(0));
+          for (Index kh = 0; kh < g.k_h; ++kh) {
+            const Index t = ih + g.pad_top - kh;
+            if (t < 0 || t % g.stride_h) continue;
+            const Index oh = t / g.stride_h;
+            if (oh >= g.out_h) continue;
+            Index kh0, kh1;
+            detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
+            const T* dyrow = dy + ((n * g.out_h + oh) * g.out_w) * C;
+            for (Index kw = 0; kw < g.k_w; ++kw) {
+              const Index off = kw - g.pad_left;  // iw = ow*stride_w + off
+              const Index ow0 = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+              const Index ow1 =
+                  std::min<Index>(g.out_w, g.in_w - 1 - off >= 0 ? (g.in_w - 1 - off) / g.stride_w + 1 : 0);
+              for (Index ow = ow0; ow < ow1; ++ow) {
+                Index kw0, kw1;
+                detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
+                const T inv = T(1) / T((kh1 - kh0) * (kw1 - kw0));
+                T* d = dxrow + (ow * g.stride_w + off) * C;
+                const T* dyp = dyrow + ow * C;
 #pragma omp simd
-            for (Index c = 0; c < C; ++c) d[c] += dyp[c] * inv;
+                for (Index c = 0; c < C; ++c) d[c] += dyp[c] * inv;
+              }
+            }
           }
         }
-      }
-    }
-  });
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,35 +219,37 @@ void avg_pool2d_backward(const Pool2DGeometry& g, const T* dy, T* dx) {
 
 template <class T>
 void global_avg_pool2d_forward(const T* x, Index n, Index hw, Index c, T* y) {
-  keras::parallel_for(n, 1, (detail::pool_parallel(n * hw * c) && n > 1) ? keras::get_num_threads() : 1, [=](Index b_begin, Index b_end) {
-    for (Index b = b_begin; b < b_end; ++b) {
-      T* yo = y + b * c;
-      std::fill(yo, yo + c, T(0));
-      const T* xi = x + b * hw * c;
-      for (Index p = 0; p < hw; ++p) {
-        const T* xp = xi + p * c;
+  keras::parallel_for(n, 1, (detail::pool_parallel(n * hw * c) && n > 1) ? keras::get_num_threads() : 1,
+                      [=](Index b_begin, Index b_end) {
+                        for (Index b = b_begin; b < b_end; ++b) {
+                          T* yo = y + b * c;
+                          std::fill(yo, yo + c, T(0));
+                          const T* xi = x + b * hw * c;
+                          for (Index p = 0; p < hw; ++p) {
+                            const T* xp = xi + p * c;
 #pragma omp simd
-        for (Index j = 0; j < c; ++j) yo[j] += xp[j];
-      }
-      const T inv = T(1) / T(hw);
+                            for (Index j = 0; j < c; ++j) yo[j] += xp[j];
+                          }
+                          const T inv = T(1) / T(hw);
 #pragma omp simd
-      for (Index j = 0; j < c; ++j) yo[j] *= inv;
-    }
-  });
+                          for (Index j = 0; j < c; ++j) yo[j] *= inv;
+                        }
+                      });
 }
 
 template <class T>
 void global_avg_pool2d_backward(const T* dy, Index n, Index hw, Index c, T* dx) {
   const Index rows = n * hw;
   const T inv = T(1) / T(hw);
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * c)) ? keras::get_num_threads() : 1, [=](Index r_begin, Index r_end) {
-    for (Index r = r_begin; r < r_end; ++r) {
-      const T* d = dy + (r / hw) * c;
-      T* o = dx + r * c;
+  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * c)) ? keras::get_num_threads() : 1,
+                      [=](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const T* d = dy + (r / hw) * c;
+                          T* o = dx + r * c;
 #pragma omp simd
-      for (Index j = 0; j < c; ++j) o[j] = d[j] * inv;
-    }
-  });
+                          for (Index j = 0; j < c; ++j) o[j] = d[j] * inv;
+                        }
+                      });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -80,12 +80,17 @@ class Optimizer {
   /// The learning rate of the next step (a schedule's value at iterations()).
   double learning_rate() const { return c_.learning_rate.at(iterations_); }
   /// The schedule given as learning_rate, or null.
-  const std::shared_ptr<const schedules::LearningRateSchedule>& learning_rate_schedule() const { return c_.learning_rate.schedule(); }
+  const std::shared_ptr<const schedules::LearningRateSchedule>& learning_rate_schedule() const {
+    return c_.learning_rate.schedule();
+  }
   void set_learning_rate(double lr) {
     if (c_.learning_rate.schedule())
-      throw StateError("Optimizer " + name() + " was created with a `LearningRateSchedule` (" + c_.learning_rate.schedule()->class_name() +
-                       ") as its `learning_rate` constructor argument, hence its learning rate is not settable. If you need the learning "
-                       "rate to be settable, you should instantiate the optimizer with a float `learning_rate` argument.");
+      throw StateError(
+          "Optimizer " + name() + " was created with a `LearningRateSchedule` (" +
+          c_.learning_rate.schedule()->class_name() +
+          ") as its `learning_rate` constructor argument, hence its learning rate is not settable. If you need the "
+          "learning "
+          "rate to be settable, you should instantiate the optimizer with a float `learning_rate` argument.");
     if (!(lr >= 0)) throw ValueError("Optimizer: learning_rate must be >= 0, got " + std::to_string(lr));
     c_.learning_rate = lr;
   }
@@ -417,8 +422,10 @@ namespace detail {
 inline double config_number(const nlohmann::json& c, const std::string& key, double def) {
   std::string camel;
   for (std::size_t i = 0; i < key.size(); ++i) {
-    if (key[i] == '_' && i + 1 < key.size()) camel += static_cast<char>(std::toupper(static_cast<unsigned char>(key[++i])));
-    else camel += key[i];
+    if (key[i] == '_' && i + 1 < key.size())
+      camel += static_cast<char>(std::toupper(static_cast<unsigned char>(key[++i])));
+    else
+      camel += key[i];
   }
   for (const std::string& k : {key, camel})
     if (c.contains(k) && !c[k].is_null()) {
@@ -432,8 +439,10 @@ inline double config_number(const nlohmann::json& c, const std::string& key, dou
 template <class O, class Num>
 O with_common_options(O o, const Num& num, const nlohmann::json& c) {
   const char* lr_key = c.contains("learning_rate") ? "learning_rate" : "learningRate";
-  if (c.contains(lr_key) && c[lr_key].is_object()) o.learning_rate = schedules::deserialize(c[lr_key]);  // a serialized schedule
-  else o.learning_rate = num("learning_rate", o.learning_rate.value());
+  if (c.contains(lr_key) && c[lr_key].is_object())
+    o.learning_rate = schedules::deserialize(c[lr_key]);  // a serialized schedule
+  else
+    o.learning_rate = num("learning_rate", o.learning_rate.value());
   o.weight_decay = num("weight_decay", o.weight_decay);
   o.clipnorm = num("clipnorm", o.clipnorm);
   o.clipvalue = num("clipvalue", o.clipvalue);

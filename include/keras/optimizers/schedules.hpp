@@ -45,7 +45,8 @@ class ExponentialDecay : public LearningRateSchedule {
  public:
   ExponentialDecay(double initial_learning_rate, Index decay_steps, double decay_rate, ExponentialDecayOptions o = {})
       : lr0_(initial_learning_rate), steps_(decay_steps), rate_(decay_rate), o_(std::move(o)) {
-    if (decay_steps <= 0) throw ValueError("Argument `decay_steps` must be > 0. Received: decay_steps=" + std::to_string(decay_steps));
+    if (decay_steps <= 0)
+      throw ValueError("Argument `decay_steps` must be > 0. Received: decay_steps=" + std::to_string(decay_steps));
   }
   double operator()(Index step) const override {
     double p = static_cast<double>(step) / static_cast<double>(steps_);
@@ -54,7 +55,11 @@ class ExponentialDecay : public LearningRateSchedule {
   }
   std::string class_name() const override { return "ExponentialDecay"; }
   nlohmann::json get_config() const override {
-    return {{"initial_learning_rate", lr0_}, {"decay_steps", steps_}, {"decay_rate", rate_}, {"staircase", o_.staircase}, {"name", o_.name}};
+    return {{"initial_learning_rate", lr0_},
+            {"decay_steps", steps_},
+            {"decay_rate", rate_},
+            {"staircase", o_.staircase},
+            {"name", o_.name}};
   }
 
  private:
@@ -66,11 +71,13 @@ class ExponentialDecay : public LearningRateSchedule {
 
 class PiecewiseConstantDecay : public LearningRateSchedule {
  public:
-  PiecewiseConstantDecay(std::vector<double> boundaries, std::vector<double> values, std::string name = "PiecewiseConstant")
+  PiecewiseConstantDecay(std::vector<double> boundaries, std::vector<double> values,
+                         std::string name = "PiecewiseConstant")
       : b_(std::move(boundaries)), v_(std::move(values)), name_(std::move(name)) {
     if (b_.size() + 1 != v_.size())
-      throw ValueError("The length of boundaries should be 1 less than the length of values. Received: boundaries of length " +
-                       std::to_string(b_.size()) + ", and values of length " + std::to_string(v_.size()) + ".");
+      throw ValueError(
+          "The length of boundaries should be 1 less than the length of values. Received: boundaries of length " +
+          std::to_string(b_.size()) + ", and values of length " + std::to_string(v_.size()) + ".");
   }
   double operator()(Index step) const override {
     const double s = static_cast<double>(step);
@@ -97,8 +104,11 @@ class CosineDecay : public LearningRateSchedule {
  public:
   CosineDecay(double initial_learning_rate, Index decay_steps, CosineDecayOptions o = {})
       : lr0_(initial_learning_rate), steps_(decay_steps), o_(std::move(o)) {
-    if (decay_steps <= 0) throw ValueError("Argument `decay_steps` must be > 0. Received: decay_steps=" + std::to_string(decay_steps));
-    if (o_.warmup_steps < 0) throw ValueError("Argument `warmup_steps` must be >= 0. Received: warmup_steps=" + std::to_string(o_.warmup_steps));
+    if (decay_steps <= 0)
+      throw ValueError("Argument `decay_steps` must be > 0. Received: decay_steps=" + std::to_string(decay_steps));
+    if (o_.warmup_steps < 0)
+      throw ValueError("Argument `warmup_steps` must be >= 0. Received: warmup_steps=" +
+                       std::to_string(o_.warmup_steps));
   }
   double operator()(Index step) const override {
     const double d = static_cast<double>(steps_);
@@ -131,14 +141,18 @@ class CosineDecay : public LearningRateSchedule {
 
 /// Keras's serialize(schedule): {"module", "class_name", "config", "registered_name"}.
 inline nlohmann::json serialize(const LearningRateSchedule& s) {
-  return {{"module", "keras.optimizers.schedules"}, {"class_name", s.class_name()}, {"config", s.get_config()}, {"registered_name", nullptr}};
+  return {{"module", "keras.optimizers.schedules"},
+          {"class_name", s.class_name()},
+          {"config", s.get_config()},
+          {"registered_name", nullptr}};
 }
 
 /// A schedule from its serialized form ({"class_name", "config"}, with or without "module");
 /// ValueError naming what is wrong otherwise.
 inline std::shared_ptr<const LearningRateSchedule> deserialize(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("class_name") || !j["class_name"].is_string())
-    throw ValueError("learning rate schedule config must be {\"class_name\": ..., \"config\": {...}}, got " + j.dump().substr(0, 120));
+    throw ValueError("learning rate schedule config must be {\"class_name\": ..., \"config\": {...}}, got " +
+                     j.dump().substr(0, 120));
   const std::string cls = j["class_name"];
   const nlohmann::json c = j.contains("config") && j["config"].is_object() ? j["config"] : nlohmann::json::object();
   const std::string who = "learning rate schedule " + cls;
@@ -152,15 +166,21 @@ inline std::shared_ptr<const LearningRateSchedule> deserialize(const nlohmann::j
   };
   auto steps = [&](const char* k, std::optional<double> def = std::nullopt) {
     const double v = num(k, def);
-    if (v != std::floor(v) || !(std::fabs(v) < 9e15)) throw ValueError(who + ": '" + std::string(k) + "' must be an integer, got " + c[k].dump());
+    if (v != std::floor(v) || !(std::fabs(v) < 9e15))
+      throw ValueError(who + ": '" + std::string(k) + "' must be an integer, got " + c[k].dump());
     return static_cast<Index>(v);
   };
-  auto name = [&](const char* def) { return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : std::string(def); };
+  auto name = [&](const char* def) {
+    return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : std::string(def);
+  };
   auto list = [&](const char* k) {
-    if (!c.contains(k) || !c[k].is_array()) throw ValueError(who + ": '" + std::string(k) + "' must be a list of numbers");
+    if (!c.contains(k) || !c[k].is_array())
+      throw ValueError(who + ": '" + std::string(k) + "' must be a list of numbers");
     std::vector<double> r;
     for (auto& v : c[k]) {
-      if (!v.is_number()) throw ValueError(who + ": '" + std::string(k) + "' must be a list of numbers, got " + c[k].dump().substr(0, 80));
+      if (!v.is_number())
+        throw ValueError(who + ": '" + std::string(k) + "' must be a list of numbers, got " +
+                         c[k].dump().substr(0, 80));
       r.push_back(v.get<double>());
     }
     return r;
@@ -170,13 +190,15 @@ inline std::shared_ptr<const LearningRateSchedule> deserialize(const nlohmann::j
     return std::make_shared<ExponentialDecay>(num("initial_learning_rate"), steps("decay_steps"), num("decay_rate"),
                                               ExponentialDecayOptions{staircase, name("ExponentialDecay")});
   }
-  if (cls == "PiecewiseConstantDecay") return std::make_shared<PiecewiseConstantDecay>(list("boundaries"), list("values"), name("PiecewiseConstant"));
+  if (cls == "PiecewiseConstantDecay")
+    return std::make_shared<PiecewiseConstantDecay>(list("boundaries"), list("values"), name("PiecewiseConstant"));
   if (cls == "CosineDecay") {
     CosineDecayOptions o{num("alpha", 0.0), name("CosineDecay"), std::nullopt, steps("warmup_steps", 0.0)};
     if (c.contains("warmup_target") && !c["warmup_target"].is_null()) o.warmup_target = num("warmup_target");
     return std::make_shared<CosineDecay>(num("initial_learning_rate"), steps("decay_steps"), o);
   }
-  throw ValueError("Unknown learning rate schedule: '" + cls + "'. Valid classes: CosineDecay, ExponentialDecay, PiecewiseConstantDecay");
+  throw ValueError("Unknown learning rate schedule: '" + cls +
+                   "'. Valid classes: CosineDecay, ExponentialDecay, PiecewiseConstantDecay");
 }
 
 }  // namespace keras::optimizers::schedules
@@ -193,7 +215,9 @@ class LearningRate {
     value_ = (*schedule_)(0);
   }
   template <class S, class = std::enable_if_t<std::is_base_of_v<schedules::LearningRateSchedule, std::decay_t<S>>>>
-  LearningRate(S&& s) : LearningRate(std::shared_ptr<const schedules::LearningRateSchedule>(std::make_shared<std::decay_t<S>>(std::forward<S>(s)))) {}  // NOLINT
+  LearningRate(S&& s)
+      : LearningRate(std::shared_ptr<const schedules::LearningRateSchedule>(
+            std::make_shared<std::decay_t<S>>(std::forward<S>(s)))) {}  // NOLINT
   /// The rate at optimizer step `step` (the constant, or the schedule's value).
   double at(Index step) const { return schedule_ ? (*schedule_)(step) : value_; }
   const std::shared_ptr<const schedules::LearningRateSchedule>& schedule() const { return schedule_; }

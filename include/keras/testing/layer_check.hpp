@@ -61,8 +61,8 @@ struct GradCheckResult {
   std::string str() const {
     std::ostringstream os;
     os.precision(12);
-    os << "max_rel_error " << max_rel_error << " at index " << worst_index << " (analytic " << analytic
-       << ", numeric " << numeric << ", " << checked << " entries checked)";
+    os << "max_rel_error " << max_rel_error << " at index " << worst_index << " (analytic " << analytic << ", numeric "
+       << numeric << ", " << checked << " entries checked)";
     return os.str();
   }
 };
@@ -126,28 +126,28 @@ double max_rel_diff(const Tensor<T>& a, const Tensor<T>& b) {
 
 /// What check_layer verifies, and how strictly.
 struct LayerCheckOptions {
-  bool training = false;       ///< forward in training mode (BatchNormalization batch statistics)
-  std::uint64_t seed = 42;     ///< for w, the variables and the gradient prefills
-  double tolerance = 1e-6;     ///< on the gradient error (formula at the top of this file)
+  bool training = false;            ///< forward in training mode (BatchNormalization batch statistics)
+  std::uint64_t seed = 42;          ///< for w, the variables and the gradient prefills
+  double tolerance = 1e-6;          ///< on the gradient error (formula at the top of this file)
   bool randomize_variables = true;  ///< U(+-[0.5, 1.5]) weights: zeros/ones initialisers hide errors
-  bool gradients = true;       ///< 1: numeric gradient check
-  bool accumulate = true;      ///< 2: backward adds into variable gradients
-  bool all_written = true;     ///< 3: NaN prefill of outputs and input gradients
-  bool threads = true;         ///< 4: 1 vs 2 threads
+  bool gradients = true;            ///< 1: numeric gradient check
+  bool accumulate = true;           ///< 2: backward adds into variable gradients
+  bool all_written = true;          ///< 3: NaN prefill of outputs and input gradients
+  bool threads = true;              ///< 4: 1 vs 2 threads
   /// 4: 0 demands bit-identical results (what kerascpp promises for its deterministic reductions,
   /// e.g. BatchNormalization); > 0 allows this max relative difference (for kernels whose
   /// per-thread partial sums are added in thread order, such as Conv2D's dkernel/dbias).
   double thread_tolerance = 0;
-  bool inference = true;       ///< 5: InferenceKernel::forward_inference == forward(training = false)
-  bool config = true;          ///< 6: from_config(get_config()) round trip
-  GradCheckOptions grad;       ///< eps, floor, max_checks of the numeric check
+  bool inference = true;  ///< 5: InferenceKernel::forward_inference == forward(training = false)
+  bool config = true;     ///< 6: from_config(get_config()) round trip
+  GradCheckOptions grad;  ///< eps, floor, max_checks of the numeric check
 };
 
 struct LayerCheckReport {
-  std::string layer;                                       ///< "name (ClassName)"
+  std::string layer;                                            ///< "name (ClassName)"
   std::vector<std::pair<std::string, double>> gradient_errors;  ///< "d/d input 0", "d/d kernel" -> error
-  std::vector<std::string> failures;                       ///< one line per failed check
-  std::vector<std::string> skipped;                        ///< checks that could not run, and why
+  std::vector<std::string> failures;                            ///< one line per failed check
+  std::vector<std::string> skipped;                             ///< checks that could not run, and why
   bool ok() const { return failures.empty(); }
   double max_gradient_error() const {
     double m = 0;
@@ -171,7 +171,8 @@ inline Tensor<double> random_like(const Shape& s, Random& rng, double lo = -1, d
   return t;
 }
 inline bool bit_equal(const Tensor<double>& a, const Tensor<double>& b) {
-  return a.shape() == b.shape() && (a.size() == 0 || std::memcmp(a.data(), b.data(), sizeof(double) * static_cast<std::size_t>(a.size())) == 0);
+  return a.shape() == b.shape() &&
+         (a.size() == 0 || std::memcmp(a.data(), b.data(), sizeof(double) * static_cast<std::size_t>(a.size())) == 0);
 }
 inline Index count_nan(const Tensor<double>& t) {
   Index n = 0;
@@ -253,7 +254,8 @@ class LayerChecker {
   }
 
   // backward: input gradients prefilled with NaN, variable gradients with `prefill` (or zeros)
-  std::vector<Tensor<double>> run_backward(std::vector<Tensor<double>>& dx, const std::vector<Tensor<double>>* prefill) {
+  std::vector<Tensor<double>> run_backward(std::vector<Tensor<double>>& dx,
+                                           const std::vector<Tensor<double>>* prefill) {
     Tensor<double> yy;
     run_forward(yy);
     dx.assign(inputs_.size(), Tensor<double>());
@@ -264,8 +266,10 @@ class LayerChecker {
       dxp.push_back(&dx[k]);
     }
     for (std::size_t v = 0; v < vars_.size(); ++v) {
-      if (prefill) vars_[v]->grad = (*prefill)[v];
-      else vars_[v]->grad.setZero();
+      if (prefill)
+        vars_[v]->grad = (*prefill)[v];
+      else
+        vars_[v]->grad.setZero();
     }
     layer_.backward(in_, yy, w_, dxp);
     std::vector<Tensor<double>> g;
@@ -369,8 +373,10 @@ class LayerChecker {
     layer_.forward(in_, yf, false);
     yi.resize(out_shape_);
     yi.setConstant(nan_);
-    if (auto* kernel = dynamic_cast<layers::InferenceKernel<double>*>(&layer_)) kernel->forward_inference(in_, yi);
-    else layer_.forward(in_, yi, false);  // no separate kernel: the engine runs forward(.., false)
+    if (auto* kernel = dynamic_cast<layers::InferenceKernel<double>*>(&layer_))
+      kernel->forward_inference(in_, yi);
+    else
+      layer_.forward(in_, yi, false);  // no separate kernel: the engine runs forward(.., false)
     if (max_rel_diff(yf, yi) > 1e-12)
       fail("forward_inference differs from forward(training = false) (max relative difference " +
            std::to_string(max_rel_diff(yf, yi)) + ")");
@@ -387,7 +393,9 @@ class LayerChecker {
     const json c1 = layer_.get_config();
     auto again = reg.create(layer_.class_name(), c1);
     const json c2 = again->get_config();
-    if (c1 != c2) fail("from_config(get_config()) gives a different config:\n    before " + c1.dump() + "\n    after  " + c2.dump());
+    if (c1 != c2)
+      fail("from_config(get_config()) gives a different config:\n    before " + c1.dump() + "\n    after  " +
+           c2.dump());
     again->build(layer_.input_shapes());
     auto va = layer_.variables(), vb = again->variables();
     if (va.size() != vb.size()) {
@@ -409,7 +417,8 @@ class LayerChecker {
     Tensor<double> ya, yb;
     layer_.forward(in_, ya, false);
     again->forward(in_, yb, false);
-    if (!bit_equal(ya, yb)) fail("the layer rebuilt from its config, given the same weights, computes a different output");
+    if (!bit_equal(ya, yb))
+      fail("the layer rebuilt from its config, given the same weights, computes a different output");
   }
 
   L& layer_;
@@ -419,7 +428,7 @@ class LayerChecker {
   LayerCheckReport r_;
   L::Inputs in_;
   Shape out_shape_;
-  Tensor<double> w_;                    ///< the loss is sum(w * y)
+  Tensor<double> w_;                     ///< the loss is sum(w * y)
   std::vector<Variable<double>*> vars_;  ///< the trainable variables
   std::vector<Tensor<double>> dx_, g0_;  ///< input and variable gradients from a zero start
 };
@@ -435,7 +444,8 @@ inline LayerCheckReport check_layer(layers::Layer<double>& layer, std::vector<Te
 }
 
 /// check_layer, throwing a keras::ValueError with the report when a check fails.
-inline LayerCheckReport require_layer_ok(layers::Layer<double>& layer, std::vector<Tensor<double>> inputs, LayerCheckOptions opt = {}) {
+inline LayerCheckReport require_layer_ok(layers::Layer<double>& layer, std::vector<Tensor<double>> inputs,
+                                         LayerCheckOptions opt = {}) {
   auto r = check_layer(layer, std::move(inputs), opt);
   if (!r.ok()) throw ValueError(r.str());
   return r;

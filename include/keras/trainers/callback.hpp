@@ -68,20 +68,48 @@ class CallbackList {
   void set_params(const std::map<std::string, double>& p) {
     for (auto& cb : cbs_) cb->set_params(p);
   }
-  void on_train_begin(const Logs& l = {}) { each([&](Callback<T>& c) { c.on_train_begin(l); }); }
-  void on_train_end(const Logs& l = {}) { each([&](Callback<T>& c) { c.on_train_end(l); }); }
-  void on_epoch_begin(int epoch, const Logs& l = {}) { each([&](Callback<T>& c) { c.on_epoch_begin(epoch, l); }); }
-  void on_epoch_end(int epoch, Logs& l) { each([&](Callback<T>& c) { c.on_epoch_end(epoch, l); }); }
-  void on_train_batch_begin(int b, const Logs& l = {}) { each([&](Callback<T>& c) { c.on_train_batch_begin(b, l); }); }
-  void on_train_batch_end(int b, const Logs& l) { each([&](Callback<T>& c) { c.on_train_batch_end(b, l); }); }
-  void on_test_begin(const Logs& l = {}) { each([&](Callback<T>& c) { c.on_test_begin(l); }); }
-  void on_test_end(const Logs& l) { each([&](Callback<T>& c) { c.on_test_end(l); }); }
-  void on_test_batch_begin(int b, const Logs& l = {}) { each([&](Callback<T>& c) { c.on_test_batch_begin(b, l); }); }
-  void on_test_batch_end(int b, const Logs& l) { each([&](Callback<T>& c) { c.on_test_batch_end(b, l); }); }
-  void on_predict_begin(const Logs& l = {}) { each([&](Callback<T>& c) { c.on_predict_begin(l); }); }
-  void on_predict_end(const Logs& l = {}) { each([&](Callback<T>& c) { c.on_predict_end(l); }); }
-  void on_predict_batch_begin(int b, const Logs& l = {}) { each([&](Callback<T>& c) { c.on_predict_batch_begin(b, l); }); }
-  void on_predict_batch_end(int b, const Logs& l = {}) { each([&](Callback<T>& c) { c.on_predict_batch_end(b, l); }); }
+  void on_train_begin(const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_train_begin(l); });
+  }
+  void on_train_end(const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_train_end(l); });
+  }
+  void on_epoch_begin(int epoch, const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_epoch_begin(epoch, l); });
+  }
+  void on_epoch_end(int epoch, Logs& l) {
+    each([&](Callback<T>& c) { c.on_epoch_end(epoch, l); });
+  }
+  void on_train_batch_begin(int b, const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_train_batch_begin(b, l); });
+  }
+  void on_train_batch_end(int b, const Logs& l) {
+    each([&](Callback<T>& c) { c.on_train_batch_end(b, l); });
+  }
+  void on_test_begin(const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_test_begin(l); });
+  }
+  void on_test_end(const Logs& l) {
+    each([&](Callback<T>& c) { c.on_test_end(l); });
+  }
+  void on_test_batch_begin(int b, const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_test_batch_begin(b, l); });
+  }
+  void on_test_batch_end(int b, const Logs& l) {
+    each([&](Callback<T>& c) { c.on_test_batch_end(b, l); });
+  }
+  void on_predict_begin(const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_predict_begin(l); });
+  }
+  void on_predict_end(const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_predict_end(l); });
+  }
+  void on_predict_batch_begin(int b, const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_predict_batch_begin(b, l); });
+  }
+  void on_predict_batch_end(int b, const Logs& l = {}) {
+    each([&](Callback<T>& c) { c.on_predict_batch_end(b, l); });
+  }
 
  private:
   std::vector<Ptr> cbs_;

@@ -33,7 +33,13 @@ class TensorBatchSource : public BatchSource<T> {
  public:
   TensorBatchSource(const Tensor<T>& x, const Tensor<T>* y, Index begin, Index count, Index batch_size, bool shuffle,
                     std::uint64_t seed)
-      : x_(x), y_(y), begin_(begin), count_(count), batch_(std::max<Index>(1, batch_size)), shuffle_(shuffle), seed_(seed) {}
+      : x_(x),
+        y_(y),
+        begin_(begin),
+        count_(count),
+        batch_(std::max<Index>(1, batch_size)),
+        shuffle_(shuffle),
+        seed_(seed) {}
   Index steps() const override { return (count_ + batch_ - 1) / batch_; }
   void begin_epoch(int epoch) override {
     order_.resize(count_);
@@ -81,9 +87,12 @@ class TensorBatchSource : public BatchSource<T> {
   const Tensor<T>* batch_weights() const override { return w_ ? &wb_ : nullptr; }
   /// Outcome k > 0 of a sample reads its row from alternatives[k - 1] instead of x (same shape);
   /// draw(n, outcomes) gives the outcomes of each batch of n samples.
-  void set_alternatives(std::vector<const Tensor<T>*> alternatives, std::function<void(Index, std::vector<int>&)> draw) {
+  void set_alternatives(std::vector<const Tensor<T>*> alternatives,
+                        std::function<void(Index, std::vector<int>&)> draw) {
     for (auto* a : alternatives)
-      if (a->shape() != x_.shape()) throw ShapeError("TensorBatchSource: alternative of shape " + shape_str(a->shape()) + ", expected " + shape_str(x_.shape()));
+      if (a->shape() != x_.shape())
+        throw ShapeError("TensorBatchSource: alternative of shape " + shape_str(a->shape()) + ", expected " +
+                         shape_str(x_.shape()));
     alternatives_ = std::move(alternatives);
     draw_ = std::move(draw);
   }

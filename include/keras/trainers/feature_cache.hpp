@@ -21,7 +21,7 @@ template <class T>
 struct FeatureCache {
   std::vector<Tensor<T>> x;  ///< training features, one tensor per outcome of the augmentation (one without)
   Tensor<T> y, vx, vy;
-  Index batch = 0;  ///< size of the first training batch
+  Index batch = 0;                              ///< size of the first training batch
   std::vector<Index> train_chunks, val_chunks;  ///< rows of each batch of the passes (a sharded pass: to gather it)
 };
 
@@ -46,7 +46,9 @@ class OutcomeScope {
 /// The FiniteAugmentation layer of a cache plan (nullptr without one).
 template <class T>
 layers::FiniteAugmentation<T>* plan_augmentation(const engine::Graph<T>& graph, const engine::CachePlan& plan) {
-  return plan.augmentation < 0 ? nullptr : dynamic_cast<layers::FiniteAugmentation<T>*>(graph.nodes()[plan.augmentation].layer.get());
+  return plan.augmentation < 0
+             ? nullptr
+             : dynamic_cast<layers::FiniteAugmentation<T>*>(graph.nodes()[plan.augmentation].layer.get());
 }
 
 /// Fills the cache from one pass over `train` (and `val`); false (and fit runs uncached) if the
@@ -54,8 +56,8 @@ layers::FiniteAugmentation<T>* plan_augmentation(const engine::Graph<T>& graph, 
 /// (0: the batch size), so its activation buffers (kept for reuse) stay small whatever the
 /// training batch size. verbose: log the cut, shape, samples, MB and time.
 template <class T>
-bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan, BatchSource<T>& train, BatchSource<T>* val,
-                         double max_bytes, Index chunk_size, int verbose, FeatureCache<T>& fc) {
+bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan, BatchSource<T>& train,
+                         BatchSource<T>* val, double max_bytes, Index chunk_size, int verbose, FeatureCache<T>& fc) {
   const int cut = plan.cut;
   layers::FiniteAugmentation<T>* aug = plan_augmentation(graph, plan);
   const int outcomes = aug ? aug->num_outcomes() : 1;
@@ -145,11 +147,12 @@ bool build_feature_cache(engine::Graph<T>& graph, const engine::CachePlan& plan,
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char buf[64];
     std::snprintf(buf, sizeof buf, " (%.1f MB) in %.1fs", bytes / (1 << 20), secs);
-    std::cout << "Cached the outputs of the frozen layers up to '" << graph.nodes()[cut].layer->name() << "' " << shape_str(fs) << " for "
-              << fc.x[0].dim(0) + (val ? fc.vx.dim(0) : 0) << " samples";
+    std::cout << "Cached the outputs of the frozen layers up to '" << graph.nodes()[cut].layer->name() << "' "
+              << shape_str(fs) << " for " << fc.x[0].dim(0) + (val ? fc.vx.dim(0) : 0) << " samples";
     if (aug) {
       auto& l = *graph.nodes()[plan.augmentation].layer;
-      std::cout << ", the training samples in each of the " << outcomes << " outcomes of " << l.class_name() << " '" << l.name() << "'";
+      std::cout << ", the training samples in each of the " << outcomes << " outcomes of " << l.class_name() << " '"
+                << l.name() << "'";
     }
     std::cout << buf << "; training the rest on them.\n" << std::flush;
   }

@@ -104,9 +104,12 @@ class ProgbarLogger : public Callback<T> {
   }
   static std::string per_step(double s) {
     char b[32];
-    if (s >= 1) std::snprintf(b, sizeof b, "%.0fs/step", s);
-    else if (s >= 1e-3) std::snprintf(b, sizeof b, "%.0fms/step", s * 1e3);
-    else std::snprintf(b, sizeof b, "%.0fus/step", s * 1e6);
+    if (s >= 1)
+      std::snprintf(b, sizeof b, "%.0fs/step", s);
+    else if (s >= 1e-3)
+      std::snprintf(b, sizeof b, "%.0fms/step", s * 1e3);
+    else
+      std::snprintf(b, sizeof b, "%.0fus/step", s * 1e6);
     return b;
   }
 
@@ -137,9 +140,12 @@ class ProgbarLogger : public Callback<T> {
   std::chrono::steady_clock::time_point start_, last_draw_;
   static std::string format_eta(double eta) {
     char b[32];
-    if (eta > 3600) std::snprintf(b, sizeof b, "%d:%02d:%02d", int(eta) / 3600, (int(eta) % 3600) / 60, int(eta) % 60);
-    else if (eta > 60) std::snprintf(b, sizeof b, "%d:%02d", int(eta) / 60, int(eta) % 60);
-    else std::snprintf(b, sizeof b, "%ds", int(eta));
+    if (eta > 3600)
+      std::snprintf(b, sizeof b, "%d:%02d:%02d", int(eta) / 3600, (int(eta) % 3600) / 60, int(eta) % 60);
+    else if (eta > 60)
+      std::snprintf(b, sizeof b, "%d:%02d", int(eta) / 60, int(eta) % 60);
+    else
+      std::snprintf(b, sizeof b, "%ds", int(eta));
     return b;
   }
   void draw(const std::string& line) {

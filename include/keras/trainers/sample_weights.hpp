@@ -22,7 +22,8 @@ namespace keras::trainers {
 template <class T>
 void class_weights_to_sample_weights(const Tensor<T>& y, const std::map<int, double>& class_weight, Tensor<T>& out) {
   if (y.rank() < 1 || y.rank() > 2)
-    throw ShapeError("fit: class_weight needs labels of shape (samples,), (samples, 1) or (samples, classes), got " + shape_str(y.shape()));
+    throw ShapeError("fit: class_weight needs labels of shape (samples,), (samples, 1) or (samples, classes), got " +
+                     shape_str(y.shape()));
   const Index n = y.dim(0), c = y.rank() == 2 ? y.dim(1) : 1;
   out.resize({n});
   for (Index i = 0; i < n; ++i) {
@@ -44,17 +45,18 @@ template <class T>
 void check_sample_weight(const Tensor<T>& sw, Index n, const char* what) {
   const bool ok = (sw.rank() == 1 && sw.dim(0) == n) || (sw.rank() == 2 && sw.dim(0) == n && sw.dim(1) == 1);
   if (!ok)
-    throw ShapeError(std::string(what) + ": sample_weight must hold one weight per sample, shape (" + std::to_string(n) + ",), got " +
-                     shape_str(sw.shape()));
+    throw ShapeError(std::string(what) + ": sample_weight must hold one weight per sample, shape (" +
+                     std::to_string(n) + ",), got " + shape_str(sw.shape()));
 }
 
 /// The weighted batch loss mean_i(w_i * loss_i) and its gradient (see the header comment); `grad`
 /// may be null. `rows` is a buffer reused between calls.
 template <class T>
-double weighted_loss(const losses::Loss<T>& loss, const Tensor<T>& y, const Tensor<T>& pred, const Tensor<T>& w, Tensor<T>* grad,
-                     std::vector<Tensor<T>>& rows) {
+double weighted_loss(const losses::Loss<T>& loss, const Tensor<T>& y, const Tensor<T>& pred, const Tensor<T>& w,
+                     Tensor<T>* grad, std::vector<Tensor<T>>& rows) {
   const Index n = pred.dim(0);
-  if (w.size() != n) throw ShapeError("sample weights: " + std::to_string(w.size()) + " weights for a batch of " + std::to_string(n));
+  if (w.size() != n)
+    throw ShapeError("sample weights: " + std::to_string(w.size()) + " weights for a batch of " + std::to_string(n));
   if (grad) {
     loss.compute(y, pred, grad);
     const Index per = grad->size() / n;

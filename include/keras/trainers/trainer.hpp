@@ -36,7 +36,7 @@ class ValidationData {
   ValidationData(std::nullopt_t) {}  // NOLINT
   ValidationData(Tensor<T> x, Tensor<T> y) : xy_(std::make_pair(std::move(x), std::move(y))) {}
   ValidationData(std::pair<Tensor<T>, Tensor<T>> xy) : xy_(std::move(xy)) {}  // NOLINT
-  ValidationData(data::Dataset<T> ds) : ds_(std::move(ds)) {}                  // NOLINT
+  ValidationData(data::Dataset<T> ds) : ds_(std::move(ds)) {}                 // NOLINT
   explicit operator bool() const { return xy_ || ds_; }
   bool is_dataset() const { return ds_.has_value(); }
   bool is_tensors() const { return xy_.has_value(); }
@@ -51,7 +51,9 @@ class ValidationData {
   std::optional<std::pair<Tensor<T>, Tensor<T>>> xy_;
   std::optional<data::Dataset<T>> ds_;
   const std::pair<Tensor<T>, Tensor<T>>& tensors(const char* what) const {
-    if (!xy_) throw StateError(std::string("validation_data.") + what + "(): it holds " + (ds_ ? "a dataset" : "nothing") + ", not tensors");
+    if (!xy_)
+      throw StateError(std::string("validation_data.") + what + "(): it holds " + (ds_ ? "a dataset" : "nothing") +
+                       ", not tensors");
     return *xy_;
   }
 };
@@ -61,7 +63,7 @@ template <class T = float>
 struct FitOptions {
   int epochs = 1;
   Index batch_size = 32;
-  double validation_split = 0.0;  ///< fraction of the LAST samples (before shuffling) held out
+  double validation_split = 0.0;      ///< fraction of the LAST samples (before shuffling) held out
   ValidationData<T> validation_data;  ///< {x_val, y_val} or a dataset; replaces validation_split
   bool shuffle = true;
   std::optional<std::uint64_t> seed;  ///< shuffling seed; default draws from the global seed
@@ -97,9 +99,10 @@ struct FitOptions {
 template <class T = float>
 struct EvaluateOptions {
   Index batch_size = 32;
-  int verbose = 1;        ///< 0 silent, 1 progress bar, 2 one line
+  int verbose = 1;          ///< 0 silent, 1 progress bar, 2 one line
   Tensor<T> sample_weight;  ///< one weight per sample: the loss is mean(w * loss) (metrics unweighted)
-  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_test_begin / _batch_begin / _batch_end / _end
+  std::vector<std::shared_ptr<callbacks::Callback<T>>>
+      callbacks;  ///< get on_test_begin / _batch_begin / _batch_end / _end
 };
 
 /// Arguments of predict() on tensors (Keras's names and defaults).
@@ -107,7 +110,8 @@ template <class T = float>
 struct PredictOptions {
   Index batch_size = 32;
   int verbose = 1;
-  std::vector<std::shared_ptr<callbacks::Callback<T>>> callbacks;  ///< get on_predict_begin / _batch_begin / _batch_end / _end
+  std::vector<std::shared_ptr<callbacks::Callback<T>>>
+      callbacks;  ///< get on_predict_begin / _batch_begin / _batch_end / _end
 };
 
 namespace trainers {
@@ -236,7 +240,8 @@ class Trainer {
     return l;
   }
   /// The batch loss (weighted: mean(w * loss)), with the gradients of the trainable variables in their grad.
-  double compute_gradients(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* sample_weight = nullptr) {
+  double compute_gradients(ModelT& m, const Tensor<T>& x, const Tensor<T>& y,
+                           const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "train_on_batch");
     auto& graph = graph_of(m);
     if (cache_cut_ < 0) {
@@ -244,16 +249,21 @@ class Trainer {
       check_batch(m, x, y, "train_on_batch");
     }
     const losses::Loss<T>* on_logits = logits_loss(graph);
-    if (cache_cut_ >= 0) graph.forward_from(cache_cut_, x, true, on_logits != nullptr);
-    else graph.forward({&x}, true, on_logits != nullptr);
+    if (cache_cut_ >= 0)
+      graph.forward_from(cache_cut_, x, true, on_logits != nullptr);
+    else
+      graph.forward({&x}, true, on_logits != nullptr);
     const Tensor<T>& pred = graph.output();
     const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
     const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
-    const double l = sample_weight ? weighted_loss(lf, y, lp, *sample_weight, &dpred_, weight_rows_) : lf.compute(y, lp, &dpred_);
+    const double l =
+        sample_weight ? weighted_loss(lf, y, lp, *sample_weight, &dpred_, weight_rows_) : lf.compute(y, lp, &dpred_);
     auto vars = m.trainable_variables();
     for (auto* v : vars) v->grad.setZero();
-    if (on_logits) graph.backward_from_logits(dpred_);
-    else graph.backward({&dpred_}, {});
+    if (on_logits)
+      graph.backward_from_logits(dpred_);
+    else
+      graph.backward({&dpred_}, {});
     last_pred_ = &pred;
     return l;
   }
@@ -277,7 +287,8 @@ class Trainer {
     if (n_train <= 0) throw ValueError("fit: no training samples left after validation_split");
     const Tensor<T>* sw = o.sample_weight.empty() ? nullptr : &o.sample_weight;
     if (sw) {
-      if (!o.class_weight.empty()) throw ValueError("fit: You cannot `class_weight` and `sample_weight` at the same time.");
+      if (!o.class_weight.empty())
+        throw ValueError("fit: You cannot `class_weight` and `sample_weight` at the same time.");
       check_sample_weight(*sw, n, "fit");
     }
     std::uint64_t seed = o.seed ? *o.seed : next_global_seed();
@@ -296,15 +307,20 @@ class Trainer {
       vplain = std::make_unique<DatasetBatchSource<T>>(vd.dataset());
     }
     engine::CachePlan plan;
-    engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic()) ? cache_graph(m, plan, o.verbose) : nullptr;
+    engine::Graph<T>* g = o.cache_frozen && (!vd.is_dataset() || vd.dataset().deterministic())
+                              ? cache_graph(m, plan, o.verbose)
+                              : nullptr;
     if (plan.cut >= 0) {
       // Same batches and order as the uncached run: features in sample order, same shuffling seed.
       TensorBatchSource<T> plain(x, &y, 0, n_train, o.batch_size, false, 0);
       shard(plain);
       if (vplain) shard(*vplain);
-      const void* val_id = vx ? static_cast<const void*>(vx->data()) : vd.is_dataset() ? vd.dataset().identity() : nullptr;
+      const void* val_id = vx                ? static_cast<const void*>(vx->data())
+                           : vd.is_dataset() ? vd.dataset().identity()
+                                             : nullptr;
       std::shared_ptr<const FeatureCache<T>> fcp;
-      if (make_cache(*g, plan, plain, vplain.get(), {x.data(), val_id, sampled_hash(x) ^ sampled_hash(y) ^ (vx ? sampled_hash(*vx) : 0)}, o, fcp)) {
+      if (make_cache(*g, plan, plain, vplain.get(),
+                     {x.data(), val_id, sampled_hash(x) ^ sampled_hash(y) ^ (vx ? sampled_hash(*vx) : 0)}, o, fcp)) {
         const FeatureCache<T>& fc = *fcp;
         TensorBatchSource<T> train(fc.x[0], &fc.y, 0, fc.x[0].dim(0), o.batch_size, o.shuffle, seed);
         attach_outcomes(train, *g, plan, fc);
@@ -328,18 +344,26 @@ class Trainer {
   /// fit on a dataset of (x, y) batches. Frozen-part caching applies when the dataset is
   /// deterministic (no random augmentation): the features of one pass are computed once, then
   /// shuffled per epoch with o.seed.
-  History fit(ModelT& m, const data::Dataset<T>& ds, const FitOptions<T>& o, std::optional<data::Dataset<T>> validation) {
+  History fit(ModelT& m, const data::Dataset<T>& ds, const FitOptions<T>& o,
+              std::optional<data::Dataset<T>> validation) {
     const Index steps_per_epoch = o.steps_per_epoch;
     require_compiled(m, "fit");
-    if (o.validation_split > 0) throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
+    if (o.validation_split > 0)
+      throw ValueError("fit: validation_split is not supported for datasets; pass validation data");
     if (!o.sample_weight.empty())
-      throw ValueError("fit: sample_weight is for fit on tensors; a dataset gives its own batches (use class_weight, or fit on tensors)");
+      throw ValueError(
+          "fit: sample_weight is for fit on tensors; a dataset gives its own batches (use class_weight, or fit on "
+          "tensors)");
     if (validation && o.validation_data)
-      throw ValueError("fit: validation data given twice (as the third argument and as FitOptions::validation_data); pass one");
-    if (o.validation_data.is_dataset()) validation = o.validation_data.dataset();
+      throw ValueError(
+          "fit: validation data given twice (as the third argument and as FitOptions::validation_data); pass one");
+    if (o.validation_data.is_dataset())
+      validation = o.validation_data.dataset();
     else if (o.validation_data.is_tensors())
-      validation = data::Dataset<T>::from_tensor_slices(o.validation_data.x(), o.validation_data.y()).batch(o.batch_size);
-    const bool cacheable_data = steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic());
+      validation =
+          data::Dataset<T>::from_tensor_slices(o.validation_data.x(), o.validation_data.y()).batch(o.batch_size);
+    const bool cacheable_data =
+        steps_per_epoch <= 0 && ds.deterministic() && (!validation || validation->deterministic());
     engine::CachePlan plan;
     engine::Graph<T>* g = o.cache_frozen && cacheable_data ? cache_graph(m, plan, o.verbose) : nullptr;
     DatasetBatchSource<T> train(ds, steps_per_epoch);
@@ -349,7 +373,8 @@ class Trainer {
       std::shared_ptr<const FeatureCache<T>> fcp;
       shard(train);
       if (val) shard(*val);
-      if (make_cache(*g, plan, train, val.get(), {ds.identity(), validation ? validation->identity() : nullptr, 0}, o, fcp)) {
+      if (make_cache(*g, plan, train, val.get(), {ds.identity(), validation ? validation->identity() : nullptr, 0}, o,
+                     fcp)) {
         const FeatureCache<T>& fc = *fcp;
         // distributed: a step is one batch per replica, as uncached (distribution.hpp)
         Index bs = std::max<Index>(1, fc.batch) * (dist_ ? dist_->num_replicas() : 1);
@@ -368,8 +393,7 @@ class Trainer {
   /// The training loop over batch sources (tensors, datasets or cached features).
   History fit_sources(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
     callbacks::CallbackList<T> cbs(o.callbacks);
-    if (o.verbose)
-      cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
+    if (o.verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
     if (dist_) {
       shard(train);
       if (val) shard(*val);
@@ -386,7 +410,8 @@ class Trainer {
       throw;
     }
   }
-  History fit_epochs(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o, callbacks::CallbackList<T>& cbs) {
+  History fit_epochs(ModelT& m, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o,
+                     callbacks::CallbackList<T>& cbs) {
     History h;
     cbs.on_train_begin();
     auto ms = make_metrics(m);
@@ -442,7 +467,8 @@ class Trainer {
   }
 
   // ---- evaluate and predict ----------------------------------------------------------------
-  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size, const Tensor<T>* sample_weight = nullptr) {
+  Logs evaluate(ModelT& m, const Tensor<T>& x, const Tensor<T>& y, Index batch_size,
+                const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "evaluate");
     m.ensure_built(x.shape());
     check_batch(m, x, y, "evaluate");
@@ -464,8 +490,9 @@ class Trainer {
     return evaluate(m, src, &cbs);
   }
   /// The callbacks of evaluate/predict: the user's, with Keras's progress bar first when verbose.
-  static callbacks::CallbackList<T> with_callbacks(ModelT& m, const std::vector<std::shared_ptr<callbacks::Callback<T>>>& user, int verbose,
-                                                   Index steps) {
+  static callbacks::CallbackList<T> with_callbacks(ModelT& m,
+                                                   const std::vector<std::shared_ptr<callbacks::Callback<T>>>& user,
+                                                   int verbose, Index steps) {
     callbacks::CallbackList<T> cbs(user);
     if (verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, verbose));
     cbs.set_model(&m);
@@ -490,11 +517,14 @@ class Trainer {
       cbs->on_test_batch_begin(step);
       if (cache_cut_ < 0) m.ensure_built(xb.shape());
       const losses::Loss<T>* on_logits = logits_loss(graph);
-      if (cache_cut_ >= 0) graph.forward_from(cache_cut_, xb, false, on_logits != nullptr);
-      else graph.forward({&xb}, false, on_logits != nullptr);
+      if (cache_cut_ >= 0)
+        graph.forward_from(cache_cut_, xb, false, on_logits != nullptr);
+      else
+        graph.forward({&xb}, false, on_logits != nullptr);
       const Tensor<T>& pred = graph.output();
       if (!shapes_compatible(yb.shape(), pred.shape()) && !loss_->accepts_sparse_labels())
-        throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " + shape_str(pred.shape()));
+        throw ShapeError("evaluate: targets of shape " + shape_str(yb.shape()) + " do not match model output " +
+                         shape_str(pred.shape()));
       const losses::Loss<T>& lf = on_logits ? *on_logits : *loss_;
       const Tensor<T>& lp = on_logits ? *graph.output_logits() : pred;
       const Tensor<T>* sw = src.batch_weights();
@@ -547,7 +577,8 @@ class Trainer {
   // logits takes the logits path as train_on_batch(x, y) does.
 
   /// One optimizer step on one batch of several inputs/outputs; returns the total loss.
-  double train_on_batch(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const Tensor<T>* sample_weight = nullptr) {
+  double train_on_batch(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys,
+                        const Tensor<T>* sample_weight = nullptr) {
     require_compiled(m, "train_on_batch");
     check_multi(m, xs, &ys, "train_on_batch");
     if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "train_on_batch");
@@ -555,8 +586,8 @@ class Trainer {
   }
 
   /// Loss and metrics over several inputs/outputs.
-  Logs evaluate(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size, const Tensor<T>* sample_weight = nullptr,
-                callbacks::CallbackList<T>* cbs = nullptr) {
+  Logs evaluate(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, Index batch_size,
+                const Tensor<T>* sample_weight = nullptr, callbacks::CallbackList<T>* cbs = nullptr) {
     require_compiled(m, "evaluate");
     check_multi(m, xs, &ys, "evaluate");
     if (sample_weight) check_sample_weight(*sample_weight, xs[0].dim(0), "evaluate");
@@ -586,9 +617,11 @@ class Trainer {
   History fit(ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>& ys, const FitOptions<T>& o) {
     require_compiled(m, "fit");
     check_multi(m, xs, &ys, "fit");
-    if (o.validation_data) throw ValueError("fit: validation_data is not supported with several inputs/outputs; use validation_split");
+    if (o.validation_data)
+      throw ValueError("fit: validation_data is not supported with several inputs/outputs; use validation_split");
     if (!o.class_weight.empty())
-      throw ValueError("fit: `class_weight` is only supported for models with a single output (Keras's rule); use sample_weight");
+      throw ValueError(
+          "fit: `class_weight` is only supported for models with a single output (Keras's rule); use sample_weight");
     if (o.steps_per_epoch > 0) throw ValueError("fit: steps_per_epoch is for datasets");
     if (o.validation_split < 0 || o.validation_split >= 1)
       throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
@@ -603,7 +636,8 @@ class Trainer {
     callbacks::CallbackList<T> cbs(o.callbacks);
     if (o.verbose) cbs.prepend(std::make_shared<callbacks::ProgbarLogger<T>>(std::cout, std::nullopt, o.verbose));
     cbs.set_model(&m);
-    cbs.set_params({{"epochs", o.epochs}, {"steps", static_cast<double>(train.front().steps())}, {"verbose", o.verbose}});
+    cbs.set_params(
+        {{"epochs", o.epochs}, {"steps", static_cast<double>(train.front().steps())}, {"verbose", o.verbose}});
     m.stop_training = false;
     History h;
     cbs.on_train_begin();
@@ -642,7 +676,8 @@ class Trainer {
 
   // ---- checks ------------------------------------------------------------------------------
   void require_compiled(const ModelT& m, const char* what) const {
-    if (!compiled_) throw StateError(std::string(what) + ": you must compile model '" + m.name() + "' first (model.compile(...))");
+    if (!compiled_)
+      throw StateError(std::string(what) + ": you must compile model '" + m.name() + "' first (model.compile(...))");
   }
   static void check_input(const ModelT& m, const Shape& s, const char* what) {
     auto mine = m.input_shapes_of_graph();
@@ -651,19 +686,22 @@ class Trainer {
       Shape batched = s;
       batched.insert(batched.begin(), Index(1));
       const bool one_sample = shapes_compatible(batched, mine[0]);  // e.g. img_to_array(img) without its batch axis
-      throw ShapeError(std::string(what) + ": model '" + m.name() + "' expects input shape " + shape_str(mine[0]) + ", got " +
-                       shape_str(s) + (one_sample ? " (one sample without the batch axis: add it with utils::expand_dims(x, 0))" : ""));
+      throw ShapeError(
+          std::string(what) + ": model '" + m.name() + "' expects input shape " + shape_str(mine[0]) + ", got " +
+          shape_str(s) +
+          (one_sample ? " (one sample without the batch axis: add it with utils::expand_dims(x, 0))" : ""));
     }
   }
   void check_batch(const ModelT& m, const Tensor<T>& x, const Tensor<T>& y, const char* what) const {
     check_input(m, x.shape(), what);
     if (y.rank() == 0 || x.dim(0) != y.dim(0))
-      throw ShapeError(std::string(what) + ": x and y have different numbers of samples: x " + shape_str(x.shape()) + ", y " +
-                       shape_str(y.shape()));
+      throw ShapeError(std::string(what) + ": x and y have different numbers of samples: x " + shape_str(x.shape()) +
+                       ", y " + shape_str(y.shape()));
     Shape out = m.output_shape();
     if (!loss_->accepts_sparse_labels() && !shapes_compatible(y.shape(), out))
-      throw ShapeError(std::string(what) + ": targets of shape " + shape_str(y.shape()) + " do not match the output of model '" +
-                       m.name() + "' " + shape_str(out) + " (loss " + loss_->name() + ")");
+      throw ShapeError(std::string(what) + ": targets of shape " + shape_str(y.shape()) +
+                       " do not match the output of model '" + m.name() + "' " + shape_str(out) + " (loss " +
+                       loss_->name() + ")");
   }
 
  private:
@@ -675,12 +713,13 @@ class Trainer {
   bool compiled_ = false;
   std::shared_ptr<Distribution<T>> dist_;
   Tensor<T> dpred_;
-  Tensor<T> class_w_;                  ///< the batch's weights from FitOptions::class_weight
+  Tensor<T> class_w_;                   ///< the batch's weights from FitOptions::class_weight
   std::vector<Tensor<T>> weight_rows_;  ///< buffers of weighted_loss
   const Tensor<T>* last_pred_ = nullptr;
-  int cache_cut_ = -1;  ///< >= 0 while fit() trains on cached features of this node
-  engine::Graph<T>* exec_ = nullptr;           ///< the graph fit() runs while it trains on cached features
-  std::unique_ptr<engine::Graph<T>> inlined_;  ///< the model's graph with nested models in line, when the cache cuts inside one
+  int cache_cut_ = -1;                ///< >= 0 while fit() trains on cached features of this node
+  engine::Graph<T>* exec_ = nullptr;  ///< the graph fit() runs while it trains on cached features
+  std::unique_ptr<engine::Graph<T>>
+      inlined_;  ///< the model's graph with nested models in line, when the cache cuts inside one
   std::shared_ptr<losses::Loss<T>> logits_twin_;  ///< loss_->on_logits_of(logits_act_)
   const losses::Loss<T>* twin_of_ = nullptr;
   keras::Activation logits_act_ = keras::Activation::Linear;
@@ -711,14 +750,15 @@ class Trainer {
     return p;
   }
   /// One TensorBatchSource per tensor, all with the same order (same rows, seed and shuffling).
-  static std::vector<TensorBatchSource<T>> sources(const std::vector<const Tensor<T>*>& ts, Index begin, Index count, Index batch, bool shuffle,
-                                                   std::uint64_t seed) {
+  static std::vector<TensorBatchSource<T>> sources(const std::vector<const Tensor<T>*>& ts, Index begin, Index count,
+                                                   Index batch, bool shuffle, std::uint64_t seed) {
     std::vector<TensorBatchSource<T>> s;
     for (auto* t : ts) s.emplace_back(*t, nullptr, begin, count, batch, shuffle, seed);
     return s;
   }
   /// xs, then ys, then the weights (when given): the arrays batched together.
-  static std::vector<const Tensor<T>*> joined(const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+  static std::vector<const Tensor<T>*> joined(const std::vector<const Tensor<T>*>& xs,
+                                              const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
     std::vector<const Tensor<T>*> all(xs);
     all.insert(all.end(), ys.begin(), ys.end());
     if (sw) all.push_back(sw);
@@ -730,7 +770,8 @@ class Trainer {
     return r;
   }
   /// One optimizer step (inputs and targets checked by the caller).
-  double step_multi(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw) {
+  double step_multi(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys,
+                    const Tensor<T>* sw) {
     auto& graph = m.graph();
     const losses::Loss<T>* on_logits = ys.size() == 1 ? logits_loss(graph) : nullptr;
     graph.forward(xs, true, on_logits != nullptr);
@@ -753,28 +794,31 @@ class Trainer {
     for (std::size_t k = 0; k < srcs.size(); ++k) any = srcs[k].next(out[k], unused);
     return any;
   }
-  void check_multi(const ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>* ys, const char* what) const {
+  void check_multi(const ModelT& m, const std::vector<Tensor<T>>& xs, const std::vector<Tensor<T>>* ys,
+                   const char* what) const {
     auto ins = m.input_shapes_of_graph();
     const auto& g = m.graph();
     if (xs.size() != ins.size())
-      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(ins.size()) + " input(s), got " + std::to_string(xs.size()) +
-                       " array(s)");
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(ins.size()) +
+                       " input(s), got " + std::to_string(xs.size()) + " array(s)");
     if (ys && ys->size() != g.outputs().size())
-      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(g.outputs().size()) + " output(s), got " +
-                       std::to_string(ys->size()) + " target array(s)");
+      throw ValueError(std::string(what) + ": model '" + m.name() + "' has " + std::to_string(g.outputs().size()) +
+                       " output(s), got " + std::to_string(ys->size()) + " target array(s)");
     const Index n = xs.empty() || xs[0].rank() == 0 ? -1 : xs[0].dim(0);
     for (std::size_t k = 0; k < xs.size(); ++k) {
       if (!shapes_compatible(xs[k].shape(), ins[k]))
-        throw ShapeError(std::string(what) + ": input " + std::to_string(k) + " ('" + g.nodes()[g.inputs()[k]].layer->name() + "') of model '" + m.name() +
-                         "' expects shape " + shape_str(ins[k]) + ", got " + shape_str(xs[k].shape()));
-      if (xs[k].dim(0) != n) throw ShapeError(std::string(what) + ": the input arrays have different numbers of samples");
+        throw ShapeError(std::string(what) + ": input " + std::to_string(k) + " ('" +
+                         g.nodes()[g.inputs()[k]].layer->name() + "') of model '" + m.name() + "' expects shape " +
+                         shape_str(ins[k]) + ", got " + shape_str(xs[k].shape()));
+      if (xs[k].dim(0) != n)
+        throw ShapeError(std::string(what) + ": the input arrays have different numbers of samples");
     }
     if (ys)
       for (std::size_t k = 0; k < ys->size(); ++k) {
         const Shape& out = g.nodes()[g.outputs()[k]].shape;
         if ((*ys)[k].rank() == 0 || (*ys)[k].dim(0) != n)
-          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) + ", not " + std::to_string(n) +
-                           " samples");
+          throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " has " + shape_str((*ys)[k].shape()) +
+                           ", not " + std::to_string(n) + " samples");
         if (!output_loss(k).accepts_sparse_labels() && !shapes_compatible((*ys)[k].shape(), out))
           throw ShapeError(std::string(what) + ": target " + std::to_string(k) + " of shape " +
                            shape_str((*ys)[k].shape()) + " does not match output '" +
@@ -783,7 +827,8 @@ class Trainer {
       }
   }
   /// The losses of every output after a forward pass (gradients into multi_grads_ when asked).
-  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, bool grads) {
+  void multi_losses(engine::Graph<T>& graph, const losses::Loss<T>* on_logits, const std::vector<const Tensor<T>*>& ys,
+                    const Tensor<T>* sw, bool grads) {
     multi_grads_.resize(ys.size());
     multi_losses_.assign(ys.size(), 0.0);
     multi_total_ = 0.0;
@@ -828,7 +873,8 @@ class Trainer {
     }
     return t;
   }
-  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<const Tensor<T>*>& ys, double batch) const {
+  void track(MultiTrackers& t, const engine::Graph<T>& graph, const std::vector<const Tensor<T>*>& ys,
+             double batch) const {
     t.loss.update_state(multi_total_, batch);
     for (std::size_t k = 0; k < ys.size(); ++k) {
       t.outputs[k].update_state(multi_losses_[k], batch);
@@ -836,8 +882,8 @@ class Trainer {
     }
   }
   /// evaluate over rows [begin, begin + count) of xs / ys (and the weights).
-  Logs evaluate_rows(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys, const Tensor<T>* sw, Index begin,
-                     Index count, Index batch_size, callbacks::CallbackList<T>* cbs) {
+  Logs evaluate_rows(ModelT& m, const std::vector<const Tensor<T>*>& xs, const std::vector<const Tensor<T>*>& ys,
+                     const Tensor<T>* sw, Index begin, Index count, Index batch_size, callbacks::CallbackList<T>* cbs) {
     callbacks::CallbackList<T> none;
     if (!cbs) cbs = &none;
     auto srcs = sources(joined(xs, ys, sw), begin, count, batch_size, false, 0);
@@ -882,7 +928,8 @@ class Trainer {
       }
     }
     if (plan.cut < 0 && !plan.why_not.empty() && verbose)
-      std::cout << "Not caching the frozen layers: " << plan.why_not << " (fit computes them at every step).\n" << std::flush;
+      std::cout << "Not caching the frozen layers: " << plan.why_not << " (fit computes them at every step).\n"
+                << std::flush;
     return g;
   }
   /// The features fit() keeps for a later fit (FitOptions::keep_features_of).
@@ -907,7 +954,7 @@ class Trainer {
   struct KeptFeatures {
     const layers::Layer<T>* layer = nullptr;  ///< whose outputs they are
     DataIdentity data;
-    std::uint64_t weights = 0;                ///< fingerprint of the variables of every layer up to it
+    std::uint64_t weights = 0;  ///< fingerprint of the variables of every layer up to it
     const layers::Layer<T>* augmentation = nullptr;
     std::shared_ptr<const FeatureCache<T>> features;
   };
@@ -922,7 +969,8 @@ class Trainer {
       if (!seen.insert(l).second) continue;
       for (auto* v : l->variables()) {
         auto* b = reinterpret_cast<const unsigned char*>(v->value.data());
-        for (std::size_t j = 0; j < static_cast<std::size_t>(v->value.size()) * sizeof(T); ++j) h = (h ^ b[j]) * 1099511628211ull;
+        for (std::size_t j = 0; j < static_cast<std::size_t>(v->value.size()) * sizeof(T); ++j)
+          h = (h ^ b[j]) * 1099511628211ull;
       }
     }
     return h;
@@ -940,16 +988,19 @@ class Trainer {
     if (!o.keep_features_of.empty()) {
       keep = topo.node_of(o.keep_features_of);
       if (keep < 0 || keep > plan.cut || !topo.is_cut(keep) || plan.augmentation > keep)
-        throw ValueError("fit: keep_features_of: '" + o.keep_features_of + "' is not a layer of the frozen part that fit() caches (" +
-                         (keep < 0 ? std::string("no such layer") : "it must come after any random layer, at or before '" +
-                                                                        g.nodes()[plan.cut].layer->name() + "', and be a cut of the graph") + ")");
+        throw ValueError("fit: keep_features_of: '" + o.keep_features_of +
+                         "' is not a layer of the frozen part that fit() caches (" +
+                         (keep < 0 ? std::string("no such layer")
+                                   : "it must come after any random layer, at or before '" +
+                                         g.nodes()[plan.cut].layer->name() + "', and be a cut of the graph") +
+                         ")");
     }
     int from = -1;
     std::shared_ptr<const FeatureCache<T>> base;
     if (kept_ && kept_->data == data && kept_->augmentation == aug) {
       const int j = topo.node_of(kept_->layer->name());
-      if (j >= 0 && g.nodes()[j].layer.get() == kept_->layer && j <= plan.cut && topo.is_cut(j) && plan.augmentation <= j &&
-          (keep < 0 || keep == j) && weights_fingerprint(g, j) == kept_->weights) {
+      if (j >= 0 && g.nodes()[j].layer.get() == kept_->layer && j <= plan.cut && topo.is_cut(j) &&
+          plan.augmentation <= j && (keep < 0 || keep == j) && weights_fingerprint(g, j) == kept_->weights) {
         from = j;
         base = kept_->features;
       }
@@ -971,7 +1022,8 @@ class Trainer {
       base = fc;
       if (keep >= 0) kept_ = KeptFeatures{g.nodes()[keep].layer.get(), data, weights_fingerprint(g, keep), aug, base};
     } else if (o.verbose) {
-      std::cout << "Reusing the outputs of '" << kept_->layer->name() << "' kept by an earlier fit (keep_features_of).\n";
+      std::cout << "Reusing the outputs of '" << kept_->layer->name()
+                << "' kept by an earlier fit (keep_features_of).\n";
     }
     out = from == plan.cut ? base : derive_features(g, from, plan.cut, *base, o, dist_.get());
     if (keep < 0) kept_.reset();  // used, not kept for later: freed with this fit's cache
@@ -1009,25 +1061,31 @@ class Trainer {
     fc->vx = run(in.vx);
     if (o.verbose && (!dist || dist->is_chief())) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      std::cout << "Computed the outputs of '" << g.nodes()[to].layer->name() << "' " << shape_str(g.nodes()[to].shape) << " from those of '"
-                << g.nodes()[from].layer->name() << "' in " << buf << "; training the rest on them.\n" << std::flush;
+      std::snprintf(buf, sizeof buf, "%.1fs",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::cout << "Computed the outputs of '" << g.nodes()[to].layer->name() << "' " << shape_str(g.nodes()[to].shape)
+                << " from those of '" << g.nodes()[from].layer->name() << "' in " << buf
+                << "; training the rest on them.\n"
+                << std::flush;
     }
     return fc;
   }
 
   /// With a FiniteAugmentation in the cached part: each sample's features come from the outcome
   /// the layer draws for it, at every step, as its own training forward would.
-  static void attach_outcomes(TensorBatchSource<T>& src, engine::Graph<T>& g, const engine::CachePlan& plan, const FeatureCache<T>& fc) {
+  static void attach_outcomes(TensorBatchSource<T>& src, engine::Graph<T>& g, const engine::CachePlan& plan,
+                              const FeatureCache<T>& fc) {
     layers::FiniteAugmentation<T>* aug = plan_augmentation(g, plan);
     if (!aug) return;
     std::vector<const Tensor<T>*> alternatives;
     for (std::size_t k = 1; k < fc.x.size(); ++k) alternatives.push_back(&fc.x[k]);
-    src.set_alternatives(std::move(alternatives), [aug](Index n, std::vector<int>& out) { aug->draw_outcomes(n, out); });
+    src.set_alternatives(std::move(alternatives),
+                         [aug](Index n, std::vector<int>& out) { aug->draw_outcomes(n, out); });
   }
 
   /// fit_sources on cached features: graph g runs from node `cut` on.
-  History fit_cached(ModelT& m, engine::Graph<T>* g, int cut, BatchSource<T>& train, BatchSource<T>* val, const FitOptions<T>& o) {
+  History fit_cached(ModelT& m, engine::Graph<T>* g, int cut, BatchSource<T>& train, BatchSource<T>* val,
+                     const FitOptions<T>& o) {
     cache_cut_ = cut;
     exec_ = g;
     struct Reset {
@@ -1128,7 +1186,8 @@ class Trainer {
     for (auto& n : metric_names_) ms.push_back(metrics::get<T>(n, loss_->name(), m.output_shape()));
     return ms;
   }
-  static Logs current_logs(const metrics::Mean<T>& loss_mean, const std::vector<std::unique_ptr<metrics::Metric<T>>>& ms) {
+  static Logs current_logs(const metrics::Mean<T>& loss_mean,
+                           const std::vector<std::unique_ptr<metrics::Metric<T>>>& ms) {
     Logs l;
     l["loss"] = loss_mean.result();
     for (auto& mt : ms) l[mt->name()] = mt->result();
