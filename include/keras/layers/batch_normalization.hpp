@@ -100,12 +100,18 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
     T* __restrict sc = scale.data();
     T* __restrict sh = shift.data();
     const T eps = static_cast<T>(o_.epsilon);
+    // (branch-free loops: clang cannot vectorise a loop with the conditional loads inside)
 #pragma omp simd
-    for (Index c = 0; c < C; ++c) {
-      const T a = (g ? g[c] : T(1)) * (T(1) / std::sqrt(var[c] + eps));
-      sc[c] = a;
-      sh[c] = (b ? b[c] : T(0)) - mean[c] * a;
-    }
+    for (Index c = 0; c < C; ++c) sc[c] = T(1) / std::sqrt(var[c] + eps);
+    if (g)
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) sc[c] = g[c] * sc[c];
+    if (b)
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) sh[c] = b[c] - mean[c] * sc[c];
+    else
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) sh[c] = T(0) - mean[c] * sc[c];
     return true;
   }
 
