@@ -12,9 +12,10 @@
 //   KERASCPP_INSTANTIATE_ALL(float)
 //   KERASCPP_INSTANTIATE_ALL(double)   // only if the program uses double
 //
-// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,MORE_LAYERS,ENGINE,TRAINING,IO}(T) per
-// .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
-// benchmarks, tools and examples are built this way (tests/CMakeLists.txt, docs/performance.md).
+// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,MORE_LAYERS,ENGINE,TRAINING,IO}(T)
+// per .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
+// tools and examples are built this way (cmake/instances.cmake, docs/performance.md). A class left
+// out of the lists below still works: it is compiled in each file that uses it, as before.
 #pragma once
 #include "all.hpp"
 
