@@ -305,6 +305,10 @@ class RecurrentBase : public Layer<T> {
     if (s_.use_bias) init_bias(this->add_weight("bias", bias_shape()).value, double(F));
   }
 
+  /// The three weights (initializers::WeightOption), in Spec and in each layer's options struct.
+  template <class O>
+  static constexpr initializers::WeightOption<O> kWeights[3] = {
+      {"kernel", &O::kernel_initializer}, {"recurrent", &O::recurrent_initializer}, {"bias", &O::bias_initializer}};
   /// Keras's config keys shared by the three layers.
   json rnn_config() const {
     json c = Layer<T>::get_config();
@@ -312,12 +316,7 @@ class RecurrentBase : public Layer<T> {
     c["activation"] = s_.activation;
     if (!s_.recurrent_activation.empty()) c["recurrent_activation"] = s_.recurrent_activation;
     c["use_bias"] = s_.use_bias;
-    c["kernel_initializer"] = s_.kernel_initializer.to_json();
-    c["recurrent_initializer"] = s_.recurrent_initializer.to_json();
-    c["bias_initializer"] = s_.bias_initializer.to_json();
-    for (const char* k : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                          "kernel_constraint", "recurrent_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    initializers::write_weight_options(c, s_, kWeights<Spec>);
     c["dropout"] = 0.0;
     c["recurrent_dropout"] = 0.0;
     c["return_sequences"] = s_.return_sequences;
@@ -334,12 +333,7 @@ class RecurrentBase : public Layer<T> {
     const std::string who = std::string(cls) + " '" + o.name + "'";
     o.activation = config::get_string(c, "activation", o.activation, who);
     o.use_bias = config::get_bool(c, "use_bias", true, who);
-    auto init = [&](const char* key, initializers::Initializer& i) {
-      if (c.contains(key) && !c[key].is_null()) i = initializers::Initializer::from_json(c[key]);
-    };
-    init("kernel_initializer", o.kernel_initializer);
-    init("recurrent_initializer", o.recurrent_initializer);
-    init("bias_initializer", o.bias_initializer);
+    initializers::read_weight_options(c, o, kWeights<O>);
     o.dropout = config::get_number(c, "dropout", 0.0, who, 0.0, 1.0);
     o.recurrent_dropout = config::get_number(c, "recurrent_dropout", 0.0, who, 0.0, 1.0);
     o.return_sequences = config::get_bool(c, "return_sequences", false, who);
