@@ -315,6 +315,7 @@ class RecurrentBase : public Layer<T> {
     c["units"] = units_;
     c["activation"] = s_.activation;
     if (!s_.recurrent_activation.empty()) c["recurrent_activation"] = s_.recurrent_activation;
+    if (gates_ > 1) c["implementation"] = 2;  // the gated cells, LSTM and GRU
     c["use_bias"] = s_.use_bias;
     initializers::write_weight_options(c, s_, kWeights<Spec>);
     c["dropout"] = 0.0;
@@ -343,7 +344,10 @@ class RecurrentBase : public Layer<T> {
     o.unroll = config::get_bool(c, "unroll", false, who);
     if (config::get_bool(c, "time_major", false, who))
       throw ValueError(who + ": time_major=True is not supported (inputs are (batch, time, features))");
-    return config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim);
+    const Index units = config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim);
+    if constexpr (requires { o.recurrent_activation; })  // the gated cells, LSTM and GRU
+      o.recurrent_activation = config::get_string(c, "recurrent_activation", o.recurrent_activation, who);
+    return units;
   }
 
   Index units_, gates_;
@@ -424,15 +428,12 @@ class LSTM : public RecurrentBase<T> {
   json get_config() const override {
     json c = this->rnn_config();
     c["unit_forget_bias"] = unit_forget_bias_;
-    c["implementation"] = 2;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     LSTMOptions o;
     const Index units = B::read_config(c, o, "LSTM");
-    const std::string who = "LSTM '" + o.name + "'";
-    o.recurrent_activation = config::get_string(c, "recurrent_activation", "sigmoid", who);
-    o.unit_forget_bias = config::get_bool(c, "unit_forget_bias", true, who);
+    o.unit_forget_bias = config::get_bool(c, "unit_forget_bias", true, "LSTM '" + o.name + "'");
     return std::make_shared<LSTM>(units, o);
   }
 
@@ -509,16 +510,13 @@ class GRU : public RecurrentBase<T> {
   bool reset_after() const { return reset_after_; }
   json get_config() const override {
     json c = this->rnn_config();
-    c["implementation"] = 2;
     c["reset_after"] = reset_after_;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     GRUOptions o;
     const Index units = B::read_config(c, o, "GRU");
-    const std::string who = "GRU '" + o.name + "'";
-    o.recurrent_activation = config::get_string(c, "recurrent_activation", "sigmoid", who);
-    o.reset_after = config::get_bool(c, "reset_after", true, who);
+    o.reset_after = config::get_bool(c, "reset_after", true, "GRU '" + o.name + "'");
     return std::make_shared<GRU>(units, o);
   }
 
