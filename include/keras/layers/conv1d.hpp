@@ -205,8 +205,7 @@ class Pooling1D : public Layer<T>, public InferenceKernel<T> {
     const std::string who = config::where(cls, c);
     if (c.contains("strides") && !c["strides"].is_null()) o.strides = one_int(c, "strides", 1, who);
     o.padding = config::get_string(c, "padding", "valid", who);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<L>(one_int(c, "pool_size", 2, who), o);
   }
 
@@ -254,8 +253,7 @@ class GlobalAveragePooling1D : public detail::GlobalPooling2D<T, false, 3> {
   explicit GlobalAveragePooling1D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, false, 3>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("GlobalAveragePooling1D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<GlobalAveragePooling1D>(GlobalPoolingOptions{
         config::get_bool(c, "keepdims", false, who), config::name(c, "GlobalAveragePooling1D"), {}});
   }
@@ -268,8 +266,7 @@ class GlobalMaxPooling1D : public detail::GlobalPooling2D<T, true, 3> {
   explicit GlobalMaxPooling1D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, true, 3>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("GlobalMaxPooling1D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<GlobalMaxPooling1D>(
         GlobalPoolingOptions{config::get_bool(c, "keepdims", false, who), config::name(c, "GlobalMaxPooling1D"), {}});
   }

@@ -110,8 +110,7 @@ O read_conv_options(const json& c, const char* cls, const initializers::WeightOp
   read_size(c, "dilation_rate", who, o.dilation_rate);
   if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
   o.use_bias = config::get_bool(c, "use_bias", true, who);
-  if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-    throw ValueError(who + ": only data_format channels_last is supported");
+  config::check_channels_last(c, who);
   initializers::read_weight_options(c, o, weights);
   return o;
 }
