@@ -2,46 +2,12 @@
 // (the ctest fixture tfjs_models: layers17_seq1d, layers17_seq2d, layers17_fn, and the resize17
 // references computed by TF.js's resize ops with half-pixel centers) load and predict what TF.js
 // predicts; and models with every new layer saved by kerascpp reload bit for bit with their configs.
-#include <sys/wait.h>
-#include <unistd.h>
-#include <catch2/catch.hpp>
-#include <cstdlib>
-#include <filesystem>
-#include <keras/io/npy.hpp>
-#include <keras/io/tfjs.hpp>
+#include "model_files.hpp"
 
 using namespace keras;
-namespace fs = std::filesystem;
+using namespace model_files;
 
 namespace {
-const std::string kSource = KERASCPP_SOURCE_DIR;
-const std::string kBinary = KERASCPP_BINARY_DIR;
-
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::path(kBinary) / "test_io_tmp" / (name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (Index i = 0; i < a.size(); ++i) m = std::max(m, static_cast<double>(std::abs(a[i] - b[i])));
-  return m;
-}
-
-bool bit_identical(const Tensor<float>& a, const Tensor<float>& b) {
-  return a.shape() == b.shape() &&
-         std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.size())) == 0;
-}
-
-Tensor<float> random_input(const Shape& s, std::uint64_t seed) {
-  Random rng(seed);
-  Tensor<float> t(s);
-  for (auto& v : t) v = static_cast<float>(rng.uniform(-1, 1));
-  return t;
-}
 
 /// Non-trivial weights: trainable ~ N(0, 0.5), statistics (non-trainable) in [0.5, 1.5].
 void randomize(Model<float>& m, std::uint64_t seed) {
@@ -51,20 +17,6 @@ void randomize(Model<float>& m, std::uint64_t seed) {
     const bool t = std::find(trainable.begin(), trainable.end(), v) != trainable.end();
     for (auto& e : v->value) e = static_cast<float>(t ? rng.normal(0, 0.5) : rng.uniform(0.5, 1.5));
   }
-}
-
-/// TF.js (Node) predicts `dir`'s model on x; nullopt when node is unavailable (exit 77).
-std::optional<Tensor<float>> tfjs_predict(const fs::path& dir, const Tensor<float>& x) {
-  io::save_npy((dir / "X_in.npy").string(), x);
-  std::string cmd = "sh '" + kSource + "/tests/tfjs/run_reference.sh' predict '" + dir.string() + "' '" +
-                    (dir / "X_in.npy").string() + "' '" + (dir / "Y_tfjs.npy").string() + "' > '" +
-                    (dir / "tfjs.log").string() + "' 2>&1";
-  int rc = std::system(cmd.c_str());
-  int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  if (code == 77) return std::nullopt;
-  INFO("TF.js log:\n" << io::read_file((dir / "tfjs.log").string()));
-  REQUIRE(code == 0);
-  return io::load_npy<float>((dir / "Y_tfjs.npy").string());
 }
 
 /// Saves m, reloads it: same predictions bit for bit, same layer configs and weights.
@@ -87,34 +39,18 @@ void check_round_trip(Model<float>& m, const Tensor<float>& x, const std::string
 }  // namespace
 
 TEST_CASE("TF.js-built models with the issue 17 layers load and predict what TF.js predicts", "[io][tfjs][layers17]") {
-  fs::path root = fs::path(kBinary) / "tfjs_models";
-  if (!fs::exists(root / "layers17_fn" / "model.json")) {
-    WARN("no TF.js fixture in " << root.string() << " (run ctest, which runs tfjs_make_models first): skipped");
-    return;
-  }
+  if (!have_tfjs_model("layers17_fn")) return;
   for (std::string name : {"layers17_seq1d", "layers17_seq2d", "layers17_fn"}) {
     SECTION(name) {
-      fs::path dir = root / name;
-      auto m = models::load_model(dir.string());
+      auto m = check_tfjs_model(name);  // and ours, saved with Keras's config keys, reload and load in TF.js
       CHECK(m->class_name() == (name == "layers17_fn" ? "Functional" : "Sequential"));
-      auto x = io::load_npy<float>((dir / "X.npy").string());
-      auto y = io::load_npy<float>((dir / "Y.npy").string());
-      auto p = m->predict(x, {.verbose = 0});
-      const double d = max_abs_diff(p, y);
-      std::printf("TF.js model %-15s -> kerascpp: max abs diff %.3g\n", name.c_str(), d);
-      CHECK(d <= 1e-5);
-      // ours, saved with Keras's config keys, reload bit for bit and load in TF.js
-      fs::path again = scratch("fixture17_" + name);
-      models::save_model(*m, again.string());
-      CHECK(bit_identical(models::load_model(again.string())->predict(x, {.verbose = 0}), p));
-      if (auto t = tfjs_predict(again, x)) CHECK(max_abs_diff(*t, y) <= 1e-5);
     }
   }
 }
 
 TEST_CASE("UpSampling2D bilinear and Resizing match TF's half-pixel resize (computed by TF.js)",
           "[io][tfjs][layers17]") {
-  fs::path dir = fs::path(kBinary) / "tfjs_models" / "resize17";
+  fs::path dir = tfjs_models() / "resize17";
   if (!fs::exists(dir / "X.npy")) {
     WARN("no TF.js fixture in " << dir.string() << ": skipped");
     return;

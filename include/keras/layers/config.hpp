@@ -96,6 +96,12 @@ inline bool get_bool(const json& c, const char* key, bool def, const std::string
   return c[key].get<bool>();
 }
 
+/// Refuses a data_format other than channels_last (absent or null: channels_last).
+inline void check_channels_last(const json& c, const std::string& who) {
+  if (get_string(c, "data_format", "channels_last", who) != "channels_last")
+    throw ValueError(who + ": only data_format channels_last is supported");
+}
+
 /// c[key], which must be present.
 inline const json& require(const json& c, const char* key, const std::string& who) {
   if (!c.is_object() || !c.contains(key)) throw ValueError(who + ": config has no '" + key + "'");

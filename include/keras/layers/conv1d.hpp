@@ -21,14 +21,6 @@ struct Conv1DOptions {
 };
 
 namespace detail {
-/// An int or a list of one int (Keras saves 1-d sizes as one-element tuples).
-inline Index one_int(const json& c, const char* key, Index def, const std::string& who) {
-  if (!c.is_object() || !c.contains(key) || c[key].is_null()) return def;
-  const json& v = c[key];
-  if (v.is_array() && v.size() == 1) return config::to_int(v[0], who, key, 1, config::kMaxDim);
-  if (v.is_number()) return config::to_int(v, who, key, 1, config::kMaxDim);
-  throw ValueError(who + ": '" + key + "' must be an int or a list of one int, got " + v.dump().substr(0, 80));
-}
 /// The geometry of a 1-d window over `steps` as a 1 x steps image (causal: (k-1)*d zeros before).
 inline ops::Conv2DGeometry window_1d_geometry(Index steps, Index C, Index k, Index s, const std::string& padding,
                                               Index d) {
@@ -97,47 +89,24 @@ class Conv1D : public Layer<T>, public InferenceKernel<T> {
     ops::conv2d_backward<T>(g_, filters_, x.data(), kernel().value.data(), dz->data(), dx[0] ? dx[0]->data() : nullptr,
                             vg ? kernel().grad.data() : nullptr, vg && bias() ? bias()->grad.data() : nullptr, ws_);
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<Conv1DOptions> kWeights[] = {
+      {"kernel", &Conv1DOptions::kernel_initializer}, {"bias", &Conv1DOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["filters"] = filters_;
-    c["kernel_size"] = json::array({k_});
-    c["strides"] = json::array({o_.strides});
-    c["padding"] = o_.padding;
-    c["data_format"] = "channels_last";
-    c["dilation_rate"] = json::array({o_.dilation_rate});
     c["groups"] = 1;
-    c["activation"] = o_.activation;
-    c["use_bias"] = o_.use_bias;
-    c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    c["bias_initializer"] = o_.bias_initializer.to_json();
-    for (const char* k :
-         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    detail::write_conv_config(c, k_, o_, kWeights);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    Conv1DOptions o;
-    o.name = config::name(c, "Conv1D");
+    auto o = detail::read_conv_options(c, "Conv1D", kWeights);
     const std::string who = config::where("Conv1D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
-    if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
-      throw ValueError(who + ": groups != 1 is not supported");
-    o.strides = detail::one_int(c, "strides", 1, who);
-    o.padding = config::get_string(c, "padding", "valid", who);
+    detail::read_groups(c, who);
     if (o.padding != "valid" && o.padding != "same" && o.padding != "causal")
       throw ValueError(who + ": padding '" + o.padding + "' is not one of 'valid', 'same', 'causal'");
-    o.dilation_rate = detail::one_int(c, "dilation_rate", 1, who);
-    if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
-    o.use_bias = config::get_bool(c, "use_bias", true, who);
-    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
-      o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
-      o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
     config::require(c, "kernel_size", who);
-    return std::make_shared<Conv1D>(
-        config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
-        detail::one_int(c, "kernel_size", 1, who), o);
+    return std::make_shared<Conv1D>(detail::read_filters(c, who), detail::one_int(c, "kernel_size", 1, who), o);
   }
 
  protected:
@@ -236,8 +205,7 @@ class Pooling1D : public Layer<T>, public InferenceKernel<T> {
     const std::string who = config::where(cls, c);
     if (c.contains("strides") && !c["strides"].is_null()) o.strides = one_int(c, "strides", 1, who);
     o.padding = config::get_string(c, "padding", "valid", who);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<L>(one_int(c, "pool_size", 2, who), o);
   }
 
@@ -285,8 +253,7 @@ class GlobalAveragePooling1D : public detail::GlobalPooling2D<T, false, 3> {
   explicit GlobalAveragePooling1D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, false, 3>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("GlobalAveragePooling1D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<GlobalAveragePooling1D>(GlobalPoolingOptions{
         config::get_bool(c, "keepdims", false, who), config::name(c, "GlobalAveragePooling1D"), {}});
   }
@@ -299,8 +266,7 @@ class GlobalMaxPooling1D : public detail::GlobalPooling2D<T, true, 3> {
   explicit GlobalMaxPooling1D(GlobalPoolingOptions o = {}) : detail::GlobalPooling2D<T, true, 3>(std::move(o)) {}
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("GlobalMaxPooling1D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
+    config::check_channels_last(c, who);
     return std::make_shared<GlobalMaxPooling1D>(
         GlobalPoolingOptions{config::get_bool(c, "keepdims", false, who), config::name(c, "GlobalMaxPooling1D"), {}});
   }

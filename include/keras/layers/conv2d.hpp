@@ -70,34 +70,58 @@ void update_window_geometry(ops::Conv2DGeometry& g, const Tensor<T>& x, const st
     g = ops::conv_geometry(x.dim(1), x.dim(2), x.dim(3), k.h, k.w, strides.h, strides.w, padding, dilation.h,
                            dilation.w);
 }
-/// The Keras config keys shared by Conv2D and DepthwiseConv2D.
-template <class O>
-void write_window_config(json& c, Size2 k, const O& o) {
-  c["kernel_size"] = k.to_json();
-  c["strides"] = o.strides.to_json();
+/// An int or a list of one int (Keras saves 1-d sizes as one-element tuples).
+inline Index one_int(const json& c, const char* key, Index def, const std::string& who) {
+  if (!c.is_object() || !c.contains(key) || c[key].is_null()) return def;
+  const json& v = c[key];
+  if (v.is_array() && v.size() == 1) return config::to_int(v[0], who, key, 1, config::kMaxDim);
+  if (v.is_number()) return config::to_int(v, who, key, 1, config::kMaxDim);
+  throw ValueError(who + ": '" + key + "' must be an int or a list of one int, got " + v.dump().substr(0, 80));
+}
+/// A window size in a config: a list of one int (1-d layers, Index) or a pair (Size2).
+inline json size_json(Index v) { return json::array({v}); }
+inline json size_json(Size2 v) { return v.to_json(); }
+/// c[key] into v when present and not null.
+inline void read_size(const json& c, const char* key, const std::string& who, Index& v) { v = one_int(c, key, v, who); }
+inline void read_size(const json& c, const char* key, const std::string& who, Size2& v) {
+  if (c.contains(key) && !c[key].is_null()) v = Size2::from_json(c[key], who, key);
+}
+/// The Keras config keys every convolution writes and reads one way: kernel_size, strides,
+/// padding, data_format, dilation_rate, activation, use_bias, and those of its table of weights
+/// (initializers::WeightOption). The layer adds its own (filters, groups, depth_multiplier, ...).
+template <class K, class O, std::size_t N>
+void write_conv_config(json& c, K kernel_size, const O& o, const initializers::WeightOption<O> (&weights)[N]) {
+  c["kernel_size"] = size_json(kernel_size);
+  c["strides"] = size_json(o.strides);
   c["padding"] = o.padding;
   c["data_format"] = "channels_last";
-  c["dilation_rate"] = o.dilation_rate.to_json();
+  c["dilation_rate"] = size_json(o.dilation_rate);
   c["activation"] = o.activation;
   c["use_bias"] = o.use_bias;
-  c["bias_initializer"] = o.bias_initializer.to_json();
+  initializers::write_weight_options(c, o, weights);
 }
-template <class O>
-O read_window_options(const json& c, const char* cls) {
+template <class O, std::size_t N>
+O read_conv_options(const json& c, const char* cls, const initializers::WeightOption<O> (&weights)[N]) {
   O o;
   o.name = config::name(c, cls);
   const std::string who = config::where(cls, c);
-  if (c.contains("strides") && !c["strides"].is_null()) o.strides = Size2::from_json(c["strides"], who, "strides");
+  read_size(c, "strides", who, o.strides);
   o.padding = config::get_string(c, "padding", "valid", who);
-  if (c.contains("dilation_rate") && !c["dilation_rate"].is_null())
-    o.dilation_rate = Size2::from_json(c["dilation_rate"], who, "dilation_rate");
+  read_size(c, "dilation_rate", who, o.dilation_rate);
   if (c.contains("activation") && c["activation"].is_string()) o.activation = c["activation"];
   o.use_bias = config::get_bool(c, "use_bias", true, who);
-  if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-    throw ValueError(std::string(cls) + " '" + o.name + "': only data_format channels_last is supported");
-  if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
-    o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+  config::check_channels_last(c, who);
+  initializers::read_weight_options(c, o, weights);
   return o;
+}
+/// The positional `filters` of a config.
+inline Index read_filters(const json& c, const std::string& who) {
+  return config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim);
+}
+/// Keras's `groups` (grouped convolution): only 1 is supported.
+inline void read_groups(const json& c, const std::string& who) {
+  if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
+    throw ValueError(who + ": groups != 1 is not supported");
 }
 }  // namespace detail
 
@@ -201,27 +225,22 @@ class Conv2D : public Layer<T>, public FusableConv<T>, public FusableTrainingCon
     ops::conv2d_backward(geom_, x, kvar().value, *dz, dx.at(0), vg ? &kvar().grad : nullptr,
                          vg && bias() ? &bias()->grad : nullptr, ws_);
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<Conv2DOptions> kWeights[] = {
+      {"kernel", &Conv2DOptions::kernel_initializer}, {"bias", &Conv2DOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["filters"] = filters_;
-    detail::write_window_config(c, k_, o_);
     c["groups"] = 1;
-    c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    for (const char* k :
-         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    detail::write_conv_config(c, k_, o_, kWeights);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    auto o = detail::read_window_options<Conv2DOptions>(c, "Conv2D");
+    auto o = detail::read_conv_options(c, "Conv2D", kWeights);
     const std::string who = config::where("Conv2D", c);
-    if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
-      throw ValueError("Conv2D '" + o.name + "': groups != 1 is not supported");
-    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
-      o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    return std::make_shared<Conv2D>(
-        config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
-        Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
+    detail::read_groups(c, who);
+    return std::make_shared<Conv2D>(detail::read_filters(c, who),
+                                    Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:

@@ -102,23 +102,21 @@ class Conv2DTranspose : public Layer<T>, public InferenceKernel<T> {
       for (Index i = 0; i < dz->size(); ++i) db[i % filters_] += (*dz)[i];
     }
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<Conv2DTransposeOptions> kWeights[] = {
+      {"kernel", &Conv2DTransposeOptions::kernel_initializer}, {"bias", &Conv2DTransposeOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["filters"] = filters_;
-    detail::write_window_config(c, k_, o_);
-    c["output_padding"] = o_.output_padding ? o_.output_padding->to_json() : json(nullptr);
     c["groups"] = 1;
-    c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    for (const char* k :
-         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    detail::write_conv_config(c, k_, o_, kWeights);
+    c["output_padding"] = o_.output_padding ? o_.output_padding->to_json() : json(nullptr);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    auto o = detail::read_window_options<Conv2DTransposeOptions>(c, "Conv2DTranspose");
+    auto o = detail::read_conv_options(c, "Conv2DTranspose", kWeights);
     const std::string who = config::where("Conv2DTranspose", c);
-    if (config::get_int(c, "groups", 1, who, 1, config::kMaxDim) != 1)
-      throw ValueError(who + ": groups != 1 is not supported");
+    detail::read_groups(c, who);
     if (c.contains("output_padding") && !c["output_padding"].is_null()) {
       auto v = [&](const json& e) { return config::to_int(e, who, "output_padding", 0, config::kMaxDim); };
       const json& p = c["output_padding"];
@@ -130,11 +128,8 @@ class Conv2DTranspose : public Layer<T>, public InferenceKernel<T> {
         throw ValueError(who + ": 'output_padding' must be null, an int or a pair of ints, got " +
                          p.dump().substr(0, 80));
     }
-    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
-      o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
     return std::make_shared<Conv2DTranspose>(
-        config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
-        Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
+        detail::read_filters(c, who), Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:

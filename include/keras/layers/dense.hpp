@@ -93,16 +93,15 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
       ops::gemm<T>(false, true, M, K, U, T(1), dz->data(), U, kernel().value.data(), U, T(0), dx[0]->data(), K);
     }
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<DenseOptions> kWeights[] = {{"kernel", &DenseOptions::kernel_initializer},
+                                                                          {"bias", &DenseOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["units"] = units_;
     c["activation"] = o_.activation;
     c["use_bias"] = o_.use_bias;
-    c["kernel_initializer"] = o_.kernel_initializer.to_json();
-    c["bias_initializer"] = o_.bias_initializer.to_json();
-    for (const char* k :
-         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    initializers::write_weight_options(c, o_, kWeights);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
@@ -111,10 +110,7 @@ class Dense : public Layer<T>, public InferenceKernel<T>, public LogitsOutput<T>
     const std::string who = "Dense '" + o.name + "'";
     o.activation = config::get_string(c, "activation", "linear", who);
     o.use_bias = config::get_bool(c, "use_bias", true, who);
-    if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
-      o.kernel_initializer = initializers::Initializer::from_json(c["kernel_initializer"]);
-    if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
-      o.bias_initializer = initializers::Initializer::from_json(c["bias_initializer"]);
+    initializers::read_weight_options(c, o, kWeights);
     return std::make_shared<Dense>(config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim),
                                    o);
   }

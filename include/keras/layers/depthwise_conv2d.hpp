@@ -110,22 +110,20 @@ class DepthwiseConv2D : public Layer<T>, public FusableConv<T>, public FusableTr
     ops::depthwise_conv2d_backward(geom_, x, kernel().value, *dz, dx.at(0), vg ? &kernel().grad : nullptr,
                                    vg && bias() ? &bias()->grad : nullptr, ws_);
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<DepthwiseConv2DOptions> kWeights[] = {
+      {"depthwise", &DepthwiseConv2DOptions::depthwise_initializer},
+      {"bias", &DepthwiseConv2DOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
-    detail::write_window_config(c, k_, o_);
     c["depth_multiplier"] = o_.depth_multiplier;
-    c["depthwise_initializer"] = o_.depthwise_initializer.to_json();
-    for (const char* k : {"depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint",
-                          "bias_constraint"})
-      c[k] = nullptr;
+    detail::write_conv_config(c, k_, o_, kWeights);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    auto o = detail::read_window_options<DepthwiseConv2DOptions>(c, "DepthwiseConv2D");
+    auto o = detail::read_conv_options(c, "DepthwiseConv2D", kWeights);
     const std::string who = config::where("DepthwiseConv2D", c);
     o.depth_multiplier = config::get_int(c, "depth_multiplier", o.depth_multiplier, who, 1, config::kMaxDim);
-    if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null())
-      o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
     return std::make_shared<DepthwiseConv2D>(
         Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }

@@ -86,12 +86,14 @@ class Embedding : public Layer<T>, public ReentrantInference {
     }
   }
 
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<EmbeddingOptions> kWeights[] = {
+      {"embeddings", &EmbeddingOptions::embeddings_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["input_dim"] = input_dim_;
     c["output_dim"] = output_dim_;
-    c["embeddings_initializer"] = o_.embeddings_initializer.to_json();
-    for (const char* k : {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint"}) c[k] = nullptr;
+    initializers::write_weight_options(c, o_, kWeights);
     c["mask_zero"] = o_.mask_zero;
     c["input_length"] = o_.input_length ? json(*o_.input_length) : json(nullptr);
     return c;
@@ -107,8 +109,7 @@ class Embedding : public Layer<T>, public ReentrantInference {
                          c["input_length"].dump().substr(0, 80));
       o.input_length = config::to_int(c["input_length"], who, "input_length", 1, config::kMaxDim);
     }
-    if (c.contains("embeddings_initializer") && !c["embeddings_initializer"].is_null())
-      o.embeddings_initializer = initializers::Initializer::from_json(c["embeddings_initializer"]);
+    initializers::read_weight_options(c, o, kWeights);
     const Index in = config::to_int(config::require(c, "input_dim", who), who, "input_dim", 1, config::kMaxDim);
     const Index out = config::to_int(config::require(c, "output_dim", who), who, "output_dim", 1, config::kMaxDim);
     return std::make_shared<Embedding>(in, out, o);

@@ -1,6 +1,7 @@
 // Weight initializers with Keras's names, formulas and config format.
 #pragma once
 #include <cmath>
+#include <cstddef>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -164,5 +165,37 @@ struct Initializer {
         t.data()[r * cols + c] = static_cast<T>(gain * (tall ? q[c * n + r] : q[r * n + c]));
   }
 };
+
+/// One weight of a layer, in the layer's options struct O: Keras's name of the weight ("kernel") and
+/// the member of O that holds its initializer. A layer lists its weights once, in a table of these,
+/// and the table drives the weights' config keys: `<weight>_initializer` (written and read), and
+/// `<weight>_regularizer`, `<weight>_constraint` and `activity_regularizer` (written as null: not
+/// supported), so that a new weight is written once.
+template <class O>
+struct WeightOption {
+  const char* weight;
+  Initializer O::*initializer;
+};
+
+/// Writes the config keys of a layer's table of weights (see WeightOption).
+template <class O, std::size_t N>
+void write_weight_options(nlohmann::json& c, const O& o, const WeightOption<O> (&weights)[N]) {
+  for (const auto& w : weights) {
+    const std::string k = w.weight;
+    c[k + "_initializer"] = (o.*w.initializer).to_json();
+    c[k + "_regularizer"] = nullptr;
+    c[k + "_constraint"] = nullptr;
+  }
+  c["activity_regularizer"] = nullptr;
+}
+
+/// Reads the initializers of a layer's table of weights from its config (absent or null: O's default).
+template <class O, std::size_t N>
+void read_weight_options(const nlohmann::json& c, O& o, const WeightOption<O> (&weights)[N]) {
+  for (const auto& w : weights) {
+    const std::string k = std::string(w.weight) + "_initializer";
+    if (c.contains(k) && !c[k].is_null()) o.*w.initializer = Initializer::from_json(c[k]);
+  }
+}
 
 }  // namespace keras::initializers

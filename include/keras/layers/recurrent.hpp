@@ -305,19 +305,19 @@ class RecurrentBase : public Layer<T> {
     if (s_.use_bias) init_bias(this->add_weight("bias", bias_shape()).value, double(F));
   }
 
+  /// The three weights (initializers::WeightOption), in Spec and in each layer's options struct.
+  template <class O>
+  static constexpr initializers::WeightOption<O> kWeights[3] = {
+      {"kernel", &O::kernel_initializer}, {"recurrent", &O::recurrent_initializer}, {"bias", &O::bias_initializer}};
   /// Keras's config keys shared by the three layers.
   json rnn_config() const {
     json c = Layer<T>::get_config();
     c["units"] = units_;
     c["activation"] = s_.activation;
     if (!s_.recurrent_activation.empty()) c["recurrent_activation"] = s_.recurrent_activation;
+    if (gates_ > 1) c["implementation"] = 2;  // the gated cells, LSTM and GRU
     c["use_bias"] = s_.use_bias;
-    c["kernel_initializer"] = s_.kernel_initializer.to_json();
-    c["recurrent_initializer"] = s_.recurrent_initializer.to_json();
-    c["bias_initializer"] = s_.bias_initializer.to_json();
-    for (const char* k : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                          "kernel_constraint", "recurrent_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    initializers::write_weight_options(c, s_, kWeights<Spec>);
     c["dropout"] = 0.0;
     c["recurrent_dropout"] = 0.0;
     c["return_sequences"] = s_.return_sequences;
@@ -334,12 +334,7 @@ class RecurrentBase : public Layer<T> {
     const std::string who = std::string(cls) + " '" + o.name + "'";
     o.activation = config::get_string(c, "activation", o.activation, who);
     o.use_bias = config::get_bool(c, "use_bias", true, who);
-    auto init = [&](const char* key, initializers::Initializer& i) {
-      if (c.contains(key) && !c[key].is_null()) i = initializers::Initializer::from_json(c[key]);
-    };
-    init("kernel_initializer", o.kernel_initializer);
-    init("recurrent_initializer", o.recurrent_initializer);
-    init("bias_initializer", o.bias_initializer);
+    initializers::read_weight_options(c, o, kWeights<O>);
     o.dropout = config::get_number(c, "dropout", 0.0, who, 0.0, 1.0);
     o.recurrent_dropout = config::get_number(c, "recurrent_dropout", 0.0, who, 0.0, 1.0);
     o.return_sequences = config::get_bool(c, "return_sequences", false, who);
@@ -349,7 +344,10 @@ class RecurrentBase : public Layer<T> {
     o.unroll = config::get_bool(c, "unroll", false, who);
     if (config::get_bool(c, "time_major", false, who))
       throw ValueError(who + ": time_major=True is not supported (inputs are (batch, time, features))");
-    return config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim);
+    const Index units = config::to_int(config::require(c, "units", who), who, "units", 1, config::kMaxDim);
+    if constexpr (requires { o.recurrent_activation; })  // the gated cells, LSTM and GRU
+      o.recurrent_activation = config::get_string(c, "recurrent_activation", o.recurrent_activation, who);
+    return units;
   }
 
   Index units_, gates_;
@@ -430,15 +428,12 @@ class LSTM : public RecurrentBase<T> {
   json get_config() const override {
     json c = this->rnn_config();
     c["unit_forget_bias"] = unit_forget_bias_;
-    c["implementation"] = 2;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     LSTMOptions o;
     const Index units = B::read_config(c, o, "LSTM");
-    const std::string who = "LSTM '" + o.name + "'";
-    o.recurrent_activation = config::get_string(c, "recurrent_activation", "sigmoid", who);
-    o.unit_forget_bias = config::get_bool(c, "unit_forget_bias", true, who);
+    o.unit_forget_bias = config::get_bool(c, "unit_forget_bias", true, "LSTM '" + o.name + "'");
     return std::make_shared<LSTM>(units, o);
   }
 
@@ -515,16 +510,13 @@ class GRU : public RecurrentBase<T> {
   bool reset_after() const { return reset_after_; }
   json get_config() const override {
     json c = this->rnn_config();
-    c["implementation"] = 2;
     c["reset_after"] = reset_after_;
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     GRUOptions o;
     const Index units = B::read_config(c, o, "GRU");
-    const std::string who = "GRU '" + o.name + "'";
-    o.recurrent_activation = config::get_string(c, "recurrent_activation", "sigmoid", who);
-    o.reset_after = config::get_bool(c, "reset_after", true, who);
+    o.reset_after = config::get_bool(c, "reset_after", true, "GRU '" + o.name + "'");
     return std::make_shared<GRU>(units, o);
   }
 

@@ -15,10 +15,6 @@ inline bool bilinear_from(const std::string& interpolation, const std::string& w
   if (interpolation == "bilinear") return true;
   throw ValueError(who + ": interpolation '" + interpolation + "' is not supported (supported: 'nearest', 'bilinear')");
 }
-inline void check_channels_last(const json& c, const std::string& who) {
-  if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-    throw ValueError(who + ": only data_format channels_last is supported");
-}
 }  // namespace detail
 
 struct UpSampling2DOptions {
@@ -66,7 +62,7 @@ class UpSampling2D : public Layer<T>, public ReentrantInference {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("UpSampling2D", c);
-    detail::check_channels_last(c, who);
+    config::check_channels_last(c, who);
     UpSampling2DOptions o{config::get_string(c, "interpolation", "nearest", who), config::name(c, "UpSampling2D"), {}};
     detail::bilinear_from(o.interpolation, who);
     const json size = c.is_object() && c.contains("size") && !c["size"].is_null() ? c["size"] : json::array({2, 2});
@@ -129,27 +125,16 @@ class Cropping2D : public Layer<T>, public ReentrantInference {
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
-    c["cropping"] = json::array({json::array({p_.top, p_.bottom}), json::array({p_.left, p_.right})});
+    c["cropping"] = p_.to_json();
     c["data_format"] = "channels_last";
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Cropping2D", c);
-    detail::check_channels_last(c, who);
-    const json p = c.is_object() && c.contains("cropping") ? c["cropping"] : json(0);
-    auto v = [&](const json& e) { return config::to_int(e, who, "cropping", 0, config::kMaxDim); };
-    auto pair = [&](const json& e) { return e.is_array() && e.size() == 2; };
-    Padding2D pd;
-    if (p.is_number())
-      pd = Padding2D(v(p));
-    else if (pair(p) && p[0].is_number() && p[1].is_number())
-      pd = Padding2D(v(p[0]), v(p[1]));
-    else if (pair(p) && pair(p[0]) && pair(p[1]))
-      pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
-    else
-      throw ValueError(who + ": 'cropping' must be an int, a pair of ints or a pair of (before, after) pairs, got " +
-                       p.dump().substr(0, 80));
-    return std::make_shared<Cropping2D>(pd, LayerOptions{config::name(c, "Cropping2D"), {}});
+    config::check_channels_last(c, who);
+    const Padding2D p =
+        Padding2D::from_json(c.is_object() && c.contains("cropping") ? c["cropping"] : json(0), who, "cropping");
+    return std::make_shared<Cropping2D>(p, LayerOptions{config::name(c, "Cropping2D"), {}});
   }
 
  private:
@@ -200,7 +185,7 @@ class Resizing : public Layer<T>, public ReentrantInference {
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("Resizing", c);
-    detail::check_channels_last(c, who);
+    config::check_channels_last(c, who);
     if (config::get_bool(c, "pad_to_aspect_ratio", false, who))
       throw ValueError(who + ": pad_to_aspect_ratio=True is not supported");
     ResizingOptions o{config::get_string(c, "interpolation", "bilinear", who),

@@ -103,6 +103,19 @@ struct Padding2D {
   Padding2D(Index h, Index w) : top(h), bottom(h), left(w), right(w) {}
   Padding2D(std::pair<Index, Index> hw, std::pair<Index, Index> lr)
       : top(hw.first), bottom(hw.second), left(lr.first), right(lr.second) {}
+  json to_json() const { return json::array({json::array({top, bottom}), json::array({left, right})}); }
+  /// From Keras's int, (h, w) or ((top, bottom), (left, right)), each in [0, 2^31 - 1]; anything
+  /// else is refused (an empty or one-pair list used to be read out of bounds). `who`/`key` name
+  /// the layer and the config key in the error.
+  static Padding2D from_json(const json& p, const std::string& who, const std::string& key) {
+    auto v = [&](const json& e) { return config::to_int(e, who, key, 0, config::kMaxDim); };
+    auto pair = [&](const json& e) { return e.is_array() && e.size() == 2; };
+    if (p.is_number()) return Padding2D(v(p));
+    if (pair(p) && p[0].is_number() && p[1].is_number()) return Padding2D(v(p[0]), v(p[1]));
+    if (pair(p) && pair(p[0]) && pair(p[1])) return Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
+    throw ValueError(who + ": '" + key + "' must be an int, a pair of ints or a pair of (before, after) pairs, got " +
+                     p.dump().substr(0, 80));
+  }
 };
 
 template <class T = float>
@@ -132,30 +145,15 @@ class ZeroPadding2D : public Layer<T>, public ReentrantInference, public ZeroPad
   }
   json get_config() const override {
     json c = Layer<T>::get_config();
-    c["padding"] = json::array({json::array({p_.top, p_.bottom}), json::array({p_.left, p_.right})});
+    c["padding"] = p_.to_json();
     c["data_format"] = "channels_last";
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
     const std::string who = config::where("ZeroPadding2D", c);
-    if (config::get_string(c, "data_format", "channels_last", who) != "channels_last")
-      throw ValueError(who + ": only data_format channels_last is supported");
-    // Keras accepts an int, (h, w) or ((top, bottom), (left, right)); anything else is refused
-    // here (an empty or one-pair list used to be read out of bounds).
-    const json& p = config::require(c, "padding", who);
-    auto v = [&](const json& e) { return config::to_int(e, who, "padding", 0, config::kMaxDim); };
-    auto pair = [&](const json& e) { return e.is_array() && e.size() == 2; };
-    Padding2D pd;
-    if (p.is_number())
-      pd = Padding2D(v(p));
-    else if (pair(p) && p[0].is_number() && p[1].is_number())
-      pd = Padding2D(v(p[0]), v(p[1]));
-    else if (pair(p) && pair(p[0]) && pair(p[1]))
-      pd = Padding2D({v(p[0][0]), v(p[0][1])}, {v(p[1][0]), v(p[1][1])});
-    else
-      throw ValueError(who + ": 'padding' must be an int, a pair of ints or a pair of (before, after) pairs, got " +
-                       p.dump().substr(0, 80));
-    return std::make_shared<ZeroPadding2D>(pd, LayerOptions{config::name(c, "ZeroPadding2D"), {}});
+    config::check_channels_last(c, who);
+    const Padding2D p = Padding2D::from_json(config::require(c, "padding", who), who, "padding");
+    return std::make_shared<ZeroPadding2D>(p, LayerOptions{config::name(c, "ZeroPadding2D"), {}});
   }
 
  private:

@@ -81,29 +81,24 @@ class SeparableConv2D : public Layer<T>, public InferenceKernel<T> {
     ops::depthwise_conv2d_backward(geom_, *in.at(0), depthwise_kernel().value, dmid_, dx.at(0),
                                    vg ? &depthwise_kernel().grad : nullptr, nullptr, dws_);
   }
+  /// The weights, for the config keys of their options (initializers::WeightOption).
+  static constexpr initializers::WeightOption<SeparableConv2DOptions> kWeights[] = {
+      {"depthwise", &SeparableConv2DOptions::depthwise_initializer},
+      {"pointwise", &SeparableConv2DOptions::pointwise_initializer},
+      {"bias", &SeparableConv2DOptions::bias_initializer}};
   json get_config() const override {
     json c = Layer<T>::get_config();
     c["filters"] = filters_;
-    detail::write_window_config(c, k_, o_);
     c["depth_multiplier"] = o_.depth_multiplier;
-    c["depthwise_initializer"] = o_.depthwise_initializer.to_json();
-    c["pointwise_initializer"] = o_.pointwise_initializer.to_json();
-    for (const char* k : {"depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "activity_regularizer",
-                          "depthwise_constraint", "pointwise_constraint", "bias_constraint"})
-      c[k] = nullptr;
+    detail::write_conv_config(c, k_, o_, kWeights);
     return c;
   }
   static std::shared_ptr<Layer<T>> from_config(const json& c) {
-    auto o = detail::read_window_options<SeparableConv2DOptions>(c, "SeparableConv2D");
+    auto o = detail::read_conv_options(c, "SeparableConv2D", kWeights);
     const std::string who = config::where("SeparableConv2D", c);
     o.depth_multiplier = config::get_int(c, "depth_multiplier", 1, who, 1, config::kMaxDim);
-    if (c.contains("depthwise_initializer") && !c["depthwise_initializer"].is_null())
-      o.depthwise_initializer = initializers::Initializer::from_json(c["depthwise_initializer"]);
-    if (c.contains("pointwise_initializer") && !c["pointwise_initializer"].is_null())
-      o.pointwise_initializer = initializers::Initializer::from_json(c["pointwise_initializer"]);
     return std::make_shared<SeparableConv2D>(
-        config::to_int(config::require(c, "filters", who), who, "filters", 1, config::kMaxDim),
-        Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
+        detail::read_filters(c, who), Size2::from_json(config::require(c, "kernel_size", who), who, "kernel_size"), o);
   }
 
  protected:

@@ -41,6 +41,35 @@ inline void check_pool_geometry(const Pool2DGeometry& g, const char* who) {
     throw ValueError(std::string(who) + ": invalid geometry (use pool_geometry to build it)");
 }
 inline bool pool_parallel(Index work) { return work > 32768; }
+
+/// One output pixel's window of a pooling forward pass: the taps [kh0, kh1) x [kw0, kw1) that lie
+/// inside the input image `ximg` (tap (0, 0) at input row ih0, column iw0, which may be negative).
+template <class T>
+struct PoolWindow {
+  const T* ximg;
+  Index row_stride, C, ih0, iw0, kh0, kh1, kw0, kw1;
+  const T* tap(Index kh, Index kw) const { return ximg + (ih0 + kh) * row_stride + (iw0 + kw) * C; }
+  Index count() const { return (kh1 - kh0) * (kw1 - kw0); }
+};
+/// The loop of a pooling forward pass: output rows (n, oh) split over threads; pixel(window, yo)
+/// writes the C outputs yo of each output pixel.
+template <class T, class Pixel>
+void pool2d_forward_windows(const Pool2DGeometry& g, const T* x, T* y, Pixel pixel) {
+  const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
+  keras::parallel_for(rows, 1, pool_parallel(rows * g.out_w * C) ? keras::get_num_threads() : 1,
+                      [=](Index r_begin, Index r_end) {
+                        for (Index r = r_begin; r < r_end; ++r) {
+                          const Index n = r / g.out_h, oh = r % g.out_h;
+                          PoolWindow<T> w{x + n * g.in_h * xrs, xrs, C, oh * g.stride_h - g.pad_top, 0, 0, 0, 0, 0};
+                          tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, w.kh0, w.kh1);
+                          for (Index ow = 0; ow < g.out_w; ++ow) {
+                            w.iw0 = ow * g.stride_w - g.pad_left;
+                            tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, w.kw0, w.kw1);
+                            pixel(w, y + (r * g.out_w + ow) * C);
+                          }
+                        }
+                      });
+}
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -50,34 +79,20 @@ inline bool pool_parallel(Index work) { return work > 32768; }
 template <class T>
 void max_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "max_pool2d_forward");
-  const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1,
-                      [=](Index r_begin, Index r_end) {
-                        for (Index r = r_begin; r < r_end; ++r) {
-                          const Index n = r / g.out_h, oh = r % g.out_h;
-                          Index kh0, kh1;
-                          detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-                          const T* ximg = x + n * g.in_h * xrs;
-                          const Index ih0 = oh * g.stride_h - g.pad_top;
-                          for (Index ow = 0; ow < g.out_w; ++ow) {
-                            Index kw0, kw1;
-                            detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-                            const Index iw0 = ow * g.stride_w - g.pad_left;
-                            T* yo = y + (r * g.out_w + ow) * C;
-                            if (kh0 >= kh1 || kw0 >= kw1) {  // window entirely in padding (not produced by TF's rule)
-                              std::fill(yo, yo + C, T(0));
-                              continue;
-                            }
-                            std::memcpy(yo, ximg + (ih0 + kh0) * xrs + (iw0 + kw0) * C, sizeof(T) * C);
-                            for (Index kh = kh0; kh < kh1; ++kh)
-                              for (Index kw = kw0; kw < kw1; ++kw) {
-                                const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
+  detail::pool2d_forward_windows(g, x, y, [](const detail::PoolWindow<T>& w, T* yo) {
+    const Index C = w.C;
+    if (w.count() == 0) {  // window entirely in padding (not produced by TF's rule)
+      std::fill(yo, yo + C, T(0));
+      return;
+    }
+    std::memcpy(yo, w.tap(w.kh0, w.kw0), sizeof(T) * C);
+    for (Index kh = w.kh0; kh < w.kh1; ++kh)
+      for (Index kw = w.kw0; kw < w.kw1; ++kw) {
+        const T* xp = w.tap(kh, kw);
 #pragma omp simd
-                                for (Index c = 0; c < C; ++c) yo[c] = xp[c] > yo[c] ? xp[c] : yo[c];
-                              }
-                          }
-                        }
-                      });
+        for (Index c = 0; c < C; ++c) yo[c] = xp[c] > yo[c] ? xp[c] : yo[c];
+      }
+  });
 }
 
 /// dx [N,H,W,C] overwritten: each dy goes to the first maximum of its window (x is the forward input).
@@ -144,35 +159,21 @@ void max_pool2d_backward(const Pool2DGeometry& g, const T* x, const T* dy, T* dx
 template <class T>
 void avg_pool2d_forward(const Pool2DGeometry& g, const T* x, T* y) {
   detail::check_pool_geometry(g, "avg_pool2d_forward");
-  const Index C = g.in_c, rows = g.batch * g.out_h, xrs = g.in_w * C;
-  keras::parallel_for(rows, 1, (detail::pool_parallel(rows * g.out_w * C)) ? keras::get_num_threads() : 1,
-                      [=](Index r_begin, Index r_end) {
-                        for (Index r = r_begin; r < r_end; ++r) {
-                          const Index n = r / g.out_h, oh = r % g.out_h;
-                          Index kh0, kh1;
-                          detail::tap_range(oh, g.stride_h, g.pad_top, 1, g.k_h, g.in_h, kh0, kh1);
-                          const T* ximg = x + n * g.in_h * xrs;
-                          const Index ih0 = oh * g.stride_h - g.pad_top;
-                          for (Index ow = 0; ow < g.out_w; ++ow) {
-                            Index kw0, kw1;
-                            detail::tap_range(ow, g.stride_w, g.pad_left, 1, g.k_w, g.in_w, kw0, kw1);
-                            const Index iw0 = ow * g.stride_w - g.pad_left;
-                            T* yo = y + (r * g.out_w + ow) * C;
-                            std::fill(yo, yo + C, T(0));
-                            const Index count = (kh1 - kh0) * (kw1 - kw0);
-                            if (count <= 0) continue;
-                            for (Index kh = kh0; kh < kh1; ++kh)
-                              for (Index kw = kw0; kw < kw1; ++kw) {
-                                const T* xp = ximg + (ih0 + kh) * xrs + (iw0 + kw) * C;
+  detail::pool2d_forward_windows(g, x, y, [](const detail::PoolWindow<T>& w, T* yo) {
+    const Index C = w.C;
+    std::fill(yo, yo + C, T(0));
+    const Index count = w.count();
+    if (count <= 0) return;
+    for (Index kh = w.kh0; kh < w.kh1; ++kh)
+      for (Index kw = w.kw0; kw < w.kw1; ++kw) {
+        const T* xp = w.tap(kh, kw);
 #pragma omp simd
-                                for (Index c = 0; c < C; ++c) yo[c] += xp[c];
-                              }
-                            const T inv = T(1) / T(count);
+        for (Index c = 0; c < C; ++c) yo[c] += xp[c];
+      }
+    const T inv = T(1) / T(count);
 #pragma omp simd
-                            for (Index c = 0; c < C; ++c) yo[c] *= inv;
-                          }
-                        }
-                      });
+    for (Index c = 0; c < C; ++c) yo[c] *= inv;
+  });
 }
 
 /// dx [N,H,W,C] overwritten (gathered per input row).
