@@ -6,10 +6,11 @@
 # time"). Users' programs are untouched: the library stays header-only (the consumer tests build
 # without this), and a user project may do the same (extern_templates.hpp says how).
 
-# Ten pieces (two of layers, engine, training, io; float and double) that build in parallel.
+# Twelve pieces (two of layers, engine, training, io, the kernels (ops); float and double) that
+# build in parallel.
 set(_kc_inst_dir ${PROJECT_BINARY_DIR}/kerascpp_instances)
 set(_kc_inst_sources)
-foreach(group LAYERS MORE_LAYERS ENGINE TRAINING IO)
+foreach(group LAYERS MORE_LAYERS ENGINE TRAINING IO OPS)
   foreach(type float double)
     string(TOLOWER ${group} _kc_g)
     set(_kc_src ${_kc_inst_dir}/${_kc_g}_${type}.cpp)

@@ -5,17 +5,18 @@
 // generation, not parsing, is most of a build. A project with many translation units can
 // instead include this header in each of them (after or instead of keras.hpp): it declares
 // `extern template class ...` for the built-in layers, models, engine, trainers, optimizers,
-// losses, metrics and callbacks, in float and double. Exactly one .cpp of the program then
-// defines the instances:
+// losses, metrics and callbacks, and the GEMM / convolution kernels, in float and double.
+// Exactly one .cpp of the program then defines the instances:
 //
 //   #include <keras/extern_templates.hpp>
 //   KERASCPP_INSTANTIATE_ALL(float)
 //   KERASCPP_INSTANTIATE_ALL(double)   // only if the program uses double
 //
-// (or, to build them in parallel, one of KERASCPP_INSTANTIATE_{LAYERS,MORE_LAYERS,ENGINE,TRAINING,IO}(T)
-// per .cpp). Behaviour is identical; only where the code is compiled changes. kerascpp's own tests,
-// tools and examples are built this way (cmake/instances.cmake, docs/performance.md). A class left
-// out of the lists below still works: it is compiled in each file that uses it, as before.
+// (or, to build them in parallel, one KERASCPP_INSTANTIATE_<GROUP>(T) per .cpp, GROUP one of
+// LAYERS, MORE_LAYERS, ENGINE, TRAINING, IO, OPS). Behaviour is identical; only where the code
+// is compiled changes. kerascpp's own tests, tools and examples are built this way
+// (cmake/instances.cmake, docs/performance.md). A class left out of the lists below still works:
+// it is compiled in each file that uses it, as before.
 #pragma once
 #include "all.hpp"
 
@@ -76,6 +77,25 @@
                                                                  const ::keras::data::ImageDatasetOptions&, bool,      \
                                                                  std::uint64_t))
 
+// The kernels: the GEMM and convolution function templates that the layers (and tests) call. Each
+// pulls in the GEMM micro-kernel (all its tile variants) and Eigen's GEMM; declared here, they are
+// compiled once instead of in every piece and program that has a Dense or a convolution (the
+// micro-kernel was ~30% of the layers' float instances).
+#define KERASCPP_OPS_TEMPLATES(X, T)                                                                                   \
+  X(void ops::gemm<T>(bool, bool, Index, Index, Index, T, const T*, Index, const T*, Index, T, T*, Index))           \
+  X(void ops::gemm_serial<T>(bool, bool, Index, Index, Index, T, const T*, Index, const T*, Index, T, T*, Index))    \
+  X(void ops::conv2d_forward<T>(const ops::Conv2DGeometry&, Index, const T*, const T*, const T*, T*,                 \
+                                ops::Conv2DWorkspace<T>&, const ops::Epilogue<T>*, const ops::PackedB*))              \
+  X(void ops::conv2d_backward<T>(const ops::Conv2DGeometry&, Index, const T*, const T*, const T*, T*, T*, T*,        \
+                                 ops::Conv2DWorkspace<T>&))                                                           \
+  X(void ops::conv2d_backward_pointwise_fused<T>(const ops::Conv2DGeometry&, Index, const T*, const T*, const T*,    \
+                                                 const T*, const ops::Epilogue<T>&, T*, T*, T*,                       \
+                                                 ops::Conv2DWorkspace<T>&))                                           \
+  X(void ops::depthwise_conv2d_forward<T>(const ops::Conv2DGeometry&, Index, const T*, const T*, const T*, T*,       \
+                                          const ops::Epilogue<T>*))                                                   \
+  X(void ops::depthwise_conv2d_backward<T>(const ops::Conv2DGeometry&, Index, const T*, const T*, const T*, T*, T*,  \
+                                           T*, ops::DepthwiseConv2DWorkspace<T>&))
+
 #define KERASCPP_DETAIL_EXTERN(...) extern template class ::keras::__VA_ARGS__;
 #define KERASCPP_DETAIL_INSTANTIATE(...) template class ::keras::__VA_ARGS__;
 #define KERASCPP_DETAIL_EXTERN_FN(...) extern template __VA_ARGS__;
@@ -89,9 +109,13 @@
   namespace keras {                \
   KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE_FN, T) \
   }
+#define KERASCPP_INSTANTIATE_OPS(T) \
+  namespace keras {                 \
+  KERASCPP_OPS_TEMPLATES(KERASCPP_DETAIL_INSTANTIATE_FN, T) \
+  }
 #define KERASCPP_INSTANTIATE_ALL(T)                                                             \
   KERASCPP_INSTANTIATE_LAYERS(T) KERASCPP_INSTANTIATE_MORE_LAYERS(T) KERASCPP_INSTANTIATE_ENGINE(T) \
-  KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_INSTANTIATE_IO(T)
+  KERASCPP_INSTANTIATE_TRAINING(T) KERASCPP_INSTANTIATE_IO(T) KERASCPP_INSTANTIATE_OPS(T)
 
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, float)
 KERASCPP_LAYER_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
@@ -104,5 +128,7 @@ KERASCPP_TRAINING_TEMPLATES(KERASCPP_DETAIL_EXTERN, double)
 namespace keras {
 KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, float)
 KERASCPP_IO_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, double)
+KERASCPP_OPS_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, float)
+KERASCPP_OPS_TEMPLATES(KERASCPP_DETAIL_EXTERN_FN, double)
 }  // namespace keras
 // clang-format on
