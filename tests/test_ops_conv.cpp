@@ -522,6 +522,61 @@ TEST_CASE("Conv2D forward: small images split over the filters give the referenc
   keras::set_num_threads(saved);
 }
 
+TEST_CASE("Conv2D forward (float, own micro-kernel): the split over 1-4 threads does not change a bit", "[ops][conv]") {
+  // Batch-1 shapes of MobileNetV2: few output rows, cut into row blocks and filter parts so that
+  // every thread gets several work items. Each output element must be computed the same way in
+  // any item, so the results are bit-identical for every thread count (and near the reference).
+  keras::Random rng(23);
+  const int saved = keras::get_num_threads();
+  struct C {
+    Index h, c, k, f;
+  };
+  for (C c : {C{12, 96, 1, 576}, C{12, 576, 1, 96}, C{6, 160, 1, 960}, C{6, 320, 1, 1280}, C{48, 24, 1, 144},
+              C{24, 16, 3, 32}}) {
+    INFO("size " << c.h << " C " << c.c << " kernel " << c.k << " filters " << c.f);
+    auto x = random_tensor<float>({1, c.h, c.h, c.c}, rng);
+    auto k = random_tensor<float>({c.k, c.k, c.c, c.f}, rng);
+    auto b = random_tensor<float>({c.f}, rng);
+    auto res = random_tensor<float>({1, c.h, c.h, c.f}, rng);
+    auto g = ops::conv_geometry(c.h, c.h, c.c, c.k, c.k, 1, 1, "same");
+    g.batch = 1;
+    Tensor<double> xd({1, c.h, c.h, c.c}), kd({c.k, c.k, c.c, c.f}), bd({c.f});
+    for (Index i = 0; i < x.size(); ++i) xd[i] = x[i];
+    for (Index i = 0; i < k.size(); ++i) kd[i] = k[i];
+    for (Index i = 0; i < b.size(); ++i) bd[i] = b[i];
+    auto ref = ref_conv(xd, kd, &bd, 1, 1, "same");
+    ops::Epilogue<float> ep;
+    ep.clamp = true;
+    ep.lo = 0.f;
+    ep.hi = 6.f;
+    ep.residual = res.data();
+    Tensor<float> first, first_ep;
+    for (int nt : {1, 2, 3, 4}) {
+      keras::set_num_threads(nt);
+      ops::Conv2DWorkspace<float> ws;
+      Tensor<float> y({1, c.h, c.h, c.f}), y_ep({1, c.h, c.h, c.f});
+      ops::conv2d_forward(g, c.f, x.data(), k.data(), b.data(), y.data(), ws);
+      ops::conv2d_forward(g, c.f, x.data(), k.data(), b.data(), y_ep.data(), ws, &ep);
+      if (nt == 1) {
+        double err = 0;
+        for (Index i = 0; i < y.size(); ++i) err = std::max(err, std::abs(double(y[i]) - ref[i]));
+        CHECK(err < 1e-3);
+        double err_ep = 0;
+        for (Index i = 0; i < y.size(); ++i)
+          err_ep = std::max(err_ep, std::abs(double(y_ep[i]) - (std::min(std::max(y[i], 0.f), 6.f) + res[i])));
+        CHECK(err_ep < 1e-5);
+        first = y;
+        first_ep = y_ep;
+        continue;
+      }
+      INFO("threads " << nt);
+      CHECK(std::memcmp(y.data(), first.data(), sizeof(float) * y.size()) == 0);
+      CHECK(std::memcmp(y_ep.data(), first_ep.data(), sizeof(float) * y.size()) == 0);
+    }
+  }
+  keras::set_num_threads(saved);
+}
+
 TEST_CASE("Pointwise conv backward with a fused BN/ReLU6 epilogue equals epilogue_backward + conv2d_backward",
           "[ops][conv][fusion]") {
   keras::Random rng(21);

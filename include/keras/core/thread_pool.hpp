@@ -13,6 +13,11 @@
 //  - Idle workers spin for a bounded time (kSpinMicros, a few tens of microseconds, enough to bridge
 //    the gap between two layers) and then block on a condition variable. The caller waiting for a
 //    claimed chunk also spins briefly, then blocks.
+//  - While a pass of a model runs (a PassScope lives: engine/graph.hpp), idle workers keep spinning
+//    between its parallel loops for up to kPassSpinMicros after the last job, yielding the core every
+//    kSpinMicros so that another program's threads on it still run. Waking a blocked worker costs the
+//    caller a futex call on its critical path (measured: 19% of a batch-1 MobileNetV2 pass on
+//    2 threads, which has ~15 parallel loops separated by serial layers longer than kSpinMicros).
 //  - Which thread runs a chunk depends on timing, what a chunk computes must not: chunk boundaries
 //    are chosen by the caller from the sizes (and at most the thread count), never from the timing,
 //    and per-chunk partial results are combined in chunk order. The `slot` passed with a chunk
@@ -66,6 +71,8 @@ class ThreadPool {
   static constexpr int kSpinMicros = 50;
   /// The caller spins this long for chunks other threads have claimed before it blocks.
   static constexpr int kWaitSpinMicros = 20;
+  /// Inside a pass (PassScope), idle workers spin this long after the last job before they block.
+  static constexpr int kPassSpinMicros = 2000;
   static constexpr Index kMaxChunks = (Index(1) << 20) - 1;
 
   static ThreadPool& instance() { return *instance_ptr(); }
@@ -117,6 +124,10 @@ class ThreadPool {
 
   /// Threads the pool has started (workers, the caller not counted).
   int workers() const { return static_cast<int>(started_.load()); }
+
+  /// A pass of a model begins / ends (PassScope): idle workers spin longer in between.
+  void begin_pass() { passes_.fetch_add(1, std::memory_order_relaxed); }
+  void end_pass() { passes_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
   static constexpr int kMaxThreads = 255;
@@ -178,10 +189,20 @@ class ThreadPool {
     const std::uint32_t n = nchunks_;
     if (done_.load(std::memory_order_acquire) == n) return;
     const auto t0 = std::chrono::steady_clock::now();
+    // inside a pass the caller spins as long as an idle worker does (yielding now and then)
+    const auto limit =
+        std::chrono::microseconds(passes_.load(std::memory_order_relaxed) > 0 ? kPassSpinMicros : kWaitSpinMicros);
+    auto yielded = t0;
     for (int i = 0;; ++i) {
       if (done_.load(std::memory_order_acquire) == n) return;
       cpu_relax();
-      if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kWaitSpinMicros)) break;
+      if ((i & 63) != 63) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - t0 > limit) break;
+      if (now - yielded > std::chrono::microseconds(kSpinMicros)) {
+        std::this_thread::yield();
+        yielded = std::chrono::steady_clock::now();
+      }
     }
     std::unique_lock<std::mutex> lk(done_mutex_);
     caller_waiting_.store(true, std::memory_order_seq_cst);
@@ -204,10 +225,21 @@ class ThreadPool {
     for (;;) {
       // spin for the next job, then block until one is published
       const auto t0 = std::chrono::steady_clock::now();
+      auto yielded = t0;
       for (int i = 0;; ++i) {
         if (claimable(word_.load(std::memory_order_acquire), slot)) break;
         cpu_relax();
-        if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinMicros)) {
+        if ((i & 63) != 63) continue;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - t0 <= std::chrono::microseconds(kSpinMicros)) continue;
+        if (passes_.load(std::memory_order_relaxed) > 0 && now - t0 <= std::chrono::microseconds(kPassSpinMicros)) {
+          if (now - yielded > std::chrono::microseconds(kSpinMicros)) {
+            std::this_thread::yield();  // let another program's thread on this core run
+            yielded = std::chrono::steady_clock::now();
+          }
+          continue;
+        }
+        {
           std::unique_lock<std::mutex> lk(sleep_mutex_);
           sleepers_.fetch_add(1, std::memory_order_seq_cst);
           while (!claimable(word_.load(std::memory_order_seq_cst), slot)) sleep_cv_.wait(lk);
@@ -235,6 +267,7 @@ class ThreadPool {
   std::mutex sleep_mutex_;
   std::condition_variable sleep_cv_;
   std::atomic<int> sleepers_{0};
+  std::atomic<int> passes_{0};  // PassScopes alive
 
   std::mutex done_mutex_;
   std::condition_variable done_cv_;
@@ -242,6 +275,16 @@ class ThreadPool {
 };
 
 }  // namespace detail
+
+/// Marks a pass of a model (forward or backward over many layers): while one lives, the pool's idle
+/// workers wait for the pass's next parallel loop spinning rather than blocked (see the file comment).
+class PassScope {
+ public:
+  PassScope() { detail::ThreadPool::instance().begin_pass(); }
+  ~PassScope() { detail::ThreadPool::instance().end_pass(); }
+  PassScope(const PassScope&) = delete;
+  PassScope& operator=(const PassScope&) = delete;
+};
 
 /// True on a thread that is running a chunk of a parallel loop (kerascpp's kernels then run serially).
 inline bool in_parallel_region() { return detail::in_pool_region_flag(); }

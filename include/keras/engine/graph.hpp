@@ -121,6 +121,7 @@ class Graph {
   /// Back-propagates d(loss)/d(outputs). Layers add into their trainable variables' grads.
   /// input_grads[k] (nullptr = not needed) receives d(loss)/d(input k).
   void backward(const std::vector<const Tensor<T>*>& output_grads, const std::vector<Tensor<T>*>& input_grads) {
+    PassScope spin;
     if (fast_pass_) recompute_values();
     backprop_.run(topo_, main_, output_grads, input_grads);
   }
@@ -128,6 +129,7 @@ class Graph {
   void backward_from_logits(const Tensor<T>& dlogits) {
     if (logits_node_ < 0) throw StateError("Graph::backward_from_logits: the last pass kept no output logits");
     const int node = logits_node_;
+    PassScope spin;
     if (fast_pass_) recompute_values();
     backprop_.run(topo_, main_, {&dlogits}, {}, node);
   }
@@ -167,6 +169,7 @@ class Graph {
   /// node `preset`; `sinks` are the values the caller reads afterwards.
   void pass(int first, int last, const std::vector<const Tensor<T>*>& inputs, int preset, const Tensor<T>* preset_value,
             const std::vector<int>& sinks, bool training, bool logits = false) {
+    PassScope spin;  // the pool's workers wait spinning between this pass's parallel loops
     begin_pass(training);
     if (preset >= 0) main_.values[preset] = preset_value;
     const int ln = logits ? logits_output() : -1;

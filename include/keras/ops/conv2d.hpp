@@ -246,18 +246,25 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   const int nt = keras::get_num_threads();
   const bool pointwise = g.is_pointwise();
   // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.
-  const Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
-                                : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
-  const Index nblocks = (M + brows - 1) / brows;
+  Index brows = pointwise ? detail::pointwise_block_rows(ws.block_bytes, F, sizeof(T), M)
+                          : detail::conv_block_rows(ws.block_bytes, P, sizeof(T), M);
   // The own micro-kernel (float, gemm_kernel.hpp): the kernel is packed once per call into its
   // panels, shared by every block and thread (Eigen's path re-packs it in every block).
   const bool use_packed = detail::use_gemm_kernel<T>(std::min(brows, M), F, P);
-  // Filter split (multiples of 16 columns, of a panel for the own kernel) when blocks alone cannot
-  // feed the threads and the product is big enough to be worth a second thread.
+  const bool worth_threads = nt > 1 && double(M) * double(F) * double(P) >= 2.0e5;
+  // Work items: about kItemsPerThread per thread (rows cut down to 4 micro-tiles, then filters), so
+  // that a thread that wakes late still takes a share. Each output element is summed over the same
+  // k in the same order in any block: the split does not change results.
+  constexpr Index kItemsPerThread = 4;
+  const Index want = Index(nt) * kItemsPerThread;
+  if (use_packed && worth_threads && (M + brows - 1) / brows < want)
+    brows = std::min(brows, std::max<Index>(4 * gk::kMR, (M + want - 1) / want));
+  const Index nblocks = (M + brows - 1) / brows;
   const Index falign = use_packed ? Index(gk::kNR) : 16;
   Index fparts = 1;
-  if (nblocks < nt && double(M) * double(F) * double(P) >= 2.0e5)
-    fparts = std::max<Index>(1, std::min<Index>((nt + nblocks - 1) / nblocks, F / falign));
+  const Index fwant = use_packed ? want : Index(nt);  // Eigen's path re-packs per item: fewer
+  if (nblocks < fwant && worth_threads)
+    fparts = std::max<Index>(1, std::min<Index>((fwant + nblocks - 1) / nblocks, F / falign));
   const Index items = nblocks * fparts;
   const int threads = static_cast<int>(std::min<Index>(nt, items));
   if (!pointwise) detail::grow(ws.col, Index(threads) * brows * P);
