@@ -252,13 +252,17 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   // panels, shared by every block and thread (Eigen's path re-packs it in every block).
   const bool use_packed = detail::use_gemm_kernel<T>(std::min(brows, M), F, P);
   const bool worth_threads = nt > 1 && double(M) * double(F) * double(P) >= 2.0e5;
-  // Work items: about kItemsPerThread per thread (rows cut down to 4 micro-tiles, then filters), so
-  // that a thread that wakes late still takes a share. Each output element is summed over the same
-  // k in the same order in any block: the split does not change results.
+  // Work items: about kItemsPerThread per thread, so that a thread that wakes late still takes a
+  // share. Rows first (cut down to whole micro-tiles), then filters: the pool gives each thread a
+  // contiguous range of items, i.e. of rows, the rows the next layer's split gives it too, which
+  // keeps them in its core's cache. Each output element is summed over the same k in the same
+  // order in any block: the split does not change results.
   constexpr Index kItemsPerThread = 4;
   const Index want = Index(nt) * kItemsPerThread;
-  if (use_packed && worth_threads && (M + brows - 1) / brows < want)
-    brows = std::min(brows, std::max<Index>(4 * gk::kMR, (M + want - 1) / want));
+  if (use_packed && worth_threads && (M + brows - 1) / brows < want) {
+    const Index per = (M + want - 1) / want;
+    brows = std::min(brows, std::max<Index>(gk::kMR, (per + gk::kMR - 1) / gk::kMR * gk::kMR));
+  }
   const Index nblocks = (M + brows - 1) / brows;
   const Index falign = use_packed ? Index(gk::kNR) : 16;
   Index fparts = 1;
