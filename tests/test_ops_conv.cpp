@@ -137,6 +137,11 @@ std::vector<Case> forward_cases() {
   cs.push_back({2, 12, 12, 24, 3, 3, 2, 2, "same", 40});
   cs.push_back({3, 10, 10, 32, 1, 1, 1, 1, "same", 48});
   cs.push_back({2, 11, 11, 17, 1, 1, 2, 2, "valid", 19});
+  // few input channels (the direct path, no im2col): filter packets, leftovers, borders, dilation
+  cs.push_back({1, 13, 15, 3, 3, 3, 2, 2, "same", 32});
+  cs.push_back({2, 9, 11, 3, 3, 3, 1, 1, "valid", 40});
+  cs.push_back({1, 10, 9, 4, 5, 5, 1, 2, "same", 24});
+  cs.push_back({1, 12, 12, 2, 3, 3, 1, 1, "same", 33, 2, 2});
   return cs;
 }
 
@@ -532,7 +537,7 @@ TEST_CASE("Conv2D forward (float, own micro-kernel): the split over 1-4 threads 
     Index h, c, k, f;
   };
   for (C c : {C{12, 96, 1, 576}, C{12, 576, 1, 96}, C{6, 160, 1, 960}, C{6, 320, 1, 1280}, C{48, 24, 1, 144},
-              C{24, 16, 3, 32}}) {
+              C{24, 16, 3, 32}, C{20, 3, 3, 32}}) {
     INFO("size " << c.h << " C " << c.c << " kernel " << c.k << " filters " << c.f);
     auto x = random_tensor<float>({1, c.h, c.h, c.c}, rng);
     auto k = random_tensor<float>({c.k, c.k, c.c, c.f}, rng);

@@ -220,6 +220,133 @@ struct KernelTGemm {
   }
 };
 
+/// Input channels up to which conv2d_forward convolves directly (no im2col): an image's first
+/// layer (RGB: 3). Its GEMM would have K = KH*KW*C (27 for 3x3 RGB) and the im2col copies of
+/// 3-float runs cost more than the products (MobileNetV2's Conv1: ~70% of the layer's time).
+inline constexpr Index kDirectConvMaxChannels = 4;
+
+/// Output pixels [ow0, ow0 + PX) of one output row, filters [f0, f0 + NB * V) in NB packets:
+/// acc = bias + sum over the valid taps (kh in [kh0, kh1), kw in [kw0, kw1), every channel) of
+/// x * kernel, in tap order. xrow0: the input row of tap kh = 0 (may be virtual: only valid rows
+/// are read), iw0: the input column of the first pixel's tap kw = 0.
+template <class T, int PX, int NB, int CC>
+inline void direct_conv_pixels(const Conv2DGeometry& g, Index F, const T* xrow0, Index iw0, const T* kernel,
+                               const T* bias, Index f0, Index kh0, Index kh1, Index kw0, Index kw1, T* yo) {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  constexpr Index V = Eigen::internal::packet_traits<T>::size;
+  using Eigen::internal::pload1;
+  using Eigen::internal::ploadu;
+  using Eigen::internal::pmadd;
+  const Index C = CC > 0 ? Index(CC) : g.in_c, KW = g.k_w, xrs = g.in_w * C, px_step = g.stride_w * C;
+  Packet acc[PX][NB];
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) {
+    const Packet b0 = bias ? ploadu<Packet>(bias + f0 + b * V) : Eigen::internal::pset1<Packet>(T(0));
+#pragma GCC unroll 8
+    for (int p = 0; p < PX; ++p) acc[p][b] = b0;
+  }
+  for (Index kh = kh0; kh < kh1; ++kh) {
+    const T* xr = xrow0 + kh * g.dil_h * xrs;
+    for (Index kw = kw0; kw < kw1; ++kw) {
+      const T* xp = xr + (iw0 + kw * g.dil_w) * C;
+      const T* kp = kernel + (kh * KW + kw) * C * F + f0;
+      for (Index c = 0; c < C; ++c) {
+        Packet kv[NB];
+#pragma GCC unroll 8
+        for (int b = 0; b < NB; ++b) kv[b] = ploadu<Packet>(kp + c * F + b * V);
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; ++p) {
+          const Packet xv = pload1<Packet>(xp + p * px_step + c);
+#pragma GCC unroll 8
+          for (int b = 0; b < NB; ++b) acc[p][b] = pmadd(xv, kv[b], acc[p][b]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < PX; ++p)
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) Eigen::internal::pstoreu(yo + p * F + f0 + b * V, acc[p][b]);
+}
+
+/// The same for the filters [f0, F) left over after the packets, one value at a time.
+template <class T>
+inline void direct_conv_scalar(const Conv2DGeometry& g, Index F, const T* xrow0, Index iw0, const T* kernel,
+                               const T* bias, Index f0, Index kh0, Index kh1, Index kw0, Index kw1, T* yo) {
+  const Index C = g.in_c, KW = g.k_w, xrs = g.in_w * C;
+  for (Index f = f0; f < F; ++f) {
+    T acc = bias ? bias[f] : T(0);
+    for (Index kh = kh0; kh < kh1; ++kh)
+      for (Index kw = kw0; kw < kw1; ++kw) {
+        const T* xp = xrow0 + kh * g.dil_h * xrs + (iw0 + kw * g.dil_w) * C;
+        const T* kp = kernel + (kh * KW + kw) * C * F + f;
+        for (Index c = 0; c < C; ++c) acc += xp[c] * kp[c * F];
+      }
+    yo[f] = acc;
+  }
+}
+
+/// Direct convolution for few input channels (C <= kDirectConvMaxChannels), any kernel size,
+/// stride, dilation and padding: per output row, blocks of 4 pixels x 2 packets of filters in
+/// registers (the kernel vectors loaded once per tap and block, the input broadcast), border
+/// pixels one at a time over their valid taps; then the epilogue on the row. Rows over the pool.
+template <class T>
+void conv2d_forward_direct(const Conv2DGeometry& g, Index F, const T* x, const T* kernel, const T* bias, T* y,
+                           const Epilogue<T>* ep) {
+  constexpr Index V = Eigen::internal::packet_traits<T>::size;
+  const Index rows = g.batch * g.out_h;
+  if (ep && ep->empty()) ep = nullptr;
+  const double flops = 2.0 * double(g.out_pixels()) * double(F) * double(g.patch_size());
+  keras::parallel_for(rows, 1, flops >= 2.0e5 ? keras::get_num_threads() : 1, [=](Index r0, Index r1) {
+    for (Index r = r0; r < r1; ++r) {
+      const Index n = r / g.out_h, oh = r % g.out_h;
+      Index kh0, kh1;
+      tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
+      const T* xrow0 = x + (n * g.in_h + (oh * g.stride_h - g.pad_top)) * g.in_w * g.in_c;
+      T* yr = y + r * g.out_w * F;
+      // interior pixels: every horizontal tap inside the input
+      Index in0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+      const Index last = g.in_w - 1 + g.pad_left - (g.k_w - 1) * g.dil_w;  // largest ow * stride allowed
+      Index in1 = last < 0 ? 0 : std::min<Index>(g.out_w, last / g.stride_w + 1);
+      if (in1 < in0) in0 = in1 = 0;
+      auto pixels = [&](Index ow, Index count, Index kw0, Index kw1) {
+        const Index iw0 = ow * g.stride_w - g.pad_left;
+        T* yo = yr + ow * F;
+        Index f = 0;
+        if (count == 4) {
+          if (g.in_c == 3)  // RGB: the channel loop unrolled
+            for (; f + 2 * V <= F; f += 2 * V)
+              direct_conv_pixels<T, 4, 2, 3>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+          for (; f + 2 * V <= F; f += 2 * V)
+            direct_conv_pixels<T, 4, 2, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+          for (; f + V <= F; f += V)
+            direct_conv_pixels<T, 4, 1, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+          for (Index p = 0; p < 4; ++p)
+            direct_conv_scalar(g, F, xrow0, iw0 + p * g.stride_w, kernel, bias, f, kh0, kh1, kw0, kw1, yo + p * F);
+          return;
+        }
+        for (; f + 2 * V <= F; f += 2 * V)
+          direct_conv_pixels<T, 1, 2, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+        for (; f + V <= F; f += V)
+          direct_conv_pixels<T, 1, 1, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+        direct_conv_scalar(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+      };
+      for (Index ow = 0; ow < g.out_w;) {
+        if (ow >= in0 && ow + 4 <= in1) {
+          pixels(ow, 4, 0, g.k_w);
+          ow += 4;
+          continue;
+        }
+        Index kw0, kw1;
+        tap_range(ow, g.stride_w, g.pad_left, g.dil_w, g.k_w, g.in_w, kw0, kw1);
+        pixels(ow, 1, kw0, kw1);
+        ++ow;
+      }
+      if (ep) ep->apply(yr, r * g.out_w, g.out_w, F);
+    }
+  });
+}
+
 inline void check_geometry(const Conv2DGeometry& g, Index filters, const char* who) {
   if (g.batch < 0 || g.in_h <= 0 || g.in_w <= 0 || g.in_c <= 0 || g.k_h <= 0 || g.k_w <= 0 || g.out_h <= 0 ||
       g.out_w <= 0 || g.stride_h <= 0 || g.stride_w <= 0 || g.dil_h <= 0 || g.dil_w <= 0 || filters <= 0)
@@ -243,6 +370,8 @@ void conv2d_forward(const Conv2DGeometry& g, Index filters, const T* x, const T*
   detail::check_geometry(g, filters, "conv2d_forward");
   const Index F = filters, P = g.patch_size(), M = g.out_pixels();
   if (M == 0) return;
+  if (g.in_c <= detail::kDirectConvMaxChannels && !g.is_pointwise())
+    return detail::conv2d_forward_direct(g, F, x, kernel, bias, y, ep);
   const int nt = keras::get_num_threads();
   const bool pointwise = g.is_pointwise();
   // Pointwise: blocks only bound the GEMM rows (x is the lhs as is); else the im2col block.

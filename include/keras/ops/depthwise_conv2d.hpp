@@ -34,15 +34,6 @@ struct DepthwiseConv2DWorkspace {
 
 namespace detail {
 
-/// Valid tap range [lo, hi) along one axis for output position o: o*s - pad + k*d in [0, in).
-inline void tap_range(Index o, Index s, Index pad, Index d, Index K, Index in, Index& lo, Index& hi) {
-  const Index base = o * s - pad;  // input index of tap 0
-  lo = base >= 0 ? 0 : (-base + d - 1) / d;
-  const Index last = in - 1 - base;  // largest k*d allowed
-  hi = last < 0 ? 0 : std::min<Index>(K, last / d + 1);
-  if (hi < lo) hi = lo;
-}
-
 /// The interior output columns [ow0, ow1) of a 3-wide window (all three columns inside the input),
 /// the pixels the register-blocked 3x3 kernels take; ow0 = ow1 = 0 when there are none.
 inline void dw3x3_interior(const Conv2DGeometry& g, Index& ow0, Index& ow1) {

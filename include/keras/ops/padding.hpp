@@ -58,6 +58,15 @@ struct Conv2DGeometry {
 using Pool2DGeometry = Conv2DGeometry;
 
 namespace detail {
+/// Valid tap range [lo, hi) along one axis for output position o: o*s - pad + k*d in [0, in).
+inline void tap_range(Index o, Index s, Index pad, Index d, Index K, Index in, Index& lo, Index& hi) {
+  const Index base = o * s - pad;  // input index of tap 0
+  lo = base >= 0 ? 0 : (-base + d - 1) / d;
+  const Index last = in - 1 - base;  // largest k*d allowed
+  hi = last < 0 ? 0 : std::min<Index>(K, last / d + 1);
+  if (hi < lo) hi = lo;
+}
+
 inline void window_1d(Index in, Index k, Index s, Index d, Padding p, const char* axis, Index& out, Index& before,
                       Index& after) {
   if (in <= 0 || k <= 0 || s <= 0 || d <= 0)

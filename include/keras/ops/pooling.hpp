@@ -17,7 +17,6 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
-#include "depthwise_conv2d.hpp"  // detail::tap_range
 #include "padding.hpp"
 
 namespace keras::ops {
