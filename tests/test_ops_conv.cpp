@@ -527,7 +527,9 @@ TEST_CASE("Conv2D forward: small images split over the filters give the referenc
   keras::set_num_threads(saved);
 }
 
-TEST_CASE("Conv2D forward (float, own micro-kernel): the split over 1-4 threads does not change a bit", "[ops][conv]") {
+TEST_CASE(
+    "Conv2D forward (float: own micro-kernel, direct RGB kernel): the split over 1-4 threads does not change a bit",
+    "[ops][conv]") {
   // Batch-1 shapes of MobileNetV2: few output rows, cut into row blocks and filter parts so that
   // every thread gets several work items. Each output element must be computed the same way in
   // any item, so the results are bit-identical for every thread count (and near the reference).

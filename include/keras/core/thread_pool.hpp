@@ -22,7 +22,7 @@
 //    between its parallel loops for up to kPassSpinMicros after the last job, yielding the core every
 //    kSpinMicros so that another program's threads on it still run. Waking a blocked worker costs the
 //    caller a futex call on its critical path (measured: 19% of a batch-1 MobileNetV2 pass on
-//    2 threads, which has ~15 parallel loops separated by serial layers longer than kSpinMicros).
+//    2 threads, whose ~60 parallel loops are separated by serial stretches longer than kSpinMicros).
 //  - Which thread runs a chunk depends on timing, what a chunk computes must not: chunk boundaries
 //    are chosen by the caller from the sizes (and at most the thread count), never from the timing,
 //    and per-chunk partial results are combined in chunk order. The `slot` passed with a chunk
