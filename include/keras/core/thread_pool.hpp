@@ -166,6 +166,27 @@ class ThreadPool {
     return p;
   }
 
+  /// Spins (pausing) until ready() or for limit() microseconds (re-read as it goes), yielding the
+  /// core every kSpinMicros after the first kSpinMicros. Returns ready()'s last value.
+  template <class Ready, class Limit>
+  static bool spin_until(Ready ready, Limit limit) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto yielded = t0;
+    for (int i = 0;; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+      if ((i & 63) != 63) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - t0 > std::chrono::microseconds(limit())) return ready();
+      if (now - yielded > std::chrono::microseconds(kSpinMicros)) {
+        std::this_thread::yield();  // let another program's thread on this core run
+        yielded = std::chrono::steady_clock::now();
+      }
+    }
+  }
+  /// How long to spin: longer while a pass runs (PassScope).
+  int spin_micros(int outside) const { return passes_.load(std::memory_order_relaxed) > 0 ? kPassSpinMicros : outside; }
+
   /// Claims and runs chunks of job `gen` (on `threads` threads) until none is left: those of the
   /// own range from the front, then the others' from the back. Returns true if it ran at least one.
   bool work(int slot, std::uint64_t gen, int threads) {
@@ -205,23 +226,10 @@ class ThreadPool {
 
   void wait_done() {
     const std::uint32_t n = nchunks_;
-    if (done_.load(std::memory_order_acquire) == n) return;
-    const auto t0 = std::chrono::steady_clock::now();
-    // inside a pass the caller spins as long as an idle worker does (yielding now and then)
-    const auto limit =
-        std::chrono::microseconds(passes_.load(std::memory_order_relaxed) > 0 ? kPassSpinMicros : kWaitSpinMicros);
-    auto yielded = t0;
-    for (int i = 0;; ++i) {
-      if (done_.load(std::memory_order_acquire) == n) return;
-      cpu_relax();
-      if ((i & 63) != 63) continue;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - t0 > limit) break;
-      if (now - yielded > std::chrono::microseconds(kSpinMicros)) {
-        std::this_thread::yield();
-        yielded = std::chrono::steady_clock::now();
-      }
-    }
+    // inside a pass the caller spins as long as an idle worker does
+    if (spin_until([&] { return done_.load(std::memory_order_acquire) == n; },
+                   [&] { return spin_micros(kWaitSpinMicros); }))
+      return;
     std::unique_lock<std::mutex> lk(done_mutex_);
     caller_waiting_.store(true, std::memory_order_seq_cst);
     while (done_.load(std::memory_order_seq_cst) != n) done_cv_.wait(lk);
@@ -248,28 +256,12 @@ class ThreadPool {
     std::uint64_t seen = gen_of_job(job_.load(std::memory_order_acquire));  // the last job looked at
     for (;;) {
       // spin for the next job, then block until one is published
-      const auto t0 = std::chrono::steady_clock::now();
-      auto yielded = t0;
-      for (int i = 0;; ++i) {
-        if (new_job(job_.load(std::memory_order_acquire), seen, slot)) break;
-        cpu_relax();
-        if ((i & 63) != 63) continue;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - t0 <= std::chrono::microseconds(kSpinMicros)) continue;
-        if (passes_.load(std::memory_order_relaxed) > 0 && now - t0 <= std::chrono::microseconds(kPassSpinMicros)) {
-          if (now - yielded > std::chrono::microseconds(kSpinMicros)) {
-            std::this_thread::yield();  // let another program's thread on this core run
-            yielded = std::chrono::steady_clock::now();
-          }
-          continue;
-        }
-        {
-          std::unique_lock<std::mutex> lk(sleep_mutex_);
-          sleepers_.fetch_add(1, std::memory_order_seq_cst);
-          while (!new_job(job_.load(std::memory_order_seq_cst), seen, slot)) sleep_cv_.wait(lk);
-          sleepers_.fetch_sub(1, std::memory_order_relaxed);
-          break;
-        }
+      if (!spin_until([&] { return new_job(job_.load(std::memory_order_acquire), seen, slot); },
+                      [&] { return spin_micros(kSpinMicros); })) {
+        std::unique_lock<std::mutex> lk(sleep_mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        while (!new_job(job_.load(std::memory_order_seq_cst), seen, slot)) sleep_cv_.wait(lk);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
       }
       const std::uint64_t j = job_.load(std::memory_order_acquire);
       seen = gen_of_job(j);

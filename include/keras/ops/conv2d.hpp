@@ -286,6 +286,23 @@ inline void direct_conv_scalar(const Conv2DGeometry& g, Index F, const T* xrow0,
   }
 }
 
+/// Output pixels [ow0, ow0 + PX) of one output row, every filter: blocks of 2 packets, then 1
+/// packet, then the leftover filters one at a time (iw0: the input column of the first pixel's tap 0).
+template <class T, int PX>
+inline void direct_conv_block(const Conv2DGeometry& g, Index F, const T* xrow0, Index iw0, const T* kernel,
+                              const T* bias, Index kh0, Index kh1, Index kw0, Index kw1, T* yo) {
+  constexpr Index V = Eigen::internal::packet_traits<T>::size;
+  Index f = 0;
+  if (g.in_c == 3)  // RGB: the channel loop unrolled
+    for (; f + 2 * V <= F; f += 2 * V)
+      direct_conv_pixels<T, PX, 2, 3>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+  for (; f + 2 * V <= F; f += 2 * V)
+    direct_conv_pixels<T, PX, 2, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+  for (; f + V <= F; f += V) direct_conv_pixels<T, PX, 1, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
+  for (Index p = 0; p < PX; ++p)
+    direct_conv_scalar(g, F, xrow0, iw0 + p * g.stride_w, kernel, bias, f, kh0, kh1, kw0, kw1, yo + p * F);
+}
+
 /// Direct convolution for few input channels (C <= kDirectConvMaxChannels), any kernel size,
 /// stride, dilation and padding: per output row, blocks of 4 pixels x 2 packets of filters in
 /// registers (the kernel vectors loaded once per tap and block, the input broadcast), border
@@ -293,10 +310,11 @@ inline void direct_conv_scalar(const Conv2DGeometry& g, Index F, const T* xrow0,
 template <class T>
 void conv2d_forward_direct(const Conv2DGeometry& g, Index F, const T* x, const T* kernel, const T* bias, T* y,
                            const Epilogue<T>* ep) {
-  constexpr Index V = Eigen::internal::packet_traits<T>::size;
   const Index rows = g.batch * g.out_h;
   if (ep && ep->empty()) ep = nullptr;
   const double flops = 2.0 * double(g.out_pixels()) * double(F) * double(g.patch_size());
+  Index in0, in1;  // interior pixels: every horizontal tap inside the input
+  interior_columns(g, in0, in1);
   keras::parallel_for(rows, 1, flops >= 2.0e5 ? keras::get_num_threads() : 1, [=](Index r0, Index r1) {
     for (Index r = r0; r < r1; ++r) {
       const Index n = r / g.out_h, oh = r % g.out_h;
@@ -304,42 +322,16 @@ void conv2d_forward_direct(const Conv2DGeometry& g, Index F, const T* x, const T
       tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
       const T* xrow0 = x + (n * g.in_h + (oh * g.stride_h - g.pad_top)) * g.in_w * g.in_c;
       T* yr = y + r * g.out_w * F;
-      // interior pixels: every horizontal tap inside the input
-      Index in0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
-      const Index last = g.in_w - 1 + g.pad_left - (g.k_w - 1) * g.dil_w;  // largest ow * stride allowed
-      Index in1 = last < 0 ? 0 : std::min<Index>(g.out_w, last / g.stride_w + 1);
-      if (in1 < in0) in0 = in1 = 0;
-      auto pixels = [&](Index ow, Index count, Index kw0, Index kw1) {
-        const Index iw0 = ow * g.stride_w - g.pad_left;
-        T* yo = yr + ow * F;
-        Index f = 0;
-        if (count == 4) {
-          if (g.in_c == 3)  // RGB: the channel loop unrolled
-            for (; f + 2 * V <= F; f += 2 * V)
-              direct_conv_pixels<T, 4, 2, 3>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-          for (; f + 2 * V <= F; f += 2 * V)
-            direct_conv_pixels<T, 4, 2, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-          for (; f + V <= F; f += V)
-            direct_conv_pixels<T, 4, 1, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-          for (Index p = 0; p < 4; ++p)
-            direct_conv_scalar(g, F, xrow0, iw0 + p * g.stride_w, kernel, bias, f, kh0, kh1, kw0, kw1, yo + p * F);
-          return;
-        }
-        for (; f + 2 * V <= F; f += 2 * V)
-          direct_conv_pixels<T, 1, 2, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-        for (; f + V <= F; f += V)
-          direct_conv_pixels<T, 1, 1, 0>(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-        direct_conv_scalar(g, F, xrow0, iw0, kernel, bias, f, kh0, kh1, kw0, kw1, yo);
-      };
       for (Index ow = 0; ow < g.out_w;) {
+        const Index iw0 = ow * g.stride_w - g.pad_left;
         if (ow >= in0 && ow + 4 <= in1) {
-          pixels(ow, 4, 0, g.k_w);
+          direct_conv_block<T, 4>(g, F, xrow0, iw0, kernel, bias, kh0, kh1, 0, g.k_w, yr + ow * F);
           ow += 4;
           continue;
         }
         Index kw0, kw1;
         tap_range(ow, g.stride_w, g.pad_left, g.dil_w, g.k_w, g.in_w, kw0, kw1);
-        pixels(ow, 1, kw0, kw1);
+        direct_conv_block<T, 1>(g, F, xrow0, iw0, kernel, bias, kh0, kh1, kw0, kw1, yr + ow * F);
         ++ow;
       }
       if (ep) ep->apply(yr, r * g.out_w, g.out_w, F);

@@ -34,14 +34,6 @@ struct DepthwiseConv2DWorkspace {
 
 namespace detail {
 
-/// The interior output columns [ow0, ow1) of a 3-wide window (all three columns inside the input),
-/// the pixels the register-blocked 3x3 kernels take; ow0 = ow1 = 0 when there are none.
-inline void dw3x3_interior(const Conv2DGeometry& g, Index& ow0, Index& ow1) {
-  ow0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
-  ow1 = std::min<Index>(g.out_w, g.in_w - 3 + g.pad_left >= 0 ? (g.in_w - 3 + g.pad_left) / g.stride_w + 1 : 0);
-  if (ow1 <= ow0) ow0 = ow1 = 0;
-}
-
 /// Channel block for register accumulation: 4 AVX registers.
 template <class T>
 inline constexpr Index dw_block = 32 / sizeof(T) * 4;
@@ -258,7 +250,7 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
           Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
           if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 &&
               kh1 == 3) {
-            detail::dw3x3_interior(g, fast0, fast1);
+            detail::interior_columns(g, fast0, fast1);
             if (fast1 > fast0) {
               const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
               T* y0 = y + (r * g.out_w + fast0) * CM;
@@ -425,7 +417,7 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
       const T* ximg = x + n * g.in_h * xrow_stride;
       Index fast0 = 0, fast1 = 0;  // interior pixels [fast0, fast1) of this row, as in the forward pass
       if (fast3x3 && dkernel && kh0 == 0 && kh1 == 3) {
-        detail::dw3x3_interior(g, fast0, fast1);
+        detail::interior_columns(g, fast0, fast1);
         if (fast1 > fast0) {
           const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
           const T* dy0 = dy + (r * g.out_w + fast0) * CM;

@@ -58,6 +58,15 @@ struct Conv2DGeometry {
 using Pool2DGeometry = Conv2DGeometry;
 
 namespace detail {
+/// The interior output columns [ow0, ow1): those whose whole window (k_w taps, dilation dil_w) is
+/// inside the input, the pixels the register-blocked kernels take; ow0 = ow1 = 0 when there are none.
+inline void interior_columns(const Conv2DGeometry& g, Index& ow0, Index& ow1) {
+  const Index last = g.in_w - 1 + g.pad_left - (g.k_w - 1) * g.dil_w;  // largest ow * stride_w allowed
+  ow0 = (g.pad_left + g.stride_w - 1) / g.stride_w;
+  ow1 = last >= 0 ? std::min<Index>(g.out_w, last / g.stride_w + 1) : 0;
+  if (ow1 <= ow0) ow0 = ow1 = 0;
+}
+
 /// Valid tap range [lo, hi) along one axis for output position o: o*s - pad + k*d in [0, in).
 inline void tap_range(Index o, Index s, Index pad, Index d, Index K, Index in, Index& lo, Index& hi) {
   const Index base = o * s - pad;  // input index of tap 0
