@@ -231,6 +231,79 @@ TEST_CASE("Training with frozen BatchNormalization: fused conv -> BN -> ReLU cha
   CHECK(numeric(vars[0]->value, dk0, 3) < 1e-5);
 }
 
+TEST_CASE("Training with batch statistics: BatchNormalization -> ReLU pairs equal the unfused pass",
+          "[fusion][gradient]") {
+  set_random_seed(11);
+  auto m = small_net<double>();
+  Random rng(6);
+  randomise_bn(*m, rng);
+  auto x = random_input<double>({3, 10, 10, 4}, 12);
+  Tensor<double> w = random_input<double>({3, 5}, 13);
+  auto vars = m->trainable_variables();
+  REQUIRE(vars.size() == 22);  // the convolutions' kernels and biases, every BN's gamma and beta
+  std::vector<layers::BatchNormalization<double>*> bns;
+  for (auto& l : m->layers())
+    if (auto* bn = dynamic_cast<layers::BatchNormalization<double>*>(l.get())) bns.push_back(bn);
+  auto grads = [&](bool fused) {
+    m->graph().set_training_fusion(fused);
+    for (auto* v : vars) v->grad.setConstant(0.25);  // backward adds into them
+    for (auto* bn : bns) {                           // the same moving statistics before each pass
+      bn->moving_mean().value.setConstant(0.1);
+      bn->moving_variance().value.setConstant(1.5);
+    }
+    Tensor<double> y, dx;
+    m->forward({&x}, y, true);
+    // BN -> ReLU6 after the strided conv, the expand conv and the depthwise conv
+    CHECK(m->graph().fused_training_chains() == (fused ? 3 : 0));
+    std::vector<Tensor<double>*> dxs{&dx};
+    m->backward({&x}, y, w, dxs);
+    std::vector<Tensor<double>> g{y, dx};
+    for (auto* v : vars) g.push_back(v->grad);
+    for (auto* bn : bns) {
+      g.push_back(bn->moving_mean().value);
+      g.push_back(bn->moving_variance().value);
+    }
+    return g;
+  };
+  const auto gu = grads(false);
+  const auto gf = grads(true);
+  REQUIRE(gf.size() == gu.size());
+  for (std::size_t k = 0; k < gf.size(); ++k) {
+    INFO("tensor " << k << " (0: output, 1: d/dx, then the variables' gradients, then the moving statistics)");
+    CHECK(testing::rel_error(gf[k], gu[k]) < 1e-12);
+  }
+  // and against central differences through the fused pairs: d/dx and d/d(first BN's gamma)
+  m->graph().set_training_fusion(true);
+  auto loss = [&] {
+    Tensor<double> y;
+    m->forward({&x}, y, true);
+    double s = 0;
+    for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
+    return s;
+  };
+  auto numeric = [&](Tensor<double>& t, const Tensor<double>& analytic, Index step) {
+    double diff = 0, scale = 1e-9;
+    for (Index i = 0; i < t.size(); i += step) {
+      const double old = t[i], eps = 1e-6;
+      t[i] = old + eps;
+      const double fp = loss();
+      t[i] = old - eps;
+      const double fm = loss();
+      t[i] = old;
+      const double num = (fp - fm) / (2 * eps);
+      diff = std::max(diff, std::abs(num - analytic[i]));
+      scale = std::max(scale, std::abs(num));
+    }
+    return diff / scale;
+  };
+  CHECK(numeric(x, gf[1], 7) < 1e-5);
+  std::size_t gamma_index = 0;  // the first BN's gamma among the trainable variables
+  while (vars[gamma_index] != bns[0]->gamma()) ++gamma_index;
+  Tensor<double> dg = gf[2 + gamma_index];
+  dg.array() -= 0.25;
+  CHECK(numeric(bns[0]->gamma()->value, dg, 1) < 1e-5);
+}
+
 namespace {
 
 /// An identity layer that is not layers::ReentrantInference (as a user's layer that stores state

@@ -421,6 +421,9 @@ TEST_CASE("DepthwiseConv2D gradients match central differences", "[ops][depthwis
       {2, 7, 11, 20, 3, 3, 1, 1, "valid", 1},
       {1, 9, 10, 20, 3, 3, 2, 2, "same", 1},
       {1, 8, 12, 17, 3, 3, 1, 2, "same", 1},
+      // stride 2 3x3 input gradient (taps summed per pixel): even and odd sides, valid and same
+      {2, 8, 9, 20, 3, 3, 2, 2, "valid", 1},
+      {1, 10, 7, 17, 3, 3, 2, 2, "same", 1},
   };
   for (const Case& c : cases) {
     INFO(describe(c));

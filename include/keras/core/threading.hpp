@@ -65,4 +65,20 @@ void parallel_for(Index n, Index grain, F&& fn) {
   parallel_for(n, grain, get_num_threads(), std::forward<F>(fn));
 }
 
+/// dst[i] += parts[t * stride + i] for t = 0, 1, ..., groups - 1 in that order, i in [0, n): the
+/// partial sums of a reduction split into fixed groups, added with the serial loop's order for every
+/// element (so the result does not depend on the thread count), the elements split across threads.
+template <class T>
+void add_partials_in_order(T* dst, const T* parts, Index groups, Index stride, Index n) {
+  const int threads = n * groups > 65536 ? get_num_threads() : 1;
+  parallel_for(n, 2048, threads, [=](Index b, Index e) {
+    T* __restrict d = dst;
+    for (Index t = 0; t < groups; ++t) {
+      const T* __restrict p = parts + t * stride;
+#pragma omp simd
+      for (Index i = b; i < e; ++i) d[i] += p[i];
+    }
+  });
+}
+
 }  // namespace keras

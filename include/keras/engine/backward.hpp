@@ -49,7 +49,9 @@ class Backprop {
         else
           dins.push_back(&scratch_[s]);
       }
-      if (chain)
+      if (chain && nd.train_clamp && !nd.train_conv)  // a BN -> ReLU pair
+        nd.train_clamp->backward_train_clamped(ins, *st.values[ii], grads_[ii], st.eps[head].lo, st.eps[head].hi, dins);
+      else if (chain)
         nd.train_conv->backward_train_fused(ins, *st.values[ii], grads_[ii], st.eps[head], dins);
       else if (static_cast<int>(ii) == logits_node)
         nd.logits->backward_logits(ins, grads_[ii], dins);

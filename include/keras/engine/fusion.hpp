@@ -9,6 +9,9 @@
 // layers::FusableTrainingConv): forward, the conv writes clamp(conv * scale + shift) once; backward
 // (engine/backward.hpp), the conv turns d(loss)/d(chain output) into d(loss)/d(conv output) in one
 // pass (ops::epilogue_backward) instead of the ReLU's and the BN's backward passes.
+// A BatchNormalization -> ReLU pair outside such a chain (batch statistics: the full network
+// trained) runs as one layer in training (layers::ClampFusableTraining): the BN writes the clamped
+// output and back-propagates through the clamp itself.
 #pragma once
 #include <vector>
 
@@ -22,11 +25,12 @@ struct Chain {
   int end = -1;                                     ///< last node of the chain (-1: no chain here)
   std::vector<int> members;                         ///< the fused nodes after the conv, in order
   int bn = -1, relu = -1, add = -1, residual = -1;  ///< node indices (-1: absent)
-  int pad = -1;            ///< a zero padding before the conv that the conv reads through (-1: none)
-  Tensor<T> scale, shift;  ///< the BN's inference affine, refreshed every pass
-  T lo = T(0), hi = T(0);  ///< the ReLU's clamp range
-  bool ok = false;         ///< usable in this pass
-  int train_end = -1;      ///< last node of the training chain (conv -> frozen BN -> [ReLU]), -1: none this pass
+  int pad = -1;             ///< a zero padding before the conv that the conv reads through (-1: none)
+  Tensor<T> scale, shift;   ///< the BN's inference affine, refreshed every pass
+  T lo = T(0), hi = T(0);   ///< the ReLU's clamp range
+  bool ok = false;          ///< usable in this pass
+  int train_end = -1;       ///< last node of the training chain (conv -> frozen BN -> [ReLU]), -1: none this pass
+  bool clamp_pair = false;  ///< a BN -> ReLU training pair at this (BN) node: relu, lo, hi (end stays -1)
 };
 
 /// The chains of one topology, found once (plan) and refreshed before every fast pass.
@@ -78,6 +82,13 @@ class Fusion {
         if (m >= 0) ch.members.push_back(m);
       chains_[static_cast<std::size_t>(c)] = std::move(ch);
     }
+    for (int b = 0; b < n; ++b) {  // BN -> ReLU training pairs
+      const int nx = nodes[b].train_clamp && nodes[b].inputs.size() == 1 ? next_of(b) : -1;
+      if (nx < 0 || nodes[nx].inputs.size() != 1 || !nodes[nx].clamp) continue;
+      auto& ch = chains_[static_cast<std::size_t>(b)];
+      ch.clamp_pair = true;
+      ch.relu = nx;
+    }
   }
 
   /// Recomputes every chain's BN affine and ReLU range (weights may have changed since the last
@@ -106,13 +117,25 @@ class Fusion {
       if (!bn.affine->affine_in_training() || bn.layer->needs_variable_grads()) continue;
       ch.train_end = ch.relu >= 0 ? ch.relu : ch.bn;
     }
+    // BN -> ReLU pairs whose BN is not already inside a fused conv chain of this pass
+    std::vector<char> in_chain(chains_.size(), 0);
+    for (const auto& ch : chains_)
+      if (!ch.clamp_pair && ch.train_end >= 0 && ch.bn >= 0) in_chain[static_cast<std::size_t>(ch.bn)] = 1;
+    for (std::size_t b = 0; b < chains_.size(); ++b) {
+      auto& ch = chains_[b];
+      if (!ch.clamp_pair) continue;
+      ch.train_end = -1;
+      if (!in_chain[b] && nodes[ch.relu].clamp->clamp_range(ch.lo, ch.hi)) ch.train_end = ch.relu;
+    }
   }
-  /// Node c's training epilogue (scale, shift, clamp; no residual).
+  /// Node c's training epilogue (scale, shift, clamp; no residual; the clamp alone for a BN -> ReLU pair).
   void make_training_epilogue(int c, ops::Epilogue<T>& ep) const {
     const Chain<T>& ch = chain(c);
     ep = ops::Epilogue<T>{};
-    ep.scale = ch.scale.data();
-    ep.shift = ch.shift.data();
+    if (!ch.clamp_pair) {
+      ep.scale = ch.scale.data();
+      ep.shift = ch.shift.data();
+    }
     if (ch.relu >= 0) {
       ep.clamp = true;
       ep.lo = ch.lo;

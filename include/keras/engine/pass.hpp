@@ -48,7 +48,8 @@ const Tensor<T>* checked_input(const Node<T>& n, const Tensor<T>* x) {
 
 /// Nodes [first, last] into `st`, each with forward(training) into its own buffer. `train_fusion`
 /// (training passes, refreshed with Fusion::refresh_training): conv -> frozen BN -> [ReLU] chains
-/// run as one fused conv whose buffer the BN and ReLU nodes alias (their value is the chain's output).
+/// run as one fused conv whose buffer the BN and ReLU nodes alias (their value is the chain's output),
+/// and BN -> ReLU pairs as one BN whose buffer the ReLU aliases.
 template <class T>
 void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last,
                 const std::vector<const Tensor<T>*>& inputs, bool training, const Fusion<T>* train_fusion = nullptr) {
@@ -68,7 +69,10 @@ void run_layers(const Topology<T>& g, PassState<T>& st, int first, int last,
     const Chain<T>* ch = training && train_fusion ? &train_fusion->chain(i) : nullptr;
     if (ch && ch->train_end >= 0 && ch->train_end <= last) {
       train_fusion->make_training_epilogue(i, st.eps[i]);
-      n.train_conv->forward_train_fused(ins, st.buffers[i], st.eps[i]);
+      if (ch->clamp_pair)
+        n.train_clamp->forward_train_clamped(ins, st.buffers[i], st.eps[i].lo, st.eps[i].hi);
+      else
+        n.train_conv->forward_train_fused(ins, st.buffers[i], st.eps[i]);
       st.train_end[i] = ch->train_end;
       for (int m : {ch->bn, ch->relu})
         if (m >= 0 && m <= ch->train_end) st.train_member_of[m] = i;

@@ -28,6 +28,7 @@ struct Node {
   layers::InferenceKernel<T>* kernel = nullptr;
   layers::FusableConv<T>* conv = nullptr;
   layers::FusableTrainingConv<T>* train_conv = nullptr;
+  layers::ClampFusableTraining<T>* train_clamp = nullptr;
   layers::AffineInference<T>* affine = nullptr;
   layers::ClampActivation<T>* clamp = nullptr;
   bool elementwise_sum = false;
@@ -256,6 +257,7 @@ class Topology {
     n.kernel = dynamic_cast<layers::InferenceKernel<T>*>(l);
     n.conv = dynamic_cast<layers::FusableConv<T>*>(l);
     n.train_conv = dynamic_cast<layers::FusableTrainingConv<T>*>(l);
+    n.train_clamp = dynamic_cast<layers::ClampFusableTraining<T>*>(l);
     n.affine = dynamic_cast<layers::AffineInference<T>*>(l);
     n.clamp = dynamic_cast<layers::ClampActivation<T>*>(l);
     n.elementwise_sum = dynamic_cast<layers::ElementwiseSum*>(l) != nullptr;

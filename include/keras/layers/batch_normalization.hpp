@@ -6,6 +6,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "initializers.hpp"
@@ -26,7 +27,10 @@ struct BatchNormalizationOptions {
 };
 
 template <class T = float>
-class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public AffineInference<T> {
+class BatchNormalization : public Layer<T>,
+                           public InferenceKernel<T>,
+                           public AffineInference<T>,
+                           public ClampFusableTraining<T> {
  public:
   KERAS_LAYER(BatchNormalization)
   explicit BatchNormalization(BatchNormalizationOptions o = {}) : Layer<T>(o.name, o.input_shape), o_(o) {}
@@ -49,33 +53,24 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
   Variable<T>& moving_variance() { return *this->variables_.back(); }
 
   void forward(const typename Layer<T>::Inputs& in, Tensor<T>& y, bool training) override {
-    const Tensor<T>& x = *in.at(0);
-    const Index C = x.dim(-1), M = x.size() / C;
-    y.resize(x.shape());
-    batch_mode_ = training && this->trainable();
-    mean_.resize({C});
-    inv_std_.resize({C});
-    if (batch_mode_) {
-      batch_moments(x, M, C);
-      const T mom = static_cast<T>(o_.momentum);
-      moving_mean().value.array() = moving_mean().value.array() * mom + mean_.array() * (T(1) - mom);
-      moving_variance().value.array() = moving_variance().value.array() * mom + var_.array() * (T(1) - mom);
-      inv_std_.array() = (var_.array() + static_cast<T>(o_.epsilon)).rsqrt();
-    } else {
-      mean_ = moving_mean().value;
-      inv_std_.array() = (moving_variance().value.array() + static_cast<T>(o_.epsilon)).rsqrt();
-    }
-    // y = x * a + b with a = gamma * inv_std, b = beta - mean * a (vectorised over channels)
-    a_.resize({C});
-    b_.resize({C});
-    for (Index c = 0; c < C; ++c) {
-      T g = gamma() ? gamma()->value[c] : T(1);
-      T be = beta() ? beta()->value[c] : T(0);
-      a_[c] = g * inv_std_[c];
-      b_[c] = be - mean_[c] * a_[c];
-    }
-    apply_affine(x, a_, b_, y);
+    forward_impl(*in.at(0), y, training, nullptr);
   }
+  /// BN -> ReLU in a training pass (engine/fusion.hpp): the clamp applied as y is written.
+  void forward_train_clamped(const typename Layer<T>::Inputs& in, Tensor<T>& y, T lo, T hi) override {
+    const T range[2] = {lo, hi};
+    forward_impl(*in.at(0), y, true, range);
+  }
+  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& /*y*/, const Tensor<T>& dy,
+                const typename Layer<T>::GradInputs& dx) override {
+    backward_impl(*in.at(0), dy, dx, nullptr, T(0), T(0));
+  }
+  /// The pair's backward: the clamp's gradient (dy where lo < y < hi, else 0) taken inside the
+  /// BN's own passes over dy.
+  void backward_train_clamped(const typename Layer<T>::Inputs& in, const Tensor<T>& y, const Tensor<T>& dy, T lo, T hi,
+                              const typename Layer<T>::GradInputs& dx) override {
+    backward_impl(*in.at(0), dy, dx, y.data(), lo, hi);
+  }
+
   /// Reentrant: moving statistics folded into a local scale and shift.
   void forward_inference(const typename Layer<T>::Inputs& in, Tensor<T>& y) override {
     Tensor<T> a, b;
@@ -113,75 +108,6 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
 #pragma omp simd
       for (Index c = 0; c < C; ++c) sh[c] = T(0) - mean[c] * sc[c];
     return true;
-  }
-
-  void backward(const typename Layer<T>::Inputs& in, const Tensor<T>& /*y*/, const Tensor<T>& dy,
-                const typename Layer<T>::GradInputs& dx) override {
-    const Tensor<T>& x = *in.at(0);
-    const Index C = x.dim(-1), M = x.size() / C;
-    // sums over rows of dy and dy * xhat, xhat = (x - mean) * inv_std; needed for the batch-mode
-    // input gradient and for gamma/beta (a frozen layer's input gradient is dy * a alone)
-    if (batch_mode_ || this->needs_variable_grads()) {
-      column_sums(M, C, [&](Index r0, Index r1, double* __restrict s, double* __restrict q) {
-        const T* __restrict m = mean_.data();
-        for (Index r = r0; r < r1; ++r) {
-          const T* __restrict xr = x.data() + r * C;
-          const T* __restrict dr = dy.data() + r * C;
-#pragma omp simd
-          for (Index c = 0; c < C; ++c) {
-            const double g = static_cast<double>(dr[c]);
-            s[c] += g;
-            q[c] += g * (static_cast<double>(xr[c]) - static_cast<double>(m[c]));
-          }
-        }
-      });
-      sum_dy_.resize({C});
-      sum_dy_xhat_.resize({C});
-      for (Index c = 0; c < C; ++c) {
-        sum_dy_[c] = static_cast<T>(sums_[c]);
-        sum_dy_xhat_[c] = static_cast<T>(sums_[C + c] * static_cast<double>(inv_std_[c]));
-      }
-    }
-    if (this->needs_variable_grads()) {
-      if (gamma()) gamma()->grad.array() += sum_dy_xhat_.array();
-      if (beta()) beta()->grad.array() += sum_dy_.array();
-    }
-    if (!dx.at(0)) return;
-    dx[0]->resize(x.shape());
-    T* __restrict dxp = dx[0]->data();
-    const T* __restrict xp = x.data();
-    const T* __restrict gp = dy.data();
-    const T* __restrict a = a_.data();
-    if (!batch_mode_) {
-      // statistics are constants: dx = dy * gamma * inv_std
-      keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [dxp, gp, a, C](Index r_begin, Index r_end) {
-        for (Index r = r_begin; r < r_end; ++r) {
-#pragma omp simd
-          for (Index c = 0; c < C; ++c) dxp[r * C + c] = gp[r * C + c] * a[c];
-        }
-      });
-      return;
-    }
-    // dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy - k1 - (x - mean) * k2 with
-    // k1 = a * mean(dy), k2 = a * inv_std * mean(dy * xhat)
-    const T inv_m = T(1) / static_cast<T>(M);
-    k1_.resize({C});
-    k2_.resize({C});
-    for (Index c = 0; c < C; ++c) {
-      k1_[c] = a_[c] * sum_dy_[c] * inv_m;
-      k2_[c] = a_[c] * inv_std_[c] * sum_dy_xhat_[c] * inv_m;
-    }
-    const T* __restrict k1 = k1_.data();
-    const T* __restrict k2 = k2_.data();
-    const T* __restrict m = mean_.data();
-    keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1,
-                        [dxp, gp, xp, a, k1, k2, m, C](Index r_begin, Index r_end) {
-                          for (Index r = r_begin; r < r_end; ++r) {
-#pragma omp simd
-                            for (Index c = 0; c < C; ++c)
-                              dxp[r * C + c] = a[c] * gp[r * C + c] - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
-                          }
-                        });
   }
 
   json get_config() const override {
@@ -227,24 +153,148 @@ class BatchNormalization : public Layer<T>, public InferenceKernel<T>, public Af
   }
 
  private:
+  /// clamp: nullptr, or {lo, hi} applied to the output.
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y, bool training, const T* clamp) {
+    const Index C = x.dim(-1), M = x.size() / C;
+    y.resize(x.shape());
+    batch_mode_ = training && this->trainable();
+    mean_.resize({C});
+    inv_std_.resize({C});
+    if (batch_mode_) {
+      batch_moments(x, M, C);
+      const T mom = static_cast<T>(o_.momentum);
+      moving_mean().value.array() = moving_mean().value.array() * mom + mean_.array() * (T(1) - mom);
+      moving_variance().value.array() = moving_variance().value.array() * mom + var_.array() * (T(1) - mom);
+      inv_std_.array() = (var_.array() + static_cast<T>(o_.epsilon)).rsqrt();
+    } else {
+      mean_ = moving_mean().value;
+      inv_std_.array() = (moving_variance().value.array() + static_cast<T>(o_.epsilon)).rsqrt();
+    }
+    // y = x * a + b with a = gamma * inv_std, b = beta - mean * a (vectorised over channels)
+    a_.resize({C});
+    b_.resize({C});
+    for (Index c = 0; c < C; ++c) {
+      T g = gamma() ? gamma()->value[c] : T(1);
+      T be = beta() ? beta()->value[c] : T(0);
+      a_[c] = g * inv_std_[c];
+      b_[c] = be - mean_[c] * a_[c];
+    }
+    apply_affine(x, a_, b_, y, clamp);
+  }
+
+  /// y_mask (nullptr: none): the output of a fused clamp [lo, hi]. dy then counts only where
+  /// lo < y < hi (the clamp's gradient), read inside each of the BN's passes over dy.
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, const typename Layer<T>::GradInputs& dx, const T* y_mask,
+                     T lo, T hi) {
+    if (y_mask)
+      backward_impl(x, dy, dx, std::true_type{}, y_mask, lo, hi);
+    else
+      backward_impl(x, dy, dx, std::false_type{}, y_mask, lo, hi);
+  }
+  template <class Masked>
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, const typename Layer<T>::GradInputs& dx, Masked,
+                     const T* ymask, T lo, T hi) {
+    const Index C = x.dim(-1), M = x.size() / C;
+    // g(i): the gradient reaching the BN's output, dy[i] (times the clamp's 0/1 when Masked)
+    auto g = [ymask, lo, hi](const T* __restrict dyp, Index i) {
+      if constexpr (Masked::value)
+        return ymask[i] > lo && ymask[i] < hi ? dyp[i] : T(0);
+      else
+        return dyp[i];
+    };
+    // sums over rows of g and g * xhat, xhat = (x - mean) * inv_std; needed for the batch-mode
+    // input gradient and for gamma/beta (a frozen layer's input gradient is g * a alone)
+    if (batch_mode_ || this->needs_variable_grads()) {
+      column_sums(M, C, [&](Index r0, Index r1, double* __restrict s, double* __restrict q) {
+        const T* __restrict m = mean_.data();
+        const T* __restrict xp = x.data();
+        const T* __restrict dyp = dy.data();
+        for (Index r = r0; r < r1; ++r) {
+#pragma omp simd
+          for (Index c = 0; c < C; ++c) {
+            const double gv = static_cast<double>(g(dyp, r * C + c));
+            s[c] += gv;
+            q[c] += gv * (static_cast<double>(xp[r * C + c]) - static_cast<double>(m[c]));
+          }
+        }
+      });
+      sum_dy_.resize({C});
+      sum_dy_xhat_.resize({C});
+      for (Index c = 0; c < C; ++c) {
+        sum_dy_[c] = static_cast<T>(sums_[c]);
+        sum_dy_xhat_[c] = static_cast<T>(sums_[C + c] * static_cast<double>(inv_std_[c]));
+      }
+    }
+    if (this->needs_variable_grads()) {
+      if (gamma()) gamma()->grad.array() += sum_dy_xhat_.array();
+      if (beta()) beta()->grad.array() += sum_dy_.array();
+    }
+    if (!dx.at(0)) return;
+    dx[0]->resize(x.shape());
+    T* __restrict dxp = dx[0]->data();
+    const T* __restrict xp = x.data();
+    const T* __restrict gp = dy.data();
+    const T* __restrict a = a_.data();
+    const bool par = M * C > 65536;
+    if (!batch_mode_) {
+      // statistics are constants: dx = g * gamma * inv_std
+      keras::parallel_for(M, 1, par ? get_num_threads() : 1, [dxp, gp, a, C, g](Index r_begin, Index r_end) {
+        for (Index r = r_begin; r < r_end; ++r) {
+#pragma omp simd
+          for (Index c = 0; c < C; ++c) dxp[r * C + c] = g(gp, r * C + c) * a[c];
+        }
+      });
+      return;
+    }
+    // dx = a * (g - mean(g) - xhat * mean(g * xhat)) = a * g - k1 - (x - mean) * k2 with
+    // k1 = a * mean(g), k2 = a * inv_std * mean(g * xhat)
+    const T inv_m = T(1) / static_cast<T>(M);
+    k1_.resize({C});
+    k2_.resize({C});
+    for (Index c = 0; c < C; ++c) {
+      k1_[c] = a_[c] * sum_dy_[c] * inv_m;
+      k2_[c] = a_[c] * inv_std_[c] * sum_dy_xhat_[c] * inv_m;
+    }
+    const T* __restrict k1 = k1_.data();
+    const T* __restrict k2 = k2_.data();
+    const T* __restrict m = mean_.data();
+    keras::parallel_for(M, 1, par ? get_num_threads() : 1,
+                        [dxp, gp, xp, a, k1, k2, m, C, g](Index r_begin, Index r_end) {
+                          for (Index r = r_begin; r < r_end; ++r) {
+#pragma omp simd
+                            for (Index c = 0; c < C; ++c)
+                              dxp[r * C + c] = a[c] * g(gp, r * C + c) - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
+                          }
+                        });
+  }
+
   BatchNormalizationOptions o_;
   bool batch_mode_ = false;
   Tensor<T> mean_, var_, inv_std_, a_, b_, sum_dy_, sum_dy_xhat_, k1_, k2_;
   std::vector<double> partial_, sums_, shift_;  // column_sums workspaces (kept: no per-batch allocation)
 
-  static void apply_affine(const Tensor<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, Tensor<T>& y) {
+  /// y = x * scale + shift, clamped to [clamp[0], clamp[1]] when clamp is not nullptr.
+  static void apply_affine(const Tensor<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, Tensor<T>& y,
+                           const T* clamp = nullptr) {
     const Index C = x.dim(-1), M = x.size() / C;
     y.resize(x.shape());
     const T* xp = x.data();
     T* yp = y.data();
     const T* a = scale.data();
     const T* b = shift.data();
+    const bool clamped = clamp != nullptr;
+    const T lo = clamped ? clamp[0] : T(0), hi = clamped ? clamp[1] : T(0);
     keras::parallel_for(M, 1, (M * C > 65536) ? get_num_threads() : 1, [=](Index r_begin, Index r_end) {
       for (Index r = r_begin; r < r_end; ++r) {
         const T* xr = xp + r * C;
         T* yr = yp + r * C;
+        if (clamped) {
 #pragma omp simd
-        for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+          for (Index c = 0; c < C; ++c) yr[c] = std::min(std::max(xr[c] * a[c] + b[c], lo), hi);
+        } else {
+#pragma omp simd
+          for (Index c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+        }
       }
     });
   }

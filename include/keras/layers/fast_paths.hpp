@@ -74,6 +74,21 @@ class FusableTrainingConv {
                                     const std::vector<Tensor<T>*>& dx) = 0;
 };
 
+/// A layer that applies the clamp after it (ReLU, ReLU6) to its own output in training passes
+/// (BatchNormalization, batch statistics or frozen): the engine runs the pair as one layer, so the
+/// unclamped output is never written and the backward pass makes one pass fewer over it.
+template <class T>
+class ClampFusableTraining {
+ public:
+  virtual ~ClampFusableTraining() = default;
+  /// forward(inputs, y, true) with y clamped to [lo, hi] as it is written.
+  virtual void forward_train_clamped(const std::vector<const Tensor<T>*>& inputs, Tensor<T>& y, T lo, T hi) = 0;
+  /// backward() of the pair after forward_train_clamped: y is the clamped output, dy d(loss)/d(y)
+  /// (the clamp passes dy where lo < y < hi).
+  virtual void backward_train_clamped(const std::vector<const Tensor<T>*>& inputs, const Tensor<T>& y,
+                                      const Tensor<T>& dy, T lo, T hi, const std::vector<Tensor<T>*>& dx) = 0;
+};
+
 /// A per-channel affine map in inference mode (BatchNormalization): y = x * scale + shift.
 template <class T>
 class AffineInference {

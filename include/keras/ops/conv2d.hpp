@@ -177,6 +177,14 @@ inline void add_bias_rows(T* y, Index rows, Index nf, const T* bias, Index ld) {
   }
 }
 
+/// Adds the groups' partial sums, each [kernel gradient (nk, when dkernel) | bias gradient (nb, when
+/// dbias)] at parts + t * part, into dkernel and dbias, group by group in order.
+template <class T>
+inline void add_group_partials(T* dkernel, T* dbias, const T* parts, Index groups, Index part, Index nk, Index nb) {
+  if (dkernel) add_partials_in_order(dkernel, parts, groups, part, nk);
+  if (dbias) add_partials_in_order(dbias, parts + (dkernel ? nk : 0), groups, part, nb);
+}
+
 template <class T>
 inline void sum_rows_into(const T* a, Index rows, Index F, T* out) {
   for (Index r = 0; r < rows; ++r) {
@@ -485,13 +493,7 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
         detail::sum_rows_into(dy + r0 * F, r1 - r0, F, pb);
       }
     });
-    for (Index t = 0; t < groups; ++t) {
-      const T* pw = pbase + Index(t) * part;
-      if (dkernel)
-        for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-      if (dbias)
-        for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
-    }
+    detail::add_group_partials(dkernel, dbias, pbase, groups, part, P * F, F);
     return;
   }
 
@@ -534,14 +536,7 @@ void conv2d_backward(const Conv2DGeometry& g, Index filters, const T* x, const T
       }
     }
   });
-  if (part)
-    for (Index t = 0; t < groups; ++t) {
-      const T* pw = pbase + Index(t) * part;
-      if (dkernel)
-        for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-      if (dbias)
-        for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
-    }
+  if (part) detail::add_group_partials(dkernel, dbias, pbase, groups, part, P * F, F);
 }
 
 /// Backward of a pointwise (1x1, stride 1, unpadded) convolution followed by the epilogue ep
@@ -584,13 +579,7 @@ void conv2d_backward_pointwise_fused(const Conv2DGeometry& g, Index filters, con
       if (pb) detail::sum_rows_into(dz, rows, F, pb);
     }
   });
-  for (Index t = 0; t < groups && part; ++t) {
-    const T* pw = pbase + t * part;
-    if (dkernel)
-      for (Index i = 0; i < P * F; ++i) dkernel[i] += pw[i];
-    if (dbias)
-      for (Index f = 0; f < F; ++f) dbias[f] += pw[(dkernel ? P * F : 0) + f];
-  }
+  if (part) detail::add_group_partials(dkernel, dbias, pbase, groups, part, P * F, F);
 }
 
 // ---------------------------------------------------------------------------------------------

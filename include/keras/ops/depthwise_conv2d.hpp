@@ -109,6 +109,58 @@ inline T dw_scalar_epilogue(const Epilogue<T>* ep, Index c, T v) {
   return ep->clamp ? std::min(std::max(v, ep->lo), ep->hi) : v;
 }
 
+/// d[c] = sum over the n (<= 4) taps j of dy_j[c] * k_j[c], in tap order, stored once: one input
+/// pixel's gradient in a stride-2 3x3 depthwise backward (the sum of the general loop, which starts
+/// from zero and adds the taps in the same order, without its read-modify-write of d per tap).
+template <class T>
+inline void dw_sum_taps(T* __restrict d, const T* const* dy, const T* const* k, int n, Index C) {
+  switch (n) {
+    case 0:
+      std::fill(d, d + C, T(0));
+      break;
+    case 1: {
+      const T* __restrict a0 = dy[0], * __restrict k0 = k[0];
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) d[c] = a0[c] * k0[c];
+      break;
+    }
+    case 2: {
+      const T* __restrict a0 = dy[0], * __restrict k0 = k[0], * __restrict a1 = dy[1], * __restrict k1 = k[1];
+#pragma omp simd
+      for (Index c = 0; c < C; ++c) {
+        T v = a0[c] * k0[c];
+        v += a1[c] * k1[c];
+        d[c] = v;
+      }
+      break;
+    }
+    default: {
+      const T* __restrict a0 = dy[0], * __restrict k0 = k[0], * __restrict a1 = dy[1], * __restrict k1 = k[1];
+      const T* __restrict a2 = dy[2], * __restrict k2 = k[2];
+      const T* __restrict a3 = n > 3 ? dy[3] : dy[2];
+      const T* __restrict k3 = n > 3 ? k[3] : k[2];
+      if (n == 3) {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) {
+          T v = a0[c] * k0[c];
+          v += a1[c] * k1[c];
+          v += a2[c] * k2[c];
+          d[c] = v;
+        }
+      } else {
+#pragma omp simd
+        for (Index c = 0; c < C; ++c) {
+          T v = a0[c] * k0[c];
+          v += a1[c] * k1[c];
+          v += a2[c] * k2[c];
+          v += a3[c] * k3[c];
+          d[c] = v;
+        }
+      }
+    }
+  }
+}
+
 /// Interior pixels of one output row for the common MobileNet case: 3x3 kernel, M == 1,
 /// dilation 1, every tap inside the input. x00 points at the input of tap (0, 0) of the first pixel
 /// (channel 0), y at that pixel's output. The 9 kernel vectors of a channel block stay in
@@ -320,6 +372,7 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
   // general loops). Stride 1 dx is the forward kernel run on dy with the kernel rotated by 180 degrees.
   const bool fast3x3 = M == 1 && KH == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2;
   const bool fast_dx = fast3x3 && g.stride_h == 1 && g.stride_w == 1;
+  const bool fast_dx2 = fast3x3 && g.stride_h == 2 && g.stride_w == 2;
   if (dx && fast_dx) {
     if (ws.flipped.size() < 9 * C) ws.flipped.resize({9 * C});
     for (Index t = 0; t < 9; ++t) std::memcpy(ws.flipped.data() + t * C, kernel + (8 - t) * C, sizeof(T) * C);
@@ -361,6 +414,34 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
             border(f1, g.in_w);
             continue;
           }
+        }
+        if (fast_dx2) {
+          // stride 2: input pixel (ih, iw) is tap (kh, kw) of output (oh, ow) when ih + pad_top - kh
+          // = 2 oh and iw + pad_left - kw = 2 ow: 1 or 2 kernel rows times 1 or 2 columns
+          const T* rows_dy[2];
+          Index rows_kh[2];
+          int nrow = 0;
+          for (Index kh = 0; kh < 3; ++kh) {
+            const Index t = ih + g.pad_top - kh;
+            if (t >= 0 && t % 2 == 0 && t / 2 < g.out_h) {
+              rows_dy[nrow] = dy + (n * g.out_h + t / 2) * dyrow_stride;
+              rows_kh[nrow++] = kh;
+            }
+          }
+          for (Index iw = 0; iw < g.in_w; ++iw) {
+            const T* dps[4];
+            const T* kps[4];
+            int taps = 0;
+            for (int a = 0; a < nrow; ++a)
+              for (Index kw = 0; kw < 3; ++kw) {
+                const Index u = iw + g.pad_left - kw;
+                if (u < 0 || u % 2 || u / 2 >= g.out_w) continue;
+                dps[taps] = rows_dy[a] + (u / 2) * C;
+                kps[taps++] = kernel + (rows_kh[a] * 3 + kw) * C;
+              }
+            detail::dw_sum_taps(dxrow + iw * C, dps, kps, taps, C);
+          }
+          continue;
         }
         std::fill(dxrow, dxrow + xrow_stride, T(0));
         for (Index kh = 0; kh < KH; ++kh) {
@@ -460,13 +541,8 @@ void depthwise_conv2d_backward(const Conv2DGeometry& g, Index M, const T* x, con
       }
     }
   });
-  for (Index t = 0; t < groups; ++t) {
-    const T* pk = pbase + t * part;
-    if (dkernel)
-      for (Index i = 0; i < kpart; ++i) dkernel[i] += pk[i];
-    if (dbias)
-      for (Index j = 0; j < CM; ++j) dbias[j] += pk[kpart + j];
-  }
+  if (dkernel) add_partials_in_order(dkernel, pbase, groups, part, kpart);
+  if (dbias) add_partials_in_order(dbias, pbase + kpart, groups, part, CM);
 }
 
 // ---------------------------------------------------------------------------------------------
