@@ -195,12 +195,17 @@ class BatchNormalization : public Layer<T>,
   void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, const typename Layer<T>::GradInputs& dx, Masked,
                      const T* ymask, T lo, T hi) {
     const Index C = x.dim(-1), M = x.size() / C;
-    // g(i): the gradient reaching the BN's output, dy[i] (times the clamp's 0/1 when Masked)
-    auto g = [ymask, lo, hi](const T* __restrict dyp, Index i) {
-      if constexpr (Masked::value)
-        return ymask[i] > lo && ymask[i] < hi ? dyp[i] : T(0);
-      else
-        return dyp[i];
+    // g(i): the gradient reaching the BN's output, dy[i] (times the clamp's 0/1 when Masked). Both
+    // loads unconditional and the 0/1 a product, so that the loops stay vectorised (a select
+    // between a float and 0 before the sums' conversion to double kept GCC's loop scalar).
+    auto g = [lo, hi](const T* __restrict dyp, const T* __restrict yp, Index i) {
+      const T v = dyp[i];
+      if constexpr (Masked::value) {
+        const T yv = yp[i];
+        return v * static_cast<T>((yv > lo) & (yv < hi));
+      } else {
+        return v;
+      }
     };
     // sums over rows of g and g * xhat, xhat = (x - mean) * inv_std; needed for the batch-mode
     // input gradient and for gamma/beta (a frozen layer's input gradient is g * a alone)
@@ -209,10 +214,11 @@ class BatchNormalization : public Layer<T>,
         const T* __restrict m = mean_.data();
         const T* __restrict xp = x.data();
         const T* __restrict dyp = dy.data();
+        const T* __restrict yp = ymask;
         for (Index r = r0; r < r1; ++r) {
 #pragma omp simd
           for (Index c = 0; c < C; ++c) {
-            const double gv = static_cast<double>(g(dyp, r * C + c));
+            const double gv = static_cast<double>(g(dyp, yp, r * C + c));
             s[c] += gv;
             q[c] += gv * (static_cast<double>(xp[r * C + c]) - static_cast<double>(m[c]));
           }
@@ -238,10 +244,10 @@ class BatchNormalization : public Layer<T>,
     const bool par = M * C > 65536;
     if (!batch_mode_) {
       // statistics are constants: dx = g * gamma * inv_std
-      keras::parallel_for(M, 1, par ? get_num_threads() : 1, [dxp, gp, a, C, g](Index r_begin, Index r_end) {
+      keras::parallel_for(M, 1, par ? get_num_threads() : 1, [dxp, gp, ymask, a, C, g](Index r_begin, Index r_end) {
         for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
-          for (Index c = 0; c < C; ++c) dxp[r * C + c] = g(gp, r * C + c) * a[c];
+          for (Index c = 0; c < C; ++c) dxp[r * C + c] = g(gp, ymask, r * C + c) * a[c];
         }
       });
       return;
@@ -259,11 +265,11 @@ class BatchNormalization : public Layer<T>,
     const T* __restrict k2 = k2_.data();
     const T* __restrict m = mean_.data();
     keras::parallel_for(M, 1, par ? get_num_threads() : 1,
-                        [dxp, gp, xp, a, k1, k2, m, C, g](Index r_begin, Index r_end) {
+                        [dxp, gp, ymask, xp, a, k1, k2, m, C, g](Index r_begin, Index r_end) {
                           for (Index r = r_begin; r < r_end; ++r) {
 #pragma omp simd
                             for (Index c = 0; c < C; ++c)
-                              dxp[r * C + c] = a[c] * g(gp, r * C + c) - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
+                              dxp[r * C + c] = a[c] * g(gp, ymask, r * C + c) - k1[c] - (xp[r * C + c] - m[c]) * k2[c];
                           }
                         });
   }
