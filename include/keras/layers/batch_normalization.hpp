@@ -198,7 +198,7 @@ class BatchNormalization : public Layer<T>,
     // g(i): the gradient reaching the BN's output, dy[i] (times the clamp's 0/1 when Masked). Both
     // loads unconditional and the 0/1 a product, so that the loops stay vectorised (a select
     // between a float and 0 before the sums' conversion to double kept GCC's loop scalar).
-    auto g = [lo, hi](const T* __restrict dyp, const T* __restrict yp, Index i) {
+    auto g = [=](const T* __restrict dyp, const T* __restrict yp, Index i) {
       const T v = dyp[i];
       if constexpr (Masked::value) {
         const T yv = yp[i];

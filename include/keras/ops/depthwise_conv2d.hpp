@@ -166,7 +166,9 @@ inline void dw_sum_taps(T* __restrict d, const T* const* dy, const T* const* k, 
 /// (channel 0), y at that pixel's output. The 9 kernel vectors of a channel block stay in
 /// registers and P pixels are computed at once (P independent FMA chains). ep (optional, without a
 /// residual): the per-channel epilogue, applied in registers before the store.
-template <class T, int S>
+/// R < 3: a row at the top or bottom edge where only R kernel rows fall inside the input; x00 and k
+/// then point at the first of them (the taps outside are the padding's zeros, left out).
+template <class T, int S, int R = 3>
 inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index C, const T* __restrict k,
                                const T* __restrict bias, T* __restrict y, Index count,
                                const Epilogue<T>* ep = nullptr) {
@@ -179,7 +181,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
   Index c0 = 0;
   for (; c0 + V <= C; c0 += V) {
     Packet kk[9];
-    for (int t = 0; t < 9; ++t) kk[t] = ploadu<Packet>(k + t * C + c0);
+    for (int t = 0; t < 3 * R; ++t) kk[t] = ploadu<Packet>(k + t * C + c0);
     const Packet b = bias ? ploadu<Packet>(bias + c0) : Eigen::internal::pset1<Packet>(T(0));
     const DwPacketEpilogue<T> e(ep, c0);
     const T* xc = x00 + c0;
@@ -188,7 +190,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
       Packet a0 = b, a1 = b, a2 = b, a3 = b;
       const T* xo = xc + o * S * C;
 #define KERAS_DW_TAP(t)                                         \
-  {                                                             \
+  if constexpr ((t) < 3 * R) {                                  \
     const T* xt = xo + ((t) / 3) * xrow_stride + ((t) % 3) * C; \
     a0 = pmadd(ploadu<Packet>(xt), kk[t], a0);                  \
     a1 = pmadd(ploadu<Packet>(xt + S * C), kk[t], a1);          \
@@ -214,7 +216,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
     for (; o < count; ++o) {
       Packet a0 = b;
       const T* xo = xc + o * S * C;
-      for (int t = 0; t < 9; ++t) a0 = pmadd(ploadu<Packet>(xo + (t / 3) * xrow_stride + (t % 3) * C), kk[t], a0);
+      for (int t = 0; t < 3 * R; ++t) a0 = pmadd(ploadu<Packet>(xo + (t / 3) * xrow_stride + (t % 3) * C), kk[t], a0);
       pstoreu(y + o * C + c0, e(a0));
     }
   }
@@ -222,7 +224,7 @@ inline void dw3x3_row_interior(const T* __restrict x00, Index xrow_stride, Index
     for (Index o = 0; o < count; ++o) {
       T* yo = y + o * C;
       for (Index c = c0; c < C; ++c) yo[c] = bias ? bias[c] : T(0);
-      for (int t = 0; t < 9; ++t) {
+      for (int t = 0; t < 3 * R; ++t) {
         const T* xp = x00 + (t / 3) * xrow_stride + (t % 3) * C + o * S * C;
         const T* kp = k + t * C;
         for (Index c = c0; c < C; ++c) yo[c] += xp[c] * kp[c];
@@ -297,19 +299,28 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, Index M, const T* x, cons
           detail::tap_range(oh, g.stride_h, g.pad_top, g.dil_h, g.k_h, g.in_h, kh0, kh1);
           const Index ih0 = oh * g.stride_h - g.pad_top;  // input row of tap 0 (may be < 0)
           const T* ximg = x + n * g.in_h * xrow_stride;
-          // 3x3, M == 1, dilation 1, stride 1 or 2, all three rows inside: the interior pixels go through
-          // the register-blocked kernel, the border pixels through the general loop below.
+          // 3x3, M == 1, dilation 1, stride 1 or 2, two or three kernel rows inside (the top and
+          // bottom rows of a padded image have two): the interior pixels go through the
+          // register-blocked kernel, the border pixels through the general loop below.
           Index fast0 = 0, fast1 = 0;  // interior pixel range [fast0, fast1)
-          if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh0 == 0 &&
-              kh1 == 3) {
+          if (M == 1 && g.k_h == 3 && KW == 3 && g.dil_h == 1 && g.dil_w == 1 && g.stride_w <= 2 && kh1 - kh0 >= 2) {
             detail::interior_columns(g, fast0, fast1);
             if (fast1 > fast0) {
-              const T* x00 = ximg + ih0 * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+              const T* x00 = ximg + (ih0 + kh0) * xrow_stride + (fast0 * g.stride_w - g.pad_left) * C;
+              const T* k0 = kernel + kh0 * 3 * C;
               T* y0 = y + (r * g.out_w + fast0) * CM;
-              if (g.stride_w == 1)
-                detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
-              else
-                detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, kernel, bias, y0, fast1 - fast0, row_ep);
+              const Index count = fast1 - fast0;
+              if (kh1 - kh0 == 3) {
+                if (g.stride_w == 1)
+                  detail::dw3x3_row_interior<T, 1>(x00, xrow_stride, C, k0, bias, y0, count, row_ep);
+                else
+                  detail::dw3x3_row_interior<T, 2>(x00, xrow_stride, C, k0, bias, y0, count, row_ep);
+              } else {
+                if (g.stride_w == 1)
+                  detail::dw3x3_row_interior<T, 1, 2>(x00, xrow_stride, C, k0, bias, y0, count, row_ep);
+                else
+                  detail::dw3x3_row_interior<T, 2, 2>(x00, xrow_stride, C, k0, bias, y0, count, row_ep);
+              }
             }
           }
           for (Index ow = 0; ow < g.out_w; ++ow) {
