@@ -60,6 +60,32 @@ std::shared_ptr<Model<T>> small_net() {
   return std::make_shared<Model<T>>(in, x);
 }
 
+/// Largest |central difference - analytic| (relative to the largest difference) of the training-pass
+/// loss sum(w * m(x)) with respect to every step-th element of t (an input or a variable).
+double central_difference_error(Model<double>& m, const Tensor<double>& x, const Tensor<double>& w, Tensor<double>& t,
+                                const Tensor<double>& analytic, Index step) {
+  auto loss = [&] {
+    Tensor<double> y;
+    m.forward({&x}, y, true);
+    double s = 0;
+    for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
+    return s;
+  };
+  double diff = 0, scale = 1e-9;
+  for (Index i = 0; i < t.size(); i += step) {
+    const double old = t[i], eps = 1e-6;
+    t[i] = old + eps;
+    const double fp = loss();
+    t[i] = old - eps;
+    const double fm = loss();
+    t[i] = old;
+    const double num = (fp - fm) / (2 * eps);
+    diff = std::max(diff, std::abs(num - analytic[i]));
+    scale = std::max(scale, std::abs(num));
+  }
+  return diff / scale;
+}
+
 template <class T>
 Tensor<T> random_input(Shape s, std::uint64_t seed) {
   Random rng(seed);
@@ -203,27 +229,8 @@ TEST_CASE("Training with frozen BatchNormalization: fused conv -> BN -> ReLU cha
   }
   // and against central differences, through the fused path: d/dx and d/d(first kernel)
   m->graph().set_training_fusion(true);
-  auto loss = [&] {
-    Tensor<double> y;
-    m->forward({&x}, y, true);
-    double s = 0;
-    for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
-    return s;
-  };
   auto numeric = [&](Tensor<double>& t, const Tensor<double>& analytic, Index step) {
-    double diff = 0, scale = 1e-9;
-    for (Index i = 0; i < t.size(); i += step) {
-      const double old = t[i], eps = 1e-6;
-      t[i] = old + eps;
-      const double fp = loss();
-      t[i] = old - eps;
-      const double fm = loss();
-      t[i] = old;
-      const double num = (fp - fm) / (2 * eps);
-      diff = std::max(diff, std::abs(num - analytic[i]));
-      scale = std::max(scale, std::abs(num));
-    }
-    return diff / scale;
+    return central_difference_error(*m, x, w, t, analytic, step);
   };
   CHECK(numeric(x, gf[1], 5) < 1e-5);
   Tensor<double> dk0 = gf[2];
@@ -274,27 +281,8 @@ TEST_CASE("Training with batch statistics: BatchNormalization -> ReLU pairs equa
   }
   // and against central differences through the fused pairs: d/dx and d/d(first BN's gamma)
   m->graph().set_training_fusion(true);
-  auto loss = [&] {
-    Tensor<double> y;
-    m->forward({&x}, y, true);
-    double s = 0;
-    for (Index i = 0; i < y.size(); ++i) s += w[i] * y[i];
-    return s;
-  };
   auto numeric = [&](Tensor<double>& t, const Tensor<double>& analytic, Index step) {
-    double diff = 0, scale = 1e-9;
-    for (Index i = 0; i < t.size(); i += step) {
-      const double old = t[i], eps = 1e-6;
-      t[i] = old + eps;
-      const double fp = loss();
-      t[i] = old - eps;
-      const double fm = loss();
-      t[i] = old;
-      const double num = (fp - fm) / (2 * eps);
-      diff = std::max(diff, std::abs(num - analytic[i]));
-      scale = std::max(scale, std::abs(num));
-    }
-    return diff / scale;
+    return central_difference_error(*m, x, w, t, analytic, step);
   };
   CHECK(numeric(x, gf[1], 7) < 1e-5);
   std::size_t gamma_index = 0;  // the first BN's gamma among the trainable variables
