@@ -58,10 +58,14 @@ int main(int argc, char** argv) {
       {"top: dx Conv_1", false, true, 128, 320, 1280},
       {"top: dW Conv_1", true, false, 320, 1280, 128},
       {"top: dW project", true, false, 960, 160, 128},
+      {"top: dW project 272 rows", true, false, 960, 160, 272},
+      {"top: dW Conv_1 200 rows", true, false, 320, 1280, 200},
+      {"top: Conv_1 200 rows", false, false, 200, 1280, 320},
+      {"top: dW expand 272 rows", true, false, 160, 960, 272},
   };
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> U(-1, 1);
-  float* buf = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * ops::gk::kKc * ops::gk::kNc));
+  float* buf = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * ops::gk::kKcMax * ops::gk::kNc));
   std::printf("| shape | op | M | N | K | Eigen GFLOP/s | own | own prepacked | own / Eigen | prepacked / Eigen |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {

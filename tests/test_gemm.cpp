@@ -111,7 +111,7 @@ void check_shapes(double tol) {
           if constexpr (std::is_same_v<T, float>) {
             // the micro-kernel itself (also where gemm_block picks Eigen for this size)
             if (ops::gk::kGemmKernel) {
-              std::vector<float, Eigen::aligned_allocator<float>> buf(std::size_t(ops::gk::kKc * ops::gk::kNc));
+              std::vector<float, Eigen::aligned_allocator<float>> buf(std::size_t(ops::gk::kKcMax * ops::gk::kNc));
               auto C3 = C0;
               ops::gemm_kernel(ta, tb, M, N, K, float(alpha), A.data(), lda, B.data(), ldb, float(beta), C3.data(), N,
                                &ep, buf.data());
@@ -149,8 +149,10 @@ TEST_CASE("GEMM with fused epilogue matches a double reference on many shapes (d
 
 TEST_CASE("GEMM: K across several k-blocks, N across column blocks, M edge tiles", "[ops][gemm]") {
   keras::Random rng(5);
-  // K > kKc (k-blocks accumulate in C, the epilogue runs once after the last), N > kNc
-  for (auto [M, N, K] : {std::tuple<Index, Index, Index>{37, 1100, 600}, {130, 45, 513}, {5, 2049, 260}}) {
+  // K > kKc (k-blocks accumulate in C, the epilogue runs once after the last), N > kNc; a short
+  // k tail joins the block before it (513: 256 + 257; 320: one block; 600: 256 + 256 + 88)
+  for (auto [M, N, K] : {std::tuple<Index, Index, Index>{37, 1100, 600}, {130, 45, 513}, {5, 2049, 260},
+                         {29, 70, Index(ops::gk::kKcMax)}, {61, 40, Index(ops::gk::kKcMax) + 1}}) {
     auto A = random_vec<float>(M * K, rng), B = random_vec<float>(K * N, rng), C0 = random_vec<float>(M * N, rng);
     auto bias = random_vec<float>(N, rng);
     ops::GemmEpilogue<float> ep;

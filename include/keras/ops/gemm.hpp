@@ -65,7 +65,7 @@ template <class T>
 struct GemmPackBuffers {
   T* a = nullptr;
   T* b = nullptr;
-  float* panels = nullptr;  ///< the own kernel's B block (gk::kKc x gk::kNc floats; float builds with kGemmKernel)
+  float* panels = nullptr;  ///< the own kernel's B block (gk::kKcMax x gk::kNc floats; float builds with kGemmKernel)
   GemmPackBuffers() = default;
   GemmPackBuffers(GemmPackBuffers&& o) noexcept : a(o.a), b(o.b), panels(o.panels) {
     o.a = o.b = nullptr, o.panels = nullptr;
@@ -133,7 +133,7 @@ template <class T>
 inline void GemmPackBuffers<T>::ensure() {
   if (a) return;
   if constexpr (std::is_same_v<T, float> && gk::kGemmKernel)
-    panels = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * gk::kKc * gk::kNc));
+    panels = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * gk::kKcMax * gk::kNc));
   a = static_cast<T*>(
       Eigen::internal::aligned_malloc(sizeof(T) * ThreadBlocking<T>::kMaxKc * ThreadBlocking<T>::kMaxMc));
   b = static_cast<T*>(

@@ -104,6 +104,13 @@ inline constexpr int kNR = 2 * kPS;  ///< columns of a panel / micro-tile (two p
 #endif
 inline constexpr Index kKc = KERASCPP_GEMM_KC;  ///< k-block: a 12 x 256 A micro-panel is 12 KB (L1)
 inline constexpr Index kNc = 1024;              ///< columns per block of B: 256 x 1024 floats = 1 MB (L2)
+/// The longest k-block: a tail of up to kKc / 4 joins the block before it (K = 272 runs as one block
+/// of 272, not 256 + 16; K = 320 as one of 320): each k-block loads and stores all of C, which for
+/// a short tail costs more than its multiply-adds (the weight-gradient GEMMs of the top blocks).
+inline constexpr Index kKcMax = kKc + kKc / 4;
+/// Length of the k-block that starts at pc (a function of K alone: the same blocks, hence the same
+/// sums, on any thread count).
+inline Index k_block(Index pc, Index K) { return K - pc <= kKcMax ? K - pc : kKc; }
 
 /// Floats of a packed op(B) [K, N]: panels padded to kNR columns.
 inline Index packed_size(Index K, Index N) { return K * ((N + kNR - 1) / kNR * kNR); }
@@ -374,8 +381,8 @@ struct PackedB {
 /// 64-byte aligned) and returns the view. Panels are independent: threads may pack disjoint ranges.
 inline PackedB pack_b_panels(bool tb, Index K, Index N, const float* B, Index ldb, float* dst, Index p0, Index p1) {
   PackedB pb{dst, K, N, (N + gk::kNR - 1) / gk::kNR * gk::kNR};
-  for (Index pc = 0; pc < K; pc += gk::kKc) {
-    const Index kl = std::min(gk::kKc, K - pc);
+  for (Index pc = 0, kl = 0; pc < K; pc += kl) {
+    kl = gk::k_block(pc, K);
     for (Index p = p0; p < p1; ++p) {
       const Index j = p * gk::kNR;
       gk::pack_b(tb, B, ldb, pc, kl, j, std::min<Index>(gk::kNR, N - j), dst + pc * pb.npad + p * kl * gk::kNR);
@@ -398,8 +405,8 @@ inline void gemm_packed(bool ta, Index M, float alpha, const float* A, Index lda
   if (K <= 0) return gk::scale_only(M, n1 - n0, beta, C, ldc, ep);
   for (Index jc = n0; jc < n1; jc += gk::kNc) {
     const Index nc = std::min(gk::kNc, n1 - jc);
-    for (Index pc = 0; pc < K; pc += gk::kKc) {
-      const Index kl = std::min(gk::kKc, K - pc);
+    for (Index pc = 0, kl = 0; pc < K; pc += kl) {
+      kl = gk::k_block(pc, K);
       const bool first = pc == 0, last = pc + kl == K;
       gk::macro_kernel(ta, M, nc, kl, ta ? A + pc * lda : A + pc, lda, B.block(pc, kl, jc), alpha, first ? beta : 1.0f,
                        !first || beta != 0.0f, C + (jc - n0), ldc, last ? ep : nullptr, jc - n0);
@@ -408,7 +415,7 @@ inline void gemm_packed(bool ta, Index M, float alpha, const float* A, Index lda
 }
 
 /// C[M, N] = epilogue(alpha * op(A) * op(B) + beta * C) with the own kernel, packing B block by block
-/// into `buf` (gk::kKc * gk::kNc floats, aligned).
+/// into `buf` (gk::kKcMax * gk::kNc floats, aligned).
 inline void gemm_kernel(bool ta, bool tb, Index M, Index N, Index K, float alpha, const float* A, Index lda,
                         const float* B, Index ldb, float beta, float* C, Index ldc, const GemmEpilogue<float>* ep,
                         float* buf) {
@@ -417,8 +424,8 @@ inline void gemm_kernel(bool ta, bool tb, Index M, Index N, Index K, float alpha
   if (K <= 0) return gk::scale_only(M, N, beta, C, ldc, ep);
   for (Index jc = 0; jc < N; jc += gk::kNc) {
     const Index nc = std::min(gk::kNc, N - jc);
-    for (Index pc = 0; pc < K; pc += gk::kKc) {
-      const Index kl = std::min(gk::kKc, K - pc);
+    for (Index pc = 0, kl = 0; pc < K; pc += kl) {
+      kl = gk::k_block(pc, K);
       const bool first = pc == 0, last = pc + kl == K;
       gk::pack_b(tb, B, ldb, pc, kl, jc, nc, buf);
       gk::macro_kernel(ta, M, nc, kl, ta ? A + pc * lda : A + pc, lda, buf, alpha, first ? beta : 1.0f,
