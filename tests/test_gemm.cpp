@@ -151,8 +151,11 @@ TEST_CASE("GEMM: K across several k-blocks, N across column blocks, M edge tiles
   keras::Random rng(5);
   // K > kKc (k-blocks accumulate in C, the epilogue runs once after the last), N > kNc; a short
   // k tail joins the block before it (513: 256 + 257; 320: one block; 600: 256 + 256 + 88)
-  for (auto [M, N, K] : {std::tuple<Index, Index, Index>{37, 1100, 600}, {130, 45, 513}, {5, 2049, 260},
-                         {29, 70, Index(ops::gk::kKcMax)}, {61, 40, Index(ops::gk::kKcMax) + 1}}) {
+  for (auto [M, N, K] : {std::tuple<Index, Index, Index>{37, 1100, 600},
+                         {130, 45, 513},
+                         {5, 2049, 260},
+                         {29, 70, Index(ops::gk::kKcMax)},
+                         {61, 40, Index(ops::gk::kKcMax) + 1}}) {
     auto A = random_vec<float>(M * K, rng), B = random_vec<float>(K * N, rng), C0 = random_vec<float>(M * N, rng);
     auto bias = random_vec<float>(N, rng);
     ops::GemmEpilogue<float> ep;
