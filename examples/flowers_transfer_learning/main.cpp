@@ -75,6 +75,7 @@ struct Options {
   int fine_tune_epochs = 10;
   double fine_tune_lr = 1e-4;
   double label_smoothing = 0.1;  // of the fine-tuning stage
+  int fine_tune_warmup = 0;      // steps over which its learning rate rises linearly from 0
   bool flip = false;             // a RandomFlip("horizontal") layer first in the model
   int threads = 0;
   int report_photos = 30;
@@ -183,6 +184,10 @@ Options parse(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--fine-tune-lr", o.fine_tune_lr, "its Adam learning rate")
       ->check(number_in(0, 1e3, true))
+      ->capture_default_str();
+  app.add_option("--fine-tune-warmup", o.fine_tune_warmup,
+                 "steps over which its learning rate rises linearly from 0 (then constant)")
+      ->check(integer_at_least(0))
       ->capture_default_str();
   app.add_option("--label-smoothing", o.label_smoothing, "its label smoothing")
       ->check(number_in(0, 1))
@@ -502,7 +507,12 @@ int main(int argc, char** argv) try {
   // ---- stage 2: fine-tune the top of the base at a low learning rate ------------------------------------
   if (!o.fine_tune_from.empty()) {
     unfreeze_from(*base, o.fine_tune_from, o.verbose > 0);
-    model->compile(optimizers::Adam<float>({.learning_rate = o.fine_tune_lr}),
+    // a warmup: Keras's CosineDecay from 0 to the rate over the warmup steps, then alpha = 1 (constant)
+    optimizers::LearningRate lr = o.fine_tune_lr;
+    if (o.fine_tune_warmup > 0)
+      lr = optimizers::schedules::CosineDecay(
+          0.0, 1, {.alpha = 1.0, .warmup_target = o.fine_tune_lr, .warmup_steps = o.fine_tune_warmup});
+    model->compile(optimizers::Adam<float>({.learning_rate = lr}),
                    losses::CategoricalCrossentropy<float>({.label_smoothing = o.label_smoothing}), {"accuracy"});
     FitOptions<float> f2 = fo;
     f2.initial_epoch = o.epochs;
