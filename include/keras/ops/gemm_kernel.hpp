@@ -348,10 +348,26 @@ inline void macro_kernel(bool ta, Index M, Index n, Index kl, const float* A, In
   // prefetch of the next micro-panel, a share of its lines before each tile, made whole inference
   // passes 4-10% slower in CPU time at batch 8/32 on the AVX-512 machine: the hardware prefetcher
   // follows the kMR row streams, the prefetch instructions stalled on full fill buffers.)
+  //
+  // A transposed A (the weight-gradient GEMMs: op(A) = x^T, lda = the channels) is read as one
+  // kMR-wide slice of each of kl rows far apart: 48 bytes of each of up to 2 * kl cache lines,
+  // which the panels of B streaming through L1 evict. Its micro-panel is copied first into a
+  // contiguous k-major buffer (12 x kl floats, 12-15 KB), once for the whole sweep over the panels:
+  // the same products in the same order, so the same results.
+  alignas(64) float apack[kMR * kKcMax];
+  const bool pack_a = ta && n > kNR;
   for (Index ic = 0; ic < M; ic += kMR) {
     const int mr = static_cast<int>(std::min<Index>(kMR, M - ic));
+    if (pack_a) {
+      const float* src = A + ic;
+      for (Index k = 0; k < kl; ++k, src += lda) std::memcpy(apack + k * kMR, src, sizeof(float) * std::size_t(mr));
+    }
     for (Index jr = 0; jr < n; jr += kNR) {
       place_tile(t, ta, A, lda, Bblk, kl, C, ldc, ic, jr, n, j0);
+      if (pack_a) {
+        t.a = apack;
+        t.a_ks = kMR;
+      }
       run_tile(ta, mr, t);
     }
   }
