@@ -36,8 +36,9 @@ expect 2 "--seed: needs an integer, got 'x1'" --seed x1
 expect 2 "--recipee" --recipee codelab                                 # an unknown option
 expect 2 "--fine-tune-lr: needs a number, got 'nan'" --fine-tune-lr nan
 expect 2 "--recipe: fancy not in {default,codelab}" --recipe fancy          # an unknown recipe
+expect 2 "--fine-tune-warmup: needs an integer, got '1.5'" --fine-tune-warmup 1.5
 # good options get past parsing: the run stops at the missing photos (a runtime error, exit 1)
-expect 1 "no_photos" --epochs 3 --lr 1e-4 --head flatten --no-cache --quiet
+expect 1 "no_photos" --epochs 3 --lr 1e-4 --head flatten --no-cache --fine-tune-warmup 40 --quiet
 "$exe" --help >"$tmp/out" 2>"$tmp/err"; rc=$?
 if [ "$rc" -ne 0 ] || ! grep -q -- "--epochs" "$tmp/out" || ! grep -q -- "--fine-tune-lr" "$tmp/out" || ! grep -q "192" "$tmp/out"; then
   echo "FAIL: --help -> exit $rc"; cat "$tmp/out" "$tmp/err"; fail=1
