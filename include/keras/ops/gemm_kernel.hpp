@@ -3,11 +3,13 @@
 //   C[M, N] = epilogue(alpha * op(A) * op(B) + beta * C)      row-major, op = identity or transpose
 //
 // - B (the weights of a convolution) is packed into panels of kNR columns (kNR = 2 packets: 32 floats
-//   with AVX-512, 16 with AVX2), k-major inside a panel, K cut into blocks of kKc. Callers pack it
-//   once (PackedB, e.g. per call of a convolution, shared by all its blocks), or gemm_kernel packs
-//   each block into the calling thread's buffer.
-// - A is read in place: a row-major A (rows of pixels) as kMR row streams, a transposed one
-//   (op(A)[i, k] = A[k, i], the weight-gradient GEMMs) as contiguous kMR-wide slices of its rows.
+//   with AVX-512, 16 with AVX2), k-major inside a panel, K cut into blocks of kKc (a tail of up to
+//   kKc / 4 joins the last: gk::k_block). Callers pack it once (PackedB, e.g. per call of a
+//   convolution, shared by all its blocks), or gemm_kernel packs each block into the calling
+//   thread's buffer.
+// - A is read in place: a row-major A (rows of pixels) as kMR row streams; a transposed one
+//   (op(A)[i, k] = A[k, i], the weight-gradient GEMMs) has each micro-panel's kMR-wide slices of its
+//   rows copied into a contiguous buffer first (macro_kernel).
 //   A micro-panel (kMR x kKc, 12 KB) stays in L1 while the kernel sweeps the panels of B (L2); for
 //   few rows (late layers) the panels of B are the outer loop instead (each panel in L1 for all rows).
 // - The micro-kernel holds a kMR x kNR tile of C in registers (AVX-512: 12 x 32 = 24 zmm
