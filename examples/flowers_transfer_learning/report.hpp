@@ -94,7 +94,8 @@ inline std::vector<unsigned char> encode_jpeg(const std::uint8_t* rgb, int width
   auto sink = [](void* ctx, void* data, int size) {
     auto* v = static_cast<std::vector<unsigned char>*>(ctx);
     auto* b = static_cast<unsigned char*>(data);
-    v->insert(v->end(), b, b + size);
+    if (size > 0)
+      v->insert(v->end(), b, b + static_cast<std::size_t>(size));  // (size > 0: g++ 12's -Wstringop-overflow)
   };
   if (!stbi_write_jpg_to_func(sink, &out, width, height, 3, rgb, quality))
     throw std::runtime_error("report: JPEG encoding failed");

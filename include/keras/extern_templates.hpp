@@ -20,6 +20,9 @@
 #pragma once
 #include "all.hpp"
 
+/// Seen by headers outside all.hpp (testing/layer_check.hpp) that declare their own instances extern.
+#define KERASCPP_EXTERN_TEMPLATES 1
+
 // (clang-format leaves the tables below as written)
 // clang-format off
 
@@ -42,7 +45,12 @@
   X(layers::Conv2DTranspose<T>) X(layers::SeparableConv2D<T>) X(layers::LayerNormalization<T>)                        \
   X(layers::Normalization<T>) X(layers::UpSampling2D<T>) X(layers::Cropping2D<T>) X(layers::Resizing<T>)              \
   X(layers::Multiply<T>) X(layers::Subtract<T>) X(layers::Average<T>) X(layers::Maximum<T>) X(layers::Minimum<T>)  \
-  X(layers::Embedding<T>) X(layers::RecurrentBase<T>) X(layers::SimpleRNN<T>) X(layers::LSTM<T>) X(layers::GRU<T>)
+  X(layers::Embedding<T>) X(layers::RecurrentBase<T>) X(layers::SimpleRNN<T>) X(layers::LSTM<T>) X(layers::GRU<T>)  \
+  X(layers::detail::ElementwiseMerge<T, ::keras::layers::detail::MergeOp::Multiply>)                                      \
+  X(layers::detail::ElementwiseMerge<T, ::keras::layers::detail::MergeOp::Subtract>)                                      \
+  X(layers::detail::ElementwiseMerge<T, ::keras::layers::detail::MergeOp::Average>)                                       \
+  X(layers::detail::ElementwiseMerge<T, ::keras::layers::detail::MergeOp::Maximum>)                                       \
+  X(layers::detail::ElementwiseMerge<T, ::keras::layers::detail::MergeOp::Minimum>)
 #define KERASCPP_ENGINE_TEMPLATES(X, T)                                                                                \
   X(Model<T>) X(Sequential<T>) X(engine::Graph<T>) X(engine::Topology<T>) X(engine::Backprop<T>)                      \
   X(engine::Fusion<T>) X(engine::SlicedRunner<T>)
@@ -60,8 +68,11 @@
   X(metrics::ThresholdConfusion<T>) X(losses::Loss<T>) X(optimizers::Optimizer<T>) X(callbacks::Callback<T>)         \
   X(data::Dataset<T>)
 
-// The function templates of model files, .npy, MobileNetV2 and image datasets.
+// The function templates of model files, .npy, MobileNetV2 and image datasets, and the layer registry
+// (layers::registry<T>() creates every built-in layer from its config: each program that loads a
+// model or round-trips a config compiled all of them).
 #define KERASCPP_IO_TEMPLATES(X, T)                                                                                    \
+  X(::keras::layers::Registry<T>& layers::registry<T>())                                                             \
   X(std::shared_ptr<::keras::Model<T>> io::model_from_config<T>(const ::keras::json&))                                \
   X(std::shared_ptr<::keras::Model<T>> io::load_model<T>(const std::string&))                                          \
   X(void io::load_weights<T>(::keras::Model<T>&, const std::string&, bool))                                            \

@@ -87,6 +87,14 @@ class ThreadPool {
   /// a chunk threw (the chunks not started yet are then skipped). nchunks <= kMaxChunks.
   template <class F>
   void run(Index nchunks, int threads, F& body) {
+    run_erased(
+        nchunks, threads, [](void* ctx, Index chunk, int slot) { (*static_cast<F*>(ctx))(chunk, slot); },
+        static_cast<void*>(&body));
+  }
+
+  /// run() with the body as a function pointer and its context: the pool's logic is compiled once
+  /// per program, not once per loop body (a program has hundreds of parallel loops).
+  void run_erased(Index nchunks, int threads, void (*invoke)(void*, Index, int), void* ctx) {
     if (nchunks <= 0) return;
     threads = static_cast<int>(std::min<Index>(std::max(threads, 1), std::min<Index>(nchunks, kMaxThreads)));
     bool& inside = in_pool_region_flag();
@@ -99,12 +107,12 @@ class ThreadPool {
         bool v;
         ~Restore() { f = v; }
       } restore{inside, was};
-      for (Index k = 0; k < nchunks; ++k) body(k, 0);
+      for (Index k = 0; k < nchunks; ++k) invoke(ctx, k, 0);
       return;
     }
     ensure_workers(threads - 1);
-    invoke_ = [](void* ctx, Index chunk, int slot) { (*static_cast<F*>(ctx))(chunk, slot); };
-    ctx_ = static_cast<void*>(&body);
+    invoke_ = invoke;
+    ctx_ = ctx;
     error_ = nullptr;
     failed_.store(false, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);

@@ -189,11 +189,14 @@ struct ThreadsGuard {
 namespace detail {
 /// One run of check_layer: the layer, its inputs and what the checks share (the output shape,
 /// the loss weights w, the gradients from a zero start). One method per check, in the order
-/// check_layer runs them (the random draws depend on that order).
-class LayerChecker {
+/// check_layer runs them (the random draws depend on that order). A template only so that a
+/// project can compile it once (extern_templates.hpp declares it extern when that header comes first;
+/// KERASCPP_INSTANTIATE_TESTING() below defines it): it is most of the code of a layer test.
+template <class Unused = void>
+class LayerCheckerT {
  public:
   using L = layers::Layer<double>;
-  LayerChecker(L& layer, std::vector<Tensor<double>> inputs, const LayerCheckOptions& opt)
+  LayerCheckerT(L& layer, std::vector<Tensor<double>> inputs, const LayerCheckOptions& opt)
       : layer_(layer), inputs_(std::move(inputs)), opt_(opt), rng_(opt.seed) {
     r_.layer = "'" + layer.name() + "' (" + layer.class_name() + ")";
   }
@@ -432,7 +435,14 @@ class LayerChecker {
   std::vector<Variable<double>*> vars_;  ///< the trainable variables
   std::vector<Tensor<double>> dx_, g0_;  ///< input and variable gradients from a zero start
 };
+using LayerChecker = LayerCheckerT<>;
+// The checker compiled once per program (see extern_templates.hpp): one .cpp says
+// KERASCPP_INSTANTIATE_TESTING() at namespace scope, the others see this declaration.
+#ifdef KERASCPP_EXTERN_TEMPLATES
+extern template class LayerCheckerT<void>;
+#endif
 }  // namespace detail
+#define KERASCPP_INSTANTIATE_TESTING() template class ::keras::testing::detail::LayerCheckerT<void>;
 
 /// Runs the checks listed at the top of this file on `layer` (built here for the inputs' shapes
 /// with an unknown batch, unless already built) with the given inputs (batch dimension first).
